@@ -1,0 +1,106 @@
+"""Shared fixtures: users, JWT-authenticated API clients, the database guard."""
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import RefreshToken
+
+
+def pytest_sessionstart(session) -> None:
+    """Stop at once, with one line, when the test database server cannot be reached."""
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] != "django.db.backends.postgresql":
+        return
+    import psycopg
+
+    try:
+        psycopg.connect(
+            dbname="postgres",
+            user=db.get("USER") or None,
+            password=db.get("PASSWORD") or None,
+            host=db.get("HOST") or None,
+            port=db.get("PORT") or None,
+            connect_timeout=3,
+        ).close()
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        pytest.exit(
+            f"PostgreSQL is not reachable at {db.get('HOST')}:{db.get('PORT')} ({reason}). "
+            "Start it, or run the suite on SQLite: make test DATABASE_URL=sqlite:///test.sqlite3",
+            returncode=3,
+        )
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL (DATABASE_URL points elsewhere)")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    """Throttle counters live in the cache: every test starts with none."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+@pytest.fixture
+def make_user(django_user_model):
+    def make(username: str = "alice", *, password: str = "correct-horse-battery", **extra):
+        return django_user_model.objects.create_user(username=username, password=password, **extra)
+
+    return make
+
+
+@pytest.fixture
+def user(make_user):
+    return make_user("alice")
+
+
+@pytest.fixture
+def other_user(make_user):
+    return make_user("bob")
+
+
+@pytest.fixture
+def staff_user(make_user):
+    return make_user("carol", is_staff=True)
+
+
+def bearer_client(user) -> APIClient:
+    """An API client that sends a real access token minted for `user`."""
+    client = APIClient()
+    token = RefreshToken.for_user(user).access_token
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+@pytest.fixture
+def anon_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def api_client(user) -> APIClient:
+    return bearer_client(user)
+
+
+@pytest.fixture
+def other_client(other_user) -> APIClient:
+    return bearer_client(other_user)
+
+
+@pytest.fixture
+def staff_client(staff_user) -> APIClient:
+    return bearer_client(staff_user)

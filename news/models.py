@@ -1,0 +1,56 @@
+"""Posts and comments: the entities this service is the master system for."""
+
+from django.conf import settings
+from django.db import models
+
+from sync.recording import ChangeLoggedQuerySet
+
+
+class Post(models.Model):
+    user_id = models.IntegerField(help_text="Author id on the target system.")
+    title = models.CharField(max_length=256)
+    body = models.CharField(max_length=1024, blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="posts",
+        help_text="Who created it through the API; empty for imported rows.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ChangeLoggedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"Post {self.pk}: {self.title[:40]}"
+
+
+class Comment(models.Model):
+    # CASCADE runs in Python (not ON DELETE in SQL), so every deleted comment sends a signal.
+    post = models.ForeignKey(Post, on_delete=models.CASCADE, related_name="comments")
+    name = models.CharField(max_length=128)
+    email = models.EmailField(max_length=128)
+    body = models.CharField(max_length=1024, blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="comments",
+        help_text="Who created it through the API; empty for imported rows.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ChangeLoggedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"Comment {self.pk} on post {self.post_id}"

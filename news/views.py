@@ -1,0 +1,120 @@
+import json
+from itertools import islice
+
+from django.conf import settings
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, permissions, viewsets
+from rest_framework.exceptions import ValidationError
+from rest_framework.filters import OrderingFilter
+from rest_framework.utils.encoders import JSONEncoder
+
+from news.filters import CommentFilter, PostFilter
+from news.models import Comment, Post
+from news.permissions import IsOwnerOrStaffOrReadOnly
+from news.serializers import CommentSerializer, PostSerializer
+
+ALL_PARAMETER = OpenApiParameter(
+    "all",
+    OpenApiTypes.BOOL,
+    description="true: every matching row as a plain JSON array (streamed), without pagination.",
+)
+TRUE_VALUES = {"true", "1", "yes"}
+FALSE_VALUES = {"false", "0", "no", ""}
+
+
+class StreamAllMixin:
+    """`?all=true` answers with every matching row as one JSON array, streamed in chunks."""
+
+    stream_chunk_size = 1000
+
+    def list(self, request, *args, **kwargs):
+        if self.wants_all(request):
+            return self.stream_all(self.filter_queryset(self.get_queryset()))
+        return super().list(request, *args, **kwargs)
+
+    @staticmethod
+    def wants_all(request) -> bool:
+        value = request.query_params.get("all", "").strip().lower()
+        if value in TRUE_VALUES:
+            return True
+        if value in FALSE_VALUES:
+            return False
+        raise ValidationError({"all": ["Must be true or false."]})
+
+    def stream_all(self, queryset) -> StreamingHttpResponse:
+        serializer_class = self.get_serializer_class()
+        context = self.get_serializer_context()
+        chunk_size = self.stream_chunk_size
+
+        def chunks():
+            rows = queryset.iterator(chunk_size=chunk_size)
+            separator = "["
+            while chunk := list(islice(rows, chunk_size)):
+                data = serializer_class(chunk, many=True, context=context).data
+                yield separator + json.dumps(data, cls=JSONEncoder)[1:-1]
+                separator = ","
+            yield "[]" if separator == "[" else "]"
+
+        return StreamingHttpResponse(chunks(), content_type="application/json")
+
+
+@extend_schema_view(list=extend_schema(parameters=[ALL_PARAMETER]))
+class PostViewSet(StreamAllMixin, viewsets.ModelViewSet):
+    queryset = Post.objects.all()
+    serializer_class = PostSerializer
+    permission_classes = [permissions.IsAuthenticatedOrReadOnly, IsOwnerOrStaffOrReadOnly]
+    filterset_class = PostFilter
+    ordering_fields = ["id"]
+    ordering = ["id"]
+
+    def perform_create(self, serializer) -> None:
+        serializer.save(created_by=self.request.user, user_id=settings.NEWS_NEW_POST_USER_ID)
+
+
+@extend_schema_view(list=extend_schema(parameters=[ALL_PARAMETER]))
+class CommentViewSet(StreamAllMixin, viewsets.ModelViewSet):
+    queryset = Comment.objects.all()
+    serializer_class = CommentSerializer
+    permission_classes = [permissions.IsAuthenticatedOrReadOnly, IsOwnerOrStaffOrReadOnly]
+    filterset_class = CommentFilter
+    ordering_fields = ["id"]
+    ordering = ["id"]
+
+    def perform_create(self, serializer) -> None:
+        serializer.save(created_by=self.request.user)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List the comments of a post", parameters=[ALL_PARAMETER]),
+    create=extend_schema(summary="Add a comment to a post"),
+)
+class PostCommentViewSet(
+    StreamAllMixin, mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+):
+    serializer_class = CommentSerializer
+    permission_classes = [permissions.IsAuthenticatedOrReadOnly]
+    filter_backends = [OrderingFilter]
+    ordering_fields = ["id"]
+    ordering = ["id"]
+
+    def get_post(self) -> Post:
+        if not hasattr(self, "_post"):
+            self._post = get_object_or_404(Post, pk=self.kwargs["post_pk"])
+        return self._post
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Comment.objects.none()
+        return Comment.objects.filter(post=self.get_post())
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        if not getattr(self, "swagger_fake_view", False):
+            context["post"] = self.get_post()
+        return context
+
+    def perform_create(self, serializer) -> None:
+        serializer.save(created_by=self.request.user, post=self.get_post())

@@ -1,0 +1,23 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework_simplejwt.views import TokenRefreshView, TokenVerifyView
+
+from news_project import views
+from news_project.auth import ThrottledTokenObtainPairView
+
+urlpatterns = [
+    path("news/", include("news.urls")),
+    path("api/token/", ThrottledTokenObtainPairView.as_view(), name="token_obtain_pair"),
+    path("api/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
+    path("api/token/verify/", TokenVerifyView.as_view(), name="token_verify"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("health/", views.health, name="health"),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = "news_project.views.bad_request"
+handler403 = "news_project.views.permission_denied"
+handler404 = "news_project.views.not_found"
+handler500 = "news_project.views.server_error"

@@ -1,0 +1,33 @@
+"""Project-wide views: health check and JSON error pages for everything outside DRF."""
+
+from django.db import DatabaseError, connection, transaction
+from django.http import JsonResponse
+from django.views.decorators.http import require_GET
+
+
+@require_GET
+@transaction.non_atomic_requests
+def health(request):
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError:
+        return JsonResponse({"status": "error", "database": "unavailable"}, status=503)
+    return JsonResponse({"status": "ok", "database": "ok"})
+
+
+def not_found(request, exception=None):
+    return JsonResponse({"detail": "Not found."}, status=404)
+
+
+def server_error(request):
+    return JsonResponse({"detail": "Internal server error."}, status=500)
+
+
+def bad_request(request, exception=None):
+    return JsonResponse({"detail": "Bad request."}, status=400)
+
+
+def permission_denied(request, exception=None):
+    return JsonResponse({"detail": "Permission denied."}, status=403)

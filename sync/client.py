@@ -1,0 +1,253 @@
+"""The only module that speaks HTTP to the target (a JSONPlaceholder-compatible API)."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ProtocolError, ReadTimeoutError
+from urllib3.util.retry import Retry
+
+RESOURCES = ("posts", "comments")
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class TargetApiError(Exception):
+    """A call to the target failed; `status` is None when no HTTP answer arrived."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        body: str = "",
+        retry_after: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+        self.retry_after = retry_after
+
+    @property
+    def transient(self) -> bool:
+        """Worth trying again later: no answer, a server error or a rate limit."""
+        return self.status is None or self.status in TRANSIENT_STATUSES
+
+
+class RateLimiter:
+    """Spaces calls at least 1/max_rps seconds apart across threads; 0 means unlimited."""
+
+    def __init__(self, max_rps: float) -> None:
+        self.interval = 1.0 / max_rps if max_rps > 0 else 0.0
+        self._next_slot = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + self.interval
+        if slot > now:
+            time.sleep(slot - now)
+
+
+class TargetApiClient:
+    """Calls the target's /posts and /comments over one keep-alive session.
+
+    Idempotent calls (GET, PUT, DELETE) are retried by urllib3 on connection errors, timeouts,
+    5xx and 429, with capped exponential backoff, jitter and Retry-After. A POST is never
+    resent blindly: when its outcome is unknown, `create` first asks the target with a GET.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        timeout: float = 10.0,
+        retries: int = 4,
+        backoff_factor: float = 0.5,
+        backoff_max: float = 30.0,
+        max_rps: float = 0.0,
+        pool_size: int = 10,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff_factor = backoff_factor
+        self.backoff_max = backoff_max
+        self.rate_limiter = RateLimiter(max_rps)
+        self.session = requests.Session()
+        self.session.headers.update({"Accept": "application/json"})
+        retry = Retry(
+            total=retries,
+            connect=retries,
+            read=retries,
+            status=retries,
+            other=0,
+            allowed_methods=frozenset({"GET", "PUT", "DELETE", "HEAD"}),
+            status_forcelist=TRANSIENT_STATUSES,
+            backoff_factor=backoff_factor,
+            backoff_max=backoff_max,
+            backoff_jitter=backoff_factor,
+            respect_retry_after_header=True,
+            raise_on_status=False,
+        )
+        adapter = HTTPAdapter(max_retries=retry, pool_connections=1, pool_maxsize=pool_size)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> TargetApiClient:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # --- Calls ----------------------------------------------------------------------------------
+
+    def list(self, resource: str) -> list[dict[str, Any]]:
+        """Every record of a collection; the answer must be a JSON list of objects."""
+        data = self._json(self._request("GET", self._url(resource)))
+        if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+            raise TargetApiError(f"GET {self._url(resource)} did not answer with a JSON list")
+        return data
+
+    def get(self, resource: str, remote_id: int) -> dict[str, Any] | None:
+        """One record, or None when the target does not have it."""
+        response = self._request("GET", self._url(resource, remote_id), missing_ok=True)
+        return None if response.status_code == 404 else self._object(response)
+
+    def create(self, resource: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """POST a record (its `id` included); safe to call again after an unknown outcome.
+
+        When a POST may have reached the target without an answer (timeout, dropped
+        connection, 5xx), the record is looked up by id before the POST is sent again.
+        """
+        url = self._url(resource)
+        for attempt in range(self.retries + 1):
+            if attempt:
+                found = self.get(resource, payload["id"])
+                if found is not None:
+                    return found
+            try:
+                return self._object(self._request("POST", url, json=payload))
+            except TargetApiError as exc:
+                if not exc.transient or attempt == self.retries:
+                    raise
+                time.sleep(self._backoff(attempt, exc))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def update(self, resource: str, remote_id: int, payload: dict[str, Any]) -> dict | None:
+        """PUT the whole record; None when the target does not have it (404)."""
+        response = self._request(
+            "PUT", self._url(resource, remote_id), json=payload, missing_ok=True
+        )
+        return None if response.status_code == 404 else self._object(response)
+
+    def delete(self, resource: str, remote_id: int) -> bool:
+        """DELETE a record; False when the target did not have it (404), which is no failure."""
+        response = self._request("DELETE", self._url(resource, remote_id), missing_ok=True)
+        return response.status_code != 404
+
+    # --- Plumbing -------------------------------------------------------------------------------
+
+    def _url(self, resource: str, remote_id: int | None = None) -> str:
+        if resource not in RESOURCES:
+            raise ValueError(f"unknown resource {resource!r}")
+        return f"{self.base_url}/{resource}" + ("" if remote_id is None else f"/{remote_id}")
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        missing_ok: bool = False,
+    ) -> requests.Response:
+        self.rate_limiter.wait()
+        try:
+            response = self.session.request(method, url, json=json, timeout=self.timeout)
+        except requests.Timeout:
+            raise TargetApiError(f"{method} {url}: no answer within {self.timeout:g} s") from None
+        except requests.ConnectionError as exc:
+            if isinstance(_cause(exc), ReadTimeoutError):
+                raise TargetApiError(
+                    f"{method} {url}: no answer within {self.timeout:g} s"
+                ) from None
+            raise TargetApiError(f"{method} {url}: connection failed ({_reason(exc)})") from None
+        except requests.RequestException as exc:
+            raise TargetApiError(f"{method} {url}: {_reason(exc)}") from None
+        if response.status_code == 404 and missing_ok:
+            return response
+        if not 200 <= response.status_code < 300:
+            body = response.text[:500]
+            raise TargetApiError(
+                f"{method} {url}: HTTP {response.status_code} {response.reason or ''}".rstrip()
+                + (f": {body[:200]}" if body else ""),
+                status=response.status_code,
+                body=body,
+                retry_after=response.headers.get("Retry-After"),
+            )
+        return response
+
+    def _json(self, response: requests.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            request = response.request
+            raise TargetApiError(
+                f"{request.method} {request.url}: the answer is not JSON",
+                status=response.status_code,
+                body=response.text[:500],
+            ) from None
+
+    def _object(self, response: requests.Response) -> dict[str, Any]:
+        if not response.content.strip():
+            return {}
+        data = self._json(response)
+        return data if isinstance(data, dict) else {}
+
+    def _backoff(self, attempt: int, exc: TargetApiError) -> float:
+        retry_after = _retry_after(exc)
+        if retry_after is not None:
+            return min(retry_after, self.backoff_max)
+        delay = min(self.backoff_max, self.backoff_factor * (2**attempt))
+        return delay + random.uniform(0, self.backoff_factor)
+
+
+def _retry_after(exc: TargetApiError) -> float | None:
+    """Seconds the target asked us to wait (Retry-After as seconds or an HTTP date)."""
+    if exc.retry_after is None:
+        return None
+    try:
+        return max(0.0, float(exc.retry_after))
+    except ValueError:
+        try:
+            return max(0.0, parsedate_to_datetime(exc.retry_after).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+def _cause(exc: Exception) -> BaseException:
+    """The innermost cause of a requests error, without urllib3's wrapping."""
+    cause = exc.args[0] if exc.args else exc
+    cause = getattr(cause, "reason", cause)  # urllib3's MaxRetryError wraps the last error
+    if isinstance(cause, ProtocolError) and len(cause.args) > 1:
+        cause = cause.args[1]
+    return cause
+
+
+def _reason(exc: Exception) -> str:
+    cause = _cause(exc)
+    text = str(cause)
+    # NewConnectionError reads "<HTTPConnection object at 0x...>: Failed to establish ...".
+    return text.split(">: ", 1)[-1] or type(cause).__name__

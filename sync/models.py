@@ -1,0 +1,117 @@
+"""The change log and the state the synchronisation keeps between runs."""
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class EventType(models.TextChoices):
+    CREATED = "CREATED", "created"
+    UPDATED = "UPDATED", "updated"
+    DELETED = "DELETED", "deleted"
+
+
+class ModelEventQuerySet(models.QuerySet):
+    def pending(self) -> "ModelEventQuerySet":
+        return self.filter(synced_at__isnull=True)
+
+    def synced(self) -> "ModelEventQuerySet":
+        return self.filter(synced_at__isnull=False)
+
+
+class ModelEvent(models.Model):
+    """One create, update or delete of a tracked row; pending until `synced_at` is set."""
+
+    id = models.BigAutoField(primary_key=True)
+    entity_table = models.CharField(max_length=63, help_text="Database table, e.g. news_post.")
+    entity_pk = models.BigIntegerField()
+    type = models.CharField(max_length=7, choices=EventType.choices)
+    logged_at = models.DateTimeField(default=timezone.now)
+    synced_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ModelEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            # "Pending events in id order": a partial index holds only the rows not yet synced.
+            models.Index(
+                fields=["entity_table", "id"],
+                condition=Q(synced_at__isnull=True),
+                name="sync_event_pending_idx",
+            ),
+            models.Index(fields=["entity_table", "entity_pk"], name="sync_event_entity_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.entity_table}#{self.entity_pk}"
+
+
+class EntitySyncState(models.Model):
+    """What the sync knows about one entity on the target beyond its pending events."""
+
+    entity_table = models.CharField(max_length=63)
+    entity_pk = models.BigIntegerField()
+    remote_id = models.BigIntegerField(
+        null=True, blank=True, help_text="The entity's id on the target, when it differs."
+    )
+    create_unconfirmed = models.BooleanField(
+        default=False,
+        help_text="A create was sent but never answered: check with a GET before resending.",
+    )
+    attempts = models.PositiveIntegerField(
+        default=0, help_text="Runs in a row whose call for this entity failed."
+    )
+    last_error = models.TextField(blank=True)
+    last_failed_at = models.DateTimeField(null=True, blank=True)
+    parked_at = models.DateTimeField(
+        null=True, blank=True, help_text="Given up after SYNC_MAX_ATTEMPTS; a new change retries."
+    )
+    parked_event_id = models.BigIntegerField(
+        null=True, blank=True, help_text="Newest pending event when the entity was parked."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["entity_table", "entity_pk"], name="sync_state_unique_entity"
+            )
+        ]
+        verbose_name = "entity sync state"
+
+    def __str__(self) -> str:
+        return f"{self.entity_table}#{self.entity_pk}"
+
+
+class SyncRun(models.Model):
+    """One run of sync_changes, kept as history for operators."""
+
+    class Mode(models.TextChoices):
+        INCREMENTAL = "incremental", "incremental"
+        FULL = "full", "full"
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "running"
+        SUCCEEDED = "succeeded", "succeeded"
+        PARTIAL = "partial", "some entities failed"
+        FAILED = "failed", "failed"
+
+    mode = models.CharField(max_length=11, choices=Mode.choices, default=Mode.INCREMENTAL)
+    dry_run = models.BooleanField(default=False)
+    status = models.CharField(max_length=9, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    events_pending = models.PositiveIntegerField(default=0)
+    calls_created = models.PositiveIntegerField(default=0)
+    calls_updated = models.PositiveIntegerField(default=0)
+    calls_deleted = models.PositiveIntegerField(default=0)
+    entities_synced = models.PositiveIntegerField(default=0)
+    entities_failed = models.PositiveIntegerField(default=0)
+    error_summary = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.mode} run {self.pk} ({self.status})"
