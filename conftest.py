@@ -1,4 +1,6 @@
-"""Shared fixtures: users, JWT-authenticated API clients, the database guard."""
+"""Shared fixtures: users, JWT-authenticated API clients, the fake target, the database guard."""
+
+import sys
 
 import pytest
 from django.conf import settings
@@ -8,11 +10,11 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 
-def pytest_sessionstart(session) -> None:
+def pytest_cmdline_main(config) -> int | None:
     """Stop at once, with one line, when the test database server cannot be reached."""
     db = settings.DATABASES["default"]
-    if db["ENGINE"] != "django.db.backends.postgresql":
-        return
+    if config.option.help or db["ENGINE"] != "django.db.backends.postgresql":
+        return None
     import psycopg
 
     try:
@@ -26,11 +28,13 @@ def pytest_sessionstart(session) -> None:
         ).close()
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        pytest.exit(
+        # Returning an exit code here stops pytest before it prints anything else.
+        sys.stderr.write(
             f"PostgreSQL is not reachable at {db.get('HOST')}:{db.get('PORT')} ({reason}). "
-            "Start it, or run the suite on SQLite: make test DATABASE_URL=sqlite:///test.sqlite3",
-            returncode=3,
+            "Start it, or run the suite on SQLite: make test DATABASE_URL=sqlite:///test.sqlite3\n"
         )
+        return 3
+    return None
 
 
 def pytest_collection_modifyitems(config, items) -> None:
@@ -48,6 +52,12 @@ def _clear_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """A real hash costs 0.3 s a user; the suite checks access rules, not hash strength."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
@@ -104,3 +114,23 @@ def other_client(other_user) -> APIClient:
 @pytest.fixture
 def staff_client(staff_user) -> APIClient:
     return bearer_client(staff_user)
+
+
+@pytest.fixture
+def fake_target():
+    """A JSONPlaceholder-like server on 127.0.0.1 (a free port), empty; see sync.fake_target."""
+    from sync.fake_target import FakeTarget
+
+    with FakeTarget() as server:
+        yield server
+
+
+@pytest.fixture
+def target_client(fake_target):
+    """A TargetApiClient for the fake target that gives up fast: short timeout, tiny backoff."""
+    from sync.client import TargetApiClient
+
+    with TargetApiClient(
+        base_url=fake_target.url, timeout=2.0, retries=2, backoff_factor=0.01, backoff_max=0.02
+    ) as client:
+        yield client

@@ -1,4 +1,3 @@
-import json
 from itertools import islice
 
 from django.conf import settings
@@ -9,17 +8,23 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import mixins, permissions, viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.filters import OrderingFilter
-from rest_framework.utils.encoders import JSONEncoder
+from rest_framework.renderers import JSONRenderer
 
 from news.filters import CommentFilter, PostFilter
 from news.models import Comment, Post
 from news.permissions import IsOwnerOrStaffOrReadOnly
-from news.serializers import CommentSerializer, PostSerializer
+from news.serializers import CommentSerializer, NewCommentSerializer, PostSerializer
 
 ALL_PARAMETER = OpenApiParameter(
     "all",
     OpenApiTypes.BOOL,
-    description="true: every matching row as a plain JSON array (streamed), without pagination.",
+    description=(
+        "true: every matching row as a plain JSON array (streamed) instead of a page; "
+        "filters and ordering still apply."
+    ),
+)
+POST_PK_PARAMETER = OpenApiParameter(
+    "post_pk", OpenApiTypes.INT, OpenApiParameter.PATH, description="The post's id."
 )
 TRUE_VALUES = {"true", "1", "yes"}
 FALSE_VALUES = {"false", "0", "no", ""}
@@ -48,21 +53,25 @@ class StreamAllMixin:
         serializer_class = self.get_serializer_class()
         context = self.get_serializer_context()
         chunk_size = self.stream_chunk_size
+        renderer = JSONRenderer()
 
         def chunks():
+            # A server-side cursor and one serialised chunk at a time keep memory flat.
             rows = queryset.iterator(chunk_size=chunk_size)
-            separator = "["
+            separator = b"["
             while chunk := list(islice(rows, chunk_size)):
                 data = serializer_class(chunk, many=True, context=context).data
-                yield separator + json.dumps(data, cls=JSONEncoder)[1:-1]
-                separator = ","
-            yield "[]" if separator == "[" else "]"
+                yield separator + renderer.render(data)[1:-1]
+                separator = b","
+            yield b"[]" if separator == b"[" else b"]"
 
         return StreamingHttpResponse(chunks(), content_type="application/json")
 
 
 @extend_schema_view(list=extend_schema(parameters=[ALL_PARAMETER]))
 class PostViewSet(StreamAllMixin, viewsets.ModelViewSet):
+    """Posts: anyone reads; their creator or staff change them."""
+
     queryset = Post.objects.all()
     serializer_class = PostSerializer
     permission_classes = [permissions.IsAuthenticatedOrReadOnly, IsOwnerOrStaffOrReadOnly]
@@ -74,8 +83,13 @@ class PostViewSet(StreamAllMixin, viewsets.ModelViewSet):
         serializer.save(created_by=self.request.user, user_id=settings.NEWS_NEW_POST_USER_ID)
 
 
-@extend_schema_view(list=extend_schema(parameters=[ALL_PARAMETER]))
+@extend_schema_view(
+    list=extend_schema(parameters=[ALL_PARAMETER]),
+    create=extend_schema(request=NewCommentSerializer, responses={201: CommentSerializer}),
+)
 class CommentViewSet(StreamAllMixin, viewsets.ModelViewSet):
+    """Comments: anyone reads; their creator or staff change them."""
+
     queryset = Comment.objects.all()
     serializer_class = CommentSerializer
     permission_classes = [permissions.IsAuthenticatedOrReadOnly, IsOwnerOrStaffOrReadOnly]
@@ -83,22 +97,35 @@ class CommentViewSet(StreamAllMixin, viewsets.ModelViewSet):
     ordering_fields = ["id"]
     ordering = ["id"]
 
+    def get_serializer_class(self):
+        if self.action == "create":
+            return NewCommentSerializer
+        return CommentSerializer
+
     def perform_create(self, serializer) -> None:
         serializer.save(created_by=self.request.user)
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List the comments of a post", parameters=[ALL_PARAMETER]),
-    create=extend_schema(summary="Add a comment to a post"),
+    list=extend_schema(
+        summary="List the comments of a post", parameters=[POST_PK_PARAMETER, ALL_PARAMETER]
+    ),
+    create=extend_schema(summary="Add a comment to a post", parameters=[POST_PK_PARAMETER]),
 )
 class PostCommentViewSet(
     StreamAllMixin, mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
 ):
+    """The comments of one post; the post comes from the URL."""
+
     serializer_class = CommentSerializer
     permission_classes = [permissions.IsAuthenticatedOrReadOnly]
     filter_backends = [OrderingFilter]
     ordering_fields = ["id"]
     ordering = ["id"]
+
+    def initial(self, request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)
+        self.get_post()  # an unknown post is a 404 whatever the body says
 
     def get_post(self) -> Post:
         if not hasattr(self, "_post"):
@@ -109,12 +136,6 @@ class PostCommentViewSet(
         if getattr(self, "swagger_fake_view", False):
             return Comment.objects.none()
         return Comment.objects.filter(post=self.get_post())
-
-    def get_serializer_context(self):
-        context = super().get_serializer_context()
-        if not getattr(self, "swagger_fake_view", False):
-            context["post"] = self.get_post()
-        return context
 
     def perform_create(self, serializer) -> None:
         serializer.save(created_by=self.request.user, post=self.get_post())

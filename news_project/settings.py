@@ -61,6 +61,17 @@ def env_url(name: str, default: str) -> str:
     return value
 
 
+def env_rate(name: str, default: str) -> str:
+    """A DRF throttle rate such as 10/min: a whole number, a slash, then s, m, h or d."""
+    value = os.environ.get(name, default).strip()
+    count, _, period = value.partition("/")
+    if not count.isdigit() or period[:1] not in {"s", "m", "h", "d"}:
+        raise ImproperlyConfigured(
+            f"{name} must be a rate such as 10/min or 100/hour, got {value!r}"
+        )
+    return value
+
+
 # --- Core ----------------------------------------------------------------------------------------
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
@@ -177,7 +188,9 @@ REST_FRAMEWORK = {
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_THROTTLE_RATES": {"token": os.environ.get("JWT_TOKEN_THROTTLE_RATE", "10/min")},
+    "DEFAULT_THROTTLE_RATES": {"token": env_rate("JWT_TOKEN_THROTTLE_RATE", "10/min")},
+    # Throttles count per client address; X-Forwarded-For is trusted only behind this many proxies.
+    "NUM_PROXIES": env_int("DJANGO_NUM_PROXIES", 0),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
@@ -195,7 +208,6 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
 }
 

@@ -2,12 +2,17 @@
 
 from django.db import DatabaseError, connection, transaction
 from django.http import JsonResponse
-from django.views.decorators.http import require_GET
 
 
-@require_GET
 @transaction.non_atomic_requests
 def health(request):
+    """Liveness and database check for load balancers and container orchestration."""
+    if request.method not in ("GET", "HEAD"):
+        return JsonResponse(
+            {"detail": f'Method "{request.method}" not allowed.'},
+            status=405,
+            headers={"Allow": "GET, HEAD"},
+        )
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")

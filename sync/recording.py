@@ -4,7 +4,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from django.db import models, transaction
+from django.db import connections, models, transaction
 
 from sync.models import EventType, ModelEvent
 
@@ -17,7 +17,11 @@ def is_recording() -> bool:
 
 @contextmanager
 def recording_disabled() -> Iterator[None]:
-    """Switch change recording off for this thread or task only (used by the initial import)."""
+    """Switch change recording off for this thread or task only (used by the initial import).
+
+    A ContextVar, not a global: a new thread starts with recording on, and an asyncio task sees
+    the value it was created with, so concurrent requests keep logging.
+    """
     token = _recording_enabled.set(False)
     try:
         yield
@@ -28,7 +32,7 @@ def recording_disabled() -> Iterator[None]:
 def record_events(
     model: type[models.Model], pks: Iterable[int], event_type: EventType, *, using: str
 ) -> None:
-    """Append one event per primary key, on the connection that made the change."""
+    """Append one event per primary key, in order, on the connection that made the change."""
     if not is_recording():
         return
     table = model._meta.db_table
@@ -41,50 +45,73 @@ def record_event(instance: models.Model, event_type: EventType, *, using: str) -
     record_events(type(instance), [instance.pk], event_type, using=using)
 
 
+def _batches(pks: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(pks), size):
+        yield pks[start : start + size]
+
+
 class ChangeLoggedQuerySet(models.QuerySet):
     """A QuerySet whose bulk writes leave one event per affected row, in the same transaction.
 
     `save()` and `delete()` (including `QuerySet.delete()` and cascades) are covered by the
-    post_save/post_delete receivers; these overrides close the paths that send no signals.
+    signal receivers; these overrides close the paths that send no signals. `bulk_update()`
+    needs no override: Django runs each of its batches through `update()` below.
     """
 
     def update(self, **kwargs) -> int:
-        if not is_recording():
+        query = self.query
+        if not is_recording() or query.is_sliced or query.distinct_fields or query.combinator:
+            # Off, or a query Django refuses to update: let Django do (or refuse) it.
             return super().update(**kwargs)
+        connection = connections[self.db]
+        rows = self.model._default_manager.db_manager(self.db)
         with transaction.atomic(using=self.db, savepoint=False):
-            # Lock the matching rows so the events name exactly the rows the UPDATE touches.
-            pks = list(self.select_for_update().order_by("pk").values_list("pk", flat=True))
+            # Lock the matching rows and update exactly those, so the events name the rows the
+            # UPDATE touched and not a row inserted meanwhile. The subquery keeps joins, DISTINCT
+            # and repeated rows (a filter across comments) out of the locking query.
+            pks = list(
+                rows.filter(pk__in=self.values("pk"))
+                .select_for_update()
+                .order_by("pk")
+                .values_list("pk", flat=True)
+            )
             if not pks:
                 return 0
-            rows = self.model._default_manager.db_manager(self.db).filter(pk__in=pks)
-            count = models.QuerySet.update(rows, **kwargs)
+            count = 0
+            for batch in _batches(pks, connection.ops.bulk_batch_size(["pk"], pks)):
+                count += models.QuerySet.update(rows.filter(pk__in=batch), **kwargs)
             record_events(self.model, pks, EventType.UPDATED, using=self.db)
         return count
 
     update.alters_data = True
 
-    def bulk_create(self, objs, *args, **kwargs):
+    def bulk_create(
+        self,
+        objs,
+        batch_size=None,
+        ignore_conflicts=False,
+        update_conflicts=False,
+        update_fields=None,
+        unique_fields=None,
+    ):
+        options = {
+            "batch_size": batch_size,
+            "ignore_conflicts": ignore_conflicts,
+            "update_conflicts": update_conflicts,
+            "update_fields": update_fields,
+            "unique_fields": unique_fields,
+        }
         if not is_recording():
-            return super().bulk_create(objs, *args, **kwargs)
-        if kwargs.get("ignore_conflicts") or kwargs.get("update_conflicts"):
+            return super().bulk_create(objs, **options)
+        if ignore_conflicts or update_conflicts:
             raise TypeError(
                 f"{self.model.__name__}.objects.bulk_create() with ignore_conflicts or "
-                "update_conflicts cannot say which rows it wrote, so it cannot be change-logged"
+                "update_conflicts cannot say which rows it wrote, so it cannot be change-logged; "
+                "create the rows one by one or inside recording_disabled()"
             )
         with transaction.atomic(using=self.db, savepoint=False):
-            created = super().bulk_create(objs, *args, **kwargs)
+            created = super().bulk_create(objs, **options)
             record_events(self.model, [obj.pk for obj in created], EventType.CREATED, using=self.db)
         return created
 
     bulk_create.alters_data = True
-
-    def bulk_update(self, objs, fields, *args, **kwargs) -> int:
-        if not is_recording():
-            return super().bulk_update(objs, fields, *args, **kwargs)
-        objs = list(objs)
-        with transaction.atomic(using=self.db, savepoint=False):
-            count = super().bulk_update(objs, fields, *args, **kwargs)
-            record_events(self.model, [obj.pk for obj in objs], EventType.UPDATED, using=self.db)
-        return count
-
-    bulk_update.alters_data = True

@@ -1,0 +1,460 @@
+"""The post endpoints: /news/posts/ and /news/posts/{id}/."""
+
+import json
+
+import pytest
+
+from news.models import Comment, Post
+from news.views import StreamAllMixin
+from sync.models import ModelEvent
+
+pytestmark = pytest.mark.django_db
+
+POSTS = "/news/posts/"
+POST_FIELDS = {"id", "user_id", "title", "body", "created_at", "updated_at"}
+
+
+def post_url(post_or_pk) -> str:
+    return f"{POSTS}{getattr(post_or_pk, 'pk', post_or_pk)}/"
+
+
+def create_posts(count: int, **fields) -> list[Post]:
+    fields.setdefault("user_id", 1)
+    return Post.objects.bulk_create(Post(title=f"Post {i}", **fields) for i in range(count))
+
+
+# --- Reading -------------------------------------------------------------------------------------
+
+
+def test_list_is_public_and_paginated(anon_client, make_post):
+    post = make_post(user_id=3, title="Hello", body="World")
+
+    response = anon_client.get(POSTS)
+
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["count"], body["next"], body["previous"]) == (1, None, None)
+    [item] = body["results"]
+    assert set(item) == POST_FIELDS
+    assert (item["id"], item["user_id"], item["title"], item["body"]) == (
+        post.pk,
+        3,
+        "Hello",
+        "World",
+    )
+
+
+def test_default_page_holds_twenty_posts(anon_client):
+    create_posts(25)
+
+    body = anon_client.get(POSTS).json()
+
+    assert body["count"] == 25
+    assert len(body["results"]) == 20
+    assert body["next"].endswith("/news/posts/?page=2")
+
+
+def test_page_and_page_size_walk_through_every_post(anon_client):
+    ids = [post.pk for post in create_posts(5)]
+
+    first = anon_client.get(POSTS, {"page_size": 2}).json()
+    last = anon_client.get(POSTS, {"page_size": 2, "page": 3}).json()
+
+    assert first["count"] == 5
+    assert [item["id"] for item in first["results"]] == ids[:2]
+    assert first["previous"] is None
+    assert "page=2" in first["next"] and "page_size=2" in first["next"]
+    assert [item["id"] for item in last["results"]] == ids[4:]
+    assert last["next"] is None
+    assert "page=2" in last["previous"]
+
+
+def test_page_size_is_capped_at_100(anon_client):
+    create_posts(101)
+
+    body = anon_client.get(POSTS, {"page_size": 1000}).json()
+
+    assert body["count"] == 101
+    assert len(body["results"]) == 100
+    assert body["next"] is not None
+
+
+def test_page_past_the_end_is_404(anon_client):
+    create_posts(3)
+
+    response = anon_client.get(POSTS, {"page": 2})
+
+    assert response.status_code == 404
+    assert "detail" in response.json()
+
+
+@pytest.mark.parametrize(("ordering", "reverse"), [("id", False), ("-id", True)])
+def test_ordering_by_id(anon_client, ordering, reverse):
+    ids = [post.pk for post in create_posts(4)]
+
+    body = anon_client.get(POSTS, {"ordering": ordering}).json()
+
+    assert [item["id"] for item in body["results"]] == sorted(ids, reverse=reverse)
+
+
+def test_filter_by_user_id(anon_client):
+    create_posts(2, user_id=1)
+    wanted = create_posts(3, user_id=2)
+
+    body = anon_client.get(POSTS, {"user_id": 2}).json()
+
+    assert body["count"] == 3
+    assert [item["id"] for item in body["results"]] == [post.pk for post in wanted]
+
+
+@pytest.mark.parametrize("value", ["abc", "1.5"])
+def test_filter_by_user_id_needs_a_whole_number(anon_client, value):
+    response = anon_client.get(POSTS, {"user_id": value})
+
+    assert response.status_code == 400
+    assert "user_id" in response.json()
+
+
+def test_filter_by_user_id_out_of_range_matches_nothing(anon_client):
+    create_posts(1)
+
+    response = anon_client.get(POSTS, {"user_id": 2**70})
+
+    assert response.status_code == 200
+    assert response.json()["count"] == 0
+
+
+def test_get_one_post(anon_client, make_post):
+    post = make_post(title="One")
+
+    response = anon_client.get(post_url(post))
+
+    assert response.status_code == 200
+    assert response.json()["id"] == post.pk
+    assert response.json()["title"] == "One"
+
+
+@pytest.mark.parametrize("pk", ["999999", "abc", str(2**70)])
+def test_unknown_post_is_404(anon_client, pk):
+    response = anon_client.get(post_url(pk))
+
+    assert response.status_code == 404
+    assert "detail" in response.json()
+
+
+# --- ?all=true -----------------------------------------------------------------------------------
+
+
+def test_all_true_streams_every_post_as_a_plain_array(anon_client, streamed_json):
+    ids = [post.pk for post in create_posts(45)]
+
+    response = anon_client.get(POSTS, {"all": "true"})
+
+    assert response.status_code == 200
+    body = streamed_json(response)
+    assert isinstance(body, list)
+    assert [item["id"] for item in body] == ids
+    assert set(body[0]) == POST_FIELDS
+
+
+def test_all_true_sends_the_rows_in_chunks(anon_client, monkeypatch):
+    monkeypatch.setattr(StreamAllMixin, "stream_chunk_size", 2)
+    ids = [post.pk for post in create_posts(5)]
+
+    response = anon_client.get(POSTS, {"all": "true"})
+    chunks = list(response.streaming_content)
+
+    assert len(chunks) == 4  # three chunks of at most two rows, then the closing bracket
+    assert [item["id"] for item in json.loads(b"".join(chunks))] == ids
+
+
+def test_all_true_on_an_empty_table_is_an_empty_array(anon_client, streamed_json):
+    response = anon_client.get(POSTS, {"all": "true"})
+
+    assert response.status_code == 200
+    assert streamed_json(response) == []
+
+
+def test_all_true_applies_filters_and_ordering(anon_client, streamed_json):
+    create_posts(3, user_id=1)
+    wanted = create_posts(3, user_id=2)
+
+    response = anon_client.get(POSTS, {"all": "true", "user_id": 2, "ordering": "-id"})
+
+    assert [item["id"] for item in streamed_json(response)] == [p.pk for p in reversed(wanted)]
+
+
+@pytest.mark.parametrize("value", ["false", "0", ""])
+def test_all_false_is_the_usual_page(anon_client, value):
+    create_posts(2)
+
+    response = anon_client.get(POSTS, {"all": value})
+
+    assert response.status_code == 200
+    assert response.json()["count"] == 2
+
+
+def test_all_with_an_invalid_value_is_400(anon_client):
+    response = anon_client.get(POSTS, {"all": "maybe"})
+
+    assert response.status_code == 400
+    assert "all" in response.json()
+
+
+def test_invalid_filter_with_all_true_is_400(anon_client):
+    response = anon_client.get(POSTS, {"all": "true", "user_id": "abc"})
+
+    assert response.status_code == 400
+    assert "user_id" in response.json()
+
+
+# --- Query counts --------------------------------------------------------------------------------
+
+
+def get_fully(client, url, params):
+    response = client.get(url, params)
+    assert response.status_code == 200
+    if response.streaming:
+        b"".join(response.streaming_content)
+
+
+# The user, the request's savepoint and its release, then a count and a page, or the one stream.
+@pytest.mark.parametrize(("params", "most"), [({}, 5), ({"all": "true"}, 4)])
+@pytest.mark.parametrize("page_size", [1, 100])
+def test_listing_posts_costs_the_same_queries_whatever_the_page_size(
+    api_client, django_assert_max_num_queries, params, most, page_size
+):
+    create_posts(120)
+
+    with django_assert_max_num_queries(most):
+        get_fully(api_client, POSTS, {**params, "page_size": page_size})
+
+
+# --- Creating ------------------------------------------------------------------------------------
+
+
+def test_create_post_is_201_with_user_id_from_the_setting(api_client, user, settings):
+    settings.NEWS_NEW_POST_USER_ID = 4242
+
+    response = api_client.post(POSTS, {"title": "New", "body": "Text"})
+
+    assert response.status_code == 201
+    body = response.json()
+    assert set(body) == POST_FIELDS
+    assert (body["user_id"], body["title"], body["body"]) == (4242, "New", "Text")
+    post = Post.objects.get(pk=body["id"])
+    assert (post.user_id, post.created_by, post.title) == (4242, user, "New")
+
+
+def test_new_posts_default_to_user_id_99999942(api_client):
+    response = api_client.post(POSTS, {"title": "New"})
+
+    assert response.json()["user_id"] == 99999942
+
+
+def test_create_ignores_a_user_id_sent_by_the_client(api_client, settings):
+    settings.NEWS_NEW_POST_USER_ID = 7
+
+    response = api_client.post(POSTS, {"title": "New", "user_id": 1})
+
+    assert response.status_code == 201
+    assert response.json()["user_id"] == 7
+    assert Post.objects.get().user_id == 7
+
+
+def test_body_is_optional_when_creating(api_client):
+    response = api_client.post(POSTS, {"title": "Only a title"})
+
+    assert response.status_code == 201
+    assert response.json()["body"] == ""
+
+
+def test_create_without_token_is_401_and_writes_nothing(anon_client):
+    response = anon_client.post(POSTS, {"title": "New"})
+
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert not Post.objects.exists()
+
+
+# --- Validation ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({}, "title"),
+        ({"title": ""}, "title"),
+        ({"title": "   "}, "title"),
+        ({"title": None}, "title"),
+        ({"title": "x" * 257}, "title"),
+        ({"title": "ok", "body": "x" * 1025}, "body"),
+        ({"title": "ok", "body": None}, "body"),
+    ],
+    ids=["missing", "empty", "blank", "null", "title-257", "body-1025", "body-null"],
+)
+def test_invalid_post_is_400_naming_the_field_and_writes_nothing(api_client, payload, field):
+    response = api_client.post(POSTS, payload)
+
+    assert response.status_code == 400
+    assert list(response.json()) == [field]
+    assert not Post.objects.exists()
+    assert not ModelEvent.objects.exists()
+
+
+def test_title_of_256_and_body_of_1024_characters_are_accepted(api_client):
+    response = api_client.post(POSTS, {"title": "t" * 256, "body": "b" * 1024})
+
+    assert response.status_code == 201
+    post = Post.objects.get()
+    assert (len(post.title), len(post.body)) == (256, 1024)
+
+
+@pytest.mark.parametrize("method", ["put", "patch"])
+def test_invalid_update_is_400_and_changes_nothing(api_client, user, make_post, method):
+    post = make_post(created_by=user, title="Before")
+    events_before = ModelEvent.objects.count()
+
+    response = getattr(api_client, method)(post_url(post), {"title": "x" * 257})
+
+    assert response.status_code == 400
+    assert "title" in response.json()
+    post.refresh_from_db()
+    assert post.title == "Before"
+    assert ModelEvent.objects.count() == events_before
+
+
+# --- Updating and deleting -----------------------------------------------------------------------
+
+
+def test_put_replaces_the_post(api_client, user, make_post):
+    post = make_post(created_by=user, user_id=5, title="Old", body="Old body")
+
+    response = api_client.put(post_url(post), {"title": "New", "body": "New body"})
+
+    assert response.status_code == 200
+    assert (response.json()["title"], response.json()["body"]) == ("New", "New body")
+    post.refresh_from_db()
+    assert (post.title, post.body, post.user_id) == ("New", "New body", 5)
+
+
+def test_put_is_a_full_update(api_client, user, make_post):
+    post = make_post(created_by=user, title="Old", body="Old body")
+
+    without_title = api_client.put(post_url(post), {"body": "New body"})
+    without_body = api_client.put(post_url(post), {"title": "New"})
+
+    assert without_title.status_code == 400
+    assert "title" in without_title.json()
+    assert without_body.status_code == 200
+    post.refresh_from_db()
+    assert (post.title, post.body) == ("New", "")
+
+
+def test_patch_changes_only_the_fields_sent(api_client, user, make_post):
+    post = make_post(created_by=user, title="Old", body="Kept")
+
+    response = api_client.patch(post_url(post), {"title": "New"})
+
+    assert response.status_code == 200
+    post.refresh_from_db()
+    assert (post.title, post.body) == ("New", "Kept")
+
+
+def test_user_id_cannot_be_changed(api_client, user, make_post):
+    post = make_post(created_by=user, user_id=5)
+
+    response = api_client.patch(post_url(post), {"user_id": 6, "title": "New"})
+
+    assert response.status_code == 200
+    assert response.json()["user_id"] == 5
+    post.refresh_from_db()
+    assert post.user_id == 5
+
+
+def test_delete_removes_the_post_and_its_comments(api_client, user, make_post, make_comment):
+    post = make_post(created_by=user)
+    make_comment(post)
+    make_comment(post)
+
+    response = api_client.delete(post_url(post))
+
+    assert response.status_code == 204
+    assert not Post.objects.filter(pk=post.pk).exists()
+    assert not Comment.objects.exists()
+    assert api_client.get(post_url(post)).status_code == 404
+
+
+@pytest.mark.parametrize("method", ["put", "patch", "delete"])
+def test_writing_an_unknown_post_is_404(api_client, method):
+    response = getattr(api_client, method)(post_url(999999), {"title": "x"})
+
+    assert response.status_code == 404
+
+
+# --- Who may change a post -----------------------------------------------------------------------
+
+WRITES = [("put", 200), ("patch", 200), ("delete", 204)]
+
+
+@pytest.mark.parametrize(("method", "status"), WRITES)
+def test_owner_may_change_their_post(api_client, user, make_post, method, status):
+    post = make_post(created_by=user)
+
+    response = getattr(api_client, method)(post_url(post), {"title": "Changed"})
+
+    assert response.status_code == status
+
+
+@pytest.mark.parametrize(("method", "status"), WRITES)
+def test_staff_may_change_anyones_post(staff_client, user, make_post, method, status):
+    post = make_post(created_by=user)
+
+    response = getattr(staff_client, method)(post_url(post), {"title": "Changed"})
+
+    assert response.status_code == status
+
+
+@pytest.mark.parametrize(("method", "status"), WRITES)
+def test_staff_may_change_imported_posts(staff_client, make_post, method, status):
+    post = make_post(created_by=None)
+
+    response = getattr(staff_client, method)(post_url(post), {"title": "Changed"})
+
+    assert response.status_code == status
+
+
+@pytest.mark.parametrize("method", ["put", "patch", "delete"])
+def test_other_user_gets_403_and_the_post_is_unchanged(other_client, user, make_post, method):
+    post = make_post(created_by=user, title="Mine")
+
+    response = getattr(other_client, method)(post_url(post), {"title": "Taken"})
+
+    assert response.status_code == 403
+    assert "detail" in response.json()
+    post.refresh_from_db()
+    assert post.title == "Mine"
+
+
+@pytest.mark.parametrize("method", ["put", "patch", "delete"])
+def test_imported_post_is_403_for_a_regular_user(api_client, make_post, method):
+    post = make_post(created_by=None, title="Imported")
+
+    response = getattr(api_client, method)(post_url(post), {"title": "Taken"})
+
+    assert response.status_code == 403
+    post.refresh_from_db()
+    assert post.title == "Imported"
+
+
+@pytest.mark.parametrize("method", ["put", "patch", "delete"])
+def test_anonymous_write_is_401_with_www_authenticate(anon_client, user, make_post, method):
+    post = make_post(created_by=user, title="Mine")
+
+    response = getattr(anon_client, method)(post_url(post), {"title": "Taken"})
+
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == 'Bearer realm="api"'
+    assert "detail" in response.json()
+    post.refresh_from_db()
+    assert post.title == "Mine"

@@ -1,0 +1,190 @@
+"""Turns pending change events into the fewest calls to the target, in a safe order.
+
+Pure code: events and target snapshots in, ordered calls out. No ORM, no HTTP, no settings.
+
+Merge rules for the pending events of one entity (oldest first):
+
+- it did not exist on the target before (first event CREATED) and exists now -> one POST;
+- it existed before and exists now (only updates)                            -> one PUT;
+- it existed before and is deleted now                                       -> one DELETE;
+- created since the last sync and deleted again                              -> no call.
+
+An entity whose earlier POST may have reached the target without an answer ("maybe on target")
+is treated as existing when it is deleted again, so its possible copy is deleted too.
+
+Order: post creates, post updates, comment creates, comment updates, comment deletes, post
+deletes. A comment is created after its post, and deleted before it; calls within one phase are
+independent of each other and may run in parallel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+
+
+class Kind(StrEnum):
+    POST = "post"
+    COMMENT = "comment"
+
+    @property
+    def resource(self) -> str:
+        """The target's collection for this kind: /posts or /comments."""
+        return f"{self.value}s"
+
+
+class Op(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+    @property
+    def method(self) -> str:
+        return {"create": "POST", "update": "PUT", "delete": "DELETE"}[self.value]
+
+
+class EventType(StrEnum):
+    CREATED = "CREATED"
+    UPDATED = "UPDATED"
+    DELETED = "DELETED"
+
+
+class Phase(IntEnum):
+    """The order in which calls are sent; a phase starts when the previous one has finished."""
+
+    POST_CREATE = 1
+    POST_UPDATE = 2
+    COMMENT_CREATE = 3
+    COMMENT_UPDATE = 4
+    COMMENT_DELETE = 5
+    POST_DELETE = 6
+
+
+PHASES: dict[tuple[Kind, Op], Phase] = {
+    (Kind.POST, Op.CREATE): Phase.POST_CREATE,
+    (Kind.POST, Op.UPDATE): Phase.POST_UPDATE,
+    (Kind.COMMENT, Op.CREATE): Phase.COMMENT_CREATE,
+    (Kind.COMMENT, Op.UPDATE): Phase.COMMENT_UPDATE,
+    (Kind.COMMENT, Op.DELETE): Phase.COMMENT_DELETE,
+    (Kind.POST, Op.DELETE): Phase.POST_DELETE,
+}
+
+
+@dataclass(frozen=True, order=True)
+class EntityKey:
+    kind: Kind
+    pk: int
+
+    def __str__(self) -> str:
+        return f"{self.kind.value} {self.pk}"
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    key: EntityKey
+    type: EventType
+
+
+@dataclass(frozen=True)
+class Call:
+    """One HTTP call for one entity, and the events it settles once it has succeeded."""
+
+    op: Op
+    key: EntityKey
+    event_ids: tuple[int, ...] = ()
+
+    @property
+    def phase(self) -> Phase:
+        return PHASES[(self.key.kind, self.op)]
+
+    def __str__(self) -> str:
+        return f"{self.op.method} {self.key}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    calls: tuple[Call, ...]
+    # Events that need no call at all (created and deleted again between two syncs).
+    settled_event_ids: tuple[int, ...] = ()
+
+    def by_phase(self) -> list[tuple[Phase, tuple[Call, ...]]]:
+        """The calls grouped by phase, in sending order; empty phases left out."""
+        groups: dict[Phase, list[Call]] = {}
+        for call in self.calls:
+            groups.setdefault(call.phase, []).append(call)
+        return [(phase, tuple(groups[phase])) for phase in sorted(groups)]
+
+    def count(self, op: Op) -> int:
+        return sum(1 for call in self.calls if call.op is op)
+
+
+@dataclass(frozen=True)
+class EntityHistory:
+    """The pending events of one entity, oldest first."""
+
+    key: EntityKey
+    events: tuple[Event, ...] = field(default_factory=tuple)
+
+    def merged_op(self, *, maybe_on_target: bool = False) -> Op | None:
+        """The single call that brings the target from before the first event to after the last."""
+        existed_before = self.events[0].type is not EventType.CREATED or maybe_on_target
+        exists_after = self.events[-1].type is not EventType.DELETED
+        if exists_after:
+            # A create whose POST may already have landed is still sent as a create: the
+            # delivery looks for the copy first and updates it instead of creating twice.
+            return Op.CREATE if self.events[0].type is EventType.CREATED else Op.UPDATE
+        return Op.DELETE if existed_before else None
+
+
+def group_events(events: Iterable[Event]) -> list[EntityHistory]:
+    """Pending events grouped per entity, each group oldest first, groups by first event."""
+    grouped: dict[EntityKey, list[Event]] = {}
+    for event in sorted(events, key=lambda e: e.id):
+        grouped.setdefault(event.key, []).append(event)
+    return [EntityHistory(key, tuple(evts)) for key, evts in grouped.items()]
+
+
+def sort_calls(calls: Iterable[Call]) -> tuple[Call, ...]:
+    return tuple(sorted(calls, key=lambda call: (call.phase, call.key.pk)))
+
+
+def plan_calls(
+    events: Iterable[Event], *, maybe_on_target: frozenset[EntityKey] = frozenset()
+) -> Plan:
+    """Merge pending events into at most one call per entity, in sending order."""
+    calls: list[Call] = []
+    settled: list[int] = []
+    for history in group_events(events):
+        event_ids = tuple(event.id for event in history.events)
+        op = history.merged_op(maybe_on_target=history.key in maybe_on_target)
+        if op is None:
+            settled.extend(event_ids)
+        else:
+            calls.append(Call(op, history.key, event_ids))
+    return Plan(calls=sort_calls(calls), settled_event_ids=tuple(sorted(settled)))
+
+
+def plan_full(
+    local: Mapping[EntityKey, Mapping[str, object]],
+    remote: Mapping[EntityKey, Mapping[str, object]],
+) -> Plan:
+    """Calls that make the target's records (`remote`) equal to ours (`local`).
+
+    Both sides are keyed by the entity's id on the target and hold target-shaped payloads:
+    create what is missing, update what differs, delete what the target has extra.
+    """
+    calls = [Call(Op.CREATE, key) for key in local.keys() - remote.keys()]
+    calls += [
+        Call(Op.UPDATE, key)
+        for key in local.keys() & remote.keys()
+        if not payloads_equal(local[key], remote[key])
+    ]
+    calls += [Call(Op.DELETE, key) for key in remote.keys() - local.keys()]
+    return Plan(calls=sort_calls(calls))
+
+
+def payloads_equal(ours: Mapping[str, object], theirs: Mapping[str, object]) -> bool:
+    """Equal on every field we send; fields only the target has are ignored."""
+    return all(name in theirs and theirs[name] == value for name, value in ours.items())

@@ -1,0 +1,55 @@
+"""Looking after the change log: what is still pending, and pruning what has been synced."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Count, Min
+from django.utils import timezone
+
+from sync.models import ModelEvent
+
+
+@dataclass(frozen=True)
+class PendingGroup:
+    """Pending events of one table and type."""
+
+    entity_table: str
+    type: str
+    count: int
+    oldest_logged_at: datetime
+    oldest_age: timedelta
+
+
+def pending_summary(*, now: datetime | None = None) -> list[PendingGroup]:
+    """Pending events per table and type, with the age of the oldest, sorted by table and type."""
+    now = now or timezone.now()
+    rows = (
+        ModelEvent.objects.pending()
+        .order_by()
+        .values("entity_table", "type")
+        .annotate(count=Count("id"), oldest=Min("logged_at"))
+        .order_by("entity_table", "type")
+    )
+    return [
+        PendingGroup(
+            entity_table=row["entity_table"],
+            type=row["type"],
+            count=row["count"],
+            oldest_logged_at=row["oldest"],
+            oldest_age=max(now - row["oldest"], timedelta(0)),
+        )
+        for row in rows
+    ]
+
+
+def prune_events(*, older_than: timedelta, now: datetime | None = None) -> int:
+    """Delete synced events logged more than `older_than` ago; pending events are never touched.
+
+    The age is counted from `logged_at`, so the retention reads "keep N days of changes".
+    Returns how many events were deleted.
+    """
+    if older_than < timedelta(0):
+        raise ValueError(f"older_than must not be negative, got {older_than}")
+    cutoff = (now or timezone.now()) - older_than
+    deleted, _ = ModelEvent.objects.synced().filter(logged_at__lt=cutoff).delete()
+    return deleted

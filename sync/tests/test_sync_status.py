@@ -1,0 +1,102 @@
+"""manage.py sync_status: pending events per table and type, with the oldest one's age."""
+
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from news.models import Comment, Post
+from sync.management.commands.sync_status import format_age
+from sync.models import ModelEvent
+from sync.services.changelog import PendingGroup, pending_summary
+
+pytestmark = pytest.mark.django_db
+
+
+def run() -> str:
+    out = StringIO()
+    call_command("sync_status", stdout=out)
+    return out.getvalue()
+
+
+def make_event(
+    table: str, event_type: str, *, age: timedelta, synced: bool = False, now=None
+) -> None:
+    logged_at = (now or timezone.now()) - age
+    ModelEvent.objects.create(
+        entity_table=table,
+        entity_pk=1,
+        type=event_type,
+        logged_at=logged_at,
+        synced_at=logged_at if synced else None,
+    )
+
+
+def test_no_pending_events_says_so():
+    make_event("news_post", "CREATED", age=timedelta(days=3), synced=True)
+
+    assert run() == "Pending events\n  No pending events.\n"
+
+
+def test_prints_count_and_oldest_age_per_table_and_type():
+    make_event("news_post", "CREATED", age=timedelta(hours=5, minutes=3))
+    make_event("news_post", "CREATED", age=timedelta(minutes=2))
+    make_event("news_post", "DELETED", age=timedelta(days=2, hours=1))
+    make_event("news_comment", "UPDATED", age=timedelta(seconds=30))
+    make_event("news_post", "UPDATED", age=timedelta(days=9), synced=True)
+
+    lines = run().splitlines()
+
+    assert lines[0] == "Pending events"
+    assert lines[1].split() == ["table", "type", "count", "oldest"]
+    assert [line.split() for line in lines[2:]] == [
+        ["news_comment", "UPDATED", "1", "30s"],
+        ["news_post", "CREATED", "2", "5h", "03m"],
+        ["news_post", "DELETED", "1", "2d", "1h"],
+        ["total", "4", "2d", "1h"],
+    ]
+
+
+def test_counts_events_written_by_real_changes():
+    post = Post.objects.create(user_id=1, title="Hello")
+    Comment.objects.create(post=post, name="Ann", email="ann@example.com")
+    post.save()
+
+    output = run()
+
+    assert ModelEvent.objects.pending().count() == 3
+    assert [line.split()[:3] for line in output.splitlines()[2:]] == [
+        ["news_comment", "CREATED", "1"],
+        ["news_post", "CREATED", "1"],
+        ["news_post", "UPDATED", "1"],
+        ["total", "3", "0s"],
+    ]
+
+
+def test_pending_summary_returns_one_group_per_table_and_type():
+    now = timezone.now()
+    make_event("news_post", "CREATED", age=timedelta(minutes=10), now=now)
+    make_event("news_post", "CREATED", age=timedelta(minutes=20), now=now)
+
+    [group] = pending_summary(now=now)
+
+    assert isinstance(group, PendingGroup)
+    assert (group.entity_table, group.type, group.count) == ("news_post", "CREATED", 2)
+    assert group.oldest_age == timedelta(minutes=20)
+    assert group.oldest_logged_at == now - timedelta(minutes=20)
+
+
+@pytest.mark.parametrize(
+    ("age", "text"),
+    [
+        (timedelta(seconds=0), "0s"),
+        (timedelta(seconds=59), "59s"),
+        (timedelta(minutes=5, seconds=9), "5m 09s"),
+        (timedelta(hours=3, minutes=12, seconds=40), "3h 12m"),
+        (timedelta(days=2, hours=4, minutes=59), "2d 4h"),
+    ],
+)
+def test_ages_are_short_and_readable(age, text):
+    assert format_age(age) == text
