@@ -5,14 +5,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+RUN useradd --create-home --uid 10001 app
 WORKDIR /app
 
 COPY requirements.txt .
 RUN pip install -r requirements.txt
 
 COPY . .
-RUN DJANGO_SECRET_KEY=build-only python manage.py collectstatic --noinput \
-    && useradd --create-home --uid 10001 app
+# Admin and Swagger UI assets, served by WhiteNoise from /app/staticfiles.
+RUN DJANGO_SECRET_KEY=build-only python manage.py collectstatic --noinput
 
 USER app
 EXPOSE 8000

@@ -223,6 +223,7 @@ SYNC_MAX_RPS = env_float("SYNC_MAX_RPS", 10.0)
 SYNC_BATCH_SIZE = env_int("SYNC_BATCH_SIZE", 500, minimum=1)
 SYNC_MAX_ATTEMPTS = env_int("SYNC_MAX_ATTEMPTS", 5, minimum=1)
 SYNC_RETRIES = env_int("SYNC_RETRIES", 4)
+SYNC_BACKOFF_FACTOR = env_float("SYNC_BACKOFF_FACTOR", 0.5)
 SYNC_BACKOFF_MAX = env_float("SYNC_BACKOFF_MAX", 30.0)
 SYNC_LOCK_FILE = os.environ.get("SYNC_LOCK_FILE", str(BASE_DIR / ".sync_changes.lock"))
 
@@ -233,4 +234,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "WARNING")},
+    # urllib3 warns on every retry; the target client reports what finally failed, in one line.
+    "loggers": {"urllib3": {"level": "ERROR"}},
 }

@@ -217,11 +217,12 @@ class TargetApiClient:
         return data if isinstance(data, dict) else {}
 
     def _backoff(self, attempt: int, exc: TargetApiError) -> float:
+        """As urllib3 waits before the other retries: Retry-After, else capped backoff + jitter."""
         retry_after = _retry_after(exc)
         if retry_after is not None:
-            return min(retry_after, self.backoff_max)
-        delay = min(self.backoff_max, self.backoff_factor * (2**attempt))
-        return delay + random.uniform(0, self.backoff_factor)
+            return min(retry_after, Retry.DEFAULT_RETRY_AFTER_MAX)
+        delay = self.backoff_factor * (2**attempt) + random.uniform(0, self.backoff_factor)
+        return min(self.backoff_max, delay)
 
 
 def _retry_after(exc: TargetApiError) -> float | None:

@@ -16,10 +16,11 @@ Routes (JSON bodies, camelCase fields; posts `userId, id, title, body`, comments
     POST   /posts/{id}/comments creates a comment with that postId
     ...and the same for /comments (without the nested route and the cascade).
 
-As in json-server, a POST keeps the `id` it is sent and otherwise gets max(id) + 1. A duplicate id
-answers 500 `{"error": "Insert failed, duplicate id"}`. Stricter than json-server: ids must be
-JSON integers (400 otherwise) and a body must be a JSON object (400 otherwise). Record fields are
-not checked, as json-server does not check them.
+As in json-server, a POST keeps the `id` it is sent and otherwise gets max(id) + 1 (always, with
+`assign_ids=True`, like an API that picks its own ids). A duplicate id answers 500
+`{"error": "Insert failed, duplicate id"}`. Stricter than json-server: ids must be JSON integers
+(400 otherwise) and a body must be a JSON object (400 otherwise). Record fields are not checked,
+as json-server does not check them.
 
 State lives in `server.posts` and `server.comments` ({id: record}); every request is appended to
 `server.requests` (`connections_opened` and `max_in_flight` count connections and parallel
@@ -123,10 +124,12 @@ class FakeTarget:
         comments: list[Record] | None = None,
         latency: float = 0.0,
         seed: int = 0,
+        assign_ids: bool = False,
     ) -> None:
         self.host = host
         self.port = port
         self.latency = latency
+        self.assign_ids = assign_ids
         self.posts: dict[int, Record] = {}
         self.comments: dict[int, Record] = {}
         self.requests: list[RecordedRequest] = []
@@ -153,7 +156,7 @@ class FakeTarget:
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            kwargs={"poll_interval": 0.01},
             name=f"fake-target-{self.port}",
             daemon=True,
         )
@@ -423,12 +426,11 @@ class FakeTarget:
             return 200, {}
         return NOT_FOUND
 
-    @staticmethod
-    def _create(collection: dict[int, Record], body: Any) -> tuple[int, Any]:
+    def _create(self, collection: dict[int, Record], body: Any) -> tuple[int, Any]:
         if not isinstance(body, dict):
             return 400, {"error": "the body must be a JSON object"}
         record = dict(body)
-        if record.get("id") is None:
+        if self.assign_ids or record.get("id") is None:
             record["id"] = max(collection, default=0) + 1
         elif isinstance(record["id"], bool) or not isinstance(record["id"], int):
             return 400, {"error": "id must be an integer"}
@@ -466,6 +468,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "FakeTarget/1.0"
     timeout = 60  # an idle keep-alive connection is closed after this many seconds
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms stall
     server: _Server
 
     def setup(self) -> None:

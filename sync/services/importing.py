@@ -53,7 +53,7 @@ class RecordProblem:
     message: str
 
     def __str__(self) -> str:
-        if isinstance(self.record_id, int) and not isinstance(self.record_id, bool):
+        if _is_integer(self.record_id):
             where = f"id={self.record_id}"
         elif self.record_id is None:
             where = f"record #{self.position} (no id)"
@@ -125,7 +125,7 @@ class TargetIdField(serializers.IntegerField):
     """An id as the target sends it: a JSON integer (not "7", 7.0 or true)."""
 
     def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, int):
+        if not _is_integer(data):
             self.fail("invalid")
         return super().to_internal_value(data)
 
@@ -246,18 +246,24 @@ def _clean_records(
         CommentRecordSerializer(),
         {"id": "id", "postId": "post_id", "name": "name", "email": "email", "body": "body"},
     )
-    posts = _clean_collection(post_checker, raw_posts, bar, report)
-    # Posts with problems of their own still count here, so their comments add no noise.
-    post_ids = {record.get("id") for record in raw_posts if isinstance(record.get("id"), int)}
+    post_ids_broken = False
+
+    def report_posts(found: list[RecordProblem]) -> None:
+        nonlocal post_ids_broken
+        post_ids_broken = post_ids_broken or any(problem.field == "id" for problem in found)
+        report(found)
+
+    posts = _clean_collection(post_checker, raw_posts, bar, report_posts)
+    # A broken post id is the likely cause of comments naming a missing post: report it alone.
+    post_ids = {record["id"] for record in raw_posts} if not post_ids_broken else set()
 
     def post_exists(values: dict[str, Any]) -> str | None:
         if values["post_id"] in post_ids:
             return None
         return f"Post {values['post_id']} is not among the target's posts."
 
-    comments = _clean_collection(
-        comment_checker, raw_comments, bar, report, {"postId": post_exists}
-    )
+    relations = {"postId": post_exists} if not post_ids_broken else {}
+    comments = _clean_collection(comment_checker, raw_comments, bar, report, relations)
     if total:
         raise ImportValidationError(problems, total)
     return posts, comments
@@ -359,6 +365,10 @@ def _first(exc: ValidationError) -> str:
             return "Invalid value."
         detail = next(iter(detail.values())) if isinstance(detail, dict) else detail[0]
     return str(detail)
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _count(number: int, noun: str) -> str:

@@ -6,7 +6,7 @@ import threading
 import pytest
 from django.db import connection, transaction
 from django.db.models import F
-from django.db.models.signals import post_save
+from django.db.models.signals import post_delete, post_save
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -139,6 +139,27 @@ def test_failure_after_the_save_in_a_request_commits_neither_row_nor_event(user)
     # The same request succeeds, and logs, once the failure is gone.
     assert client.post("/news/posts/", {"title": "Committed"}).status_code == 201
     assert [event[2] for event in events()] == ["CREATED"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_failure_after_a_delete_in_a_request_keeps_the_rows_and_logs_nothing(user):
+    def fail_after_delete(sender, instance, **kwargs):
+        raise RuntimeError("boom after the delete")
+
+    post = make_post(created_by=user)
+    comment = make_comment(post)
+    client = APIClient(raise_request_exception=False)
+    client.force_authenticate(user)
+    post_delete.connect(fail_after_delete, sender=Post, dispatch_uid="test.fail_after_delete")
+    try:
+        response = client.delete(f"/news/posts/{post.pk}/")
+    finally:
+        post_delete.disconnect(sender=Post, dispatch_uid="test.fail_after_delete")
+
+    assert response.status_code == 500
+    assert Post.objects.filter(pk=post.pk).exists()
+    assert Comment.objects.filter(pk=comment.pk).exists()
+    assert events() == []
 
 
 @pytest.mark.django_db(transaction=True)

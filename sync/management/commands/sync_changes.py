@@ -45,6 +45,7 @@ class Command(BaseCommand):
             base_url=url,
             timeout=options["timeout"],
             retries=settings.SYNC_RETRIES,
+            backoff_factor=settings.SYNC_BACKOFF_FACTOR,
             backoff_max=settings.SYNC_BACKOFF_MAX,
             max_rps=options["max_rps"],
             pool_size=max(10, options["concurrency"]),

@@ -1,0 +1,375 @@
+"""TargetApiClient against the fake target: retries, Retry-After, the careful POST, timeouts."""
+
+import socket
+import threading
+import time
+
+import pytest
+
+from sync.client import RateLimiter, TargetApiClient, TargetApiError
+
+pytestmark = pytest.mark.timeout(30)
+
+POST = {"id": 1, "userId": 7, "title": "first", "body": "one"}
+NEW_POST = {"id": 2, "userId": 7, "title": "second", "body": "two"}
+
+
+@pytest.fixture
+def target(fake_target):
+    fake_target.load(posts=[POST], comments=[])
+    return fake_target
+
+
+@pytest.fixture
+def make_client(target):
+    """Clients with tiny backoff unless told otherwise; closed after the test."""
+    clients = []
+
+    def make(**options) -> TargetApiClient:
+        settings = {"timeout": 2.0, "retries": 2, "backoff_factor": 0.01, "backoff_max": 0.02}
+        client = TargetApiClient(base_url=target.url, **{**settings, **options})
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def methods(target) -> list[str]:
+    return [request.method for request in target.calls()]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_idle(target, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while target.in_flight and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+# --- Plain calls ---------------------------------------------------------------------------------
+
+
+def test_list_returns_every_record(target, target_client):
+    assert target_client.list("posts") == [POST]
+    assert target_client.list("comments") == []
+
+
+def test_list_that_is_not_a_list_of_objects_is_an_error(target, target_client):
+    target.answer(200, body={"posts": []}, method="GET", path="/posts")
+
+    with pytest.raises(TargetApiError, match=r"GET http://.*/posts did not answer with a JSON list"):
+        target_client.list("posts")
+
+
+def test_an_answer_that_is_not_json_is_an_error(target, target_client):
+    target.answer(200, body="<html>busy</html>", content_type="text/html", method="GET")
+
+    with pytest.raises(TargetApiError, match="the answer is not JSON"):
+        target_client.list("posts")
+
+
+def test_get_returns_the_record_or_none_when_the_target_has_none(target, target_client):
+    assert target_client.get("posts", 1) == POST
+    assert target_client.get("posts", 99) is None
+
+
+def test_create_posts_the_payload_with_its_id_and_returns_the_stored_record(
+    target, target_client
+):
+    assert target_client.create("posts", NEW_POST) == NEW_POST
+
+    [request] = target.calls()
+    assert (request.method, request.path, request.body, request.status) == (
+        "POST",
+        "/posts",
+        NEW_POST,
+        201,
+    )
+    assert target.posts[2] == NEW_POST
+
+
+def test_update_puts_the_whole_record_and_is_none_for_an_unknown_record(target, target_client):
+    changed = {**POST, "title": "changed"}
+
+    assert target_client.update("posts", 1, changed) == changed
+    assert target_client.update("posts", 99, {**changed, "id": 99}) is None
+    assert [(r.method, r.path, r.status) for r in target.calls()] == [
+        ("PUT", "/posts/1", 200),
+        ("PUT", "/posts/99", 404),
+    ]
+    assert target.posts == {1: changed}
+
+
+def test_delete_is_true_when_deleted_and_false_for_an_unknown_record(target, target_client):
+    assert target_client.delete("posts", 1) is True
+    assert target_client.delete("posts", 1) is False
+    assert target.posts == {}
+
+
+def test_an_unknown_resource_is_refused_before_any_call(target, target_client):
+    with pytest.raises(ValueError, match="unknown resource 'users'"):
+        target_client.get("users", 1)
+    assert target.calls() == []
+
+
+def test_calls_share_one_keep_alive_connection(target, target_client):
+    for _ in range(5):
+        target_client.get("posts", 1)
+    target_client.update("posts", 1, POST)
+    target_client.create("posts", NEW_POST)
+
+    assert target.connections_opened == 1
+
+
+# --- Retries of idempotent calls -----------------------------------------------------------------
+
+IDEMPOTENT_CALLS = {
+    "GET": lambda client: client.get("posts", 1),
+    "PUT": lambda client: client.update("posts", 1, POST),
+    "DELETE": lambda client: client.delete("posts", 1),
+}
+
+
+@pytest.mark.parametrize("method", IDEMPOTENT_CALLS)
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 429])
+def test_transient_errors_of_idempotent_calls_are_retried(target, target_client, method, status):
+    target.fail(status, method=method, times=2, retry_after=0 if status == 429 else None)
+
+    IDEMPOTENT_CALLS[method](target_client)
+
+    assert [r.status for r in target.calls()] == [status, status, 200]
+
+
+@pytest.mark.parametrize("method", IDEMPOTENT_CALLS)
+def test_a_closed_connection_on_an_idempotent_call_is_retried(target, target_client, method):
+    target.drop(method=method, times=1)
+
+    IDEMPOTENT_CALLS[method](target_client)
+
+    assert [r.status for r in target.calls()] == [None, 200]
+
+
+def test_gives_up_after_the_retries_with_the_last_answer(target, target_client):
+    target.fail(503, method="PUT", body={"error": "maintenance"})
+
+    with pytest.raises(TargetApiError) as caught:
+        target_client.update("posts", 1, POST)
+
+    error = caught.value
+    assert (error.status, error.transient) == (503, True)
+    assert str(error) == (
+        f'PUT {target.url}/posts/1: HTTP 503 Service Unavailable: {{"error":"maintenance"}}'
+    )
+    assert methods(target) == ["PUT"] * 3  # retries=2
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 409, 422])
+def test_other_client_errors_are_permanent_and_not_retried(target, target_client, status):
+    target.fail(status, method="PUT")
+
+    with pytest.raises(TargetApiError) as caught:
+        target_client.update("posts", 1, POST)
+
+    assert (caught.value.status, caught.value.transient) == (status, False)
+    assert f"PUT {target.url}/posts/1: HTTP {status} " in str(caught.value)
+    assert methods(target) == ["PUT"]
+
+
+def test_retry_after_of_a_429_is_honoured_on_a_put(target, target_client):
+    target.fail(429, retry_after=1, method="PUT", times=1)
+
+    started = time.monotonic()
+    target_client.update("posts", 1, POST)
+
+    assert time.monotonic() - started >= 1.0
+    assert [r.status for r in target.calls()] == [429, 200]
+
+
+# --- The careful POST ----------------------------------------------------------------------------
+
+
+def test_a_post_whose_answer_was_lost_is_found_with_a_get_and_not_sent_again(
+    target, target_client
+):
+    target.drop(method="POST", times=1, after_processing=True)
+
+    assert target_client.create("posts", NEW_POST) == NEW_POST
+
+    assert [(r.method, r.path) for r in target.calls()] == [("POST", "/posts"), ("GET", "/posts/2")]
+    assert target.posts[2] == NEW_POST
+
+
+def test_a_post_dropped_before_the_write_is_sent_again_after_a_get(target, target_client):
+    target.drop(method="POST", times=1)
+
+    target_client.create("posts", NEW_POST)
+
+    assert [(r.method, r.status) for r in target.calls()] == [
+        ("POST", None),
+        ("GET", 404),
+        ("POST", 201),
+    ]
+    assert target.posts[2] == NEW_POST
+
+
+def test_a_post_answered_500_is_checked_then_sent_again(target, target_client):
+    target.fail(500, method="POST", times=1)
+
+    target_client.create("posts", NEW_POST)
+
+    assert [(r.method, r.status) for r in target.calls()] == [
+        ("POST", 500),
+        ("GET", 404),
+        ("POST", 201),
+    ]
+
+
+def test_a_post_that_failed_after_the_write_is_not_created_twice(target, target_client):
+    target.fail(503, method="POST", times=1, after_processing=True)
+
+    assert target_client.create("posts", NEW_POST) == NEW_POST
+
+    assert [(r.method, r.status) for r in target.calls()] == [("POST", 503), ("GET", 200)]
+
+
+def test_a_post_that_timed_out_is_not_created_twice(target, make_client):
+    client = make_client(timeout=0.2)
+    target.stall(0.5, method="POST", times=1)
+
+    assert client.create("posts", NEW_POST) == NEW_POST
+    wait_until_idle(target)
+
+    assert target.posts[2] == NEW_POST
+    created = [r for r in target.calls("POST") if r.status == 201]
+    assert len(created) == 1
+
+
+def test_a_post_gives_up_after_the_retries_checking_before_each_resend(target, target_client):
+    target.fail(503, method="POST")
+
+    with pytest.raises(TargetApiError) as caught:
+        target_client.create("posts", NEW_POST)
+
+    assert caught.value.status == 503
+    assert methods(target) == ["POST", "GET", "POST", "GET", "POST"]
+    assert 2 not in target.posts
+
+
+def test_a_permanent_error_on_a_post_is_raised_at_once(target, target_client):
+    target.fail(400, method="POST", body={"error": "title is required"})
+
+    with pytest.raises(TargetApiError) as caught:
+        target_client.create("posts", NEW_POST)
+
+    assert (caught.value.status, caught.value.transient) == (400, False)
+    assert caught.value.body == '{"error":"title is required"}'
+    assert str(caught.value) == (
+        f'POST {target.url}/posts: HTTP 400 Bad Request: {{"error":"title is required"}}'
+    )
+    assert methods(target) == ["POST"]
+
+
+def test_a_post_honours_retry_after_of_a_429(target, target_client):
+    target.fail(429, retry_after=1, method="POST", times=1)
+
+    started = time.monotonic()
+    target_client.create("posts", NEW_POST)
+
+    assert time.monotonic() - started >= 1.0
+    assert [(r.method, r.status) for r in target.calls()] == [
+        ("POST", 429),
+        ("GET", 404),
+        ("POST", 201),
+    ]
+
+
+def test_the_backoff_of_a_post_never_exceeds_backoff_max(target, make_client):
+    client = make_client(retries=3, backoff_factor=1.0, backoff_max=0.05)
+    target.fail(500, method="POST", times=3)
+
+    started = time.monotonic()
+    client.create("posts", NEW_POST)
+
+    assert time.monotonic() - started < 0.5
+    assert target.posts[2] == NEW_POST
+
+
+# --- No answer -----------------------------------------------------------------------------------
+
+
+def test_a_stalled_get_is_retried_after_the_timeout(target, make_client):
+    client = make_client(timeout=0.2)
+    target.stall(0.5, method="GET", times=1)
+
+    assert client.get("posts", 1) == POST
+    assert len(target.calls("GET")) == 2
+
+
+def test_a_target_that_never_answers_in_time_is_a_transient_error(target, make_client):
+    client = make_client(timeout=0.2, retries=1)
+    target.stall(0.5)
+
+    with pytest.raises(TargetApiError) as caught:
+        client.update("posts", 1, POST)
+
+    assert (caught.value.status, caught.value.transient) == (None, True)
+    assert str(caught.value) == f"PUT {target.url}/posts/1: no answer within 0.2 s"
+    assert len(target.calls("PUT")) == 2
+
+
+def test_a_target_that_refuses_connections_is_a_transient_error(make_client):
+    url = f"http://127.0.0.1:{free_port()}"
+    with TargetApiClient(base_url=url, retries=1, backoff_factor=0.01, backoff_max=0.02) as client:
+        with pytest.raises(TargetApiError) as caught:
+            client.get("posts", 1)
+
+    assert (caught.value.status, caught.value.transient) == (None, True)
+    message = str(caught.value)
+    assert message.startswith(f"GET {url}/posts/1: connection failed (")
+    assert "object at 0x" not in message
+
+
+# --- Rate limit ----------------------------------------------------------------------------------
+
+
+def test_max_rps_spaces_calls(target, make_client):
+    client = make_client(max_rps=20)
+
+    started = time.monotonic()
+    for _ in range(10):
+        client.get("posts", 1)
+
+    assert time.monotonic() - started >= 0.45
+
+
+def test_the_rate_limiter_is_shared_by_threads():
+    limiter = RateLimiter(50)
+
+    def wait_three_times() -> None:
+        for _ in range(3):
+            limiter.wait()
+
+    threads = [threading.Thread(target=wait_three_times) for _ in range(4)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert time.monotonic() - started >= 11 * 0.02 - 0.005
+
+
+def test_max_rps_zero_means_unlimited():
+    limiter = RateLimiter(0)
+
+    started = time.monotonic()
+    for _ in range(1000):
+        limiter.wait()
+
+    assert time.monotonic() - started < 0.1

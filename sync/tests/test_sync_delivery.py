@@ -1,0 +1,655 @@
+"""sync_changes as a service: merge rules, order, batching, remote ids and failures, end to end.
+
+Every test drives the real service against the fake target and asserts what reached the target
+(its request log and state) and what the database remembers (pending events, sync state).
+"""
+
+import time
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from news.models import Comment, Post
+from sync.client import TargetApiClient
+from sync.models import EntitySyncState, SyncRun
+from sync.planner import Kind, Phase
+from sync.services.syncing import CIRCUIT_BREAKER_THRESHOLD, TABLES
+from sync.tests.conftest import (
+    calls_by_op,
+    comment_record,
+    expected_target,
+    pending_count,
+    phases,
+    post_record,
+    remote_ids,
+    target_state,
+    writes,
+)
+from sync.tests.test_client import free_port
+
+pytestmark = [pytest.mark.django_db, pytest.mark.timeout(30)]
+
+
+def state_of(obj) -> EntitySyncState | None:
+    return EntitySyncState.objects.filter(
+        entity_table=obj._meta.db_table, entity_pk=obj.pk
+    ).first()
+
+
+# --- Merge rules ---------------------------------------------------------------------------------
+
+
+def test_a_create_and_its_updates_become_one_post_with_the_latest_state(
+    fake_target, make_post, sync
+):
+    post = make_post(user_id=4, title="draft", body="")
+    post.title = "final"
+    post.save()
+    post.body = "done"
+    post.save()
+
+    report = sync()
+
+    [request] = fake_target.calls()
+    assert (request.method, request.path, request.status) == ("POST", "/posts", 201)
+    assert request.body == {"id": post.pk, "userId": 4, "title": "final", "body": "done"}
+    assert calls_by_op(report) == (1, 0, 0)
+    assert (report.entities_synced, report.failed) == (1, [])
+    assert pending_count() == 0
+
+
+def test_a_new_comment_is_posted_with_the_target_field_names(
+    fake_target, make_post, make_comment, sync
+):
+    post = make_post()
+    comment = make_comment(post, name="Ann", email="ann@example.com", body="Nice")
+
+    sync()
+
+    [request] = fake_target.calls("POST", "/comments")
+    assert request.body == {
+        "id": comment.pk,
+        "postId": post.pk,
+        "name": "Ann",
+        "email": "ann@example.com",
+        "body": "Nice",
+    }
+    assert target_state(fake_target) == expected_target()
+
+
+def test_updates_become_one_put_of_the_whole_record(fake_target, seed, sync):
+    [post], [comment] = seed(1, comments_per_post=1)
+    for title in ("one", "two", "three"):
+        post.title = title
+        post.save()
+    Comment.objects.filter(pk=comment.pk).update(body="edited")
+    Comment.objects.filter(pk=comment.pk).update(name="renamed")
+
+    report = sync()
+
+    assert writes(fake_target) == [("PUT", f"/posts/{post.pk}"), ("PUT", f"/comments/{comment.pk}")]
+    put_post, put_comment = fake_target.calls("PUT")
+    assert put_post.body == {"id": post.pk, "userId": post.user_id, "title": "three", "body": post.body}
+    comment.refresh_from_db()
+    assert put_comment.body == comment_record(comment)
+    assert put_comment.body["name"] == "renamed" and put_comment.body["body"] == "edited"
+    assert calls_by_op(report) == (0, 2, 0)
+    assert pending_count() == 0
+
+
+def test_an_update_then_a_delete_becomes_one_delete(fake_target, seed, sync):
+    [post, other], _ = seed(2)
+    post.title = "changed"
+    post.save()
+    post_pk = post.pk
+    post.delete()
+
+    report = sync()
+
+    assert writes(fake_target) == [("DELETE", f"/posts/{post_pk}")]
+    assert calls_by_op(report) == (0, 0, 1)
+    assert target_state(fake_target)["posts"] == [post_record(other)]
+    assert pending_count() == 0
+
+
+def test_a_create_then_a_delete_sends_nothing_and_settles_the_events(
+    fake_target, make_post, make_comment, sync
+):
+    post = make_post()
+    make_comment(post)
+    post.title = "changed"
+    post.save()
+    post.delete()
+    assert pending_count() == 5
+
+    report = sync()
+
+    assert fake_target.calls() == []
+    assert report.calls_made == 0
+    assert report.ok
+    assert pending_count() == 0
+
+
+def test_deleting_a_post_deletes_its_comments_first(fake_target, seed, sync):
+    [post, kept], comments = seed(2, comments_per_post=3)
+    post_pk = post.pk
+    post.delete()
+
+    report = sync()
+
+    doomed = sorted(c.pk for c in comments if c.post_id == post_pk)
+    assert writes(fake_target) == [("DELETE", f"/comments/{pk}") for pk in doomed] + [
+        ("DELETE", f"/posts/{post_pk}")
+    ]
+    assert [r.status for r in fake_target.calls()] == [200] * 4
+    assert calls_by_op(report) == (0, 0, 4)
+    assert target_state(fake_target) == expected_target()
+    assert len(target_state(fake_target)["comments"]) == 3
+
+
+def test_a_second_run_sends_nothing(fake_target, seed, make_post, make_comment, sync):
+    [post, doomed], _ = seed(2, comments_per_post=1)
+    make_comment(make_post())
+    post.title = "changed"
+    post.save()
+    doomed.delete()
+    sync()
+    fake_target.reset_log()
+
+    report = sync()
+
+    assert fake_target.calls() == []
+    assert (report.calls_made, report.entities_synced, report.failed) == (0, 0, [])
+    assert target_state(fake_target) == expected_target()
+
+
+def test_every_run_is_recorded_with_its_counts(fake_target, seed, make_post, sync):
+    [updated, deleted], _ = seed(2)
+    make_post()
+    updated.title = "changed"
+    updated.save()
+    deleted.delete()
+
+    report = sync()
+
+    run = SyncRun.objects.get(pk=report.run_id)
+    assert (run.mode, run.status, run.finished_at is not None) == ("incremental", "succeeded", True)
+    assert (run.events_pending, run.calls_created, run.calls_updated, run.calls_deleted) == (
+        3,
+        1,
+        1,
+        1,
+    )
+    assert (run.entities_synced, run.entities_failed, run.error_summary) == (3, 0, "")
+
+
+# --- Order ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_calls_go_out_phase_by_phase(
+    fake_target, seed, make_post, make_comment, sync, concurrency
+):
+    """Post creates, post updates, comment creates, comment updates, comment deletes, post deletes."""
+    posts, comments = seed(6, comments_per_post=2)
+    by_post = {post.pk: [c for c in comments if c.post_id == post.pk] for post in posts}
+    new_posts = [make_post(title=f"new {n}") for n in range(4)]
+    for new in new_posts:
+        make_comment(new)
+    make_comment(posts[0])
+    for post in posts[:4]:
+        post.title = "changed"
+        post.save()
+    for post in posts[:3]:
+        for comment in by_post[post.pk]:
+            comment.body = "changed"
+            comment.save()
+    by_post[posts[3].pk][0].delete()
+    by_post[posts[4].pk][1].delete()
+    posts[5].delete()  # and its two comments
+    posts[4].delete()  # and its remaining comment
+    fake_target.latency = 0.005
+
+    report = sync(concurrency=concurrency)
+
+    order = phases(fake_target)
+    assert order == sorted(order)
+    assert [order.count(phase) for phase in Phase] == [4, 4, 5, 6, 5, 2]
+    assert report.ok and report.calls_made == 26
+    assert target_state(fake_target) == expected_target()
+    if concurrency > 1:
+        assert 1 < fake_target.max_in_flight <= concurrency
+
+
+# --- Batches -------------------------------------------------------------------------------------
+
+
+def make_posts_with_comments(count: int) -> None:
+    posts = Post.objects.bulk_create(Post(user_id=1, title=f"p{n}") for n in range(count))
+    Comment.objects.bulk_create(
+        Comment(post=post, name="n", email="n@example.com") for post in posts
+    )
+
+
+def test_payloads_are_loaded_with_a_few_queries_per_batch_not_one_per_object(
+    fake_target, sync, django_assert_max_num_queries
+):
+    make_posts_with_comments(50)
+    with CaptureQueriesContext(connection) as small:
+        sync(concurrency=4, batch_size=100)
+    make_posts_with_comments(300)
+
+    # 600 calls in 6 batches: a handful of queries per batch, nowhere near one per object.
+    with django_assert_max_num_queries(80) as large:
+        report = sync(concurrency=4, batch_size=100)
+
+    assert report.calls_made == 600 and report.ok
+    assert len(large.captured_queries) <= len(small.captured_queries) + 4 * 12
+    assert target_state(fake_target) == expected_target()
+
+
+# --- Remote ids ----------------------------------------------------------------------------------
+
+PLACEHOLDER_POST = {"id": 1_000_000, "userId": 1, "title": "theirs", "body": ""}
+PLACEHOLDER_COMMENT = {"id": 2_000_000, "postId": 1_000_000, "name": "x", "email": "x", "body": ""}
+
+
+@pytest.fixture
+def id_assigning_target(fake_target):
+    """A target that ignores the ids it is sent: new posts get 1000001..., comments 2000001..."""
+    fake_target.assign_ids = True
+    fake_target.load(posts=[PLACEHOLDER_POST], comments=[PLACEHOLDER_COMMENT])
+    return fake_target
+
+
+def ours(target) -> dict:
+    """The target's records without the placeholders it started with."""
+    state = target_state(target)
+    return {
+        "posts": [r for r in state["posts"] if r != PLACEHOLDER_POST],
+        "comments": [r for r in state["comments"] if r != PLACEHOLDER_COMMENT],
+    }
+
+
+def test_ids_given_by_the_target_are_kept_and_used_for_later_calls(
+    id_assigning_target, make_post, make_comment, sync
+):
+    target = id_assigning_target
+    post = make_post()
+    comment = make_comment(post)
+
+    assert sync().ok
+    assert remote_ids(Kind.POST) == {post.pk: 1_000_001}
+    assert remote_ids(Kind.COMMENT) == {comment.pk: 2_000_001}
+    [post_create, comment_create] = target.calls()
+    assert post_create.body["id"] == post.pk
+    assert comment_create.body["postId"] == 1_000_001
+    assert ours(target) == expected_target()
+
+    target.reset_log()
+    post.title = "changed"
+    post.save()
+    comment.body = "changed"
+    comment.save()
+    second = make_comment(post)
+    assert sync().ok
+    assert writes(target) == [
+        ("PUT", "/posts/1000001"),
+        ("POST", "/comments"),
+        ("PUT", "/comments/2000001"),
+    ]
+    assert target.calls("PUT", "/posts")[0].body["id"] == 1_000_001
+    assert target.calls("POST")[0].body["postId"] == 1_000_001
+    assert remote_ids(Kind.COMMENT) == {comment.pk: 2_000_001, second.pk: 2_000_002}
+    assert ours(target) == expected_target()
+
+    target.reset_log()
+    post.delete()
+    assert sync().ok
+    assert writes(target) == [
+        ("DELETE", "/comments/2000001"),
+        ("DELETE", "/comments/2000002"),
+        ("DELETE", "/posts/1000001"),
+    ]
+    assert remote_ids(Kind.POST) == remote_ids(Kind.COMMENT) == {}
+    assert ours(target) == {"posts": [], "comments": []}
+
+
+def test_a_full_sync_compares_records_under_their_remote_ids(
+    id_assigning_target, make_post, make_comment, sync
+):
+    target = id_assigning_target
+    make_comment(make_post())
+    sync()
+    target.reset_log()
+
+    report = sync(full=True)
+
+    assert writes(target) == [("DELETE", "/comments/2000000"), ("DELETE", "/posts/1000000")]
+    assert report.ok
+    assert target_state(target) == expected_target()
+
+
+# --- Answers that need no retry ------------------------------------------------------------------
+
+
+def test_a_delete_answered_404_counts_as_done(fake_target, seed, sync):
+    [post, _], _ = seed(2)
+    fake_target.posts.pop(post.pk)
+    post_pk = post.pk
+    post.delete()
+
+    report = sync()
+
+    assert [(r.method, r.path, r.status) for r in fake_target.calls()] == [
+        ("DELETE", f"/posts/{post_pk}", 404)
+    ]
+    assert report.ok and calls_by_op(report) == (0, 0, 1)
+    assert pending_count() == 0
+
+
+def test_an_update_answered_404_creates_the_record_again(fake_target, seed, sync):
+    [post], _ = seed(1)
+    fake_target.load(posts=[], comments=[])
+    post.title = "changed"
+    post.save()
+
+    report = sync()
+
+    assert [(r.method, r.status) for r in fake_target.calls()] == [("PUT", 404), ("POST", 201)]
+    assert fake_target.calls("POST")[0].body == post_record(post)
+    assert report.ok
+    assert target_state(fake_target) == expected_target()
+    assert pending_count() == 0
+
+
+# --- Failures ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+def test_a_500_is_retried_within_the_run(fake_target, seed, make_post, sync, method):
+    [updated, deleted], _ = seed(2)
+    make_post()
+    updated.title = "changed"
+    updated.save()
+    deleted.delete()
+    fake_target.fail(500, method=method, times=1)
+
+    report = sync()
+
+    assert report.ok and report.calls_made == 3
+    assert [r.status for r in fake_target.calls(method)][0] == 500
+    assert target_state(fake_target) == expected_target()
+    assert pending_count() == 0
+
+
+def test_503s_up_to_the_retries_are_delivered_in_the_same_run(fake_target, seed, sync):
+    [post], _ = seed(1)
+    post.title = "changed"
+    post.save()
+    fake_target.fail(503, method="PUT", times=2)  # the target_client retries twice
+
+    report = sync()
+
+    assert report.ok
+    assert [r.status for r in fake_target.calls()] == [503, 503, 200]
+    assert pending_count() == 0
+
+
+def test_503s_beyond_the_retries_leave_the_change_for_the_next_run(fake_target, seed, sync):
+    [post, other], _ = seed(2)
+    post.title = "changed"
+    post.save()
+    other.title = "changed too"
+    other.save()
+    fake_target.fail(503, method="PUT", path=f"/posts/{post.pk}", times=3)
+
+    report = sync()
+
+    assert [str(failed) for failed in report.failed] == [
+        f"PUT post {post.pk}: PUT {fake_target.url}/posts/{post.pk}: "
+        'HTTP 503 Service Unavailable: {"error":"Service Unavailable"}'
+    ]
+    assert not report.failed[0].permanent
+    assert report.entities_synced == 1
+    assert pending_count() == 1
+    state = state_of(post)
+    assert "HTTP 503" in state.last_error and state.attempts == 0  # transient: not counted
+    assert SyncRun.objects.get(pk=report.run_id).status == "partial"
+
+    fake_target.reset_log()
+    report = sync()
+
+    assert report.ok
+    assert writes(fake_target) == [("PUT", f"/posts/{post.pk}")]
+    assert pending_count() == 0
+    assert state_of(post) is None
+    assert target_state(fake_target) == expected_target()
+
+
+def test_retry_after_of_a_429_is_honoured(fake_target, seed, sync):
+    [post], _ = seed(1)
+    post.title = "changed"
+    post.save()
+    fake_target.fail(429, retry_after=1, times=1)
+
+    started = time.monotonic()
+    report = sync()
+
+    assert time.monotonic() - started >= 1.0
+    assert report.ok
+    assert [r.status for r in fake_target.calls()] == [429, 200]
+
+
+def test_a_closed_connection_on_a_put_is_retried(fake_target, seed, sync):
+    [post], _ = seed(1)
+    post.title = "changed"
+    post.save()
+    fake_target.drop(method="PUT", times=1)
+
+    assert sync().ok
+    assert [r.status for r in fake_target.calls()] == [None, 200]
+    assert target_state(fake_target) == expected_target()
+
+
+def test_a_closed_connection_on_a_post_is_checked_and_sent_again(fake_target, make_post, sync):
+    post = make_post()
+    fake_target.drop(method="POST", times=1)
+
+    assert sync().ok
+    assert [(r.method, r.status) for r in fake_target.calls()] == [
+        ("POST", None),
+        ("GET", 404),
+        ("POST", 201),
+    ]
+    assert target_state(fake_target) == expected_target()
+    assert state_of(post) is None
+
+
+def test_a_post_applied_but_unanswered_is_found_and_not_duplicated(
+    fake_target, make_post, sync
+):
+    post = make_post()
+    fake_target.drop(method="POST", times=1, after_processing=True)
+
+    assert sync().ok
+    assert [(r.method, r.status) for r in fake_target.calls()] == [("POST", None), ("GET", 200)]
+    assert target_state(fake_target) == expected_target()
+    assert pending_count() == 0
+    assert state_of(post) is None
+
+
+def test_a_stalled_call_is_retried_after_the_timeout(fake_target, seed):
+    from sync.services.syncing import SyncOptions, sync_changes
+
+    [post], _ = seed(1)
+    post.title = "changed"
+    post.save()
+    fake_target.stall(0.6, method="PUT", times=1)
+
+    with TargetApiClient(
+        base_url=fake_target.url, timeout=0.2, retries=2, backoff_factor=0.01, backoff_max=0.02
+    ) as client:
+        report = sync_changes(client=client, options=SyncOptions(concurrency=1))
+
+    assert report.ok
+    assert len(fake_target.calls("PUT")) == 2
+    assert pending_count() == 0
+
+
+def test_a_target_that_never_answers_in_time_leaves_the_change_pending(fake_target, seed):
+    from sync.services.syncing import SyncOptions, sync_changes
+
+    [post], _ = seed(1)
+    post.title = "changed"
+    post.save()
+    fake_target.stall(0.5, method="PUT")
+
+    with TargetApiClient(
+        base_url=fake_target.url, timeout=0.2, retries=1, backoff_factor=0.01, backoff_max=0.02
+    ) as client:
+        report = sync_changes(client=client, options=SyncOptions(concurrency=1))
+
+    assert [f.error for f in report.failed] == [
+        f"PUT {fake_target.url}/posts/{post.pk}: no answer within 0.2 s"
+    ]
+    assert pending_count() == 1
+    assert "no answer within 0.2 s" in state_of(post).last_error
+
+
+def test_a_permanent_error_is_recorded_not_retried_and_blocks_no_one(
+    fake_target, make_post, make_comment, sync
+):
+    refused, accepted = make_post(title="refused"), make_post(title="accepted")
+    held, delivered = make_comment(refused), make_comment(accepted)
+    fake_target.fail(400, method="POST", path="/posts", times=1, body={"error": "bad title"})
+
+    report = sync()
+
+    assert writes(fake_target) == [("POST", "/posts"), ("POST", "/posts"), ("POST", "/comments")]
+    assert fake_target.calls("POST", "/posts")[0].body["id"] == refused.pk
+    assert fake_target.calls("POST", "/comments")[0].body["id"] == delivered.pk
+    assert {(f.entity.kind, f.entity.pk, f.permanent) for f in report.failed} == {
+        (Kind.POST, refused.pk, True),
+        (Kind.COMMENT, held.pk, False),
+    }
+    assert "held back: post" in next(f.error for f in report.failed if f.entity.pk == held.pk)
+    state = state_of(refused)
+    assert (state.attempts, state.create_unconfirmed, state.parked_at) == (1, False, None)
+    assert 'HTTP 400 Bad Request: {"error":"bad title"}' in state.last_error
+    assert pending_count() == 2  # the refused post's and the held comment's
+
+    fake_target.reset_log()
+    report = sync()
+
+    assert report.ok
+    assert writes(fake_target) == [("POST", "/posts"), ("POST", "/comments")]
+    assert target_state(fake_target) == expected_target()
+    assert pending_count() == 0
+    assert state_of(refused) is None and state_of(held) is None
+
+
+def test_an_entity_refused_run_after_run_is_parked_until_it_changes_again(
+    fake_target, seed, sync
+):
+    [stuck, fine], _ = seed(2)
+    stuck.title = "rejected"
+    stuck.save()
+    refuse = fake_target.fail(400, method="PUT", path=f"/posts/{stuck.pk}")
+
+    for attempt in (1, 2):
+        fine.title = f"fine {attempt}"
+        fine.save()
+        report = sync(max_attempts=2)
+        assert [f.entity.pk for f in report.failed] == [stuck.pk]
+        assert state_of(stuck).attempts == attempt
+        assert target_state(fake_target)["posts"][1] == post_record(fine)
+    assert state_of(stuck).parked_at is not None
+
+    fake_target.reset_log()
+    report = sync(max_attempts=2)
+
+    assert fake_target.calls() == []  # parked: not sent again
+    assert [(f.entity.pk, f.error) for f in report.failed] == [
+        (stuck.pk, "parked after repeated failures")
+    ]
+    assert pending_count() == 1
+
+    fake_target.faults.remove(refuse)
+    stuck.title = "fixed"
+    stuck.save()
+    report = sync(max_attempts=2)
+
+    assert report.ok
+    assert writes(fake_target) == [("PUT", f"/posts/{stuck.pk}")]
+    assert fake_target.calls()[0].body["title"] == "fixed"
+    assert state_of(stuck) is None
+    assert pending_count() == 0
+
+
+def test_comments_of_a_post_whose_create_failed_wait_for_it(
+    fake_target, make_post, make_comment, sync
+):
+    post = make_post()
+    comments = [make_comment(post) for _ in range(3)]
+    fake_target.fail(503, method="POST", path="/posts", times=3)
+
+    report = sync()
+
+    assert [(r.method, r.path) for r in fake_target.calls() if r.method != "GET"] == [
+        ("POST", "/posts")
+    ] * 3
+    assert len(report.failed) == 4
+    assert pending_count() == 4
+
+    fake_target.reset_log()
+    assert sync().ok
+    assert writes(fake_target) == [("POST", "/posts")] + [("POST", "/comments")] * 3
+    assert [r.body["id"] for r in fake_target.calls("POST", "/comments")] == [
+        c.pk for c in comments
+    ]
+    assert target_state(fake_target) == expected_target()
+
+
+def test_an_unreachable_target_stops_the_run_early_and_marks_nothing(make_post, sync):
+    posts = [make_post() for _ in range(CIRCUIT_BREAKER_THRESHOLD + 15)]
+    url = f"http://127.0.0.1:{free_port()}"
+
+    with TargetApiClient(base_url=url, retries=1, backoff_factor=0.01, backoff_max=0.01) as client:
+        started = time.monotonic()
+        report = sync(client=client)
+
+    assert time.monotonic() - started < 5
+    assert report.stopped_early == (
+        f"stopped after {CIRCUIT_BREAKER_THRESHOLD} calls in a row found the target unreachable"
+    )
+    assert not report.ok and report.calls_made == 0
+    assert len(report.failed) == len(posts)
+    assert sum("not sent: target unreachable" in f.error for f in report.failed) == 15
+    assert pending_count() == len(posts)
+    assert not EntitySyncState.objects.filter(attempts__gt=0).exists()
+    run = SyncRun.objects.get(pk=report.run_id)
+    assert run.status == "partial"
+    assert run.error_summary.startswith("stopped after 10 calls in a row")
+    assert report.summary().endswith(
+        "; stopped after 10 calls in a row found the target unreachable"
+    )
+
+
+def test_the_next_run_after_an_unreachable_one_delivers_everything_once(
+    fake_target, make_post, make_comment, sync
+):
+    for _ in range(12):
+        make_comment(make_post())
+    url = f"http://127.0.0.1:{free_port()}"
+    with TargetApiClient(base_url=url, retries=0, backoff_factor=0.01) as client:
+        sync(client=client)
+
+    report = sync()
+
+    assert report.ok
+    assert target_state(fake_target) == expected_target()
+    assert len(fake_target.calls("POST")) == 24
+    assert pending_count() == 0
+    assert not EntitySyncState.objects.filter(entity_table=TABLES[Kind.POST]).exists()
