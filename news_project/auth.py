@@ -1,7 +1,12 @@
+from django.db import transaction
+from django.utils.decorators import method_decorator
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework_simplejwt.views import TokenObtainPairView
 
 
+# Outside the request transaction: DRF rolls a request back on every error answer, and with the
+# database cache that would roll back the count of a failed login along with it.
+@method_decorator(transaction.non_atomic_requests, name="dispatch")
 class ThrottledTokenObtainPairView(TokenObtainPairView):
     """Password login, rate-limited per client to slow down password guessing."""
 

@@ -1,6 +1,7 @@
 """Settings for the news service: every deploy-time value comes from the environment."""
 
 import os
+import warnings
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -150,6 +151,22 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- Cache ---------------------------------------------------------------------------------------
+# Throttle counters live here. "locmem" is per process; "database" (table django_cache, made by
+# manage.py createcachetable) is shared by every gunicorn worker, so a limit holds across them.
+
+_CACHE_BACKENDS = {
+    "locmem": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "database": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "django_cache",
+    },
+}
+_cache = os.environ.get("DJANGO_CACHE", "locmem").strip().lower() or "locmem"
+if _cache not in _CACHE_BACKENDS:
+    raise ImproperlyConfigured(f"DJANGO_CACHE must be locmem or database, got {_cache!r}")
+CACHES = {"default": _CACHE_BACKENDS[_cache]}
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -166,8 +183,10 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-# Static files are served by WhiteNoise; finders make them work without collectstatic too.
+# Static files are served by WhiteNoise; finders make them work without collectstatic too, so
+# a missing STATIC_ROOT (development, tests) is expected and not worth a warning.
 WHITENOISE_USE_FINDERS = True
+warnings.filterwarnings("ignore", message="No directory at")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

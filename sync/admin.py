@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from sync.models import ModelEvent
+from sync.models import EntitySyncState, ModelEvent, SyncRun
 from sync.signals import tracked_models
 
 
@@ -34,15 +34,8 @@ class SyncStateFilter(admin.SimpleListFilter):
         return queryset
 
 
-@admin.register(ModelEvent)
-class ModelEventAdmin(admin.ModelAdmin):
-    """The change log, read-only: events are written by the recording and marked by the sync."""
-
-    list_display = ["id", "entity_table", "entity_pk", "type", "logged_at", "synced_at"]
-    list_filter = [EntityTableFilter, "type", SyncStateFilter]
-    search_fields = ["=entity_pk"]
-    ordering = ["-id"]
-    show_full_result_count = False
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Written by sync_changes only: operators look, they do not edit."""
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -52,3 +45,63 @@ class ModelEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(ModelEvent)
+class ModelEventAdmin(ReadOnlyAdmin):
+    """The change log, read-only: events are written by the recording and marked by the sync."""
+
+    list_display = ["id", "entity_table", "entity_pk", "type", "logged_at", "synced_at"]
+    list_filter = [EntityTableFilter, "type", SyncStateFilter]
+    search_fields = ["=entity_pk"]
+    ordering = ["-id"]
+    show_full_result_count = False
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "started_at",
+        "finished_at",
+        "mode",
+        "status",
+        "entities_synced",
+        "entities_failed",
+        "calls_created",
+        "calls_updated",
+        "calls_deleted",
+    ]
+    list_filter = ["mode", "status"]
+    ordering = ["-started_at", "-id"]
+
+
+class FailureFilter(admin.SimpleListFilter):
+    title = "delivery"
+    parameter_name = "delivery"
+
+    def lookups(self, request, model_admin):
+        return [("failing", "failing"), ("parked", "parked")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "failing":
+            return queryset.exclude(last_error="")
+        if self.value() == "parked":
+            return queryset.filter(parked_at__isnull=False)
+        return queryset
+
+
+@admin.register(EntitySyncState)
+class EntitySyncStateAdmin(ReadOnlyAdmin):
+    list_display = [
+        "entity_table",
+        "entity_pk",
+        "remote_id",
+        "attempts",
+        "parked_at",
+        "last_failed_at",
+        "last_error",
+    ]
+    list_filter = [EntityTableFilter, FailureFilter]
+    search_fields = ["=entity_pk", "=remote_id"]
+    ordering = ["entity_table", "entity_pk"]

@@ -170,3 +170,27 @@ def test_api_reads_are_not_throttled(anon_client):
     statuses = {anon_client.get("/news/posts/").status_code for _ in range(15)}
 
     assert statuses == {200}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_the_database_cache_the_throttle_count_is_shared_through_the_database(
+    anon_client, settings
+):
+    from django.core.management import call_command
+    from django.db import connection
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "django_cache",
+        }
+    }
+    call_command("createcachetable", verbosity=0)
+
+    statuses = [anon_client.post(TOKEN, {}).status_code for _ in range(11)]
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM django_cache WHERE cache_key LIKE %s", ["%throttle%"])
+        (rows,) = cursor.fetchone()
+    assert statuses == [400] * 10 + [429], statuses
+    assert rows == 1

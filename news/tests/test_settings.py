@@ -43,3 +43,10 @@ def test_malformed_throttle_rate_fails_naming_it():
 
     assert result.returncode != 0
     assert "JWT_TOKEN_THROTTLE_RATE" in result.stderr
+
+
+def test_unknown_cache_choice_fails_naming_it():
+    result = run_manage("check", DJANGO_DEBUG="1", DJANGO_CACHE="memcached")
+
+    assert result.returncode != 0
+    assert "DJANGO_CACHE" in result.stderr

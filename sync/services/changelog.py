@@ -1,12 +1,12 @@
-"""Looking after the change log: what is still pending, and pruning what has been synced."""
+"""Looking after the change log: what is pending or failing, and pruning what has been synced."""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Min
+from django.db.models import Count, F, Min
 from django.utils import timezone
 
-from sync.models import ModelEvent
+from sync.models import EntitySyncState, ModelEvent, SyncRun
 
 
 @dataclass(frozen=True)
@@ -53,3 +53,15 @@ def prune_events(*, older_than: timedelta, now: datetime | None = None) -> int:
     cutoff = (now or timezone.now()) - older_than
     deleted, _ = ModelEvent.objects.synced().filter(logged_at__lt=cutoff).delete()
     return deleted
+
+
+def recent_runs(*, limit: int = 5) -> list[SyncRun]:
+    """The newest sync runs, newest first."""
+    return list(SyncRun.objects.order_by("-started_at", "-id")[:limit])
+
+
+def failed_entities(*, limit: int = 50) -> tuple[list[EntitySyncState], int]:
+    """Entities whose last call failed (parked ones first), and how many there are in all."""
+    failing = EntitySyncState.objects.exclude(last_error="")
+    rows = list(failing.order_by(F("parked_at").desc(nulls_last=True), "-last_failed_at")[:limit])
+    return rows, failing.count()

@@ -333,9 +333,9 @@ class _SyncRunner:
             if key.kind is Kind.POST and firsts.get(key) is EventType.CREATED:
                 self.undelivered_posts.add(key.pk)
             if key in newest:
-                self.report.failed.append(
-                    FailedEntity(key, f"{key}", "parked after repeated failures", True)
-                )
+                failed = FailedEntity(key, f"{key}", "parked after repeated failures", True)
+                self.report.failed.append(failed)
+                self.on_failure(failed)
         return [event for event in events if event.key not in skipped]
 
     def _held_back(self, call: Call, payload: dict[str, Any] | None) -> str | None:

@@ -3,7 +3,7 @@
 import pytest
 from django.utils import timezone
 
-from sync.models import ModelEvent
+from sync.models import EntitySyncState, ModelEvent, SyncRun
 
 pytestmark = pytest.mark.django_db
 
@@ -95,3 +95,23 @@ def test_the_changelist_is_closed_to_non_staff(client, user):
 
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+@pytest.mark.parametrize("page", ["syncrun", "entitysyncstate"])
+def test_sync_runs_and_entity_states_are_listed_read_only(admin_client, page):
+    SyncRun.objects.create(status=SyncRun.Status.PARTIAL, entities_failed=1)
+    EntitySyncState.objects.create(
+        entity_table="news_post",
+        entity_pk=3,
+        attempts=5,
+        last_error="HTTP 400",
+        parked_at=timezone.now(),
+    )
+
+    listing = admin_client.get(f"/admin/sync/{page}/")
+    parked = admin_client.get("/admin/sync/entitysyncstate/?delivery=parked")
+
+    assert listing.status_code == 200
+    assert len(listing.context["cl"].result_list) == 1
+    assert [s.entity_pk for s in parked.context["cl"].result_list] == [3]
+    assert admin_client.get(f"/admin/sync/{page}/add/").status_code == 403

@@ -5,9 +5,12 @@ import re
 import socket
 import subprocess
 import sys
+import threading
+import time
 from io import StringIO
 
 import pytest
+from django import db
 from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 from django.db import connection
@@ -32,6 +35,7 @@ NOTHING_IMPORTED = "Nothing was imported."
 def _give_up_fast(settings):
     """One quick retry, so failure cases stay well under a second."""
     settings.SYNC_RETRIES = 1
+    settings.SYNC_BACKOFF_FACTOR = 0.01
     settings.SYNC_BACKOFF_MAX = 0.01
 
 
@@ -198,6 +202,28 @@ def test_the_service_refuses_with_a_typed_error(target, target_client):
 
     with pytest.raises(ImportRefused, match="already has 1 post and 0 comments"):
         import_initial_data(client=target_client)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_post_created_while_downloading_stops_the_import(target):
+    target.stall(0.5, path="/comments")
+
+    def create_a_post_meanwhile() -> None:
+        while not target.calls(path_prefix="/comments"):
+            time.sleep(0.01)
+        Post.objects.create(user_id=1, title="Sneaked in")
+        db.connection.close()
+
+    writer = threading.Thread(target=create_a_post_meanwhile)
+    writer.start()
+    try:
+        message = failed_import(target.url)
+    finally:
+        writer.join()
+
+    assert message.startswith("The database already has 1 post and 0 comments;")
+    assert list(Post.objects.values_list("title", flat=True)) == ["Sneaked in"]
+    assert Comment.objects.count() == 0
 
 
 # --- Bad records -------------------------------------------------------------------------------

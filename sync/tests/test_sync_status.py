@@ -1,4 +1,4 @@
-"""manage.py sync_status: pending events per table and type, with the oldest one's age."""
+"""manage.py sync_status: pending events, the last sync runs, and entities that failed."""
 
 from datetime import timedelta
 from io import StringIO
@@ -9,16 +9,21 @@ from django.utils import timezone
 
 from news.models import Comment, Post
 from sync.management.commands.sync_status import format_age
-from sync.models import ModelEvent
+from sync.models import EntitySyncState, ModelEvent, SyncRun
 from sync.services.changelog import PendingGroup, pending_summary
 
 pytestmark = pytest.mark.django_db
 
 
-def run() -> str:
+def run_all() -> str:
     out = StringIO()
     call_command("sync_status", stdout=out)
     return out.getvalue()
+
+
+def run() -> str:
+    """The "Pending events" section of the output."""
+    return run_all().split("Last sync runs")[0]
 
 
 def make_event(
@@ -100,3 +105,66 @@ def test_pending_summary_returns_one_group_per_table_and_type():
 )
 def test_ages_are_short_and_readable(age, text):
     assert format_age(age) == text
+
+
+def test_says_when_no_sync_has_run_and_nothing_failed():
+    output = run_all()
+
+    assert "Last sync runs\n  No sync has run yet.\n" in output
+    assert output.endswith("Failed entities\n  None.\n")
+
+
+def test_lists_the_last_runs_newest_first_with_their_counts():
+    started = timezone.now() - timedelta(minutes=10)
+    SyncRun.objects.create(
+        started_at=started,
+        finished_at=started + timedelta(seconds=3),
+        status=SyncRun.Status.SUCCEEDED,
+        entities_synced=42,
+        calls_created=10,
+        calls_updated=25,
+        calls_deleted=7,
+    )
+    SyncRun.objects.create(
+        started_at=started + timedelta(minutes=5),
+        mode=SyncRun.Mode.FULL,
+        status=SyncRun.Status.PARTIAL,
+        entities_synced=1,
+        entities_failed=2,
+    )
+
+    section = run_all().split("Last sync runs\n")[1].split("Failed entities")[0]
+    lines = section.splitlines()
+
+    assert len(lines) == 2
+    assert "full partial: 1 synced, 2 failed" in lines[0]
+    assert lines[0].endswith("unfinished")
+    assert "incremental succeeded: 42 synced, 0 failed" in lines[1]
+    assert "calls 10 created, 25 updated, 7 deleted; 3.0 s" in lines[1]
+
+
+def test_lists_failed_entities_parked_first_with_their_errors():
+    now = timezone.now()
+    EntitySyncState.objects.create(
+        entity_table="news_post",
+        entity_pk=7,
+        attempts=1,
+        last_error="PUT /posts/7: HTTP 400 Bad Request",
+        last_failed_at=now,
+    )
+    EntitySyncState.objects.create(
+        entity_table="news_comment",
+        entity_pk=9,
+        attempts=5,
+        last_error="POST /comments: HTTP 422",
+        last_failed_at=now - timedelta(hours=1),
+        parked_at=now,
+    )
+    EntitySyncState.objects.create(entity_table="news_post", entity_pk=8, remote_id=108)
+
+    section = run_all().split("Failed entities (2)\n")[1]
+
+    assert section.splitlines() == [
+        "  news_comment#9 PARKED after 5 refused attempt(s): POST /comments: HTTP 422",
+        "  news_post#7 retrying after 1 refused attempt(s): PUT /posts/7: HTTP 400 Bad Request",
+    ]

@@ -47,6 +47,7 @@ class Command(BaseCommand):
             base_url=url or settings.FAKE_API_URL,
             timeout=timeout or settings.FAKE_API_TIMEOUT,
             retries=settings.SYNC_RETRIES,
+            backoff_factor=settings.SYNC_BACKOFF_FACTOR,
             backoff_max=settings.SYNC_BACKOFF_MAX,
         )
         try:

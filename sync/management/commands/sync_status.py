@@ -3,7 +3,13 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from sync.services.changelog import PendingGroup, pending_summary
+from sync.models import EntitySyncState, SyncRun
+from sync.services.changelog import (
+    PendingGroup,
+    failed_entities,
+    pending_summary,
+    recent_runs,
+)
 
 
 def format_age(age: timedelta) -> str:
@@ -23,13 +29,16 @@ def format_age(age: timedelta) -> str:
 
 class Command(BaseCommand):
     help = (
-        "Show what the synchronisation still has to do: pending change events per table and type."
+        "Show what the synchronisation still has to do: pending change events per table and "
+        "type, the last sync runs, and entities whose delivery failed."
     )
 
     def handle(self, *args, **options) -> None:
         now = timezone.now()
         # One section per concern, each a service call plus a writer; add new sections here.
         self.write_pending(pending_summary(now=now))
+        self.write_runs(recent_runs(limit=5), now=now)
+        self.write_failures(*failed_entities(limit=50))
 
     def write_section(self, title: str, lines: list[str]) -> None:
         self.stdout.write(self.style.MIGRATE_HEADING(title))
@@ -51,3 +60,37 @@ class Command(BaseCommand):
         oldest = max(group.oldest_age for group in groups)
         lines.append(f"{'total':<{table_width}}  {'':<7}  {total:>7}  {format_age(oldest)}")
         self.write_section("Pending events", lines)
+
+    def write_runs(self, runs: list[SyncRun], *, now) -> None:
+        if not runs:
+            self.write_section("Last sync runs", ["No sync has run yet."])
+            return
+        lines = []
+        for run in runs:
+            took = (
+                f"{(run.finished_at - run.started_at).total_seconds():.1f} s"
+                if run.finished_at
+                else "unfinished"
+            )
+            lines.append(
+                f"#{run.pk} {run.started_at:%Y-%m-%d %H:%M:%S} ({format_age(now - run.started_at)} "
+                f"ago) {run.mode} {run.status}: {run.entities_synced} synced, "
+                f"{run.entities_failed} failed; calls {run.calls_created} created, "
+                f"{run.calls_updated} updated, {run.calls_deleted} deleted; {took}"
+            )
+        self.write_section("Last sync runs", lines)
+
+    def write_failures(self, states: list[EntitySyncState], total: int) -> None:
+        if not states:
+            self.write_section("Failed entities", ["None."])
+            return
+        lines = []
+        for state in states:
+            flag = "PARKED" if state.parked_at else "retrying"
+            lines.append(
+                f"{state.entity_table}#{state.entity_pk} {flag} after {state.attempts} "
+                f"refused attempt(s): {state.last_error}"
+            )
+        if total > len(states):
+            lines.append(f"... and {total - len(states)} more (see the admin)")
+        self.write_section(f"Failed entities ({total})", lines)

@@ -1,0 +1,541 @@
+"""manage.py sync_changes: output lines, exit codes, flags, --dry-run and --full."""
+
+import re
+import threading
+import time
+from dataclasses import dataclass
+from io import StringIO
+
+import pytest
+from django.core.management import ManagementUtility, call_command
+from django.core.management.base import CommandError
+from django.db import connection
+
+from news.models import Comment, Post
+from sync.locking import exclusive_run
+from sync.models import EntitySyncState, SyncRun
+from sync.tests.conftest import (
+    comment_record,
+    expected_target,
+    pending_count,
+    phases,
+    post_record,
+    target_state,
+    writes,
+)
+from sync.tests.test_client import free_port
+
+pytestmark = [pytest.mark.django_db, pytest.mark.timeout(30)]
+
+SUMMARY = re.compile(
+    r"^Synced (\d+) entities with (\d+) calls \((\d+) created, (\d+) updated, (\d+) deleted\); "
+    r"(\d+) failed in \d+\.\d s(; .*)?$"
+)
+
+
+@pytest.fixture(autouse=True)
+def _fast_retries(settings):
+    settings.SYNC_RETRIES = 2
+    settings.SYNC_BACKOFF_FACTOR = 0.01
+    settings.SYNC_BACKOFF_MAX = 0.02
+
+
+@dataclass
+class Result:
+    code: int
+    output: str
+    error: str = ""
+
+    @property
+    def lines(self) -> list[str]:
+        return self.output.splitlines()
+
+    def summary(self) -> tuple[int, ...]:
+        """entities synced, calls, created, updated, deleted, failed, from the last line."""
+        match = SUMMARY.match(self.lines[-1])
+        assert match, f"not a summary line: {self.lines[-1]!r}"
+        return tuple(int(group) for group in match.groups()[:6])
+
+
+def run_command(*args: str) -> Result:
+    out = StringIO()
+    try:
+        call_command("sync_changes", *args, stdout=out)
+    except CommandError as exc:
+        return Result(exc.returncode, out.getvalue(), str(exc))
+    return Result(0, out.getvalue())
+
+
+@pytest.fixture
+def sync_command(fake_target):
+    """The command against the fake target, without a rate limit, with a short timeout."""
+
+    def run(*args: str) -> Result:
+        return run_command("--url", fake_target.url, "--max-rps", "0", "--timeout", "2", *args)
+
+    return run
+
+
+@pytest.fixture
+def changes(seed, make_post):
+    """One pending create, update and delete of a post."""
+    [updated, deleted], _ = seed(2)
+    created = make_post(title="new")
+    updated.title = "changed"
+    updated.save()
+    deleted.delete()
+    return created, updated
+
+
+# --- Exit 0 and the summary line -----------------------------------------------------------------
+
+
+def test_delivers_everything_prints_one_summary_line_and_exits_0(
+    fake_target, changes, sync_command
+):
+    result = sync_command()
+
+    assert result.code == 0
+    assert len(result.lines) == 1
+    assert result.summary() == (3, 3, 1, 1, 1, 0)
+    assert target_state(fake_target) == expected_target()
+    assert pending_count() == 0
+    run = SyncRun.objects.get()
+    assert (run.mode, run.status, run.entities_synced, run.entities_failed) == (
+        "incremental",
+        "succeeded",
+        3,
+        0,
+    )
+    assert (run.calls_created, run.calls_updated, run.calls_deleted) == (1, 1, 1)
+
+
+def test_nothing_pending_sends_nothing_and_still_records_the_run(fake_target, sync_command):
+    result = sync_command()
+
+    assert result.code == 0
+    assert result.lines == [
+        "Synced 0 entities with 0 calls (0 created, 0 updated, 0 deleted); 0 failed in 0.0 s"
+    ]
+    assert fake_target.calls() == []
+    assert SyncRun.objects.get().status == "succeeded"
+
+
+def test_the_url_defaults_to_the_setting(fake_target, changes, settings):
+    settings.FAKE_API_URL = fake_target.url
+
+    result = run_command("--max-rps", "0")
+
+    assert result.code == 0
+    assert len(writes(fake_target)) == 3
+
+
+# --- Exit 1: failures named one per line ---------------------------------------------------------
+
+
+def test_failed_entities_are_named_one_line_each_and_exit_1(
+    fake_target, seed, sync_command
+):
+    [first, second, fine], _ = seed(3)
+    for post in (first, second, fine):
+        post.title = "changed"
+        post.save()
+    fake_target.fail(400, method="PUT", path=f"/posts/{first.pk}", body={"error": "no"})
+    fake_target.fail(422, method="PUT", path=f"/posts/{second.pk}", body={"error": "nope"})
+
+    result = sync_command("--concurrency", "1")
+
+    assert result.code == 1
+    assert result.lines[:-1] == [
+        f'FAILED PUT post {first.pk}: PUT {fake_target.url}/posts/{first.pk}: '
+        f'HTTP 400 Bad Request: {{"error":"no"}}',
+        f'FAILED PUT post {second.pk}: PUT {fake_target.url}/posts/{second.pk}: '
+        f'HTTP 422 Unprocessable Entity: {{"error":"nope"}}',
+    ]
+    assert result.summary() == (1, 1, 0, 1, 0, 2)
+    assert result.error == (
+        "2 entities were not delivered; they stay pending for the next run (see sync_status)"
+    )
+    assert pending_count() == 2
+    run = SyncRun.objects.get()
+    assert (run.status, run.entities_synced, run.entities_failed) == ("partial", 1, 2)
+    assert run.error_summary.splitlines() == [line[len("FAILED ") :] for line in result.lines[:-1]]
+
+
+def test_a_transient_failure_exits_1_and_the_next_run_delivers_it(
+    fake_target, seed, sync_command, settings
+):
+    settings.SYNC_RETRIES = 1
+    [post], _ = seed(1)
+    post.title = "changed"
+    post.save()
+    fake_target.fail(503, method="PUT", times=2)
+
+    first = sync_command()
+    second = sync_command()
+
+    assert first.code == 1
+    assert first.lines[0].startswith(f"FAILED PUT post {post.pk}: ")
+    assert "HTTP 503 Service Unavailable" in first.lines[0]
+    assert second.code == 0
+    assert second.summary() == (1, 1, 0, 1, 0, 0)
+    assert target_state(fake_target) == expected_target()
+
+
+def test_a_call_that_times_out_is_named_with_the_timeout(fake_target, seed, sync_command):
+    [post], _ = seed(1)
+    post.title = "changed"
+    post.save()
+    fake_target.stall(0.5, method="PUT")
+
+    result = run_command(
+        "--url", fake_target.url, "--max-rps", "0", "--timeout", "0.1", "--concurrency", "1"
+    )
+
+    assert result.code == 1
+    assert result.lines[0] == (
+        f"FAILED PUT post {post.pk}: PUT {fake_target.url}/posts/{post.pk}: "
+        "no answer within 0.1 s"
+    )
+    assert pending_count() == 1
+
+
+def test_a_parked_entity_is_named_in_the_output(fake_target, seed, sync_command, settings):
+    settings.SYNC_MAX_ATTEMPTS = 1
+    [post], _ = seed(1)
+    post.title = "changed"
+    post.save()
+    fake_target.fail(400, method="PUT")
+    assert sync_command().code == 1
+    fake_target.reset_log()
+
+    result = sync_command()
+
+    assert fake_target.calls() == []
+    assert result.code == 1
+    assert f"FAILED post {post.pk}: parked after repeated failures" in result.lines
+    assert result.summary()[-1] == 1
+
+
+def test_an_unreachable_target_stops_the_run_with_a_clear_line(make_post):
+    for _ in range(30):
+        make_post()
+
+    result = run_command(
+        "--url", f"http://127.0.0.1:{free_port()}", "--max-rps", "0", "--concurrency", "1"
+    )
+
+    assert result.code == 1
+    assert result.lines[-1].endswith(
+        "; stopped after 10 calls in a row found the target unreachable"
+    )
+    assert result.summary() == (0, 0, 0, 0, 0, 30)
+    unreachable = [line for line in result.lines if "connection failed" in line]
+    assert len(unreachable) == 10
+    assert all(line.startswith("FAILED POST post ") for line in unreachable)
+    assert pending_count() == 30
+    assert SyncRun.objects.get().status == "partial"
+
+
+def test_a_full_sync_of_an_unreachable_target_fails_in_one_line(make_post):
+    make_post()
+    url = f"http://127.0.0.1:{free_port()}"
+
+    result = run_command("--url", url, "--full", "--max-rps", "0")
+
+    assert result.code == 1
+    assert result.error.startswith(f"Sync failed: GET {url}/posts: connection failed (")
+    assert "\n" not in result.error
+    run = SyncRun.objects.get()
+    assert (run.mode, run.status) == ("full", "failed")
+    assert pending_count() == 1
+
+
+# --- Exit 2: bad usage ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--url", "ftp://example.com"], "--url must be an http(s) URL, got 'ftp://example.com'"),
+        (["--url", "localhost:3000"], "--url must be an http(s) URL, got 'localhost:3000'"),
+        (["--concurrency", "0"], "--concurrency must be at least 1"),
+        (["--max-rps", "-1"], "--max-rps must be 0 (unlimited) or more"),
+        (["--batch-size", "0"], "--batch-size must be at least 1"),
+        (["--timeout", "0"], "--timeout must be more than 0"),
+    ],
+)
+def test_bad_usage_exits_2_and_sends_nothing(fake_target, changes, args, message):
+    result = run_command("--url", fake_target.url, *args)
+
+    assert (result.code, result.error, result.output) == (2, message, "")
+    assert fake_target.calls() == []
+    assert pending_count() == 3
+    assert not SyncRun.objects.exists()
+
+
+def test_every_usage_problem_is_named_at_once(fake_target):
+    result = run_command("--url", fake_target.url, "--concurrency", "0", "--timeout", "-1")
+
+    assert result.code == 2
+    assert result.error == "--concurrency must be at least 1; --timeout must be more than 0"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--concurrency", "many"], "argument --concurrency: invalid int value: 'many'"),
+        (["--max-rps"], "argument --max-rps: expected one argument"),
+        (["--fast"], "unrecognized arguments: --fast"),
+    ],
+)
+def test_argument_errors_exit_2(capsys, args, message):
+    with pytest.raises(SystemExit) as exited:
+        ManagementUtility(["manage.py", "sync_changes", *args]).execute()
+
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+# --- Exit 75: another run holds the lock ---------------------------------------------------------
+
+
+@pytest.fixture
+def lock_held_elsewhere():
+    """Hold the run lock in another thread (its own connection, its own lock file handle)."""
+    from django.db import connections
+
+    taken, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with exclusive_run():
+                taken.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert taken.wait(5)
+    yield
+    release.set()
+    holder.join(5)
+
+
+def test_a_second_run_exits_75_at_once_with_one_line(
+    fake_target, changes, sync_command, lock_held_elsewhere
+):
+    started = time.monotonic()
+    result = sync_command()
+
+    assert time.monotonic() - started < 1
+    assert result.code == 75
+    assert result.output == ""
+    assert result.error.startswith("another sync_changes run holds the lock")
+    assert result.error.endswith("; try again later")
+    assert "\n" not in result.error
+    assert fake_target.calls() == []
+    assert pending_count() == 3
+    assert not SyncRun.objects.exists()
+
+
+def test_the_lock_is_free_again_after_a_run(fake_target, changes, sync_command):
+    assert sync_command().code == 0
+    assert sync_command().code == 0
+    with exclusive_run():
+        pass
+
+
+# --- --dry-run -----------------------------------------------------------------------------------
+
+
+def test_dry_run_prints_the_planned_calls_and_changes_nothing(
+    fake_target, seed, make_post, make_comment, sync_command
+):
+    [updated, deleted], _ = seed(2)
+    created = make_post()
+    comment = make_comment(created)
+    updated.title = "changed"
+    updated.save()
+    deleted_pk = deleted.pk
+    deleted.delete()
+
+    result = sync_command("--dry-run")
+
+    assert result.code == 0
+    assert result.lines == [
+        f"POST /posts  post {created.pk}",
+        f"PUT /posts  post {updated.pk}",
+        f"POST /comments  comment {comment.pk}",
+        f"DELETE /posts  post {deleted_pk}",
+        "Dry run: 4 calls planned (2 create, 1 update, 1 delete); nothing sent",
+    ]
+    assert fake_target.calls() == []
+    assert pending_count() == 4
+    assert not SyncRun.objects.exists()
+    assert not EntitySyncState.objects.exists()
+
+
+# --- --full --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def drifted(fake_target, seed):
+    """A target that drifted from the database in every way, plus one pending local change.
+
+    Post 0 is equal; post 1 differs on the target (no local event); post 2 is missing there
+    with its comment; post 3 changed locally (pending event); the target has an extra post with
+    a comment, an extra comment on post 0, and a comment of post 0 whose body drifted.
+    """
+    posts, comments = seed(4, comments_per_post=1)
+    posts[3].title = "changed here"
+    posts[3].save()
+    state = fake_target.state()
+    by_id = {record["id"]: record for record in state["posts"]}
+    by_id[posts[1].pk]["title"] = "changed there"
+    del by_id[posts[2].pk]
+    extra_post = max(p.pk for p in posts) + 100
+    by_id[extra_post] = {"id": extra_post, "userId": 1, "title": "extra", "body": ""}
+    drifted_comments = {record["id"]: record for record in state["comments"]}
+    drifted_comments[comments[0].pk]["body"] = "drifted"
+    del drifted_comments[comments[2].pk]
+    extra_comment = max(c.pk for c in comments) + 100
+    for offset, post_id in ((0, posts[0].pk), (1, extra_post)):
+        drifted_comments[extra_comment + offset] = {
+            "id": extra_comment + offset,
+            "postId": post_id,
+            "name": "extra",
+            "email": "x@example.com",
+            "body": "",
+        }
+    fake_target.load(posts=list(by_id.values()), comments=list(drifted_comments.values()))
+    return {
+        "posts": posts,
+        "comments": comments,
+        "extra_post": extra_post,
+        "extra_comments": [extra_comment, extra_comment + 1],
+    }
+
+
+def test_full_makes_a_drifted_target_equal_with_the_fewest_calls(
+    fake_target, drifted, sync_command
+):
+    posts, comments = drifted["posts"], drifted["comments"]
+    assert pending_count() == 1
+
+    result = sync_command("--full", "--concurrency", "1")
+
+    assert result.code == 0
+    assert [(r.method, r.path) for r in fake_target.calls("GET")] == [
+        ("GET", "/posts"),
+        ("GET", "/comments"),
+    ]
+    assert writes(fake_target) == [
+        ("POST", "/posts"),
+        ("PUT", f"/posts/{posts[1].pk}"),
+        ("PUT", f"/posts/{posts[3].pk}"),
+        ("POST", "/comments"),
+        ("PUT", f"/comments/{comments[0].pk}"),
+        *[("DELETE", f"/comments/{pk}") for pk in drifted["extra_comments"]],
+        ("DELETE", f"/posts/{drifted['extra_post']}"),
+    ]
+    assert fake_target.calls("POST", "/posts")[0].body == post_record(posts[2])
+    assert fake_target.calls("POST", "/comments")[0].body == comment_record(comments[2])
+    assert result.summary() == (8, 8, 2, 3, 3, 0)
+    assert target_state(fake_target) == expected_target()
+    assert pending_count() == 0
+    run = SyncRun.objects.get()
+    assert (run.mode, run.status, run.events_pending) == ("full", "succeeded", 1)
+
+    fake_target.reset_log()
+    again = sync_command("--full")
+
+    assert again.summary() == (0, 0, 0, 0, 0, 0)
+    assert writes(fake_target) == []
+
+
+def test_full_dry_run_prints_the_diff_and_changes_nothing(fake_target, drifted, sync_command):
+    before = fake_target.state()
+    posts, comments = drifted["posts"], drifted["comments"]
+    extra_comments = drifted["extra_comments"]
+
+    result = sync_command("--full", "--dry-run")
+
+    assert result.code == 0
+    assert result.lines == [
+        f"POST /posts  post {posts[2].pk}",
+        f"PUT /posts  post {posts[1].pk}",
+        f"PUT /posts  post {posts[3].pk}",
+        f"POST /comments  comment {comments[2].pk}",
+        f"PUT /comments  comment {comments[0].pk}",
+        f"DELETE /comments  comment {extra_comments[0]}",
+        f"DELETE /comments  comment {extra_comments[1]}",
+        f"DELETE /posts  post {drifted['extra_post']}",
+        "Dry run: 8 calls planned (2 create, 3 update, 3 delete); nothing sent",
+    ]
+    assert writes(fake_target) == []
+    assert fake_target.state() == before
+    assert pending_count() == 1
+    assert not SyncRun.objects.exists()
+
+
+def test_full_leaves_the_events_of_failed_entities_pending(fake_target, drifted, sync_command):
+    posts = drifted["posts"]
+    fake_target.fail(400, method="PUT", path=f"/posts/{posts[3].pk}")
+
+    result = sync_command("--full")
+
+    assert result.code == 1
+    assert [line for line in result.lines if line.startswith("FAILED")] == [
+        f"FAILED PUT post {posts[3].pk}: PUT {fake_target.url}/posts/{posts[3].pk}: "
+        'HTTP 400 Bad Request: {"error":"Bad Request"}'
+    ]
+    assert pending_count() == 1
+    assert Post.objects.count() == 4 and Comment.objects.count() == 4
+
+
+# --- Politeness ----------------------------------------------------------------------------------
+
+
+def test_max_rps_caps_the_request_rate(fake_target, seed, sync_command):
+    posts, _ = seed(10)
+    for post in posts:
+        post.title = "changed"
+        post.save()
+
+    started = time.monotonic()
+    result = run_command("--url", fake_target.url, "--max-rps", "20", "--concurrency", "4")
+
+    assert time.monotonic() - started >= 0.45
+    assert result.code == 0 and len(writes(fake_target)) == 10
+
+
+def test_concurrency_sends_calls_in_parallel_and_keeps_the_order(
+    fake_target, seed, make_post, make_comment, sync_command
+):
+    posts, comments = seed(12, comments_per_post=1)
+    for post in posts[:8]:
+        post.title = "changed"
+        post.save()
+    for _ in range(8):
+        make_comment(make_post())
+    for comment in comments[8:]:
+        comment.delete()
+    fake_target.latency = 0.02
+
+    result = sync_command("--concurrency", "4")
+
+    assert result.code == 0
+    assert 1 < fake_target.max_in_flight <= 4
+    order = phases(fake_target)
+    assert order == sorted(order)
+    assert target_state(fake_target) == expected_target()
+
+
+def test_the_database_connection_is_left_usable(fake_target, changes, sync_command):
+    sync_command()
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        assert cursor.fetchone() == (1,)
