@@ -12,7 +12,6 @@ from typing import Any
 
 from django.core.management.color import no_style
 from django.db import connection, models, transaction
-from django.db.backends.postgresql.psycopg_any import is_psycopg3
 from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
@@ -320,7 +319,7 @@ def _write(posts: list[dict], comments: list[dict], bar: tqdm, batch_size: int) 
                 cursor.execute(f"LOCK TABLE {tables} IN SHARE ROW EXCLUSIVE MODE")
         _refuse_unless_empty()
         for model, rows in ((Post, posts), (Comment, comments)):
-            if postgres and is_psycopg3:
+            if postgres and _has_psycopg3_copy():
                 _copy_rows(model, rows, bar, batch_size)
             else:
                 for batch in _batches(rows, batch_size):
@@ -355,6 +354,12 @@ def _copy_rows(model: type[models.Model], rows: list[dict], bar: tqdm, batch_siz
             for values in batch:
                 copy.write_row([values.get(name, fill[name]) for name in names])
             bar.update(len(batch))
+
+
+def _has_psycopg3_copy() -> bool:
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+    return is_psycopg3
 
 
 def _reset_sequences() -> None:

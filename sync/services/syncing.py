@@ -249,6 +249,13 @@ class _SyncRunner:
         self._deliver_plan(plan, self._incremental_deliveries)
 
     def _run_full(self) -> None:
+        # The events this run may settle are read before the database rows: an event committed
+        # later (even under an older id) may describe a change the rows below do not show yet.
+        pending = list(
+            ModelEvent.objects.pending()
+            .filter(id__lte=self.horizon, entity_table__in=KINDS)
+            .values_list("id", "entity_table", "entity_pk")
+        )
         remote_ids = {
             (KINDS[table], pk): remote_id
             for table, pk, remote_id in EntitySyncState.objects.filter(
@@ -292,11 +299,6 @@ class _SyncRunner:
         # Every pending event up to the horizon is now reflected on the target, except those of
         # entities whose call failed: they stay pending for the next run.
         failed = {f.entity for f in self.report.failed[failed_before:]}
-        pending = (
-            ModelEvent.objects.pending()
-            .filter(id__lte=self.horizon, entity_table__in=KINDS)
-            .values_list("id", "entity_table", "entity_pk")
-        )
         settle = [eid for eid, table, pk in pending if EntityKey(KINDS[table], pk) not in failed]
         for chunk in _chunks(settle, 5000):
             self._mark_synced(chunk)

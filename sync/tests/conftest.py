@@ -1,4 +1,4 @@
-"""Fixtures for the sync tests: rows, a seeded target, a sync run, and what the target should hold."""
+"""Sync test fixtures: rows, a seeded target, a sync run, and what the target should hold."""
 
 from typing import Any
 
@@ -135,9 +135,7 @@ def expected_target() -> dict[str, list[dict[str, Any]]]:
         ),
         "comments": sorted(
             (
-                comment_record(
-                    c, remote_id=comments.get(c.pk), post_remote_id=posts.get(c.post_id)
-                )
+                comment_record(c, remote_id=comments.get(c.pk), post_remote_id=posts.get(c.post_id))
                 for c in Comment.objects.all()
             ),
             key=lambda record: record["id"],

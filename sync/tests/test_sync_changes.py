@@ -133,9 +133,7 @@ def test_the_url_defaults_to_the_setting(fake_target, changes, settings):
 # --- Exit 1: failures named one per line ---------------------------------------------------------
 
 
-def test_failed_entities_are_named_one_line_each_and_exit_1(
-    fake_target, seed, sync_command
-):
+def test_failed_entities_are_named_one_line_each_and_exit_1(fake_target, seed, sync_command):
     [first, second, fine], _ = seed(3)
     for post in (first, second, fine):
         post.title = "changed"
@@ -147,9 +145,9 @@ def test_failed_entities_are_named_one_line_each_and_exit_1(
 
     assert result.code == 1
     assert result.lines[:-1] == [
-        f'FAILED PUT post {first.pk}: PUT {fake_target.url}/posts/{first.pk}: '
+        f"FAILED PUT post {first.pk}: PUT {fake_target.url}/posts/{first.pk}: "
         f'HTTP 400 Bad Request: {{"error":"no"}}',
-        f'FAILED PUT post {second.pk}: PUT {fake_target.url}/posts/{second.pk}: '
+        f"FAILED PUT post {second.pk}: PUT {fake_target.url}/posts/{second.pk}: "
         f'HTTP 422 Unprocessable Entity: {{"error":"nope"}}',
     ]
     assert result.summary() == (1, 1, 0, 1, 0, 2)
@@ -194,8 +192,7 @@ def test_a_call_that_times_out_is_named_with_the_timeout(fake_target, seed, sync
 
     assert result.code == 1
     assert result.lines[0] == (
-        f"FAILED PUT post {post.pk}: PUT {fake_target.url}/posts/{post.pk}: "
-        "no answer within 0.1 s"
+        f"FAILED PUT post {post.pk}: PUT {fake_target.url}/posts/{post.pk}: no answer within 0.1 s"
     )
     assert pending_count() == 1
 
@@ -215,6 +212,13 @@ def test_a_parked_entity_is_named_in_the_output(fake_target, seed, sync_command,
     assert result.code == 1
     assert f"FAILED post {post.pk}: parked after repeated failures" in result.lines
     assert result.summary()[-1] == 1
+    status = StringIO()
+    call_command("sync_status", stdout=status)
+    assert (
+        f"news_post#{post.pk} PARKED after 1 refused attempt(s): PUT {fake_target.url}/posts/"
+        f'{post.pk}: HTTP 400 Bad Request: {{"error":"Bad Request"}}'
+    ) in status.getvalue()
+    assert "incremental partial: 0 synced, 1 failed" in status.getvalue()
 
 
 def test_an_unreachable_target_stops_the_run_with_a_clear_line(make_post):

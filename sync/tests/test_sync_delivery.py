@@ -32,9 +32,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.timeout(30)]
 
 
 def state_of(obj) -> EntitySyncState | None:
-    return EntitySyncState.objects.filter(
-        entity_table=obj._meta.db_table, entity_pk=obj.pk
-    ).first()
+    return EntitySyncState.objects.filter(entity_table=obj._meta.db_table, entity_pk=obj.pk).first()
 
 
 # --- Merge rules ---------------------------------------------------------------------------------
@@ -90,7 +88,7 @@ def test_updates_become_one_put_of_the_whole_record(fake_target, seed, sync):
 
     assert writes(fake_target) == [("PUT", f"/posts/{post.pk}"), ("PUT", f"/comments/{comment.pk}")]
     put_post, put_comment = fake_target.calls("PUT")
-    assert put_post.body == {"id": post.pk, "userId": post.user_id, "title": "three", "body": post.body}
+    assert put_post.body == {**post_record(post), "title": "three"}
     comment.refresh_from_db()
     assert put_comment.body == comment_record(comment)
     assert put_comment.body["name"] == "renamed" and put_comment.body["body"] == "edited"
@@ -188,10 +186,8 @@ def test_every_run_is_recorded_with_its_counts(fake_target, seed, make_post, syn
 
 
 @pytest.mark.parametrize("concurrency", [1, 4])
-def test_calls_go_out_phase_by_phase(
-    fake_target, seed, make_post, make_comment, sync, concurrency
-):
-    """Post creates, post updates, comment creates, comment updates, comment deletes, post deletes."""
+def test_calls_go_out_phase_by_phase(fake_target, seed, make_post, make_comment, sync, concurrency):
+    """Post creates, post updates, comment creates and updates, comment deletes, post deletes."""
     posts, comments = seed(6, comments_per_post=2)
     by_post = {post.pk: [c for c in comments if c.post_id == post.pk] for post in posts}
     new_posts = [make_post(title=f"new {n}") for n in range(4)]
@@ -467,9 +463,7 @@ def test_a_closed_connection_on_a_post_is_checked_and_sent_again(fake_target, ma
     assert state_of(post) is None
 
 
-def test_a_post_applied_but_unanswered_is_found_and_not_duplicated(
-    fake_target, make_post, sync
-):
+def test_a_post_applied_but_unanswered_is_found_and_not_duplicated(fake_target, make_post, sync):
     post = make_post()
     fake_target.drop(method="POST", times=1, after_processing=True)
 
@@ -551,9 +545,7 @@ def test_a_permanent_error_is_recorded_not_retried_and_blocks_no_one(
     assert state_of(refused) is None and state_of(held) is None
 
 
-def test_an_entity_refused_run_after_run_is_parked_until_it_changes_again(
-    fake_target, seed, sync
-):
+def test_an_entity_refused_run_after_run_is_parked_until_it_changes_again(fake_target, seed, sync):
     [stuck, fine], _ = seed(2)
     stuck.title = "rejected"
     stuck.save()

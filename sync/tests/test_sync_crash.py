@@ -1,0 +1,378 @@
+"""Crash safety and one run at a time: kill -9 mid-run, two runs at once, changes during a run.
+
+These tests commit (transaction=True) so that other processes and threads see the rows. The
+subprocesses run `manage.py` with the interpreter of the suite against the test database.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from io import StringIO
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection, connections
+
+from news.models import Comment, Post
+from sync.errors import SyncLocked
+from sync.locking import exclusive_run
+from sync.models import EntitySyncState, ModelEvent
+from sync.tests.conftest import (
+    expected_target,
+    pending_count,
+    subprocess_database_url,
+    target_state,
+    writes,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+# pytest-django keeps the SQLite test database in memory, out of reach of another process.
+needs_shared_database = pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="a subprocess cannot see the in-memory SQLite test database; runs on PostgreSQL",
+)
+
+HOLD_THE_LOCK = """
+import sys
+import django
+django.setup()
+from sync.locking import exclusive_run
+with exclusive_run():
+    print("locked", flush=True)
+    sys.stdin.read()
+"""
+
+
+def subprocess_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="news_project.settings",
+        DJANGO_SECRET_KEY=settings.SECRET_KEY,
+        SYNC_LOCK_FILE=settings.SYNC_LOCK_FILE,
+        SYNC_RETRIES="1",
+        SYNC_BACKOFF_FACTOR="0.01",
+        SYNC_BACKOFF_MAX="0.02",
+        PYTHONUNBUFFERED="1",
+    )
+    if connection.vendor == "postgresql":
+        env["DATABASE_URL"] = subprocess_database_url()
+    return env
+
+
+def start_sync(url: str, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "sync_changes", "--url", url, "--max-rps", "0", *args],
+        cwd=settings.BASE_DIR,
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def hold_the_lock() -> subprocess.Popen:
+    """A process that holds the run lock until its stdin is closed."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_LOCK],
+        cwd=settings.BASE_DIR,
+        env=subprocess_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline() == "locked\n"
+    return holder
+
+
+def wait_for(condition: Callable[[], bool], *, timeout: float = 15, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition}")
+        time.sleep(0.005)
+
+
+def lock_is_free() -> bool:
+    try:
+        with exclusive_run():
+            return True
+    except SyncLocked:
+        return False
+
+
+def run_command(*args: str) -> tuple[int, str, str]:
+    out = StringIO()
+    try:
+        call_command("sync_changes", *args, stdout=out)
+    except CommandError as exc:
+        return exc.returncode, out.getvalue(), str(exc)
+    return 0, out.getvalue(), ""
+
+
+# --- kill -9 -------------------------------------------------------------------------------------
+
+
+def make_workload(seed, make_post, make_comment) -> int:
+    """Pending creates, updates and deletes of posts and comments; returns the calls they need."""
+    posts, comments = seed(16, comments_per_post=2)
+    for n in range(16):
+        make_comment(make_post(title=f"new {n}"))
+    for post in posts[:10]:
+        post.title = "changed"
+        post.save()
+    for comment in comments[:8]:
+        comment.body = "changed"
+        comment.save()
+    for comment in comments[20:24]:
+        comment.delete()
+    for post in posts[13:]:
+        post.delete()  # and their comments
+    return 16 + 10 + 16 + 8 + 4 + 3 * 2 + 3
+
+
+@needs_shared_database
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("calls_before_kill", [1, 12, 35])
+def test_a_run_killed_at_any_moment_is_finished_by_the_next_without_duplicates(
+    fake_target, seed, make_post, make_comment, sync, calls_before_kill
+):
+    calls_needed = make_workload(seed, make_post, make_comment)
+    fake_target.latency = 0.02
+    killed = start_sync(fake_target.url, "--concurrency", "4", "--batch-size", "20")
+
+    wait_for(lambda: len(writes(fake_target)) >= calls_before_kill, what="the first calls")
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(5)
+    assert killed.returncode == -signal.SIGKILL
+    sent_before_kill = len(writes(fake_target))
+    assert sent_before_kill < calls_needed, "the run finished before it was killed"
+    wait_for(lambda: fake_target.in_flight == 0, what="calls in flight at the kill")
+    # The lock died with the process (PostgreSQL notices the closed connection at once).
+    wait_for(lock_is_free, timeout=5, what="the lock to be released")
+    fake_target.latency = 0
+
+    report = sync(concurrency=4)
+
+    assert report.ok, report.failed
+    assert target_state(fake_target) == expected_target()
+    assert pending_count() == 0
+    created = [(r.path, r.body["id"]) for r in fake_target.calls("POST") if r.status == 201]
+    assert len(created) == len(set(created)), "an entity was created twice"
+    assert [r for r in fake_target.calls() if r.status == 500] == []
+    assert not EntitySyncState.objects.filter(create_unconfirmed=True).exists()
+    # Nothing is sent twice beyond what the killed run may have left unconfirmed.
+    assert len(writes(fake_target)) <= calls_needed + sent_before_kill
+
+
+# --- One run at a time ---------------------------------------------------------------------------
+
+
+@needs_shared_database
+@pytest.mark.django_db(transaction=True)
+def test_two_runs_started_together_the_second_exits_75(fake_target, seed, settings):
+    posts, _ = seed(20)
+    for post in posts:
+        post.title = "changed"
+        post.save()
+    fake_target.latency = 0.1
+    first = start_sync(fake_target.url, "--concurrency", "1")
+    wait_for(lambda: len(fake_target.calls()) >= 1, what="the first run's first call")
+
+    second = start_sync(fake_target.url)
+    second_out, second_err = second.communicate(timeout=30)
+    in_process = run_command("--url", fake_target.url, "--max-rps", "0")
+    first_out, first_err = first.communicate(timeout=30)
+
+    assert second.returncode == 75
+    assert second_out == ""
+    assert second_err == (
+        "CommandError: another sync_changes run holds the lock; try again later\n"
+    )
+    assert in_process == (75, "", "another sync_changes run holds the lock; try again later")
+    assert (first.returncode, first_err) == (0, "")
+    assert first_out.startswith("Synced 20 entities with 20 calls (0 created, 20 updated, 0 ")
+    assert len(fake_target.calls()) == 20
+    assert pending_count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_exits_75_while_another_process_holds_the_lock(fake_target, make_post):
+    make_post()
+    holder = hold_the_lock()
+    try:
+        code, output, error = run_command("--url", fake_target.url, "--max-rps", "0")
+        other = start_sync(fake_target.url)
+        other_out, other_err = other.communicate(timeout=30)
+    finally:
+        holder.stdin.close()
+        holder.wait(10)
+
+    assert (code, output) == (75, "")
+    assert error.startswith("another sync_changes run holds the lock")
+    assert other.returncode == 75
+    assert other_out == ""
+    assert len(other_err.splitlines()) == 1
+    assert other_err.startswith("CommandError: another sync_changes run holds the lock")
+    assert fake_target.calls() == []
+    assert pending_count() == 1
+
+    assert run_command("--url", fake_target.url, "--max-rps", "0")[0] == 0
+    assert pending_count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_killed_run_leaves_no_stale_lock(fake_target):
+    holder = hold_the_lock()
+    assert not lock_is_free()
+
+    holder.kill()
+    holder.wait(5)
+
+    wait_for(lock_is_free, timeout=5, what="the lock to be released")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_lock_admits_one_thread_at_a_time():
+    inside, release = threading.Event(), threading.Event()
+    outcomes: list[str] = []
+
+    def first() -> None:
+        try:
+            with exclusive_run():
+                inside.set()
+                release.wait(5)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=first)
+    holder.start()
+    assert inside.wait(5)
+    try:
+        with (
+            pytest.raises(SyncLocked, match="another sync_changes run holds the lock"),
+            exclusive_run(),
+        ):
+            outcomes.append("entered while held")
+        with exclusive_run("another_job"):
+            outcomes.append("another lock name is independent")
+    finally:
+        release.set()
+        holder.join(5)
+
+    with exclusive_run():
+        outcomes.append("entered after release")
+    assert outcomes == ["another lock name is independent", "entered after release"]
+
+
+# --- Changes during a run ------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_changes_logged_during_a_run_are_left_for_the_next_run(fake_target, seed, make_post, sync):
+    posts, _ = seed(6)
+    for post in posts:
+        post.title = "changed"
+        post.save()
+    before = set(ModelEvent.objects.pending().values_list("id", flat=True))
+    fake_target.latency = 0.05
+    outcome = {}
+
+    def first_run() -> None:
+        try:
+            outcome["report"] = sync(concurrency=1)
+        finally:
+            connections.close_all()
+
+    runner = threading.Thread(target=first_run)
+    runner.start()
+    wait_for(lambda: len(fake_target.calls()) >= 2, what="the run to be under way")
+    sent = posts[0]  # already sent by this run, changed again
+    sent.title = "changed during the run"
+    sent.save()
+    waiting = posts[-1]  # not sent yet, changed again
+    waiting.body = "changed during the run"
+    waiting.save()
+    new = make_post(title="created during the run")
+    during = set(ModelEvent.objects.pending().values_list("id", flat=True)) - before
+    runner.join(20)
+
+    assert outcome["report"].ok
+    assert outcome["report"].calls_made == 6
+    assert set(ModelEvent.objects.pending().values_list("id", flat=True)) == during
+    assert len(during) == 3
+
+    fake_target.reset_log()
+    fake_target.latency = 0
+    report = sync()
+
+    assert report.ok
+    assert sorted(writes(fake_target)) == sorted(
+        [("POST", "/posts"), ("PUT", f"/posts/{sent.pk}"), ("PUT", f"/posts/{waiting.pk}")]
+    )
+    assert target_state(fake_target) == expected_target()
+    assert Post.objects.get(pk=new.pk).title == "created during the run"
+    assert pending_count() == 0
+    assert not Comment.objects.exists()
+
+
+@pytest.mark.postgres  # SQLite serialises writers: ids always commit in order there
+@pytest.mark.django_db(transaction=True)
+def test_a_full_run_leaves_pending_a_change_committed_late_under_an_older_event_id(
+    fake_target, make_post, sync
+):
+    """A transaction that took its event id before the run started and commits during it."""
+    from django.db import transaction
+
+    make_post(title="before")  # so the late event id is not the newest pending one
+    opened, run_started, committed = threading.Event(), threading.Event(), threading.Event()
+
+    def slow_writer() -> None:
+        try:
+            with transaction.atomic():
+                Post.objects.create(user_id=1, title="committed late")
+                opened.set()
+                run_started.wait(10)
+            committed.set()
+        finally:
+            connections.close_all()
+
+    writer = threading.Thread(target=slow_writer)
+    writer.start()
+    assert opened.wait(5)
+    make_post(title="newest")  # its event id is the run's horizon
+    fake_target.latency = 0.05
+
+    def commit_once_the_run_has_read_the_database() -> bool:
+        if fake_target.calls("GET", "/posts"):
+            run_started.set()
+        return committed.is_set()
+
+    runner_outcome = {}
+
+    def full_run() -> None:
+        try:
+            runner_outcome["report"] = sync(full=True)
+        finally:
+            connections.close_all()
+
+    runner = threading.Thread(target=full_run)
+    runner.start()
+    wait_for(commit_once_the_run_has_read_the_database, what="the late commit")
+    writer.join(5)
+    runner.join(20)
+
+    late = Post.objects.get(title="committed late")
+    on_target = late.pk in fake_target.posts
+    event_pending = ModelEvent.objects.pending().filter(entity_pk=late.pk).exists()
+    assert runner_outcome["report"].ok
+    assert on_target or event_pending, "the late change was marked synced but never sent"
+    fake_target.latency = 0
+    sync()
+    assert target_state(fake_target) == expected_target()
