@@ -245,7 +245,14 @@ class _SyncRunner:
         if plan.settled_event_ids:
             self._mark_synced(plan.settled_event_ids)
             settled = set(plan.settled_event_ids)
-            self.report.entities_synced += len({e.key for e in events if e.id in settled})
+            gone = {e.key for e in events if e.id in settled}
+            self.report.entities_synced += len(gone)
+            # Created and deleted again: a failure recorded for them is no longer anyone's concern.
+            for kind in Kind:
+                if pks := [key.pk for key in gone if key.kind is kind]:
+                    EntitySyncState.objects.filter(
+                        entity_table=TABLES[kind], entity_pk__in=pks
+                    ).delete()
         self._deliver_plan(plan, self._incremental_deliveries)
 
     def _run_full(self) -> None:
@@ -296,8 +303,8 @@ class _SyncRunner:
 
         failed_before = len(self.report.failed)
         self._deliver_plan(plan, deliveries)
-        # Every pending event up to the horizon is now reflected on the target, except those of
-        # entities whose call failed: they stay pending for the next run.
+        # Every event read above is now reflected on the target, except those of entities whose
+        # call failed: they stay pending for the next run.
         failed = {f.entity for f in self.report.failed[failed_before:]}
         settle = [eid for eid, table, pk in pending if EntityKey(KINDS[table], pk) not in failed]
         for chunk in _chunks(settle, 5000):

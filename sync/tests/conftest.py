@@ -1,5 +1,6 @@
 """Sync test fixtures: rows, a seeded target, a sync run, and what the target should hold."""
 
+import socket
 from typing import Any
 
 import pytest
@@ -164,6 +165,13 @@ def phases(target) -> list[Phase]:
 
 def calls_by_op(report: SyncReport) -> tuple[int, int, int]:
     return report.calls[Op.CREATE], report.calls[Op.UPDATE], report.calls[Op.DELETE]
+
+
+def free_port() -> int:
+    """A local port nothing listens on (the kernel just handed it out and took it back)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def subprocess_database_url() -> str:

@@ -1,12 +1,12 @@
 """TargetApiClient against the fake target: retries, Retry-After, the careful POST, timeouts."""
 
-import socket
 import threading
 import time
 
 import pytest
 
 from sync.client import RateLimiter, TargetApiClient, TargetApiError
+from sync.tests.conftest import free_port
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -38,12 +38,6 @@ def make_client(target):
 
 def methods(target) -> list[str]:
     return [request.method for request in target.calls()]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_until_idle(target, timeout: float = 5.0) -> None:
@@ -319,7 +313,7 @@ def test_a_target_that_never_answers_in_time_is_a_transient_error(target, make_c
     assert len(target.calls("PUT")) == 2
 
 
-def test_a_target_that_refuses_connections_is_a_transient_error(make_client):
+def test_a_target_that_refuses_connections_is_a_transient_error():
     url = f"http://127.0.0.1:{free_port()}"
     client = TargetApiClient(base_url=url, retries=1, backoff_factor=0.01, backoff_max=0.02)
     with client, pytest.raises(TargetApiError) as caught:

@@ -17,13 +17,13 @@ from sync.models import EntitySyncState, SyncRun
 from sync.tests.conftest import (
     comment_record,
     expected_target,
+    free_port,
     pending_count,
     phases,
     post_record,
     target_state,
     writes,
 )
-from sync.tests.test_client import free_port
 
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(30)]
 
@@ -219,6 +219,28 @@ def test_a_parked_entity_is_named_in_the_output(fake_target, seed, sync_command,
         f'{post.pk}: HTTP 400 Bad Request: {{"error":"Bad Request"}}'
     ) in status.getvalue()
     assert "incremental partial: 0 synced, 1 failed" in status.getvalue()
+
+
+class Terminal(StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_a_progress_bar_is_drawn_and_failures_still_print(fake_target, seed, capsys):
+    posts, _ = seed(5)
+    for post in posts:
+        post.title = "changed"
+        post.save()
+    fake_target.fail(400, method="PUT", path=f"/posts/{posts[0].pk}")
+    terminal = Terminal()
+
+    with pytest.raises(CommandError):
+        call_command("sync_changes", "--url", fake_target.url, "--max-rps", "0", stdout=terminal)
+
+    printed = capsys.readouterr()
+    assert "| 0/5 [" in printed.err  # tqdm's bar, sized to the plan
+    assert printed.out.startswith(f"FAILED PUT post {posts[0].pk}: ")
+    assert SUMMARY.match(terminal.getvalue())
 
 
 def test_an_unreachable_target_stops_the_run_with_a_clear_line(make_post):

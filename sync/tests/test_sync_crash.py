@@ -181,13 +181,15 @@ def test_two_runs_started_together_the_second_exits_75(fake_target, seed, settin
     for post in posts:
         post.title = "changed"
         post.save()
-    fake_target.latency = 0.1
-    first = start_sync(fake_target.url, "--concurrency", "1")
+    fake_target.latency = 0.5  # keeps the first run busy for 10 s, until told to hurry
+    first = start_sync(fake_target.url, "--concurrency", "1", "--timeout", "5")
     wait_for(lambda: len(fake_target.calls()) >= 1, what="the first run's first call")
 
     second = start_sync(fake_target.url)
     second_out, second_err = second.communicate(timeout=30)
     in_process = run_command("--url", fake_target.url, "--max-rps", "0")
+    assert first.poll() is None, "the first run ended before the others tried"
+    fake_target.latency = 0
     first_out, first_err = first.communicate(timeout=30)
 
     assert second.returncode == 75

@@ -19,6 +19,7 @@ from sync.tests.conftest import (
     calls_by_op,
     comment_record,
     expected_target,
+    free_port,
     pending_count,
     phases,
     post_record,
@@ -26,7 +27,6 @@ from sync.tests.conftest import (
     target_state,
     writes,
 )
-from sync.tests.test_client import free_port
 
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(30)]
 
@@ -205,7 +205,7 @@ def test_calls_go_out_phase_by_phase(fake_target, seed, make_post, make_comment,
     by_post[posts[4].pk][1].delete()
     posts[5].delete()  # and its two comments
     posts[4].delete()  # and its remaining comment
-    fake_target.latency = 0.005
+    fake_target.latency = 0.01
 
     report = sync(concurrency=concurrency)
 
@@ -474,9 +474,7 @@ def test_a_post_applied_but_unanswered_is_found_and_not_duplicated(fake_target, 
     assert state_of(post) is None
 
 
-def test_a_stalled_call_is_retried_after_the_timeout(fake_target, seed):
-    from sync.services.syncing import SyncOptions, sync_changes
-
+def test_a_stalled_call_is_retried_after_the_timeout(fake_target, seed, sync):
     [post], _ = seed(1)
     post.title = "changed"
     post.save()
@@ -485,16 +483,14 @@ def test_a_stalled_call_is_retried_after_the_timeout(fake_target, seed):
     with TargetApiClient(
         base_url=fake_target.url, timeout=0.2, retries=2, backoff_factor=0.01, backoff_max=0.02
     ) as client:
-        report = sync_changes(client=client, options=SyncOptions(concurrency=1))
+        report = sync(client=client)
 
     assert report.ok
     assert len(fake_target.calls("PUT")) == 2
     assert pending_count() == 0
 
 
-def test_a_target_that_never_answers_in_time_leaves_the_change_pending(fake_target, seed):
-    from sync.services.syncing import SyncOptions, sync_changes
-
+def test_a_target_that_never_answers_in_time_leaves_the_change_pending(fake_target, seed, sync):
     [post], _ = seed(1)
     post.title = "changed"
     post.save()
@@ -503,7 +499,7 @@ def test_a_target_that_never_answers_in_time_leaves_the_change_pending(fake_targ
     with TargetApiClient(
         base_url=fake_target.url, timeout=0.2, retries=1, backoff_factor=0.01, backoff_max=0.02
     ) as client:
-        report = sync_changes(client=client, options=SyncOptions(concurrency=1))
+        report = sync(client=client)
 
     assert [f.error for f in report.failed] == [
         f"PUT {fake_target.url}/posts/{post.pk}: no answer within 0.2 s"
@@ -579,6 +575,42 @@ def test_an_entity_refused_run_after_run_is_parked_until_it_changes_again(fake_t
     assert fake_target.calls()[0].body["title"] == "fixed"
     assert state_of(stuck) is None
     assert pending_count() == 0
+
+
+def test_a_refused_create_that_is_deleted_again_is_forgotten(fake_target, make_post, sync):
+    post = make_post()
+    fake_target.fail(400, method="POST", times=1)
+    assert not sync().ok
+    assert state_of(post).attempts == 1
+    post_pk = post.pk
+    post.delete()
+    fake_target.reset_log()
+
+    report = sync()
+
+    assert report.ok and fake_target.calls() == []
+    assert pending_count() == 0
+    assert not EntitySyncState.objects.filter(entity_pk=post_pk).exists()
+
+
+def test_new_comments_of_a_parked_new_post_are_held_back(
+    fake_target, make_post, make_comment, sync
+):
+    post = make_post()
+    comment = make_comment(post)
+    fake_target.fail(400, method="POST", path="/posts")
+    sync(max_attempts=1)
+    assert state_of(post).parked_at is not None
+    fake_target.reset_log()
+
+    report = sync(max_attempts=1)
+
+    assert fake_target.calls() == []
+    assert {(f.entity.kind, f.entity.pk) for f in report.failed} == {
+        (Kind.POST, post.pk),
+        (Kind.COMMENT, comment.pk),
+    }
+    assert pending_count() == 2
 
 
 def test_comments_of_a_post_whose_create_failed_wait_for_it(
