@@ -22,9 +22,14 @@ class Post(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = ChangeLoggedQuerySet.as_manager()
+    # Local only, never sent to the target: an update of nothing else is not a change event.
+    change_log_ignored_fields = frozenset({"created_by", "created_by_id"})
 
     class Meta:
         ordering = ["id"]
+        # Django's internal bulk writes (e.g. RelatedManager.add()) go through the base manager:
+        # make it the change-logged one so they are logged too.
+        base_manager_name = "objects"
 
     def __str__(self) -> str:
         return f"Post {self.pk}: {self.title[:40]}"
@@ -48,9 +53,11 @@ class Comment(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = ChangeLoggedQuerySet.as_manager()
+    change_log_ignored_fields = frozenset({"created_by", "created_by_id"})
 
     class Meta:
         ordering = ["id"]
+        base_manager_name = "objects"
 
     def __str__(self) -> str:
         return f"Comment {self.pk} on post {self.post_id}"

@@ -88,6 +88,10 @@ class ChangeLoggedQuerySet(models.QuerySet):
         if not is_recording() or query.is_sliced or query.distinct_fields or query.combinator:
             # Off, or a query Django refuses to update: let Django do (or refuse) it.
             return super().update(**kwargs)
+        if kwargs.keys() <= getattr(self.model, "change_log_ignored_fields", frozenset()):
+            # Only local bookkeeping changes (e.g. created_by set to NULL when its user is
+            # deleted): nothing the target holds, so nothing to log.
+            return super().update(**kwargs)
         connection = connections[self.db]
         rows = self.model._default_manager.db_manager(self.db)
         with transaction.atomic(using=self.db, savepoint=False):
