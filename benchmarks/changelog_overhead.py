@@ -10,17 +10,15 @@ migrated and dropped here), and prints both timings and their ratio. Usage:
 """
 
 import argparse
-import os
 import statistics
 import sys
 import time
-import warnings
 from contextlib import nullcontext
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "news_project.settings")
-os.environ.setdefault("DJANGO_SECRET_KEY", "benchmark-only-insecure-key")
+
+from benchmarks.support import throwaway_database  # noqa: E402
 
 TARGET_RATIO = 1.15
 
@@ -136,34 +134,8 @@ def benchmark(n: int, rounds: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-
-    import django
-    from django.conf import settings
-
-    database = settings.DATABASES["default"]
-    if database["ENGINE"] != "django.db.backends.postgresql":
-        print("DATABASE_URL must point at PostgreSQL (postgres://...)", file=sys.stderr)
-        return 2
-    # A database of its own, created and dropped here: it never touches the named one.
-    database["TEST"] = {"NAME": f"{database['NAME']}_bench"}
-    django.setup()
-
-    from django.test.utils import (
-        setup_databases,
-        setup_test_environment,
-        teardown_databases,
-        teardown_test_environment,
-    )
-
-    # WhiteNoise warns once when collectstatic has not run; it does not matter here.
-    warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)
-    setup_test_environment(debug=False)
-    old_config = setup_databases(verbosity=0, interactive=False)
-    try:
+    with throwaway_database("bench"):
         benchmark(args.n, args.rounds)
-    finally:
-        teardown_databases(old_config, verbosity=0)
-        teardown_test_environment()
     return 0
 
 

@@ -6,16 +6,15 @@ from django.db import models
 from sync.recording import ChangeLoggedQuerySet
 
 
-class Post(models.Model):
-    user_id = models.IntegerField(help_text="Author id on the target system.")
-    title = models.CharField(max_length=256)
-    body = models.CharField(max_length=1024, blank=True, default="")
+class ChangeLoggedModel(models.Model):
+    """What posts and comments share: who created them, when, and a change-logged manager."""
+
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
-        related_name="posts",
+        related_name="%(class)ss",
         help_text="Who created it through the API; empty for imported rows.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -26,38 +25,28 @@ class Post(models.Model):
     change_log_ignored_fields = frozenset({"created_by", "created_by_id"})
 
     class Meta:
+        abstract = True
         ordering = ["id"]
         # Django's internal bulk writes (e.g. RelatedManager.add()) go through the base manager:
         # make it the change-logged one so they are logged too.
         base_manager_name = "objects"
 
+
+class Post(ChangeLoggedModel):
+    user_id = models.IntegerField(help_text="Author id on the target system.")
+    title = models.CharField(max_length=256)
+    body = models.CharField(max_length=1024, blank=True, default="")
+
     def __str__(self) -> str:
         return f"Post {self.pk}: {self.title[:40]}"
 
 
-class Comment(models.Model):
+class Comment(ChangeLoggedModel):
     # CASCADE runs in Python (not ON DELETE in SQL), so every deleted comment sends a signal.
     post = models.ForeignKey(Post, on_delete=models.CASCADE, related_name="comments")
     name = models.CharField(max_length=128)
     email = models.EmailField(max_length=128)
     body = models.CharField(max_length=1024, blank=True, default="")
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="comments",
-        help_text="Who created it through the API; empty for imported rows.",
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    objects = ChangeLoggedQuerySet.as_manager()
-    change_log_ignored_fields = frozenset({"created_by", "created_by_id"})
-
-    class Meta:
-        ordering = ["id"]
-        base_manager_name = "objects"
 
     def __str__(self) -> str:
         return f"Comment {self.pk} on post {self.post_id}"

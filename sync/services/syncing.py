@@ -406,14 +406,12 @@ class _SyncRunner:
 
     def _flag_creates(self, kind: Kind, pks: list[int]) -> None:
         """Commit "a create may be on its way" before sending, for the next run to check."""
-        EntitySyncState.objects.bulk_create(
+        _upsert_states(
             [
                 EntitySyncState(entity_table=TABLES[kind], entity_pk=pk, create_unconfirmed=True)
                 for pk in pks
             ],
-            update_conflicts=True,
-            unique_fields=["entity_table", "entity_pk"],
-            update_fields=["create_unconfirmed"],
+            ["create_unconfirmed"],
         )
 
     # --- Sending ----------------------------------------------------------------------------------
@@ -579,21 +577,8 @@ class _Recorder:
         for table, pks in forget.items():
             EntitySyncState.objects.filter(entity_table=table, entity_pk__in=pks).delete()
         if keep:
-            EntitySyncState.objects.bulk_create(
-                keep,
-                update_conflicts=True,
-                unique_fields=["entity_table", "entity_pk"],
-                update_fields=[
-                    "remote_id",
-                    "create_unconfirmed",
-                    "attempts",
-                    "last_error",
-                    "last_failed_at",
-                    "parked_at",
-                    "parked_event_id",
-                    "updated_at",
-                ],
-            )
+            # A delivered entity starts afresh: only its remote id is worth keeping.
+            _upsert_states(keep, ["remote_id", *FAILURE_FIELDS])
         if failures:
             self._record_failures(failures, now)
 
@@ -623,20 +608,29 @@ class _Recorder:
                         state.parked_at = now
                         state.parked_event_id = max(outcome.delivery.call.event_ids, default=0)
                 rows.append(state)
-            EntitySyncState.objects.bulk_create(
-                rows,
-                update_conflicts=True,
-                unique_fields=["entity_table", "entity_pk"],
-                update_fields=[
-                    "create_unconfirmed",
-                    "attempts",
-                    "last_error",
-                    "last_failed_at",
-                    "parked_at",
-                    "parked_event_id",
-                    "updated_at",
-                ],
-            )
+            _upsert_states(rows, FAILURE_FIELDS)
+
+
+# What a failed call records about an entity, and a delivered one resets.
+FAILURE_FIELDS = [
+    "create_unconfirmed",
+    "attempts",
+    "last_error",
+    "last_failed_at",
+    "parked_at",
+    "parked_event_id",
+    "updated_at",
+]
+
+
+def _upsert_states(rows: list[EntitySyncState], fields: list[str]) -> None:
+    """Insert these entity states, or overwrite `fields` of the ones that exist."""
+    EntitySyncState.objects.bulk_create(
+        rows,
+        update_conflicts=True,
+        unique_fields=["entity_table", "entity_pk"],
+        update_fields=fields,
+    )
 
 
 def _payload(obj: Any, remote_id: int, remote_ids: dict[tuple[Kind, int], int]) -> dict[str, Any]:
