@@ -10,7 +10,7 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ProtocolError, ReadTimeoutError
+from urllib3.exceptions import NewConnectionError, ProtocolError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 RESOURCES = ("posts", "comments")
@@ -27,11 +27,15 @@ class TargetApiError(Exception):
         status: int | None = None,
         body: str = "",
         retry_after: str | None = None,
+        maybe_applied: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.body = body
         self.retry_after = retry_after
+        # The request may have reached the target and been carried out, though no good answer
+        # came back (a timeout or dropped connection after sending, a 5xx).
+        self.maybe_applied = maybe_applied
 
     @property
     def transient(self) -> bool:
@@ -133,16 +137,20 @@ class TargetApiClient:
         connection, 5xx), the record is looked up by id before the POST is sent again.
         """
         url = self._url(resource)
+        maybe_applied = False
         for attempt in range(self.retries + 1):
-            if attempt:
+            if maybe_applied:
                 found = self.get(resource, payload["id"])
                 if found is not None:
                     return found
             try:
-                return self._object(self._request("POST", url, json=payload))
+                return self._object(self._request("POST", url, json=payload), strict=False)
             except TargetApiError as exc:
-                if not exc.transient or attempt == self.retries:
+                # A connection that could not be opened was already retried by urllib3, and
+                # other 4xx answers will not change: only an unknown outcome or 429 is retried.
+                if attempt == self.retries or not (exc.maybe_applied or exc.status == 429):
                     raise
+                maybe_applied = maybe_applied or exc.maybe_applied
                 time.sleep(self._backoff(attempt, exc))
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -151,7 +159,7 @@ class TargetApiClient:
         response = self._request(
             "PUT", self._url(resource, remote_id), json=payload, missing_ok=True
         )
-        return None if response.status_code == 404 else self._object(response)
+        return None if response.status_code == 404 else self._object(response, strict=False)
 
     def delete(self, resource: str, remote_id: int) -> bool:
         """DELETE a record; False when the target did not have it (404), which is no failure."""
@@ -176,16 +184,26 @@ class TargetApiClient:
         self.rate_limiter.wait()
         try:
             response = self.session.request(method, url, json=json, timeout=self.timeout)
+        except requests.ConnectTimeout:
+            raise TargetApiError(
+                f"{method} {url}: could not connect within {self.timeout:g} s"
+            ) from None
         except requests.Timeout:
-            raise TargetApiError(f"{method} {url}: no answer within {self.timeout:g} s") from None
+            raise TargetApiError(
+                f"{method} {url}: no answer within {self.timeout:g} s", maybe_applied=True
+            ) from None
         except requests.ConnectionError as exc:
-            if isinstance(_cause(exc), ReadTimeoutError):
+            cause = _cause(exc)
+            if isinstance(cause, ReadTimeoutError):
                 raise TargetApiError(
-                    f"{method} {url}: no answer within {self.timeout:g} s"
+                    f"{method} {url}: no answer within {self.timeout:g} s", maybe_applied=True
                 ) from None
-            raise TargetApiError(f"{method} {url}: connection failed ({_reason(exc)})") from None
+            raise TargetApiError(
+                f"{method} {url}: connection failed ({_reason(exc)})",
+                maybe_applied=not isinstance(cause, NewConnectionError),
+            ) from None
         except requests.RequestException as exc:
-            raise TargetApiError(f"{method} {url}: {_reason(exc)}") from None
+            raise TargetApiError(f"{method} {url}: {_reason(exc)}", maybe_applied=True) from None
         if response.status_code == 404 and missing_ok:
             return response
         if not 200 <= response.status_code < 300:
@@ -196,6 +214,7 @@ class TargetApiClient:
                 status=response.status_code,
                 body=body,
                 retry_after=response.headers.get("Retry-After"),
+                maybe_applied=response.status_code >= 500,
             )
         return response
 
@@ -210,10 +229,20 @@ class TargetApiClient:
                 body=response.text[:500],
             ) from None
 
-    def _object(self, response: requests.Response) -> dict[str, Any]:
+    def _object(self, response: requests.Response, *, strict: bool = True) -> dict[str, Any]:
+        """The answer's JSON object; an empty answer is {}.
+
+        Not `strict` (a write the target accepted): a body that is not JSON is {} too, since
+        the write succeeded whatever the target says about it.
+        """
         if not response.content.strip():
             return {}
-        data = self._json(response)
+        try:
+            data = self._json(response)
+        except TargetApiError:
+            if strict:
+                raise
+            return {}
         return data if isinstance(data, dict) else {}
 
     def _backoff(self, attempt: int, exc: TargetApiError) -> float:

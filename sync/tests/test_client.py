@@ -272,11 +272,38 @@ def test_a_post_honours_retry_after_of_a_429(target, target_client):
     target_client.create("posts", NEW_POST)
 
     assert time.monotonic() - started >= 1.0
-    assert [(r.method, r.status) for r in target.calls()] == [
-        ("POST", 429),
-        ("GET", 404),
-        ("POST", 201),
-    ]
+    # A 429 says the POST was not carried out: it is sent again without a lookup first.
+    assert [(r.method, r.status) for r in target.calls()] == [("POST", 429), ("POST", 201)]
+
+
+def test_a_post_the_target_accepted_with_a_body_that_is_not_json_succeeds(target, target_client):
+    target.answer(
+        201,
+        body="Created",
+        content_type="text/plain",
+        method="POST",
+        times=1,
+        after_processing=True,
+    )
+
+    assert target_client.create("posts", NEW_POST) == {}
+    assert target.posts[NEW_POST["id"]]["title"] == NEW_POST["title"]
+    assert methods(target) == ["POST"]
+
+
+def test_a_post_to_a_port_nobody_listens_on_fails_at_once_without_lookups():
+    port = free_port()
+    client = TargetApiClient(
+        base_url=f"http://127.0.0.1:{port}", timeout=1, retries=3, backoff_factor=0.01
+    )
+
+    started = time.monotonic()
+    with pytest.raises(TargetApiError) as caught:
+        client.create("posts", NEW_POST)
+
+    assert time.monotonic() - started < 1.0
+    assert str(caught.value).startswith(f"POST http://127.0.0.1:{port}/posts: connection failed")
+    assert caught.value.maybe_applied is False
 
 
 def test_the_backoff_of_a_post_never_exceeds_backoff_max(target, make_client):
