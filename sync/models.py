@@ -36,7 +36,7 @@ class ModelEvent(models.Model):
         indexes = [
             # "Pending events in id order": a partial index holds only the rows not yet synced.
             models.Index(
-                fields=["entity_table", "id"],
+                fields=["id"],
                 condition=Q(synced_at__isnull=True),
                 name="sync_event_pending_idx",
             ),
