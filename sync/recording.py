@@ -7,6 +7,7 @@ from contextvars import ContextVar
 from django.db import connections, models, transaction
 from django.utils import timezone
 
+from sync.batching import chunked
 from sync.models import EventType, ModelEvent
 
 _recording_enabled: ContextVar[bool] = ContextVar("sync_recording_enabled", default=True)
@@ -70,11 +71,6 @@ def _insert_event(table: str, pk: int, event_type: EventType, *, using: str) -> 
         )
 
 
-def _batches(pks: list[int], size: int) -> Iterator[list[int]]:
-    for start in range(0, len(pks), size):
-        yield pks[start : start + size]
-
-
 class ChangeLoggedQuerySet(models.QuerySet):
     """A QuerySet whose bulk writes leave one event per affected row, in the same transaction.
 
@@ -107,7 +103,7 @@ class ChangeLoggedQuerySet(models.QuerySet):
             if not pks:
                 return 0
             count = 0
-            for batch in _batches(pks, connection.ops.bulk_batch_size(["pk"], pks)):
+            for batch in chunked(pks, connection.ops.bulk_batch_size(["pk"], pks)):
                 count += models.QuerySet.update(rows.filter(pk__in=batch), **kwargs)
             record_events(self.model, pks, EventType.UPDATED, using=self.db)
         return count

@@ -6,7 +6,7 @@ import json
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from news.models import Comment, Post
 from news.serializers import CommentSerializer, PostSerializer
+from sync.batching import chunked
 from sync.client import TargetApiClient
 from sync.errors import SyncError
 from sync.recording import recording_disabled
@@ -322,7 +323,7 @@ def _write(posts: list[dict], comments: list[dict], bar: tqdm, batch_size: int) 
             if postgres and _has_psycopg3_copy():
                 _copy_rows(model, rows, bar, batch_size)
             else:
-                for batch in _batches(rows, batch_size):
+                for batch in chunked(rows, batch_size):
                     model.objects.bulk_create([model(**values) for values in batch])
                     bar.update(len(batch))
         _reset_sequences()
@@ -350,7 +351,7 @@ def _copy_rows(model: type[models.Model], rows: list[dict], bar: tqdm, batch_siz
         "FROM STDIN"
     )
     with connection.cursor() as cursor, cursor.copy(sql) as copy:
-        for batch in _batches(rows, batch_size):
+        for batch in chunked(rows, batch_size):
             for values in batch:
                 copy.write_row([values.get(name, fill[name]) for name in names])
             bar.update(len(batch))
@@ -368,11 +369,6 @@ def _reset_sequences() -> None:
     with connection.cursor() as cursor:
         for sql in statements:
             cursor.execute(sql)
-
-
-def _batches(rows: list[dict], size: int) -> Iterator[list[dict]]:
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
 
 
 # --- Small helpers -------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import Any
 
 from django.db import transaction
@@ -25,6 +24,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from news.models import Comment, Post
+from sync.batching import chunked
 from sync.client import TargetApiClient, TargetApiError
 from sync.locking import exclusive_run
 from sync.models import EntitySyncState, ModelEvent, SyncRun
@@ -307,7 +307,7 @@ class _SyncRunner:
         # call failed: they stay pending for the next run.
         failed = {f.entity for f in self.report.failed[failed_before:]}
         settle = [eid for eid, table, pk in pending if EntityKey(KINDS[table], pk) not in failed]
-        for chunk in _chunks(settle, 5000):
+        for chunk in chunked(settle, 5000):
             self._mark_synced(chunk)
 
     # --- Planning helpers -------------------------------------------------------------------------
@@ -425,7 +425,7 @@ class _SyncRunner:
         recorder = _Recorder(self)
         with ThreadPoolExecutor(max_workers=self.options.concurrency) as pool:
             for _phase, calls in plan.by_phase():
-                for batch in _chunks(calls, self.options.batch_size):
+                for batch in chunked(calls, self.options.batch_size):
                     if self.stop.is_set():
                         self._not_sent(batch)
                         continue
@@ -649,9 +649,3 @@ def _payload(obj: Any, remote_id: int, remote_ids: dict[tuple[Kind, int], int]) 
 def _remote_id(answer: dict[str, Any], sent_id: int) -> int:
     remote_id = answer.get("id")
     return remote_id if isinstance(remote_id, int) else sent_id
-
-
-def _chunks(items: Iterable, size: int) -> Iterator[list]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
