@@ -245,6 +245,10 @@ SYNC_RETRIES = env_int("SYNC_RETRIES", 4)
 SYNC_BACKOFF_FACTOR = env_float("SYNC_BACKOFF_FACTOR", 0.5)
 SYNC_BACKOFF_MAX = env_float("SYNC_BACKOFF_MAX", 30.0)
 SYNC_LOCK_FILE = os.environ.get("SYNC_LOCK_FILE", str(BASE_DIR / ".sync_changes.lock"))
+# Seconds after which a run starts no new call (0: no limit); what is left stays pending.
+SYNC_TIME_BUDGET = env_float("SYNC_TIME_BUDGET", 50.0)
+# The target deletes a post's comments with the post (json-server does): no call per comment.
+SYNC_TARGET_CASCADES = env_bool("SYNC_TARGET_CASCADES", False)
 
 # --- Logging -------------------------------------------------------------------------------------
 

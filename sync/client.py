@@ -13,6 +13,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError, ProtocolError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
+from sync.target import holds
+
 RESOURCES = ("posts", "comments")
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -130,27 +132,32 @@ class TargetApiClient:
         response = self._request("GET", self._url(resource, remote_id), missing_ok=True)
         return None if response.status_code == 404 else self._object(response)
 
-    def create(self, resource: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """POST a record (its `id` included); safe to call again after an unknown outcome.
+    def find(self, resource: str, wanted: dict[str, Any]) -> list[dict[str, Any]]:
+        """The records whose fields (the id aside) all equal `wanted`'s.
 
-        When a POST may have reached the target without an answer (timeout, dropped
-        connection, 5xx), the record is looked up by id before the POST is sent again.
+        Asks with json-server's equality filters (`?userId=1&title=...`) and checks every answer
+        itself, so a target that ignores the filters is still answered correctly.
+        """
+        params = {name: _query_value(value) for name, value in wanted.items() if name != "id"}
+        data = self._json(self._request("GET", self._url(resource), params=params))
+        if not isinstance(data, list):
+            raise TargetApiError(f"GET {self._url(resource)} did not answer with a JSON list")
+        return [record for record in data if isinstance(record, dict) and holds(record, wanted)]
+
+    def create(self, resource: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """POST a record (its `id` included) and return what the target answered.
+
+        A POST is never resent blindly: a 429 is waited out and sent again, but when the outcome
+        is unknown (a timeout or dropped connection after sending, a 5xx) the error says so
+        (`maybe_applied`) and the caller looks for the record before creating it again.
         """
         url = self._url(resource)
-        maybe_applied = False
         for attempt in range(self.retries + 1):
-            if maybe_applied:
-                found = self.get(resource, payload["id"])
-                if found is not None:
-                    return found
             try:
                 return self._object(self._request("POST", url, json=payload), strict=False)
             except TargetApiError as exc:
-                # A connection that could not be opened was already retried by urllib3, and
-                # other 4xx answers will not change: only an unknown outcome or 429 is retried.
-                if attempt == self.retries or not (exc.maybe_applied or exc.status == 429):
+                if attempt == self.retries or exc.status != 429:
                     raise
-                maybe_applied = maybe_applied or exc.maybe_applied
                 time.sleep(self._backoff(attempt, exc))
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -179,11 +186,14 @@ class TargetApiClient:
         url: str,
         *,
         json: Any = None,
+        params: dict[str, str] | None = None,
         missing_ok: bool = False,
     ) -> requests.Response:
         self.rate_limiter.wait()
         try:
-            response = self.session.request(method, url, json=json, timeout=self.timeout)
+            response = self.session.request(
+                method, url, json=json, params=params, timeout=self.timeout
+            )
         except requests.ConnectTimeout:
             raise TargetApiError(
                 f"{method} {url}: could not connect within {self.timeout:g} s"
@@ -252,6 +262,13 @@ class TargetApiClient:
             return min(retry_after, Retry.DEFAULT_RETRY_AFTER_MAX)
         delay = self.backoff_factor * (2**attempt) + random.uniform(0, self.backoff_factor)
         return min(self.backoff_max, delay)
+
+
+def _query_value(value: Any) -> str:
+    """A field value as json-server's filters compare it (JavaScript's toString())."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
 
 
 def _retry_after(exc: TargetApiError) -> float | None:

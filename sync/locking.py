@@ -6,9 +6,10 @@ import fcntl
 import os
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from django.conf import settings
+from django.db import Error as DatabaseError
 from django.db import connection
 
 from sync.errors import SyncLocked
@@ -18,8 +19,49 @@ def _advisory_key(name: str) -> int:
     return zlib.crc32(f"news-sync:{name}".encode())
 
 
+class RunLock:
+    """The lock a run holds; `lost()` tells whether it still does."""
+
+    def lost(self) -> bool:
+        raise NotImplementedError
+
+
+class AdvisoryLock(RunLock):
+    """Held by one PostgreSQL session: it ends with the session, so a killed run frees it."""
+
+    def __init__(self, key: int) -> None:
+        self.key = key
+
+    def lost(self) -> bool:
+        try:
+            with connection.cursor() as cursor:
+                # A key below 2**32 is held with classid 0 and objid = key.
+                cursor.execute(
+                    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
+                    "AND pid = pg_backend_pid() AND classid = 0 AND objid = %s AND granted)",
+                    [self.key],
+                )
+                return not cursor.fetchone()[0]
+        except DatabaseError:
+            return True  # the session is gone, and the lock with it
+
+
+class FileLock(RunLock):
+    """An flock on a file: lost when the file is removed or replaced under the run."""
+
+    def __init__(self, path: str, fd: int) -> None:
+        self.path = path
+        self.fd = fd
+
+    def lost(self) -> bool:
+        try:
+            return os.stat(self.path).st_ino != os.fstat(self.fd).st_ino
+        except OSError:
+            return True
+
+
 @contextmanager
-def exclusive_run(name: str = "sync_changes") -> Iterator[None]:
+def exclusive_run(name: str = "sync_changes") -> Iterator[RunLock]:
     """Hold the run lock for the block; raise SyncLocked at once if another process has it.
 
     Both locks die with their holder (connection or process), so a killed run never leaves a
@@ -32,9 +74,9 @@ def exclusive_run(name: str = "sync_changes") -> Iterator[None]:
             if not cursor.fetchone()[0]:
                 raise SyncLocked(f"another {name} run holds the lock; try again later")
         try:
-            yield
+            yield AdvisoryLock(key)
         finally:
-            with connection.cursor() as cursor:
+            with suppress(DatabaseError), connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
         return
 
@@ -50,7 +92,7 @@ def exclusive_run(name: str = "sync_changes") -> Iterator[None]:
                 f"another {name} run holds the lock ({path}); try again later"
             ) from None
         try:
-            yield
+            yield FileLock(path, fd)
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:

@@ -48,16 +48,30 @@ class ModelEvent(models.Model):
 
 
 class EntitySyncState(models.Model):
-    """What the sync knows about one entity on the target beyond its pending events."""
+    """What the target holds for one entity, and how its delivery is going.
+
+    A row with `remote_id` set means the target holds the entity under that id, as
+    `delivered_hash` describes. `remote_id` is empty while the entity is not known to be on the
+    target; `create_unconfirmed` then says a POST may have landed there without an answer.
+    """
 
     entity_table = models.CharField(max_length=63)
     entity_pk = models.BigIntegerField()
     remote_id = models.BigIntegerField(
-        null=True, blank=True, help_text="The entity's id on the target, when it differs."
+        null=True, blank=True, help_text="The entity's id on the target; empty: not known there."
+    )
+    delivered_hash = models.CharField(
+        max_length=32, blank=True, help_text="Hash of the record the target last acknowledged."
+    )
+    remote_parent_id = models.BigIntegerField(
+        null=True, blank=True, help_text="A comment's postId on the target."
     )
     create_unconfirmed = models.BooleanField(
         default=False,
-        help_text="A create was sent but never answered: check with a GET before resending.",
+        help_text="A create was sent but never answered: look for it before sending it again.",
+    )
+    unconfirmed_record = models.JSONField(
+        null=True, blank=True, help_text="The record of the unconfirmed create, as sent."
     )
     attempts = models.PositiveIntegerField(
         default=0, help_text="Runs in a row whose call for this entity failed."
@@ -76,7 +90,13 @@ class EntitySyncState(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["entity_table", "entity_pk"], name="sync_state_unique_entity"
-            )
+            ),
+            # One record on the target belongs to at most one entity of a kind.
+            models.UniqueConstraint(
+                fields=["entity_table", "remote_id"],
+                condition=Q(remote_id__isnull=False),
+                name="sync_state_unique_remote_id",
+            ),
         ]
         verbose_name = "entity sync state"
 
@@ -107,6 +127,9 @@ class SyncRun(models.Model):
     calls_updated = models.PositiveIntegerField(default=0)
     calls_deleted = models.PositiveIntegerField(default=0)
     entities_synced = models.PositiveIntegerField(default=0)
+    entities_unchanged = models.PositiveIntegerField(
+        default=0, help_text="Entities synced without a call: the target already held them."
+    )
     entities_failed = models.PositiveIntegerField(default=0)
     error_summary = models.TextField(blank=True)
 

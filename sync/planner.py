@@ -2,15 +2,21 @@
 
 Pure code: events and target snapshots in, ordered calls out. No ORM, no HTTP, no settings.
 
-Merge rules for the pending events of one entity (oldest first):
+Merge rules for the pending events of one entity, by what the target holds before them:
 
-- it did not exist on the target before (first event CREATED) and exists now -> one POST;
-- it existed before and exists now (only updates)                            -> one PUT;
-- it existed before and is deleted now                                       -> one DELETE;
-- created since the last sync and deleted again                              -> no call.
+- not on the target, exists now                        -> one POST;
+- on the target, exists now                            -> one PUT (left out by the delivery when
+                                                          the target already holds that record);
+- on the target, deleted now                           -> one DELETE;
+- not on the target, deleted now                       -> no call.
 
-An entity whose earlier POST may have reached the target without an answer ("maybe on target")
-is treated as existing when it is deleted again, so its possible copy is deleted too.
+Whether the target holds an entity is known from its sync state (`Presence`); without one it is
+read from the events: an entity whose first pending event is CREATED is not there yet. An entity
+whose POST may have landed without an answer is UNCONFIRMED: it is sent as a POST or DELETE that
+the delivery resolves by looking for the record first.
+
+A target that deletes a post's comments with it (`cascade_deletes`) needs no call for a comment
+whose post is deleted in the same plan: that comment is settled by its post's DELETE.
 
 Order: post creates, post updates, comment creates, comment updates, comment deletes, post
 deletes. A comment is created after its post, and deleted before it; calls within one phase are
@@ -48,6 +54,14 @@ class EventType(StrEnum):
     CREATED = "CREATED"
     UPDATED = "UPDATED"
     DELETED = "DELETED"
+
+
+class Presence(StrEnum):
+    """What the target holds of an entity before its pending events."""
+
+    ABSENT = "absent"
+    PRESENT = "present"
+    UNCONFIRMED = "unconfirmed"  # a POST may have landed without an answer
 
 
 class Phase(IntEnum):
@@ -94,6 +108,8 @@ class Call:
     op: Op
     key: EntityKey
     event_ids: tuple[int, ...] = ()
+    # Other entities this call settles too (comments removed by their post's DELETE).
+    covers: tuple[EntityKey, ...] = ()
 
     @property
     def phase(self) -> Phase:
@@ -127,15 +143,14 @@ class EntityHistory:
     key: EntityKey
     events: tuple[Event, ...] = field(default_factory=tuple)
 
-    def merged_op(self, *, maybe_on_target: bool = False) -> Op | None:
+    def merged_op(self, presence: Presence | None = None) -> Op | None:
         """The single call that brings the target from before the first event to after the last."""
-        existed_before = self.events[0].type is not EventType.CREATED or maybe_on_target
-        exists_after = self.events[-1].type is not EventType.DELETED
-        if exists_after:
-            # A create whose POST may already have landed is still sent as a create: the
-            # delivery looks for the copy first and updates it instead of creating twice.
-            return Op.CREATE if self.events[0].type is EventType.CREATED else Op.UPDATE
-        return Op.DELETE if existed_before else None
+        if presence is None:
+            first_created = self.events[0].type is EventType.CREATED
+            presence = Presence.ABSENT if first_created else Presence.PRESENT
+        if self.events[-1].type is not EventType.DELETED:
+            return Op.UPDATE if presence is Presence.PRESENT else Op.CREATE
+        return None if presence is Presence.ABSENT else Op.DELETE
 
 
 def group_events(events: Iterable[Event]) -> list[EntityHistory]:
@@ -151,19 +166,48 @@ def sort_calls(calls: Iterable[Call]) -> tuple[Call, ...]:
 
 
 def plan_calls(
-    events: Iterable[Event], *, maybe_on_target: frozenset[EntityKey] = frozenset()
+    events: Iterable[Event],
+    *,
+    presence: Mapping[EntityKey, Presence] | None = None,
+    parents: Mapping[EntityKey, EntityKey] | None = None,
+    cascade_deletes: bool = False,
 ) -> Plan:
-    """Merge pending events into at most one call per entity, in sending order."""
-    calls: list[Call] = []
+    """Merge pending events into at most one call per entity, in sending order.
+
+    `presence` tells what the target holds where the sync state knows it; `parents` names the
+    post of each comment on the target, for `cascade_deletes`.
+    """
+    presence = presence or {}
+    calls: dict[EntityKey, Call] = {}
     settled: list[int] = []
     for history in group_events(events):
         event_ids = tuple(event.id for event in history.events)
-        op = history.merged_op(maybe_on_target=history.key in maybe_on_target)
+        op = history.merged_op(presence.get(history.key))
         if op is None:
             settled.extend(event_ids)
         else:
-            calls.append(Call(op, history.key, event_ids))
-    return Plan(calls=sort_calls(calls), settled_event_ids=tuple(sorted(settled)))
+            calls[history.key] = Call(op, history.key, event_ids)
+    if cascade_deletes and parents:
+        _fold_cascaded_deletes(calls, parents)
+    return Plan(calls=sort_calls(calls.values()), settled_event_ids=tuple(sorted(settled)))
+
+
+def _fold_cascaded_deletes(
+    calls: dict[EntityKey, Call], parents: Mapping[EntityKey, EntityKey]
+) -> None:
+    """Drop the DELETE of each comment whose post is deleted too; the post's call settles it."""
+    for key, call in list(calls.items()):
+        post = parents.get(key)
+        post_call = calls.get(post) if post is not None else None
+        if call.op is not Op.DELETE or post_call is None or post_call.op is not Op.DELETE:
+            continue
+        del calls[key]
+        calls[post] = Call(
+            Op.DELETE,
+            post,
+            tuple(sorted(post_call.event_ids + call.event_ids)),
+            post_call.covers + (key,),
+        )
 
 
 def plan_full(

@@ -24,7 +24,10 @@ from news.serializers import CommentSerializer, PostSerializer
 from sync.batching import chunked
 from sync.client import TargetApiClient
 from sync.errors import SyncError
+from sync.models import EntitySyncState
+from sync.planner import Kind
 from sync.recording import recording_disabled
+from sync.target import MODELS, TABLES, parent_remote_id, record_hash, to_record
 
 MAX_PROBLEMS_SHOWN = 10
 
@@ -106,7 +109,7 @@ def import_initial_data(
     del raw_posts, raw_comments
     checked = time.perf_counter()
 
-    with _progress_bar(progress, len(posts) + len(comments), "Importing") as bar:
+    with _progress_bar(progress, 2 * (len(posts) + len(comments)), "Importing") as bar:
         _write(posts, comments, bar, batch_size)
     finished = time.perf_counter()
     return ImportReport(
@@ -319,7 +322,10 @@ def _write(posts: list[dict], comments: list[dict], bar: tqdm, batch_size: int) 
             with connection.cursor() as cursor:
                 cursor.execute(f"LOCK TABLE {tables} IN SHARE ROW EXCLUSIVE MODE")
         _refuse_unless_empty()
-        for model, rows in ((Post, posts), (Comment, comments)):
+        # What the target holds of each row, so the sync knows it is there and unchanged.
+        EntitySyncState.objects.filter(entity_table__in=TABLES.values()).delete()
+        states = _delivered_states(posts, comments)
+        for model, rows in ((Post, posts), (Comment, comments), (EntitySyncState, states)):
             if postgres and _has_psycopg3_copy():
                 _copy_rows(model, rows, bar, batch_size)
             else:
@@ -327,6 +333,25 @@ def _write(posts: list[dict], comments: list[dict], bar: tqdm, batch_size: int) 
                     model.objects.bulk_create([model(**values) for values in batch])
                     bar.update(len(batch))
         _reset_sequences()
+
+
+def _delivered_states(posts: list[dict], comments: list[dict]) -> list[dict]:
+    """One sync state per imported row: on the target under its own id, as imported."""
+    states = []
+    for kind, rows in ((Kind.POST, posts), (Kind.COMMENT, comments)):
+        model = MODELS[kind]
+        for values in rows:
+            record = to_record(model(**values), remote_id=values["id"])
+            states.append(
+                {
+                    "entity_table": TABLES[kind],
+                    "entity_pk": values["id"],
+                    "remote_id": values["id"],
+                    "delivered_hash": record_hash(record),
+                    "remote_parent_id": parent_remote_id(record),
+                }
+            )
+    return states
 
 
 def _copy_rows(model: type[models.Model], rows: list[dict], bar: tqdm, batch_size: int) -> None:
@@ -337,7 +362,12 @@ def _copy_rows(model: type[models.Model], rows: list[dict], bar: tqdm, batch_siz
     it: the checked value, else the field's default; auto_now(_add) columns get the import time.
     """
     now = timezone.now()
-    fields = model._meta.concrete_fields
+    # An auto id that the rows leave out is the database's to give.
+    fields = [
+        field
+        for field in model._meta.concrete_fields
+        if not (field.primary_key and rows and field.attname not in rows[0])
+    ]
     fill = {
         field.attname: now
         if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)

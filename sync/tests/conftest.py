@@ -8,9 +8,10 @@ from django.db import connection
 
 from news.models import Comment, Post
 from sync.models import EntitySyncState, ModelEvent
-from sync.planner import Kind, Op, Phase
+from sync.planner import EntityKey, Kind, Op, Phase
 from sync.recording import recording_disabled
-from sync.services.syncing import TABLES, SyncOptions, SyncReport, sync_changes
+from sync.services.syncing import SyncOptions, SyncReport, outcomes, sync_changes
+from sync.target import TABLES
 
 PHASE_OF = {
     ("POST", "/posts"): Phase.POST_CREATE,
@@ -68,6 +69,18 @@ def seed(db, fake_target):
         fake_target.load(
             posts=[post_record(post) for post in post_rows],
             comments=[comment_record(comment) for comment in comment_rows],
+        )
+        # As the import leaves them: the sync knows the target holds each row as it is.
+        outcomes.upsert_states(
+            [
+                outcomes.delivered_state(EntityKey(Kind.POST, post.pk), post_record(post))
+                for post in post_rows
+            ]
+            + [
+                outcomes.delivered_state(EntityKey(Kind.COMMENT, c.pk), comment_record(c))
+                for c in comment_rows
+            ],
+            outcomes.DELIVERED_FIELDS,
         )
         return post_rows, comment_rows
 

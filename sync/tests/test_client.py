@@ -1,4 +1,4 @@
-"""TargetApiClient against the fake target: retries, Retry-After, the careful POST, timeouts."""
+"""TargetApiClient against the fake target: retries, Retry-After, careful POSTs, find, timeouts."""
 
 import threading
 import time
@@ -186,69 +186,64 @@ def test_retry_after_of_a_429_is_honoured_on_a_put(target, target_client):
 # --- The careful POST ----------------------------------------------------------------------------
 
 
-def test_a_post_whose_answer_was_lost_is_found_with_a_get_and_not_sent_again(target, target_client):
-    target.drop(method="POST", times=1, after_processing=True)
-
-    assert target_client.create("posts", NEW_POST) == NEW_POST
-
-    assert [(r.method, r.path) for r in target.calls()] == [("POST", "/posts"), ("GET", "/posts/2")]
-    assert target.posts[2] == NEW_POST
-
-
-def test_a_post_dropped_before_the_write_is_sent_again_after_a_get(target, target_client):
-    target.drop(method="POST", times=1)
-
-    target_client.create("posts", NEW_POST)
-
-    assert [(r.method, r.status) for r in target.calls()] == [
-        ("POST", None),
-        ("GET", 404),
-        ("POST", 201),
-    ]
-    assert target.posts[2] == NEW_POST
-
-
-def test_a_post_answered_500_is_checked_then_sent_again(target, target_client):
-    target.fail(500, method="POST", times=1)
-
-    target_client.create("posts", NEW_POST)
-
-    assert [(r.method, r.status) for r in target.calls()] == [
-        ("POST", 500),
-        ("GET", 404),
-        ("POST", 201),
-    ]
-
-
-def test_a_post_that_failed_after_the_write_is_not_created_twice(target, target_client):
-    target.fail(503, method="POST", times=1, after_processing=True)
-
-    assert target_client.create("posts", NEW_POST) == NEW_POST
-
-    assert [(r.method, r.status) for r in target.calls()] == [("POST", 503), ("GET", 200)]
-
-
-def test_a_post_that_timed_out_is_not_created_twice(target, make_client):
-    client = make_client(timeout=0.2)
-    target.stall(0.5, method="POST", times=1)
-
-    assert client.create("posts", NEW_POST) == NEW_POST
-    wait_until_idle(target)
-
-    assert target.posts[2] == NEW_POST
-    created = [r for r in target.calls("POST") if r.status == 201]
-    assert len(created) == 1
-
-
-def test_a_post_gives_up_after_the_retries_checking_before_each_resend(target, target_client):
-    target.fail(503, method="POST")
+@pytest.mark.parametrize(
+    "fault",
+    [
+        pytest.param({"kind": "drop"}, id="dropped-before-the-write"),
+        pytest.param({"kind": "drop", "after_processing": True}, id="dropped-after-the-write"),
+        pytest.param({"kind": "fail", "status": 500}, id="answered-500"),
+        pytest.param({"kind": "fail", "status": 503, "after_processing": True}, id="503-after"),
+    ],
+)
+def test_a_post_whose_outcome_is_unknown_is_never_sent_again_by_the_client(
+    target, target_client, fault
+):
+    options = {key: value for key, value in fault.items() if key != "kind"}
+    getattr(target, fault["kind"])(method="POST", times=1, **options)
 
     with pytest.raises(TargetApiError) as caught:
         target_client.create("posts", NEW_POST)
 
-    assert caught.value.status == 503
-    assert methods(target) == ["POST", "GET", "POST", "GET", "POST"]
-    assert 2 not in target.posts
+    assert caught.value.maybe_applied is True
+    assert methods(target) == ["POST"]
+
+
+def test_a_post_that_timed_out_may_have_been_applied(target, make_client):
+    client = make_client(timeout=0.2)
+    target.stall(0.5, method="POST", times=1)
+
+    with pytest.raises(TargetApiError) as caught:
+        client.create("posts", NEW_POST)
+    wait_until_idle(target)
+
+    assert caught.value.maybe_applied is True
+    assert "no answer within 0.2 s" in str(caught.value)
+    assert methods(target) == ["POST"]
+
+
+def test_find_asks_with_equality_filters_and_keeps_only_records_that_match(target, target_client):
+    target.load(
+        posts=[
+            POST,
+            {**NEW_POST, "id": 5},
+            {**NEW_POST, "id": 6, "body": "other"},
+            {**NEW_POST, "id": 9, "extra": "kept"},
+        ],
+        comments=[],
+    )
+
+    found = target_client.find("posts", NEW_POST)
+
+    assert [record["id"] for record in found] == [5, 9]
+    [request] = target.calls()
+    assert request.query == {"userId": ["7"], "title": ["second"], "body": ["two"]}
+
+
+def test_find_checks_the_answers_of_a_target_that_ignores_filters(target, target_client):
+    target.load(posts=[POST, {**NEW_POST, "id": 5}], comments=[])
+    target.answer(200, body=[POST, {**NEW_POST, "id": 5}], method="GET", times=1)
+
+    assert [record["id"] for record in target_client.find("posts", NEW_POST)] == [5]
 
 
 def test_a_permanent_error_on_a_post_is_raised_at_once(target, target_client):
@@ -308,7 +303,7 @@ def test_a_post_to_a_port_nobody_listens_on_fails_at_once_without_lookups():
 
 def test_the_backoff_of_a_post_never_exceeds_backoff_max(target, make_client):
     client = make_client(retries=3, backoff_factor=1.0, backoff_max=0.05)
-    target.fail(500, method="POST", times=3)
+    target.fail(429, retry_after=None, method="POST", times=3)
 
     started = time.monotonic()
     client.create("posts", NEW_POST)

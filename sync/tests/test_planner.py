@@ -14,6 +14,7 @@ from sync.planner import (
     Op,
     Phase,
     Plan,
+    Presence,
     group_events,
     payloads_equal,
     plan_calls,
@@ -37,40 +38,48 @@ def history(key: EntityKey, *types: EventType, first_id: int = 1) -> list[Event]
 
 # --- merge rules -----------------------------------------------------------------------------
 
+UNKNOWN, ABSENT, PRESENT, UNCONFIRMED = None, *Presence
+
 MERGE_RULES = [
-    pytest.param((CREATED,), False, Op.CREATE, id="created-is-create"),
-    pytest.param((CREATED, UPDATED), False, Op.CREATE, id="created-updated-is-one-create"),
-    pytest.param((CREATED, UPDATED, UPDATED, UPDATED), False, Op.CREATE, id="created-updated-x3"),
-    pytest.param((UPDATED,), False, Op.UPDATE, id="updated-is-update"),
-    pytest.param((UPDATED, UPDATED, UPDATED), False, Op.UPDATE, id="updated-x3-is-one-update"),
-    pytest.param((UPDATED, DELETED), False, Op.DELETE, id="updated-deleted-is-delete"),
-    pytest.param((UPDATED, UPDATED, DELETED), False, Op.DELETE, id="updated-x2-deleted"),
-    pytest.param((DELETED,), False, Op.DELETE, id="deleted-alone-is-delete"),
-    pytest.param((CREATED, DELETED), False, None, id="created-deleted-is-nothing"),
-    pytest.param((CREATED, UPDATED, DELETED), False, None, id="created-updated-deleted"),
-    pytest.param((CREATED, DELETED), True, Op.DELETE, id="maybe-on-target-created-deleted"),
-    pytest.param((CREATED, UPDATED, DELETED), True, Op.DELETE, id="maybe-created-upd-deleted"),
-    pytest.param((CREATED,), True, Op.CREATE, id="maybe-on-target-created-still-create"),
-    pytest.param((CREATED, UPDATED), True, Op.CREATE, id="maybe-on-target-created-updated"),
-    pytest.param((UPDATED,), True, Op.UPDATE, id="maybe-on-target-updated"),
-    pytest.param((DELETED, CREATED), False, Op.UPDATE, id="pk-reused-is-update"),
-    pytest.param((DELETED, CREATED, UPDATED), False, Op.UPDATE, id="pk-reused-then-updated"),
-    pytest.param((UPDATED, DELETED, CREATED), False, Op.UPDATE, id="updated-pk-reused"),
-    pytest.param((CREATED, DELETED, CREATED), False, Op.CREATE, id="created-deleted-created"),
-    pytest.param((DELETED, CREATED, DELETED), False, Op.DELETE, id="deleted-created-deleted"),
+    pytest.param((CREATED,), UNKNOWN, Op.CREATE, id="created-is-create"),
+    pytest.param((CREATED, UPDATED), UNKNOWN, Op.CREATE, id="created-updated-is-one-create"),
+    pytest.param((CREATED, UPDATED, UPDATED, UPDATED), UNKNOWN, Op.CREATE, id="created-upd-x3"),
+    pytest.param((UPDATED,), UNKNOWN, Op.UPDATE, id="updated-is-update"),
+    pytest.param((UPDATED, UPDATED, UPDATED), UNKNOWN, Op.UPDATE, id="updated-x3-is-one-update"),
+    pytest.param((UPDATED, DELETED), UNKNOWN, Op.DELETE, id="updated-deleted-is-delete"),
+    pytest.param((UPDATED, UPDATED, DELETED), UNKNOWN, Op.DELETE, id="updated-x2-deleted"),
+    pytest.param((DELETED,), UNKNOWN, Op.DELETE, id="deleted-alone-is-delete"),
+    pytest.param((CREATED, DELETED), UNKNOWN, None, id="created-deleted-is-nothing"),
+    pytest.param((CREATED, UPDATED, DELETED), UNKNOWN, None, id="created-updated-deleted"),
+    pytest.param((DELETED, CREATED), UNKNOWN, Op.UPDATE, id="pk-reused-is-update"),
+    pytest.param((DELETED, CREATED, UPDATED), UNKNOWN, Op.UPDATE, id="pk-reused-then-updated"),
+    pytest.param((UPDATED, DELETED, CREATED), UNKNOWN, Op.UPDATE, id="updated-pk-reused"),
+    pytest.param((CREATED, DELETED, CREATED), UNKNOWN, Op.CREATE, id="created-deleted-created"),
+    pytest.param((DELETED, CREATED, DELETED), UNKNOWN, Op.DELETE, id="deleted-created-deleted"),
+    # An unconfirmed create may be on the target: deleting it deletes the possible copy.
+    pytest.param((CREATED, DELETED), UNCONFIRMED, Op.DELETE, id="unconfirmed-created-deleted"),
+    pytest.param((CREATED, UPDATED, DELETED), UNCONFIRMED, Op.DELETE, id="unconfirmed-c-u-d"),
+    pytest.param((CREATED,), UNCONFIRMED, Op.CREATE, id="unconfirmed-created-still-create"),
+    pytest.param((CREATED, UPDATED), UNCONFIRMED, Op.CREATE, id="unconfirmed-created-updated"),
+    pytest.param((UPDATED,), UNCONFIRMED, Op.CREATE, id="unconfirmed-updated-is-create"),
+    # The sync state knows the target holds it (a full run delivered the create): no POST.
+    pytest.param((CREATED,), PRESENT, Op.UPDATE, id="present-created-is-update"),
+    pytest.param((CREATED, DELETED), PRESENT, Op.DELETE, id="present-created-deleted"),
+    pytest.param((UPDATED,), PRESENT, Op.UPDATE, id="present-updated-is-update"),
+    # The sync state knows the target does not hold it.
+    pytest.param((UPDATED,), ABSENT, Op.CREATE, id="absent-updated-is-create"),
+    pytest.param((UPDATED, DELETED), ABSENT, None, id="absent-updated-deleted-is-nothing"),
 ]
 
 
 @pytest.mark.parametrize("kind", list(Kind))
-@pytest.mark.parametrize(("types", "maybe_on_target", "expected"), MERGE_RULES)
-def test_pending_events_of_one_entity_merge_into_at_most_one_call(
-    kind, types, maybe_on_target, expected
-):
+@pytest.mark.parametrize(("types", "presence", "expected"), MERGE_RULES)
+def test_pending_events_of_one_entity_merge_into_at_most_one_call(kind, types, presence, expected):
     key = EntityKey(kind, 7)
     events = history(key, *types, first_id=40)
     ids = tuple(event.id for event in events)
 
-    plan = plan_calls(events, maybe_on_target=frozenset({key}) if maybe_on_target else frozenset())
+    plan = plan_calls(events, presence={} if presence is None else {key: presence})
 
     if expected is None:
         assert plan.calls == ()
@@ -89,13 +98,13 @@ def test_create_then_delete_sends_nothing_and_settles_its_events():
     assert plan.settled_event_ids == (10, 11, 12)
 
 
-def test_maybe_on_target_only_affects_the_entities_it_names():
+def test_presence_only_affects_the_entities_it_names():
     events = [
         *history(post(1), CREATED, DELETED, first_id=1),
         *history(post(2), CREATED, DELETED, first_id=3),
     ]
 
-    plan = plan_calls(events, maybe_on_target=frozenset({post(2)}))
+    plan = plan_calls(events, presence={post(2): Presence.UNCONFIRMED})
 
     assert plan.calls == (Call(Op.DELETE, post(2), (3, 4)),)
     assert plan.settled_event_ids == (1, 2)

@@ -24,6 +24,7 @@ from sync.planner import (
     Kind,
     Op,
     Plan,
+    Presence,
     payloads_equal,
     plan_calls,
     plan_full,
@@ -329,7 +330,7 @@ def test_a_run_killed_midway_then_a_new_plan_still_converges_without_duplicates(
 
     db.apply_all(later_operations)
     pending = [event for event in db.events if event.id not in marked]
-    retry = plan_calls(pending, maybe_on_target=frozenset(maybe_on_target))
+    retry = plan_calls(pending, presence=dict.fromkeys(maybe_on_target, Presence.UNCONFIRMED))
     target = deliver(
         retry,
         db.records,

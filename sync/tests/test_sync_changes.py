@@ -28,8 +28,8 @@ from sync.tests.conftest import (
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(30)]
 
 SUMMARY = re.compile(
-    r"^Synced (\d+) entities with (\d+) calls \((\d+) created, (\d+) updated, (\d+) deleted\); "
-    r"(\d+) failed in \d+\.\d s(; .*)?$"
+    r"^Synced (\d+) entities with (\d+) calls \((\d+) created, (\d+) updated, (\d+) deleted\), "
+    r"(\d+) needing no call; (\d+) failed in \d+\.\d s(; .*)?$"
 )
 
 
@@ -51,10 +51,10 @@ class Result:
         return self.output.splitlines()
 
     def summary(self) -> tuple[int, ...]:
-        """entities synced, calls, created, updated, deleted, failed, from the last line."""
+        """synced, calls, created, updated, deleted, needing no call, failed: the last line's."""
         match = SUMMARY.match(self.lines[-1])
         assert match, f"not a summary line: {self.lines[-1]!r}"
-        return tuple(int(group) for group in match.groups()[:6])
+        return tuple(int(group) for group in match.groups()[:7])
 
 
 def run_command(*args: str) -> Result:
@@ -97,7 +97,7 @@ def test_delivers_everything_prints_one_summary_line_and_exits_0(
 
     assert result.code == 0
     assert len(result.lines) == 1
-    assert result.summary() == (3, 3, 1, 1, 1, 0)
+    assert result.summary() == (3, 3, 1, 1, 1, 0, 0)
     assert target_state(fake_target) == expected_target()
     assert pending_count() == 0
     run = SyncRun.objects.get()
@@ -115,7 +115,8 @@ def test_nothing_pending_sends_nothing_and_still_records_the_run(fake_target, sy
 
     assert result.code == 0
     assert result.lines == [
-        "Synced 0 entities with 0 calls (0 created, 0 updated, 0 deleted); 0 failed in 0.0 s"
+        "Synced 0 entities with 0 calls (0 created, 0 updated, 0 deleted), 0 needing no call; "
+        "0 failed in 0.0 s"
     ]
     assert fake_target.calls() == []
     assert SyncRun.objects.get().status == "succeeded"
@@ -150,7 +151,7 @@ def test_failed_entities_are_named_one_line_each_and_exit_1(fake_target, seed, s
         f"FAILED PUT post {second.pk}: PUT {fake_target.url}/posts/{second.pk}: "
         f'HTTP 422 Unprocessable Entity: {{"error":"nope"}}',
     ]
-    assert result.summary() == (1, 1, 0, 1, 0, 2)
+    assert result.summary() == (1, 1, 0, 1, 0, 0, 2)
     assert result.error == (
         "2 entities were not delivered; they stay pending for the next run (see sync_status)"
     )
@@ -176,7 +177,7 @@ def test_a_transient_failure_exits_1_and_the_next_run_delivers_it(
     assert first.lines[0].startswith(f"FAILED PUT post {post.pk}: ")
     assert "HTTP 503 Service Unavailable" in first.lines[0]
     assert second.code == 0
-    assert second.summary() == (1, 1, 0, 1, 0, 0)
+    assert second.summary() == (1, 1, 0, 1, 0, 0, 0)
     assert target_state(fake_target) == expected_target()
 
 
@@ -255,7 +256,7 @@ def test_an_unreachable_target_stops_the_run_with_a_clear_line(make_post):
     assert result.lines[-1].endswith(
         "; stopped after 10 calls in a row found the target unreachable"
     )
-    assert result.summary() == (0, 0, 0, 0, 0, 30)
+    assert result.summary() == (0, 0, 0, 0, 0, 0, 30)
     unreachable = [line for line in result.lines if "connection failed" in line]
     assert len(unreachable) == 10
     assert all(line.startswith("FAILED POST post ") for line in unreachable)
@@ -391,16 +392,16 @@ def test_dry_run_prints_the_planned_calls_and_changes_nothing(
 
     assert result.code == 0
     assert result.lines == [
-        f"POST /posts  post {created.pk}",
-        f"PUT /posts  post {updated.pk}",
-        f"POST /comments  comment {comment.pk}",
-        f"DELETE /posts  post {deleted_pk}",
+        f"POST /posts  (post {created.pk})",
+        f"PUT /posts/{updated.pk}  (post {updated.pk})",
+        f"POST /comments  (comment {comment.pk})",
+        f"DELETE /posts/{deleted_pk}  (post {deleted_pk})",
         "Dry run: 4 calls planned (2 create, 1 update, 1 delete); nothing sent",
     ]
     assert fake_target.calls() == []
     assert pending_count() == 4
     assert not SyncRun.objects.exists()
-    assert not EntitySyncState.objects.exists()
+    assert not EntitySyncState.objects.exclude(delivered_hash__gt="").exists()
 
 
 # --- --full --------------------------------------------------------------------------------------
@@ -468,7 +469,7 @@ def test_full_makes_a_drifted_target_equal_with_the_fewest_calls(
     ]
     assert fake_target.calls("POST", "/posts")[0].body == post_record(posts[2])
     assert fake_target.calls("POST", "/comments")[0].body == comment_record(comments[2])
-    assert result.summary() == (8, 8, 2, 3, 3, 0)
+    assert result.summary() == (8, 8, 2, 3, 3, 0, 0)
     assert target_state(fake_target) == expected_target()
     assert pending_count() == 0
     run = SyncRun.objects.get()
@@ -477,7 +478,7 @@ def test_full_makes_a_drifted_target_equal_with_the_fewest_calls(
     fake_target.reset_log()
     again = sync_command("--full")
 
-    assert again.summary() == (0, 0, 0, 0, 0, 0)
+    assert again.summary() == (0, 0, 0, 0, 0, 0, 0)
     assert writes(fake_target) == []
 
 
@@ -490,14 +491,14 @@ def test_full_dry_run_prints_the_diff_and_changes_nothing(fake_target, drifted, 
 
     assert result.code == 0
     assert result.lines == [
-        f"POST /posts  post {posts[2].pk}",
-        f"PUT /posts  post {posts[1].pk}",
-        f"PUT /posts  post {posts[3].pk}",
-        f"POST /comments  comment {comments[2].pk}",
-        f"PUT /comments  comment {comments[0].pk}",
-        f"DELETE /comments  comment {extra_comments[0]}",
-        f"DELETE /comments  comment {extra_comments[1]}",
-        f"DELETE /posts  post {drifted['extra_post']}",
+        f"POST /posts  (post {posts[2].pk})",
+        f"PUT /posts/{posts[1].pk}  (post {posts[1].pk})",
+        f"PUT /posts/{posts[3].pk}  (post {posts[3].pk})",
+        f"POST /comments  (comment {comments[2].pk})",
+        f"PUT /comments/{comments[0].pk}  (comment {comments[0].pk})",
+        f"DELETE /comments/{extra_comments[0]}  (not in the database)",
+        f"DELETE /comments/{extra_comments[1]}  (not in the database)",
+        f"DELETE /posts/{drifted['extra_post']}  (not in the database)",
         "Dry run: 8 calls planned (2 create, 3 update, 3 delete); nothing sent",
     ]
     assert writes(fake_target) == []

@@ -14,7 +14,7 @@ from news.models import Comment, Post
 from sync.client import TargetApiClient
 from sync.models import EntitySyncState, SyncRun
 from sync.planner import Kind, Phase
-from sync.services.syncing import CIRCUIT_BREAKER_THRESHOLD, TABLES
+from sync.services.syncing.dispatch import CIRCUIT_BREAKER_THRESHOLD
 from sync.tests.conftest import (
     calls_by_op,
     comment_record,
@@ -33,6 +33,16 @@ pytestmark = [pytest.mark.django_db, pytest.mark.timeout(30)]
 
 def state_of(obj) -> EntitySyncState | None:
     return EntitySyncState.objects.filter(entity_table=obj._meta.db_table, entity_pk=obj.pk).first()
+
+
+def delivered(obj) -> bool:
+    """The sync state says the target holds `obj` under its own id, with no failure pending."""
+    state = state_of(obj)
+    return (
+        state is not None
+        and (state.remote_id, state.create_unconfirmed, state.last_error) == (obj.pk, False, "")
+        and state.delivered_hash != ""
+    )
 
 
 # --- Merge rules ---------------------------------------------------------------------------------
@@ -411,7 +421,8 @@ def test_503s_beyond_the_retries_leave_the_change_for_the_next_run(fake_target, 
     assert report.entities_synced == 1
     assert pending_count() == 1
     state = state_of(post)
-    assert "HTTP 503" in state.last_error and state.attempts == 0  # transient: not counted
+    # The target answered the other call, so the 5xx counts towards parking this entity.
+    assert "HTTP 503" in state.last_error and state.attempts == 1
     assert SyncRun.objects.get(pk=report.run_id).status == "partial"
 
     fake_target.reset_log()
@@ -420,7 +431,7 @@ def test_503s_beyond_the_retries_leave_the_change_for_the_next_run(fake_target, 
     assert report.ok
     assert writes(fake_target) == [("PUT", f"/posts/{post.pk}")]
     assert pending_count() == 0
-    assert state_of(post) is None
+    assert delivered(post) and state_of(post).attempts == 0
     assert target_state(fake_target) == expected_target()
 
 
@@ -454,13 +465,18 @@ def test_a_closed_connection_on_a_post_is_checked_and_sent_again(fake_target, ma
     fake_target.drop(method="POST", times=1)
 
     assert sync().ok
-    assert [(r.method, r.status) for r in fake_target.calls()] == [
-        ("POST", None),
-        ("GET", 404),
-        ("POST", 201),
+    assert [(r.method, r.path, r.status) for r in fake_target.calls()] == [
+        ("POST", "/posts", None),
+        ("GET", "/posts", 200),  # looked for by its content: not there
+        ("POST", "/posts", 201),
     ]
+    assert fake_target.calls("GET")[0].query == {
+        "userId": [str(post.user_id)],
+        "title": [post.title],
+        "body": [post.body],
+    }
     assert target_state(fake_target) == expected_target()
-    assert state_of(post) is None
+    assert delivered(post)
 
 
 def test_a_post_applied_but_unanswered_is_found_and_not_duplicated(fake_target, make_post, sync):
@@ -471,7 +487,7 @@ def test_a_post_applied_but_unanswered_is_found_and_not_duplicated(fake_target, 
     assert [(r.method, r.status) for r in fake_target.calls()] == [("POST", None), ("GET", 200)]
     assert target_state(fake_target) == expected_target()
     assert pending_count() == 0
-    assert state_of(post) is None
+    assert delivered(post)
 
 
 def test_a_stalled_call_is_retried_after_the_timeout(fake_target, seed, sync):
@@ -512,14 +528,14 @@ def test_a_permanent_error_is_recorded_not_retried_and_blocks_no_one(
     fake_target, make_post, make_comment, sync
 ):
     refused, accepted = make_post(title="refused"), make_post(title="accepted")
-    held, delivered = make_comment(refused), make_comment(accepted)
+    held, accepted_comment = make_comment(refused), make_comment(accepted)
     fake_target.fail(400, method="POST", path="/posts", times=1, body={"error": "bad title"})
 
     report = sync()
 
     assert writes(fake_target) == [("POST", "/posts"), ("POST", "/posts"), ("POST", "/comments")]
     assert fake_target.calls("POST", "/posts")[0].body["id"] == refused.pk
-    assert fake_target.calls("POST", "/comments")[0].body["id"] == delivered.pk
+    assert fake_target.calls("POST", "/comments")[0].body["id"] == accepted_comment.pk
     assert {(f.entity.kind, f.entity.pk, f.permanent) for f in report.failed} == {
         (Kind.POST, refused.pk, True),
         (Kind.COMMENT, held.pk, False),
@@ -538,7 +554,7 @@ def test_a_permanent_error_is_recorded_not_retried_and_blocks_no_one(
     assert writes(fake_target) == [("POST", "/posts"), ("POST", "/comments")]
     assert target_state(fake_target) == expected_target()
     assert pending_count() == 0
-    assert state_of(refused) is None and state_of(held) is None
+    assert delivered(refused) and delivered(held)
 
 
 def test_an_entity_refused_run_after_run_is_parked_until_it_changes_again(fake_target, seed, sync):
@@ -573,7 +589,7 @@ def test_an_entity_refused_run_after_run_is_parked_until_it_changes_again(fake_t
     assert report.ok
     assert writes(fake_target) == [("PUT", f"/posts/{stuck.pk}")]
     assert fake_target.calls()[0].body["title"] == "fixed"
-    assert state_of(stuck) is None
+    assert delivered(stuck) and state_of(stuck).attempts == 0
     assert pending_count() == 0
 
 
@@ -651,7 +667,7 @@ def test_an_unreachable_target_stops_the_run_early_and_marks_nothing(make_post, 
     )
     assert not report.ok and report.calls_made == 0
     assert len(report.failed) == len(posts)
-    assert sum("not sent: target unreachable" in f.error for f in report.failed) == 15
+    assert sum("not sent: stopped after 10 calls" in f.error for f in report.failed) == 15
     assert pending_count() == len(posts)
     assert not EntitySyncState.objects.filter(attempts__gt=0).exists()
     run = SyncRun.objects.get(pk=report.run_id)
@@ -677,4 +693,5 @@ def test_the_next_run_after_an_unreachable_one_delivers_everything_once(
     assert target_state(fake_target) == expected_target()
     assert len(fake_target.calls("POST")) == 24
     assert pending_count() == 0
-    assert not EntitySyncState.objects.filter(entity_table=TABLES[Kind.POST]).exists()
+    assert not EntitySyncState.objects.filter(create_unconfirmed=True).exists()
+    assert remote_ids(Kind.POST) == {pk: pk for pk in Post.objects.values_list("pk", flat=True)}

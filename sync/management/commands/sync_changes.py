@@ -37,6 +37,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--batch-size", type=int, default=settings.SYNC_BATCH_SIZE)
         parser.add_argument("--timeout", type=float, default=settings.FAKE_API_TIMEOUT)
+        parser.add_argument(
+            "--time-budget",
+            type=float,
+            default=settings.SYNC_TIME_BUDGET,
+            help="seconds after which the run starts no new call; 0 means no limit",
+        )
 
     def handle(self, *args, **options) -> None:
         url = (options["url"] or settings.FAKE_API_URL).rstrip("/")
@@ -70,6 +76,8 @@ class Command(BaseCommand):
                     concurrency=options["concurrency"],
                     batch_size=options["batch_size"],
                     max_attempts=settings.SYNC_MAX_ATTEMPTS,
+                    time_budget=options["time_budget"],
+                    cascade_deletes=settings.SYNC_TARGET_CASCADES,
                 ),
                 full=options["full"],
                 dry_run=options["dry_run"],
@@ -86,8 +94,10 @@ class Command(BaseCommand):
             client.close()
 
         if report.dry_run:
-            for call in report.planned:
-                self.stdout.write(f"{call.op.method} /{call.key.kind.resource}  {call.key}")
+            for planned in report.planned:
+                self.stdout.write(str(planned))
+        for notice in report.notices:
+            self.stdout.write(notice)
         self.stdout.write(report.summary())
         if not report.ok:
             raise CommandError(
@@ -109,5 +119,7 @@ class Command(BaseCommand):
             problems.append("--max-rps must be 0 (unlimited) or more")
         if options["timeout"] <= 0:
             problems.append("--timeout must be more than 0")
+        if options["time_budget"] < 0:
+            problems.append("--time-budget must be 0 (no limit) or more")
         if problems:
             raise CommandError("; ".join(problems), returncode=EXIT_USAGE)

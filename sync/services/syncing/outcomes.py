@@ -1,0 +1,247 @@
+"""Writing what came of the calls: settled events, what the target holds, failures and parking.
+
+Each write is one short transaction, so a run killed at any moment keeps what it recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from sync.models import EntitySyncState, ModelEvent
+from sync.planner import EntityKey, Kind, Op
+from sync.services.syncing.deliveries import Action, Delivery, Outcome, Result
+from sync.services.syncing.report import FailedEntity, SyncReport
+from sync.target import TABLES, parent_remote_id, record_hash
+
+# What a failed call records about an entity, and a delivered one resets.
+FAILURE_FIELDS = [
+    "attempts",
+    "last_error",
+    "last_failed_at",
+    "parked_at",
+    "parked_event_id",
+    "updated_at",
+]
+DELIVERED_FIELDS = [
+    "remote_id",
+    "delivered_hash",
+    "remote_parent_id",
+    "create_unconfirmed",
+    "unconfirmed_record",
+    *FAILURE_FIELDS,
+]
+
+
+def upsert_states(rows: list[EntitySyncState], fields: list[str]) -> None:
+    """Insert these entity states, or overwrite `fields` of the ones that exist."""
+    if rows:
+        EntitySyncState.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["entity_table", "entity_pk"],
+            update_fields=fields,
+        )
+
+
+def mark_synced(event_ids: Iterable[int]) -> None:
+    ids = list(event_ids)
+    for start in range(0, len(ids), 5000):
+        ModelEvent.objects.filter(id__in=ids[start : start + 5000], synced_at__isnull=True).update(
+            synced_at=timezone.now()
+        )
+
+
+def forget(keys: Iterable[EntityKey]) -> None:
+    """The target holds nothing of these entities any more."""
+    by_table: dict[str, list[int]] = {}
+    for key in keys:
+        by_table.setdefault(TABLES[key.kind], []).append(key.pk)
+    for table, pks in by_table.items():
+        EntitySyncState.objects.filter(entity_table=table, entity_pk__in=pks).delete()
+
+
+def delivered_state(key: EntityKey, record: dict) -> EntitySyncState:
+    return EntitySyncState(
+        entity_table=TABLES[key.kind],
+        entity_pk=key.pk,
+        remote_id=record["id"],
+        delivered_hash=record_hash(record),
+        remote_parent_id=parent_remote_id(record),
+        create_unconfirmed=False,
+        unconfirmed_record=None,
+    )
+
+
+def flag_creates(deliveries: Iterable[Delivery]) -> None:
+    """Commit "this POST may land" before it is sent, with the record, for the next run to find."""
+    upsert_states(
+        [
+            EntitySyncState(
+                entity_table=TABLES[d.entity.kind],
+                entity_pk=d.entity.pk,
+                remote_id=None,
+                delivered_hash="",
+                create_unconfirmed=True,
+                unconfirmed_record=d.record,
+            )
+            for d in deliveries
+        ],
+        ["remote_id", "delivered_hash", "create_unconfirmed", "unconfirmed_record", "updated_at"],
+    )
+
+
+class OutcomeWriter:
+    """Records outcomes in the main thread and keeps the report's counts."""
+
+    def __init__(
+        self,
+        *,
+        report: SyncReport,
+        max_attempts: int,
+        on_failure: Callable[[FailedEntity], None],
+    ) -> None:
+        self.report = report
+        self.max_attempts = max_attempts
+        self.on_failure = on_failure
+        self.server_errors: dict[EntityKey, Outcome] = {}
+        # Posts not on the target: their new comments are held back, not sent to fail.
+        self.undelivered_posts: set[int] = set()
+
+    def write(self, outcomes: list[Outcome]) -> None:
+        if not outcomes:
+            return
+        ours = [o for o in outcomes if not o.delivery.foreign]
+        with transaction.atomic():
+            done, conflicts = self._without_conflicts([o for o in ours if o.ok])
+            mark_synced(event_id for o in done for event_id in o.delivery.call.event_ids)
+            kept = [delivered_state(o.delivery.entity, o.record) for o in done if o.record]
+            upsert_states(kept, DELIVERED_FIELDS)
+            forget(
+                key
+                for o in done
+                if o.record is None
+                for key in (o.delivery.entity, *o.delivery.call.covers)
+            )
+            failures = [o for o in ours if o.result is Result.FAILED] + conflicts
+            self._record_failures(failures, timezone.now())
+        done += [o for o in outcomes if o.delivery.foreign and o.ok]
+        failures += [o for o in outcomes if o.delivery.foreign and o.result is Result.FAILED]
+        for outcome in done:
+            call = outcome.delivery.call
+            self.report.entities_synced += 1 + len(call.covers)
+            if outcome.no_call:
+                self.report.entities_unchanged += 1
+            else:
+                self.report.calls[call.op] += 1
+        for outcome in failures:
+            entity = outcome.delivery.entity
+            if entity.kind is Kind.POST and outcome.delivery.call.op is Op.CREATE:
+                self.undelivered_posts.add(entity.pk)
+            failed = FailedEntity(
+                outcome.delivery.entity,
+                str(outcome.delivery.call),
+                outcome.error,
+                outcome.permanent,
+            )
+            self.report.failed.append(failed)
+            self.on_failure(failed)
+
+    def _without_conflicts(self, done: list[Outcome]) -> tuple[list[Outcome], list[Outcome]]:
+        """Outcomes whose record another entity holds become failures: the mapping is 1:1."""
+        holders: dict[tuple[str, int], int] = {}
+        for kind in {o.delivery.entity.kind for o in done if o.record}:
+            ids = [o.remote_id for o in done if o.record and o.delivery.entity.kind is kind]
+            rows = EntitySyncState.objects.filter(
+                entity_table=TABLES[kind], remote_id__in=ids
+            ).values_list("remote_id", "entity_pk")
+            holders.update(((TABLES[kind], rid), pk) for rid, pk in rows)
+        kept, conflicts = [], []
+        for outcome in done:
+            entity = outcome.delivery.entity
+            if outcome.record is None:
+                kept.append(outcome)
+                continue
+            slot = (TABLES[entity.kind], outcome.remote_id)
+            holder = holders.setdefault(slot, entity.pk)
+            if holder == entity.pk:
+                kept.append(outcome)
+                continue
+            conflicts.append(
+                Outcome(
+                    outcome.delivery,
+                    Result.FAILED,
+                    error=(
+                        f"target conflict: the target answered with id {outcome.remote_id}, "
+                        f"which {entity.kind.value} {holder} holds; not stored"
+                    ),
+                    http_status=outcome.http_status,
+                    permanent=True,
+                )
+            )
+        if conflicts:
+            self.report.notice(
+                "The target answered creates with ids that other entities already hold: it does "
+                "not keep what it is sent (the public JSONPlaceholder stores nothing) or reuses "
+                "ids. Those entities were not mapped; see sync_status."
+            )
+        return kept, conflicts
+
+    def _record_failures(self, failures: list[Outcome], now: datetime) -> None:
+        by_table: dict[str, dict[int, Outcome]] = {}
+        for outcome in failures:
+            entity = outcome.delivery.entity
+            by_table.setdefault(TABLES[entity.kind], {})[entity.pk] = outcome
+        for table, outcomes in by_table.items():
+            existing = {
+                s.entity_pk: s
+                for s in EntitySyncState.objects.filter(entity_table=table, entity_pk__in=outcomes)
+            }
+            rows = []
+            for pk, outcome in outcomes.items():
+                state = existing.get(pk) or EntitySyncState(entity_table=table, entity_pk=pk)
+                state.last_error = outcome.error[:2000]
+                state.last_failed_at = now
+                refused_create = outcome.delivery.action is Action.POST and outcome.permanent
+                if refused_create and outcome.delivery.call.op is Op.CREATE:
+                    # The target answered, so a create it refused is not waiting there.
+                    state.create_unconfirmed = False
+                    state.unconfirmed_record = None
+                if outcome.permanent:
+                    self._count_attempt(state, outcome, now)
+                elif _server_error(outcome.http_status):
+                    self.server_errors[outcome.delivery.entity] = outcome
+                rows.append(state)
+            upsert_states(rows, ["create_unconfirmed", "unconfirmed_record", *FAILURE_FIELDS])
+
+    def _count_attempt(self, state: EntitySyncState, outcome: Outcome, now: datetime) -> None:
+        """One more run in a row that failed; parked once it reaches the limit."""
+        state.attempts += 1
+        if state.attempts >= self.max_attempts:
+            state.parked_at = now
+            state.parked_event_id = max(outcome.delivery.call.event_ids, default=0)
+
+    def count_server_errors(self) -> None:
+        """5xx answers count towards parking, once the run knows the target answered others."""
+        if not self.server_errors:
+            return
+        now = timezone.now()
+        with transaction.atomic():
+            for table in {TABLES[key.kind] for key in self.server_errors}:
+                outcomes = {
+                    k.pk: o for k, o in self.server_errors.items() if TABLES[k.kind] == table
+                }
+                states = list(
+                    EntitySyncState.objects.filter(entity_table=table, entity_pk__in=outcomes)
+                )
+                for state in states:
+                    self._count_attempt(state, outcomes[state.entity_pk], now)
+                upsert_states(states, FAILURE_FIELDS)
+        self.server_errors.clear()
+
+
+def _server_error(status: int | None) -> bool:
+    return status is not None and status >= 500

@@ -1,0 +1,340 @@
+"""sync_changes: deliver the pending change log (or a full diff) to the target.
+
+A run reads what is pending, plans the fewest calls (`sync.planner`), then sends them phase by
+phase in rounds: a round sends its steps in parallel and records what came of them; steps that
+need a decision (a lost answer to a POST, a record found by content, a PUT the target could not
+apply) are decided in the main thread and sent in the next round.
+
+Crash safety rests on these rules:
+
+- an entity's events are marked synced only once the target holds its state, in the same
+  transaction that records what the target holds (`EntitySyncState`);
+- before a POST is sent, the entity is flagged `create_unconfirmed` with the record (committed),
+  so a run that finds the flag looks for that record by content before creating it again;
+- a record found that way is taken only if no other entity holds it, so the mapping stays 1:1;
+- PUT and DELETE are idempotent (a DELETE answered 404 counts as done).
+
+So a run killed at any moment leaves only calls that the next run may safely repeat.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+from django.db import DatabaseError, connection
+from django.utils import timezone
+
+from sync.batching import chunked
+from sync.client import TargetApiClient
+from sync.locking import RunLock, exclusive_run
+from sync.matching import Lookup, pick_records
+from sync.models import SyncRun
+from sync.planner import Call, EntityKey, Kind, Op, Plan
+from sync.services.syncing import full, incremental, outcomes
+from sync.services.syncing.deliveries import Action, Delivery, Followups, Outcome, Result
+from sync.services.syncing.dispatch import Dispatcher, StopSignal
+from sync.services.syncing.loading import claimed_records
+from sync.services.syncing.report import FailedEntity, SyncOptions, SyncReport
+from sync.target import holds
+
+# Successful calls are recorded at least this often (in results or seconds).
+FLUSH_EVERY_RESULTS = 100
+FLUSH_EVERY_SECONDS = 0.5
+ERROR_SUMMARY_LINES = 20
+
+ProgressCallback = Callable[[int], None]
+FailureCallback = Callable[[FailedEntity], None]
+
+
+def sync_changes(
+    *,
+    client: TargetApiClient,
+    options: SyncOptions | None = None,
+    full: bool = False,
+    dry_run: bool = False,
+    on_planned: Callable[[int], None] | None = None,
+    on_progress: ProgressCallback | None = None,
+    on_failure: FailureCallback | None = None,
+) -> SyncReport:
+    """Bring the target in step with the database; raises SyncLocked if a run is under way."""
+    with exclusive_run() as lock:
+        runner = Runner(
+            client=client,
+            options=options or SyncOptions(),
+            lock=lock,
+            full=full,
+            dry_run=dry_run,
+            on_planned=on_planned or (lambda total: None),
+            on_progress=on_progress or (lambda n: None),
+            on_failure=on_failure or (lambda failed: None),
+        )
+        return runner.execute()
+
+
+class Runner:
+    def __init__(
+        self,
+        *,
+        client: TargetApiClient,
+        options: SyncOptions,
+        lock: RunLock,
+        full: bool,
+        dry_run: bool,
+        on_planned: Callable[[int], None],
+        on_progress: ProgressCallback,
+        on_failure: FailureCallback,
+    ) -> None:
+        self.options = options
+        self.lock = lock
+        self.full = full
+        self.dry_run = dry_run
+        self.on_planned = on_planned
+        self.on_progress = on_progress
+        self.report = SyncReport(mode="full" if full else "incremental", dry_run=dry_run)
+        self.stop = StopSignal()
+        self.dispatcher = Dispatcher(client, self.stop)
+        self.client = client
+        self.writer = outcomes.OutcomeWriter(
+            report=self.report, max_attempts=options.max_attempts, on_failure=on_failure
+        )
+        # A create whose answers keep getting lost is sent as often as the client tries a call.
+        self.max_posts = max(1, client.retries + 1)
+        self.answered = 0  # calls the target answered with something other than a 5xx
+        self.lock_lost = False
+        self._buffer: list[Outcome] = []
+        self._last_flush = time.monotonic()
+
+    # --- Run --------------------------------------------------------------------------------------
+
+    def execute(self) -> SyncReport:
+        started = time.monotonic()
+        if self.options.time_budget:
+            self.stop.deadline = started + self.options.time_budget
+            self.stop.budget = self.options.time_budget
+        run = None
+        if not self.dry_run:
+            mode = SyncRun.Mode.FULL if self.full else SyncRun.Mode.INCREMENTAL
+            run = SyncRun.objects.create(mode=mode)
+            self.report.run_id = run.pk
+        try:
+            (full.run if self.full else incremental.run)(self)
+            if self.answered and not self.lock_lost:
+                self.writer.count_server_errors()
+        except BaseException as exc:
+            if run is not None:
+                self._finish(run, started, status=SyncRun.Status.FAILED, error=str(exc))
+            raise
+        if self.stop.is_set():
+            self.report.stopped_early = self.stop.reason
+        if run is not None:
+            status = SyncRun.Status.SUCCEEDED if self.report.ok else SyncRun.Status.PARTIAL
+            self._finish(run, started, status=status)
+        self.report.duration = time.monotonic() - started
+        return self.report
+
+    def _finish(self, run: SyncRun, started: float, *, status: str, error: str = "") -> None:
+        report = self.report
+        lines = [str(failed) for failed in report.failed[:ERROR_SUMMARY_LINES]]
+        if len(report.failed) > ERROR_SUMMARY_LINES:
+            lines.append(f"... and {len(report.failed) - ERROR_SUMMARY_LINES} more")
+        lines[:0] = [text for text in (error, self.stop.reason) if text]
+        run.status = status
+        run.finished_at = timezone.now()
+        run.events_pending = report.events_pending
+        run.calls_created = report.calls[Op.CREATE]
+        run.calls_updated = report.calls[Op.UPDATE]
+        run.calls_deleted = report.calls[Op.DELETE]
+        run.entities_synced = report.entities_synced
+        run.entities_unchanged = report.entities_unchanged
+        run.entities_failed = len(report.failed)
+        run.error_summary = "\n".join(lines)
+        if self.lock_lost:
+            connection.close()  # the session that held the lock is gone: record on a new one
+        try:
+            run.save()
+        except DatabaseError:
+            if not self.lock_lost:
+                raise
+
+    # --- Sending ----------------------------------------------------------------------------------
+
+    def deliver(self, plan: Plan, steps: Callable[[tuple[Call, ...]], Followups]) -> None:
+        """Send the plan phase by phase; `steps` turns a batch of calls into first steps."""
+        self.on_planned(len(plan.calls))
+        with ThreadPoolExecutor(max_workers=self.options.concurrency) as pool:
+            for _phase, calls in plan.by_phase():
+                for batch in chunked(calls, self.options.batch_size):
+                    if self._stopping():
+                        self._not_sent(batch)
+                        continue
+                    self._rounds(pool, steps(tuple(batch)))
+
+    def _rounds(self, pool: ThreadPoolExecutor, first: Followups) -> None:
+        step = first
+        last_round = self.max_posts + 2  # each POST, then a PUT to the record found
+        for round_number in range(1, last_round + 1):
+            self._settle(step.outcomes)
+            posts = [d for d in step.deliveries if d.action is Action.POST]
+            if posts and not self._stopping():
+                outcomes.flag_creates(posts)
+            undecided = self._send_all(pool, step.deliveries)
+            self._flush()
+            if not undecided or self.lock_lost:
+                return
+            step = self.decide(undecided, last_round=round_number == last_round)
+        self._settle(step.outcomes)
+
+    def _send_all(self, pool: ThreadPoolExecutor, deliveries: list[Delivery]) -> list[Outcome]:
+        """Send every step, recording final outcomes as they arrive; return those to decide."""
+        undecided: list[Outcome] = []
+        in_flight: set[Future[Outcome]] = set()
+
+        def collect(done: Iterable[Future[Outcome]]) -> None:
+            for future in done:
+                outcome = future.result()
+                if outcome.http_status is not None and outcome.http_status < 500:
+                    self.answered += 1
+                if outcome.result in (Result.FOUND, Result.GONE):
+                    undecided.append(outcome)
+                else:
+                    self._settle([outcome])
+
+        for delivery in deliveries:
+            in_flight.add(pool.submit(self.dispatcher.send, delivery))
+            # A bounded queue, so results are recorded while calls are sent.
+            if len(in_flight) >= self.options.concurrency * 4:
+                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                collect(done)
+        while in_flight:
+            done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+            collect(done)
+        return undecided
+
+    def _settle(self, final: list[Outcome]) -> None:
+        for _ in final:
+            self.on_progress(1)
+        self._buffer.extend(final)
+        due = time.monotonic() - self._last_flush >= FLUSH_EVERY_SECONDS
+        if len(self._buffer) >= FLUSH_EVERY_RESULTS or (self._buffer and due):
+            self._flush()
+
+    def _flush(self) -> None:
+        buffered, self._buffer = self._buffer, []
+        self._last_flush = time.monotonic()
+        if not buffered:
+            return
+        if self.lock_lost or self.lock.lost():
+            self._lose_lock()
+            # Nothing is recorded without the lock: the next run repeats these safely.
+            self.report.failed += [
+                FailedEntity(o.delivery.entity, str(o.delivery.call), "not recorded: lock lost")
+                for o in buffered
+            ]
+            return
+        self.writer.write(buffered)
+
+    def _stopping(self) -> bool:
+        if not self.lock_lost and self.lock.lost():
+            self._lose_lock()
+        return self.stop.is_set()
+
+    def _lose_lock(self) -> None:
+        self.lock_lost = True
+        self.stop.set("stopped: it lost its run lock (the database session that held it ended)")
+
+    def _not_sent(self, calls: Iterable[Call]) -> None:
+        for call in calls:
+            self.report.failed.append(
+                FailedEntity(call.key, str(call), f"not sent: {self.stop.reason}")
+            )
+
+    # --- Decisions --------------------------------------------------------------------------------
+
+    def decide(self, undecided: list[Outcome], *, last_round: bool) -> Followups:
+        """The next step for each call whose answer needs thought (main thread, database)."""
+        next_steps = Followups()
+        found = [o for o in undecided if o.result is Result.FOUND]
+        picks = self._pick(found)
+        for outcome in undecided:
+            delivery = outcome.delivery
+            wrote = delivery.wrote or delivery.action is not Action.FIND
+            if outcome.result is Result.GONE:
+                # The target lost the record: create it again (flagged like any create).
+                record = {**(delivery.record or {}), "id": delivery.entity.pk}
+                next_steps.deliveries.append(
+                    Delivery(delivery.call, Action.POST, record=record, wrote=True)
+                )
+                continue
+            picked = picks.get(delivery.entity)
+            next_steps.outcomes.extend(
+                _after_lookup(
+                    outcome,
+                    picked,
+                    wrote,
+                    next_steps,
+                    last_round=last_round,
+                    max_posts=self.max_posts,
+                )
+            )
+        return next_steps
+
+    def _pick(self, found: list[Outcome]) -> dict[EntityKey, dict | None]:
+        picks: dict[EntityKey, dict | None] = {}
+        for kind in Kind:
+            of_kind = [o for o in found if o.delivery.entity.kind is kind]
+            if not of_kind:
+                continue
+            ids = {r["id"] for o in of_kind for r in o.candidates if isinstance(r.get("id"), int)}
+            besides = [o.delivery.entity.pk for o in of_kind]
+            claimed = claimed_records(kind, ids, besides=besides)
+            lookups = [
+                Lookup(o.delivery.entity, o.delivery.entity.pk, o.candidates) for o in of_kind
+            ]
+            picks.update(pick_records(lookups, claimed))
+        return picks
+
+
+def _after_lookup(
+    outcome: Outcome,
+    picked: dict | None,
+    wrote: bool,
+    next_steps: Followups,
+    *,
+    last_round: bool,
+    max_posts: int,
+) -> list[Outcome]:
+    """What follows a lookup by content: a step for the next round, or a final outcome."""
+    delivery = outcome.delivery
+    if delivery.call.op is Op.DELETE:
+        if picked is None:  # nothing of it on the target
+            return [Outcome(delivery, Result.DONE, sent=False, no_call=not wrote)]
+        next_steps.deliveries.append(
+            Delivery(delivery.call, Action.DELETE, remote_id=picked["id"], wrote=True)
+        )
+        return []
+    record = delivery.record or {}
+    if picked is not None:
+        adopted = {**record, "id": picked["id"]}
+        if holds(picked, record):
+            return [Outcome(delivery, Result.DONE, record=adopted, sent=False, no_call=not wrote)]
+        # Ours, with an older content: make it equal. The PUT is the create's one call.
+        next_steps.deliveries.append(
+            Delivery(delivery.call, Action.PUT, remote_id=picked["id"], record=adopted, wrote=True)
+        )
+        return []
+    posts_sent = delivery.posts_sent + (1 if delivery.action is Action.POST else 0)
+    if posts_sent >= max_posts or last_round:
+        error = outcome.error or "its create may have landed"
+        return [
+            Outcome(
+                delivery,
+                Result.FAILED,
+                error=f"{error}; not found on the target yet: the next run looks again",
+            )
+        ]
+    next_steps.deliveries.append(
+        Delivery(delivery.call, Action.POST, record=record, posts_sent=posts_sent, wrote=wrote)
+    )
+    return []
