@@ -17,10 +17,12 @@ Routes (JSON bodies, camelCase fields; posts `userId, id, title, body`, comments
     ...and the same for /comments (without the nested route and the cascade).
 
 As in json-server, a POST keeps the `id` it is sent and otherwise gets max(id) + 1 (always, with
-`assign_ids=True`, like an API that picks its own ids). A duplicate id answers 500
-`{"error": "Insert failed, duplicate id"}`. Stricter than json-server: ids must be JSON integers
-(400 otherwise) and a body must be a JSON object (400 otherwise). Record fields are not checked,
-as json-server does not check them.
+`assign_ids=True`, like an API that picks its own ids). With `stores_nothing=True` it behaves like
+the public JSONPlaceholder site: every write is answered but nothing is kept; a POST answers
+id = count + 1 (101 for 100 posts), a PUT of an id it does not have answers 500, a DELETE 200.
+A duplicate id answers 500 `{"error": "Insert failed, duplicate id"}`. Stricter than json-server:
+ids must be JSON integers (400 otherwise) and a body must be a JSON object (400 otherwise).
+Record fields are not checked, as json-server does not check them.
 
 State lives in `server.posts` and `server.comments` ({id: record}); every request is appended to
 `server.requests` (`connections_opened` and `max_in_flight` count connections and parallel
@@ -125,11 +127,13 @@ class FakeTarget:
         latency: float = 0.0,
         seed: int = 0,
         assign_ids: bool = False,
+        stores_nothing: bool = False,
     ) -> None:
         self.host = host
         self.port = port
         self.latency = latency
         self.assign_ids = assign_ids
+        self.stores_nothing = stores_nothing
         self.posts: dict[int, Record] = {}
         self.comments: dict[int, Record] = {}
         self.requests: list[RecordedRequest] = []
@@ -406,6 +410,8 @@ class FakeTarget:
                 return self._create(self.comments, {**body, "postId": record_id})
             return NOT_FOUND
         record = collection.get(record_id)
+        if self.stores_nothing and method in WRITE_METHODS:
+            return _answer_without_storing(method, record_id, record, body)
         if record is None:
             return NOT_FOUND
         if method == "GET":
@@ -430,6 +436,8 @@ class FakeTarget:
         if not isinstance(body, dict):
             return 400, {"error": "the body must be a JSON object"}
         record = dict(body)
+        if self.stores_nothing:
+            return 201, {**record, "id": len(collection) + 1}
         if self.assign_ids or record.get("id") is None:
             record["id"] = max(collection, default=0) + 1
         elif isinstance(record["id"], bool) or not isinstance(record["id"], int):
@@ -508,6 +516,20 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
 
+def _answer_without_storing(
+    method: str, record_id: int, record: Record | None, body: Any
+) -> tuple[int, Any]:
+    """What the public JSONPlaceholder answers to a write; it keeps none of them."""
+    if method == "DELETE":
+        return 200, {}
+    if record is None:
+        return 500, {"error": "Cannot read properties of undefined (reading 'id')"}
+    if not isinstance(body, dict):
+        return 400, {"error": "the body must be a JSON object"}
+    merged = dict(body) if method == "PUT" else {**record, **body}
+    return 200, {**merged, "id": record_id}
+
+
 def _fault_answer(fault: Fault) -> _Answer:
     if fault.kind == "drop":
         return _Answer(None)
@@ -559,8 +581,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--comments-per-post", type=int, default=COMMENTS_PER_POST)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated data")
+    parser.add_argument(
+        "--assign-ids", action="store_true", help="give every POST an id of its own choosing"
+    )
+    parser.add_argument(
+        "--stores-nothing",
+        action="store_true",
+        help="answer writes but keep nothing, like the public JSONPlaceholder site",
+    )
     args = parser.parse_args(argv)
-    server = FakeTarget(host=args.host, port=args.port, latency=args.latency)
+    server = FakeTarget(
+        host=args.host,
+        port=args.port,
+        latency=args.latency,
+        assign_ids=args.assign_ids,
+        stores_nothing=args.stores_nothing,
+    )
     server.load_generated(args.posts, comments_per_post=args.comments_per_post, seed=args.seed)
     with server:
         print(

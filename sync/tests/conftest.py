@@ -97,12 +97,18 @@ def sync(target_client):
         concurrency: int = 1,
         batch_size: int = 500,
         max_attempts: int = 5,
+        time_budget: float = 0.0,
+        cascade_deletes: bool = False,
         **kwargs,
     ) -> SyncReport:
         return sync_changes(
             client=client or target_client,
             options=SyncOptions(
-                concurrency=concurrency, batch_size=batch_size, max_attempts=max_attempts
+                concurrency=concurrency,
+                batch_size=batch_size,
+                max_attempts=max_attempts,
+                time_budget=time_budget,
+                cascade_deletes=cascade_deletes,
             ),
             **kwargs,
         )

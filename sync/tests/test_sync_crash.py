@@ -171,6 +171,46 @@ def test_a_run_killed_at_any_moment_is_finished_by_the_next_without_duplicates(
     assert len(writes(fake_target)) <= calls_needed + sent_before_kill
 
 
+@needs_shared_database
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("calls_before_kill", [1, 7, 19])
+def test_a_full_run_killed_at_any_moment_then_edits_and_deletes_converge_without_duplicates(
+    fake_target, make_post, make_comment, sync, calls_before_kill
+):
+    posts = [make_post(title=f"post {n}") for n in range(12)]
+    comments = [make_comment(post, body=f"comment {n}") for n, post in enumerate(posts)]
+    fake_target.latency = 0.02
+    killed = start_sync(fake_target.url, "--full", "--concurrency", "2")
+
+    wait_for(lambda: len(writes(fake_target)) >= calls_before_kill, what="the first calls")
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(5)
+    assert len(writes(fake_target)) < len(posts) + len(comments), "finished before the kill"
+    wait_for(lambda: fake_target.in_flight == 0, what="calls in flight at the kill")
+    wait_for(lock_is_free, timeout=5, what="the lock to be released")
+    fake_target.latency = 0
+    for post in posts[:4]:
+        post.title = "edited after the kill"
+        post.save()
+    for post in posts[4:8]:
+        post.delete()  # and its comment
+    for comment in comments[8:10]:
+        comment.body = "edited after the kill"
+        comment.save()
+
+    report = sync(concurrency=4)
+
+    assert report.ok, report.failed
+    assert target_state(fake_target) == expected_target()
+    assert pending_count() == 0
+    assert not EntitySyncState.objects.filter(create_unconfirmed=True).exists()
+    created = [(r.path, r.body["id"]) for r in fake_target.calls("POST") if r.status == 201]
+    assert len(created) == len(set(created)), "an entity was created twice"
+    fake_target.reset_log()
+    assert sync(full=True).ok
+    assert writes(fake_target) == [], "the target drifted without anyone noticing"
+
+
 # --- One run at a time ---------------------------------------------------------------------------
 
 

@@ -65,6 +65,14 @@ class Dispatcher:
         self._count(None)
         return outcome
 
+    def probe(self) -> bool:
+        """True when the target answers a cheap read (a filter that matches nothing)."""
+        try:
+            self.client.find("posts", {"id": 0, "userId": -1})
+        except TargetApiError:
+            return False
+        return True
+
     def _send(self, delivery: Delivery) -> Outcome:
         client, resource = self.client, delivery.resource
         if delivery.action is Action.DELETE:

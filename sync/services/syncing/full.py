@@ -17,7 +17,7 @@ from django.db import connection, transaction
 from sync.models import EntitySyncState, ModelEvent
 from sync.planner import Call, EntityKey, Kind, Op, Plan, plan_full, sort_calls
 from sync.services.syncing import outcomes
-from sync.services.syncing.deliveries import Action, Delivery, Followups, Outcome, Result
+from sync.services.syncing.deliveries import Action, Delivery, Followups
 from sync.services.syncing.report import PlannedCall
 from sync.target import KINDS, MODELS, TABLES, record_hash, to_record
 
@@ -97,35 +97,35 @@ def run(runner: Runner) -> None:
         for key, known in snap.states.items()
         if known.remote_id is not None and key not in snap.records
     }
-    steps = {call: _first_step(call, snap, owner, holders) for call in plan.calls}
+    steps = [_first_step(call, snap, owner, holders) for call in plan.calls]
+    # A row whose own id another entity holds on the target is not there yet: create it.
+    steps += [
+        Delivery(
+            Call(Op.CREATE, key, tuple(snap.events.get(key, ()))),
+            Action.POST,
+            record={**snap.records[key], "id": key.pk},
+        )
+        for key in sorted(clashes)
+    ]
     runner.report.planned = tuple(
-        PlannedCall(step.call, step.remote_id, foreign=step.foreign) for step in steps.values()
+        PlannedCall(step.call, step.remote_id, foreign=step.foreign) for step in steps
     )
     if runner.dry_run:
         return
-    calls = [step.call for step in steps.values()]
-    called = {step.entity for step in steps.values() if not step.foreign} | clashes
+    called = {step.entity for step in steps if not step.foreign}
     _settle_what_needs_no_call(snap, owner, remote, called)
-    by_call = {step.call: step for step in steps.values()}
-    runner.writer.write(
-        [
-            Outcome(
-                Delivery(Call(Op.CREATE, key, tuple(snap.events.get(key, ()))), Action.POST),
-                Result.FAILED,
-                error=f"target conflict: another entity holds id {snap.records[key]['id']}",
-                permanent=True,
-            )
-            for key in sorted(clashes)
-        ]
-    )
+    by_call = {step.call: step for step in steps}
     runner.deliver(
-        Plan(calls=sort_calls(calls)),
+        Plan(calls=sort_calls(by_call)),
         lambda batch: Followups(deliveries=_with_current_posts([by_call[c] for c in batch], snap)),
     )
 
 
 def _owners(snap: Snapshot) -> tuple[dict[EntityKey, EntityKey], set[EntityKey]]:
-    """Each record id on the target -> the entity that holds it; mapped entities go first."""
+    """Each record id on the target -> the entity that holds it; mapped entities go first.
+
+    An entity whose own id (it has no mapping) is held by another is a clash: not keyed.
+    """
     owner: dict[EntityKey, EntityKey] = {}
     clashes: set[EntityKey] = set()
     mapped_first = sorted(

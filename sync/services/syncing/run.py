@@ -120,8 +120,12 @@ class Runner:
             self.report.run_id = run.pk
         try:
             (full.run if self.full else incremental.run)(self)
-            if self.answered and not self.lock_lost:
-                self.writer.count_server_errors()
+            if self.writer.server_errors and not self.lock_lost:
+                # 5xx answers count towards parking only while the target answers others.
+                if not self.answered and not self.stop.is_set():
+                    self.answered = self.dispatcher.probe()
+                if self.answered:
+                    self.writer.count_server_errors()
         except BaseException as exc:
             if run is not None:
                 self._finish(run, started, status=SyncRun.Status.FAILED, error=str(exc))
@@ -192,6 +196,7 @@ class Runner:
         in_flight: set[Future[Outcome]] = set()
 
         def collect(done: Iterable[Future[Outcome]]) -> None:
+            self._stopping(quick=True)
             for future in done:
                 outcome = future.result()
                 if outcome.http_status is not None and outcome.http_status < 500:
@@ -235,8 +240,8 @@ class Runner:
             return
         self.writer.write(buffered)
 
-    def _stopping(self) -> bool:
-        if not self.lock_lost and self.lock.lost():
+    def _stopping(self, *, quick: bool = False) -> bool:
+        if not self.lock_lost and self.lock.lost(quick=quick):
             self._lose_lock()
         return self.stop.is_set()
 

@@ -1,0 +1,459 @@
+"""Nothing lost, nothing sent twice: lost answers, id-assigning targets, the 1:1 mapping, parking,
+no-op edits, held-back comments, a lost lock and targets that cascade deletes.
+
+Each test drives the real service against the fake target and asserts what reached the target
+and what the database remembers.
+"""
+
+import threading
+
+import pytest
+from django.db import IntegrityError, connection, connections, transaction
+
+from news.models import Comment, Post
+from sync.locking import _advisory_key
+from sync.models import EntitySyncState
+from sync.planner import Kind, Op
+from sync.services.syncing import outcomes
+from sync.target import TABLES
+from sync.tests.conftest import (
+    expected_target,
+    pending_count,
+    post_record,
+    remote_ids,
+    target_state,
+    writes,
+)
+
+pytestmark = [pytest.mark.django_db, pytest.mark.timeout(60)]
+
+
+def state_of(obj) -> EntitySyncState | None:
+    return EntitySyncState.objects.filter(entity_table=obj._meta.db_table, entity_pk=obj.pk).first()
+
+
+def ours(target, foreign: set[int] = frozenset()) -> dict:
+    """The target's records without the foreign posts it held before the test."""
+    state = target_state(target)
+    return {
+        "posts": [r for r in state["posts"] if r["id"] not in foreign],
+        "comments": state["comments"],
+    }
+
+
+FOREIGN = [{"id": n, "userId": 9, "title": f"theirs {n}", "body": "not ours"} for n in range(1, 8)]
+
+
+# --- 2. A create whose outcome is unknown is resolved against what the target holds ------------
+
+
+def test_an_earlier_copy_of_a_create_is_found_and_made_equal_with_one_call(
+    fake_target, make_post, sync
+):
+    post = make_post(title="as first sent")
+    fake_target.drop(method="POST", times=1, after_processing=True)
+    fake_target.fail(503, method="GET")  # the lookup fails too: the outcome stays unknown
+    assert not sync().ok
+    assert state_of(post).create_unconfirmed
+    post.title = "edited since"
+    post.save()
+    fake_target.clear_faults()
+    fake_target.reset_log()
+
+    report = sync()
+
+    assert report.ok
+    assert writes(fake_target) == [("PUT", f"/posts/{post.pk}")]
+    assert (report.calls[Op.CREATE], report.calls_made) == (1, 1)
+    assert target_state(fake_target) == expected_target()
+    assert pending_count() == 0
+
+
+def test_a_duplicate_id_answer_never_takes_a_record_that_is_not_ours(fake_target, make_post, sync):
+    post = make_post(title="ours")
+    theirs = {"id": post.pk, "userId": 9, "title": "theirs", "body": "someone else's"}
+    fake_target.load(posts=[theirs], comments=[])
+
+    report = sync()
+
+    assert not report.ok
+    assert fake_target.posts[post.pk] == theirs  # neither taken nor overwritten
+    assert "not found on the target yet" in report.failed[0].error
+    assert state_of(post).remote_id is None
+    assert pending_count() == 1
+
+
+# --- 3. Targets that assign their own ids get no duplicates -------------------------------------
+
+
+@pytest.fixture
+def assigning_target(fake_target):
+    """A target that picks its own ids and already holds records of its own."""
+    fake_target.assign_ids = True
+    fake_target.load(posts=FOREIGN, comments=[])
+    return fake_target
+
+
+def test_an_id_assigning_target_gets_no_duplicate_after_lost_answers(
+    assigning_target, make_post, make_comment, sync
+):
+    posts = [make_post(title=f"ours {n}") for n in range(5)]
+    comments = [make_comment(post, body=f"comment {n}") for n, post in enumerate(posts)]
+    assigning_target.drop(method="POST", share=0.5, after_processing=True)
+    assigning_target.drop(method="POST", times=2)  # and two never arrive
+
+    report = sync(concurrency=4)
+
+    assert report.ok, report.failed
+    assert ours(assigning_target, {r["id"] for r in FOREIGN}) == expected_target()
+    assert [assigning_target.posts[r["id"]] for r in FOREIGN] == FOREIGN
+    assert len(assigning_target.posts) == len(FOREIGN) + len(posts)
+    assert len(assigning_target.comments) == len(comments)
+    assert sorted(remote_ids(Kind.POST)) == sorted(p.pk for p in posts)
+
+
+def test_a_lookup_never_takes_a_record_of_the_target_under_our_id(
+    assigning_target, make_post, sync
+):
+    """The target holds a record of its own under our post's id: a GET by id would take it."""
+    post = make_post(title="ours")
+    theirs = {"id": post.pk, "userId": 9, "title": "theirs", "body": "not ours"}
+    held = [*(r for r in FOREIGN if r["id"] != post.pk), theirs]
+    assigning_target.load(posts=held, comments=[])
+    assigning_target.drop(method="POST", times=1, after_processing=True)
+
+    assert sync().ok
+
+    assert assigning_target.posts[post.pk] == theirs
+    remote_id = state_of(post).remote_id
+    assert remote_id not in {r["id"] for r in held}
+    assert assigning_target.posts[remote_id] == post_record(post, remote_id=remote_id)
+    assert len(assigning_target.posts) == len(held) + 1
+
+
+def test_identical_new_posts_each_keep_their_own_copy(assigning_target, make_post, sync):
+    twins = [make_post(title="same", body="same") for _ in range(3)]
+    assigning_target.drop(method="POST", times=3, after_processing=True)
+
+    assert sync(concurrency=3).ok
+
+    held = remote_ids(Kind.POST)
+    assert sorted(held) == sorted(p.pk for p in twins)
+    assert len(set(held.values())) == 3
+    assert len(assigning_target.posts) == len(FOREIGN) + 3
+
+
+# --- 4. The remote-id mapping stays one-to-one -------------------------------------------------
+
+
+def test_the_database_refuses_two_entities_holding_one_record(db):
+    EntitySyncState.objects.create(entity_table="news_post", entity_pk=1, remote_id=101)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        EntitySyncState.objects.create(entity_table="news_post", entity_pk=2, remote_id=101)
+    # Another kind may use the same id, and any number of entities may hold none.
+    EntitySyncState.objects.create(entity_table="news_comment", entity_pk=2, remote_id=101)
+    EntitySyncState.objects.create(entity_table="news_post", entity_pk=3, remote_id=None)
+    EntitySyncState.objects.create(entity_table="news_post", entity_pk=4, remote_id=None)
+
+
+def test_an_answer_with_an_id_another_entity_holds_is_a_conflict_not_a_mapping(
+    fake_target, make_post, sync
+):
+    first, second = make_post(title="first"), make_post(title="second")
+    fake_target.answer(201, body={"id": 101}, method="POST")
+
+    report = sync()
+
+    assert remote_ids(Kind.POST) == {first.pk: 101}
+    [failed] = report.failed
+    assert failed.entity.pk == second.pk and failed.permanent
+    assert failed.error == (
+        f"target conflict: the target answered with id 101, which post {first.pk} holds; not stored"
+    )
+    state = state_of(second)
+    assert (state.remote_id, state.attempts, state.create_unconfirmed) == (None, 1, False)
+    assert "target conflict" in state.last_error
+    assert pending_count() == 1
+    assert any("does not keep what it is sent" in notice for notice in report.notices)
+
+
+def test_full_forgets_only_the_mapping_of_what_it_deletes(fake_target, make_post, sync):
+    post = make_post(title="mapped elsewhere")
+    remote_id = post.pk + 1000
+    outcomes.upsert_states(
+        [outcomes.delivered_state(key_of(post), post_record(post, remote_id=remote_id))],
+        outcomes.DELIVERED_FIELDS,
+    )
+    post.save()  # a pending change, so a full run has an event to settle
+    extra = {"id": post.pk, "userId": 9, "title": "extra", "body": "not ours"}
+    fake_target.load(posts=[post_record(post, remote_id=remote_id), extra], comments=[])
+
+    assert sync(full=True).ok
+
+    assert writes(fake_target) == [("DELETE", f"/posts/{post.pk}")]
+    assert state_of(post).remote_id == remote_id
+    post.title = "edited after the full run"
+    post.save()
+    fake_target.reset_log()
+    assert sync().ok
+    assert writes(fake_target) == [("PUT", f"/posts/{remote_id}")]
+    assert target_state(fake_target) == expected_target()
+
+
+def test_full_keys_rows_by_their_ids_on_the_target_without_overwriting_each_other(
+    assigning_target, make_post, sync
+):
+    first = make_post(title="first")
+    assert sync().ok
+    taken = state_of(first).remote_id  # the target's own choice
+    second = Post.objects.create(id=taken, user_id=1, title="second", body="")
+    assigning_target.reset_log()
+
+    report = sync(full=True)
+
+    assert report.ok, report.failed
+    assert target_state(assigning_target) == expected_target()  # the target's own are gone
+    assert state_of(first).remote_id == taken
+    assert state_of(second).remote_id not in {None, taken}
+    assert [w for w in writes(assigning_target) if w[0] != "DELETE"] == [("POST", "/posts")]
+
+
+def key_of(obj):
+    from sync.planner import EntityKey
+
+    return EntityKey(Kind.POST if isinstance(obj, Post) else Kind.COMMENT, obj.pk)
+
+
+# --- 5. A target that keeps nothing (the public JSONPlaceholder) -------------------------------
+
+
+def test_a_target_that_keeps_nothing_corrupts_no_mapping_and_runs_stay_bounded(
+    fake_target, make_post, sync
+):
+    fake_target.stores_nothing = True
+    fake_target.load_generated(100, comments_per_post=0)
+    posts = [make_post(title=f"new {n}") for n in range(20)]
+
+    first = sync(max_attempts=2)
+
+    assert remote_ids(Kind.POST) == {posts[0].pk: 101}
+    assert len(first.failed) == 19
+    assert all("target conflict" in f.error for f in first.failed)
+    assert len(first.notices) == 1 and "does not keep what it is sent" in first.notices[0]
+
+    for post in posts:
+        post.title = "edited"
+        post.save()
+    calls = []
+    for _ in range(4):
+        fake_target.reset_log()
+        sync(max_attempts=2)
+        calls.append(len(fake_target.calls()))
+    parked = EntitySyncState.objects.filter(parked_at__isnull=False).count()
+    assert parked == 20
+    assert calls[-1] == 0, calls  # everything parked: nothing is sent for ever
+    assert max(calls) <= 20 * 3  # a PUT retried by the client, a POST and a lookup at most
+    assert len(set(remote_ids(Kind.POST).values())) == len(remote_ids(Kind.POST))
+
+
+# --- 6. Failures that never go away are parked; no run grows without bound --------------------
+
+
+def test_an_entity_answered_5xx_run_after_run_is_parked_while_others_get_through(
+    fake_target, seed, sync
+):
+    [stuck, fine], _ = seed(2)
+    fake_target.fail(500, method="PUT", path=f"/posts/{stuck.pk}")
+    for attempt in (1, 2):
+        stuck.title = fine.title = f"edit {attempt}"
+        stuck.save()
+        fine.save()
+        report = sync(max_attempts=2)
+        assert [f.entity.pk for f in report.failed] == [stuck.pk]
+        assert state_of(stuck).attempts == attempt
+    assert state_of(stuck).parked_at is not None
+
+    fake_target.reset_log()
+    report = sync(max_attempts=2)
+
+    assert fake_target.calls() == []
+    assert [f.error for f in report.failed] == ["parked after repeated failures"]
+
+
+def test_a_target_answering_5xx_to_everything_parks_nothing(fake_target, seed, sync):
+    posts, _ = seed(3)
+    fake_target.fail(503)
+    for _ in range(3):
+        for post in posts:
+            post.title = "edited"
+            post.save()
+        assert not sync(max_attempts=1).ok
+
+    assert not EntitySyncState.objects.filter(parked_at__isnull=False).exists()
+    assert not EntitySyncState.objects.filter(attempts__gt=0).exists()
+
+
+def test_a_run_starts_no_call_once_its_time_budget_is_used_up(fake_target, seed, sync):
+    posts, _ = seed(30)
+    for post in posts:
+        post.title = "edited"
+        post.save()
+    fake_target.latency = 0.1
+
+    report = sync(time_budget=0.5)
+
+    assert report.stopped_early == "stopped when its time budget of 0.5 s was used up"
+    sent = len(fake_target.calls())
+    assert 2 <= sent <= 8
+    assert pending_count() == 30 - sent
+    assert report.calls_made == sent
+    fake_target.latency = 0
+    assert sync().ok
+    assert target_state(fake_target) == expected_target()
+
+
+# --- 7. No call for a change that changes nothing ----------------------------------------------
+
+
+def test_saves_and_edits_that_leave_the_target_record_as_it_was_send_nothing(
+    fake_target, seed, api_client, sync
+):
+    [post, reverted, changed], [comment, *_] = seed(3, comments_per_post=1)
+    post.save()  # nothing changed
+    comment.save()
+    reverted.title = "for a moment"
+    reverted.save()
+    reverted.title = "post 1"
+    reverted.save()
+    response = api_client.patch(f"/news/posts/{post.pk}/", {"title": post.title}, format="json")
+    assert response.status_code in (200, 403)
+    changed.body = "really changed"
+    changed.save()
+
+    report = sync()
+
+    assert report.ok
+    assert writes(fake_target) == [("PUT", f"/posts/{changed.pk}")]
+    assert (report.calls_made, report.entities_unchanged) == (1, 3)
+    assert report.summary().startswith(
+        "Synced 4 entities with 1 calls (0 created, 1 updated, 0 deleted), 3 needing no call;"
+    )
+    assert pending_count() == 0
+
+
+# --- 8. Small ones ------------------------------------------------------------------------------
+
+
+def test_a_held_back_comment_is_not_flagged_and_costs_no_call_when_deleted(
+    fake_target, make_post, make_comment, sync
+):
+    post = make_post()
+    comment = make_comment(post)
+    fake_target.fail(400, method="POST", path="/posts", times=1)
+    sync()
+    assert state_of(comment) is None or not state_of(comment).create_unconfirmed
+    post.delete()
+    fake_target.reset_log()
+
+    assert sync().ok
+
+    assert fake_target.calls() == []
+    assert pending_count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_target_that_cascades_deletes_gets_one_call_for_a_post_and_its_comments(
+    fake_target, seed, sync
+):
+    [post, other], comments = seed(2, comments_per_post=5)
+    post_pk = post.pk
+    post.delete()
+    Comment.objects.filter(pk=comments[5].pk).delete()  # a comment of the other post
+
+    report = sync(cascade_deletes=True)
+
+    assert report.ok
+    assert writes(fake_target) == [
+        ("DELETE", f"/comments/{comments[5].pk}"),
+        ("DELETE", f"/posts/{post_pk}"),
+    ]
+    assert report.entities_synced == 7
+    assert target_state(fake_target) == expected_target()
+    assert pending_count() == 0
+    assert not EntitySyncState.objects.filter(
+        entity_table=TABLES[Kind.COMMENT], entity_pk__in=[c.pk for c in comments[:6]]
+    ).exists()
+
+
+def test_by_default_comments_are_deleted_one_by_one_before_their_post(fake_target, seed, sync):
+    [post], comments = seed(1, comments_per_post=3)
+    post_pk, comment_pks = post.pk, [c.pk for c in comments]
+    post.delete()
+
+    assert sync().ok
+
+    assert writes(fake_target) == [
+        *[("DELETE", f"/comments/{pk}") for pk in comment_pks],
+        ("DELETE", f"/posts/{post_pk}"),
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_that_loses_its_lock_stops_sending_at_once_and_says_so(fake_target, seed, sync):
+    posts, _ = seed(40)
+    for post in posts:
+        post.title = "edited"
+        post.save()
+    fake_target.latency = 0.05
+    outcome = {}
+
+    def run() -> None:
+        try:
+            outcome["report"] = sync(concurrency=2)
+        finally:
+            connections.close_all()
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    _wait(lambda: len(fake_target.calls()) >= 5)
+    lose_the_run_lock()
+    sent_when_lost = len(fake_target.calls())
+    runner.join(30)
+
+    report = outcome["report"]
+    assert report.stopped_early == (
+        "stopped: it lost its run lock (the database session that held it ended)"
+    )
+    # What was under way, and what answers of the next 50 ms started: nothing after that.
+    assert len(fake_target.calls()) <= sent_when_lost + 8
+    assert not report.ok
+    fake_target.latency = 0
+    assert sync().ok
+    assert target_state(fake_target) == expected_target()
+    assert pending_count() == 0
+
+
+def lose_the_run_lock() -> None:
+    """End the database session holding the run lock (PostgreSQL), or remove the lock file."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks "
+                "WHERE locktype = 'advisory' AND objid = %s AND granted",
+                [_advisory_key("sync_changes")],
+            )
+    else:
+        import os
+
+        from django.conf import settings
+
+        os.remove(settings.SYNC_LOCK_FILE)
+
+
+def _wait(condition, timeout: float = 10.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
