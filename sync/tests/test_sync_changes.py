@@ -216,7 +216,7 @@ def test_a_parked_entity_is_named_in_the_output(fake_target, seed, sync_command,
     status = StringIO()
     call_command("sync_status", stdout=status)
     assert (
-        f"news_post#{post.pk} PARKED after 1 refused attempt(s): PUT {fake_target.url}/posts/"
+        f"news_post#{post.pk} PARKED after 1 failed run: PUT {fake_target.url}/posts/"
         f'{post.pk}: HTTP 400 Bad Request: {{"error":"Bad Request"}}'
     ) in status.getvalue()
     assert "incremental partial: 0 synced, 1 failed" in status.getvalue()

@@ -160,11 +160,20 @@ def test_lists_failed_entities_parked_first_with_their_errors():
         last_failed_at=now - timedelta(hours=1),
         parked_at=now,
     )
+    EntitySyncState.objects.create(
+        entity_table="news_post",
+        entity_pk=6,
+        last_error="PUT /posts/6: no answer within 10 s",
+        last_failed_at=now - timedelta(hours=2),
+    )
     EntitySyncState.objects.create(entity_table="news_post", entity_pk=8, remote_id=108)
 
-    section = run_all().split("Failed entities (2)\n")[1]
+    section = run_all().split("Failed entities (3)\n")[1]
 
     assert section.splitlines() == [
-        "  news_comment#9 PARKED after 5 refused attempt(s): POST /comments: HTTP 422",
-        "  news_post#7 retrying after 1 refused attempt(s): PUT /posts/7: HTTP 400 Bad Request",
+        "  news_comment#9 PARKED after 5 failed runs: POST /comments: HTTP 422",
+        "  news_post#7 retrying (1 failed run counted towards parking): "
+        "PUT /posts/7: HTTP 400 Bad Request",
+        "  news_post#6 retrying (a passing failure, not counted towards parking): "
+        "PUT /posts/6: no answer within 10 s",
     ]

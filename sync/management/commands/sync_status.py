@@ -86,11 +86,14 @@ class Command(BaseCommand):
             return
         lines = []
         for state in states:
-            flag = "PARKED" if state.parked_at else "retrying"
-            lines.append(
-                f"{state.entity_table}#{state.entity_pk} {flag} after {state.attempts} "
-                f"refused attempt(s): {state.last_error}"
-            )
+            runs = f"{state.attempts} failed run{'' if state.attempts == 1 else 's'}"
+            if state.parked_at:
+                status = f"PARKED after {runs}"
+            elif state.attempts:
+                status = f"retrying ({runs} counted towards parking)"
+            else:
+                status = "retrying (a passing failure, not counted towards parking)"
+            lines.append(f"{state.entity_table}#{state.entity_pk} {status}: {state.last_error}")
         if total > len(states):
             lines.append(f"... and {total - len(states)} more (see the admin)")
         self.write_section(f"Failed entities ({total})", lines)

@@ -1,0 +1,266 @@
+"""Soak the sync: writers, kill -9, a faulty target, both databases; then check it converged.
+
+Each round, two writer threads change posts and comments while a `manage.py sync_changes`
+process (now and then `--full`) runs against an in-process fake target that fails a share of
+calls (503s, answers lost before and after the write). About a third of the runs are killed
+with SIGKILL at a random moment. After the rounds the writers stop, the faults are cleared and
+clean runs follow; the verdict checks that the target equals the database with no duplicate, no
+event pending, and that one more run and a --full run send nothing.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/news \\
+        .venv/bin/python benchmarks/sync_soak.py --rounds 20 [--database postgres|sqlite|both]
+
+The last line reads `SUMMARY soak: postgres PASS (...); sqlite PASS (...)`; exit 1 on a FAIL.
+Bounded: at most --rounds rounds of about --seconds each; traffic stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=1.5, help="length of one round")
+    parser.add_argument("--database", choices=["postgres", "sqlite", "both"], default="both")
+    parser.add_argument("--assign-ids", action="store_true", help="a target that picks ids")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    if args.database != "both":
+        sys.exit(soak(args))
+    verdicts = []
+    for database in ("postgres", "sqlite"):
+        command = [sys.executable, __file__, *sys.argv[1:], "--database", database]
+        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+        sys.stdout.write(done.stdout)
+        sys.stderr.write(done.stderr[-2000:])
+        lines = done.stdout.strip().splitlines()
+        verdicts.append(lines[-1].removeprefix("VERDICT ") if lines else f"{database} FAIL")
+    print("SUMMARY soak: " + "; ".join(verdicts))
+    sys.exit(0 if all(" PASS " in f" {v} " for v in verdicts) else 1)
+
+
+def soak(args) -> int:
+    sqlite_file = None
+    if args.database == "sqlite":
+        sqlite_file = Path(tempfile.mkdtemp()) / "soak.sqlite3"
+        os.environ["DATABASE_URL"] = f"sqlite:///{sqlite_file}"
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.support import throwaway_database
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "news_project.settings")
+    os.environ.setdefault("DJANGO_SECRET_KEY", "benchmark-only-insecure-key")
+    if sqlite_file is None:
+        with throwaway_database("sync_soak"):
+            return run_rounds(args)
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+    return run_rounds(args)
+
+
+def run_rounds(args) -> int:
+    from django.db import connection
+
+    from sync.fake_target import FakeTarget
+
+    rng = random.Random(args.seed)
+    database = "postgres" if connection.vendor == "postgresql" else "sqlite"
+    lock_file = Path(tempfile.mkdtemp()) / "soak.lock"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "SYNC_LOCK_FILE": str(lock_file),
+        "SYNC_RETRIES": "1",
+        "SYNC_BACKOFF_FACTOR": "0.01",
+        "SYNC_BACKOFF_MAX": "0.02",
+        "SYNC_TIME_BUDGET": "0",
+        "DJANGO_DEBUG": "1",
+    }
+    counts = {"runs": 0, "killed": 0, "full": 0, "changes": 0}
+    with FakeTarget(latency=0.003, seed=args.seed, assign_ids=args.assign_ids) as target:
+        for _ in range(args.rounds):
+            target.fail(503, share=0.08)
+            target.drop(share=0.04, writes_only=True)
+            target.drop(share=0.04, writes_only=True, after_processing=True)
+            stop = threading.Event()
+            writers = [
+                threading.Thread(target=write_changes, args=(stop, rng.random(), counts))
+                for _ in range(2)
+            ]
+            for writer in writers:
+                writer.start()
+            full = rng.random() < 0.2
+            counts["full"] += full
+            run = start_sync(target.url, env, full=full)
+            counts["runs"] += 1
+            if rng.random() < 0.35:
+                time.sleep(rng.uniform(0.05, args.seconds))
+                run.send_signal(signal.SIGKILL)
+                counts["killed"] += 1
+            time.sleep(args.seconds)
+            stop.set()
+            for writer in writers:
+                writer.join()
+            run.wait(60)
+            target.clear_faults()
+        clean_codes = []
+        for _ in range(3):
+            clean_codes.append(start_sync(target.url, env).wait(120))
+            if clean_codes[-1] == 0:
+                break
+        problems = check(target)
+        target.reset_log()
+        again = start_sync(target.url, env).wait(60)
+        full_again = start_sync(target.url, env, full=True).wait(60)
+        sent_after = len([r for r in target.calls() if r.is_write])
+    if clean_codes[-1] != 0 or again != 0 or full_again != 0:
+        problems.append(f"clean runs exited {clean_codes}, then {again} and {full_again}")
+    if sent_after:
+        problems.append(f"{sent_after} writes after the target was already equal")
+    figures = (
+        f"{args.rounds} rounds, {counts['changes']} changes, {counts['runs']} runs "
+        f"({counts['full']} full, {counts['killed']} killed)"
+    )
+    for problem in problems:
+        print(f"{database}: {problem}")
+    verdict = "PASS" if not problems else "FAIL"
+    print(f"{database}: {figures}; target equal to the database: {'yes' if not problems else 'no'}")
+    print(f"VERDICT {database} {verdict} ({figures})")
+    return 0 if not problems else 1
+
+
+def write_changes(stop: threading.Event, seed: float, counts: dict) -> None:
+    """Random creates, edits (some no-ops) and deletes through the ORM until told to stop."""
+    from django.db import DatabaseError, connection
+
+    from news.models import Comment, Post
+
+    rng = random.Random(seed)
+    try:
+        while not stop.is_set():
+            try:
+                change(rng, Post, Comment)
+                counts["changes"] += 1
+            except (DatabaseError, Post.DoesNotExist, Comment.DoesNotExist):
+                # SQLite busy, or a post the other writer deleted a moment ago.
+                time.sleep(0.01)
+            time.sleep(0.002)
+    finally:
+        connection.close()
+
+
+def change(rng: random.Random, Post, Comment) -> None:
+    roll = rng.random()
+    posts = list(Post.objects.values_list("pk", flat=True)[:200])
+    if roll < 0.3 or not posts:
+        Post.objects.create(user_id=rng.randint(1, 5), title=f"t{rng.random()}", body="b")
+    elif roll < 0.5:
+        Comment.objects.create(post_id=rng.choice(posts), name="n", email="e@x.io", body="c")
+    elif roll < 0.8:
+        post = Post.objects.get(pk=rng.choice(posts))
+        post.title = post.title if rng.random() < 0.2 else f"t{rng.random()}"
+        post.save()
+    elif roll < 0.9:
+        comment = Comment.objects.filter(post_id__in=posts).order_by("?").first()
+        if comment is not None:
+            comment.delete()
+    else:
+        Post.objects.filter(pk=rng.choice(posts)).delete()
+
+
+def check(target) -> list[str]:
+    from django.db.models import Count
+
+    from news.models import Comment, Post
+    from sync.models import EntitySyncState, ModelEvent
+    from sync.target import TABLES, to_record
+
+    def held(table: str) -> dict[int, int]:
+        return dict(
+            EntitySyncState.objects.filter(entity_table=table, remote_id__isnull=False).values_list(
+                "entity_pk", "remote_id"
+            )
+        )
+
+    posts, comments = held(TABLES[kind_of(Post)]), held(TABLES[kind_of(Comment)])
+    expected = {
+        "posts": sorted(
+            (to_record(p, remote_id=posts.get(p.pk, p.pk)) for p in Post.objects.all()),
+            key=lambda r: r["id"],
+        ),
+        "comments": sorted(
+            (
+                to_record(
+                    c,
+                    remote_id=comments.get(c.pk, c.pk),
+                    post_remote_id=posts.get(c.post_id, c.post_id),
+                )
+                for c in Comment.objects.all()
+            ),
+            key=lambda r: r["id"],
+        ),
+    }
+    state = target.state()
+    actual = {name: sorted(records, key=lambda r: r["id"]) for name, records in state.items()}
+    problems = []
+    for name in ("posts", "comments"):
+        extra = len(actual[name]) - len(expected[name])
+        if actual[name] != expected[name]:
+            problems.append(f"{name} differ ({extra:+d} records on the target)")
+    pending = ModelEvent.objects.pending().count()
+    if pending:
+        problems.append(f"{pending} events still pending")
+    shared = (
+        EntitySyncState.objects.filter(remote_id__isnull=False)
+        .values("entity_table", "remote_id")
+        .annotate(n=Count("id"))
+        .filter(n__gt=1)
+        .count()
+    )
+    if shared:
+        problems.append(f"{shared} records held by two entities")
+    return problems
+
+
+def kind_of(model):
+    from sync.planner import Kind
+
+    return Kind.POST if model.__name__ == "Post" else Kind.COMMENT
+
+
+def start_sync(url: str, env: dict, *, full: bool = False) -> subprocess.Popen:
+    command = [sys.executable, "manage.py", "sync_changes", "--url", url, "--max-rps", "0"]
+    if full:
+        command.append("--full")
+    return subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+def database_url() -> str:
+    from django.db import connection
+
+    db = connection.settings_dict
+    if connection.vendor != "postgresql":
+        return f"sqlite:///{db['NAME']}"
+    auth = (db["USER"] or "") + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+if __name__ == "__main__":
+    main()
