@@ -140,10 +140,12 @@ def make_workload(seed, make_post, make_comment) -> int:
 @needs_shared_database
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("calls_before_kill", [1, 12, 35])
+@pytest.mark.parametrize("assign_ids", [False, True], ids=["keeps-ids", "assigns-ids"])
 def test_a_run_killed_at_any_moment_is_finished_by_the_next_without_duplicates(
-    fake_target, seed, make_post, make_comment, sync, calls_before_kill
+    fake_target, seed, make_post, make_comment, sync, calls_before_kill, assign_ids
 ):
     calls_needed = make_workload(seed, make_post, make_comment)
+    fake_target.assign_ids = assign_ids
     fake_target.latency = 0.02
     killed = start_sync(fake_target.url, "--concurrency", "4", "--batch-size", "20")
 
@@ -169,6 +171,40 @@ def test_a_run_killed_at_any_moment_is_finished_by_the_next_without_duplicates(
     assert not EntitySyncState.objects.filter(create_unconfirmed=True).exists()
     # Nothing is sent twice beyond what the killed run may have left unconfirmed.
     assert len(writes(fake_target)) <= calls_needed + sent_before_kill
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_created_while_a_full_run_sends_is_left_for_the_next_run_and_sent_once(
+    fake_target, seed, make_post, sync
+):
+    posts, _ = seed(8)
+    for post in posts:
+        post.title = "changed"
+        post.save()
+    fake_target.load(posts=[], comments=[])  # the target lost everything: eight creates
+    fake_target.latency = 0.05
+    outcome = {}
+
+    def full_run() -> None:
+        try:
+            outcome["report"] = sync(full=True)
+        finally:
+            connections.close_all()
+
+    runner = threading.Thread(target=full_run)
+    runner.start()
+    wait_for(lambda: len(writes(fake_target)) >= 2, what="the full run's first creates")
+    late = make_post(title="created while the full run sends")
+    runner.join(20)
+
+    assert outcome["report"].ok
+    assert late.pk not in fake_target.posts
+    assert list(ModelEvent.objects.pending().values_list("entity_pk", flat=True)) == [late.pk]
+    fake_target.latency = 0
+    fake_target.reset_log()
+    assert sync().ok
+    assert writes(fake_target) == [("POST", "/posts")]
+    assert target_state(fake_target) == expected_target()
 
 
 @needs_shared_database
