@@ -118,8 +118,8 @@ def staff_client(staff_user) -> APIClient:
 
 @pytest.fixture
 def fake_target():
-    """A JSONPlaceholder-like server on 127.0.0.1 (a free port), empty; see sync.fake_target."""
-    from sync.fake_target import FakeTarget
+    """A JSONPlaceholder-like server on 127.0.0.1 (a free port), empty; see fake_target."""
+    from fake_target import FakeTarget
 
     with FakeTarget() as server:
         yield server

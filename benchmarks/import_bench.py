@@ -25,8 +25,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
-from sync.fake_target import FakeTarget
-from sync.testdata import generate_dataset
+from fake_target import FakeTarget
+from fake_target.data import generate_dataset
 
 PROJECT = Path(__file__).resolve().parent.parent
 DATABASE = "news_import_bench"

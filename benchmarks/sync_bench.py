@@ -51,7 +51,7 @@ def build_baseline(target, posts: int, seed: int) -> None:
 
     from news.models import Comment, Post
     from sync.recording import recording_disabled
-    from sync.testdata import generate_dataset
+    from fake_target.data import generate_dataset
 
     records, comments = generate_dataset(posts, comments_per_post=1, seed=seed)
     target.load(posts=records, comments=comments)
@@ -167,7 +167,7 @@ def benchmark(args: argparse.Namespace) -> None:
     from rest_framework.test import APIClient
 
     from sync.client import TargetApiClient
-    from sync.fake_target import FakeTarget
+    from fake_target import FakeTarget
     from sync.models import ModelEvent
     from sync.services.syncing import SyncOptions, sync_changes
 

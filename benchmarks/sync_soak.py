@@ -76,7 +76,7 @@ def soak(args) -> int:
 def run_rounds(args) -> int:
     from django.db import connection
 
-    from sync.fake_target import FakeTarget
+    from fake_target import FakeTarget
 
     rng = random.Random(args.seed)
     database = "postgres" if connection.vendor == "postgresql" else "sqlite"

@@ -23,7 +23,7 @@ from sync.services.importing import (
     ImportValidationError,
     import_initial_data,
 )
-from sync.testdata import generate_dataset
+from fake_target.data import generate_dataset
 
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(30)]
 

@@ -2,8 +2,8 @@
 
 from django.core.validators import validate_email
 
+from fake_target.data import generate_comments, generate_dataset, generate_posts
 from news.models import Comment, Post
-from sync.testdata import generate_comments, generate_dataset, generate_posts
 
 
 def test_posts_have_jsonplaceholder_fields_ids_and_authors():

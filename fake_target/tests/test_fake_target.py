@@ -9,8 +9,8 @@ import time
 import pytest
 import requests
 
+from fake_target import FakeTarget
 from sync.client import TargetApiClient, TargetApiError
-from sync.fake_target import FakeTarget
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -385,7 +385,7 @@ def test_runs_standalone_with_generated_data():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "sync.fake_target", "--port", str(port), "--posts", "3"]
+    command = [sys.executable, "-m", "fake_target", "--port", str(port), "--posts", "3"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         banner = process.stdout.readline()

@@ -1,0 +1,3 @@
+from fake_target.cli import main
+
+main()

@@ -1,0 +1,126 @@
+"""json-server's routes for /posts and /comments, over the records held in memory.
+
+GET    /posts               every post, in insertion order; `?userId=1` filters by equality
+POST   /posts               201 and the stored record
+GET    /posts/{id}          200, or 404 `{}`
+PUT    /posts/{id}          replaces the record (the id stays), 200; 404 `{}` when unknown
+PATCH  /posts/{id}          merges into the record, 200; 404 `{}` when unknown
+DELETE /posts/{id}          200 `{}` and deletes the post's comments too; 404 `{}` when unknown
+GET    /posts/{id}/comments the post's comments (an empty list for an unknown post)
+POST   /posts/{id}/comments creates a comment with that postId
+...and the same for /comments (without the nested route and the cascade).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fake_target.wire import RESOURCES, WRITE_METHODS, Record
+
+NOT_FOUND = (404, {})
+
+
+class JsonServerRoutes:
+    """The serving half of FakeTarget: a request in, a status and a JSON payload out."""
+
+    posts: dict[int, Record]
+    comments: dict[int, Record]
+    assign_ids: bool
+    stores_nothing: bool
+
+    def _route(
+        self, method: str, path: str, query: dict[str, list[str]], body: Any
+    ) -> tuple[int, Any]:
+        segments = path.strip("/").split("/")
+        name = segments[0]
+        if name not in RESOURCES or len(segments) > 3:
+            return NOT_FOUND
+        collection = self.posts if name == "posts" else self.comments
+        if len(segments) == 1:
+            if method == "GET":
+                return 200, _filtered(collection.values(), query)
+            if method == "POST":
+                return self._create(collection, body)
+            return NOT_FOUND
+        record_id = _int_or_none(segments[1])
+        if record_id is None:
+            return NOT_FOUND
+        if len(segments) == 3:
+            if name != "posts" or segments[2] != "comments":
+                return NOT_FOUND
+            if method == "GET":
+                comments = (c for c in self.comments.values() if c.get("postId") == record_id)
+                return 200, _filtered(comments, query)
+            if method == "POST":
+                if not isinstance(body, dict):
+                    return 400, {"error": "the body must be a JSON object"}
+                return self._create(self.comments, {**body, "postId": record_id})
+            return NOT_FOUND
+        record = collection.get(record_id)
+        if self.stores_nothing and method in WRITE_METHODS:
+            return _answer_without_storing(method, record_id, record, body)
+        if record is None:
+            return NOT_FOUND
+        if method == "GET":
+            return 200, record
+        if method in {"PUT", "PATCH"}:
+            if not isinstance(body, dict):
+                return 400, {"error": "the body must be a JSON object"}
+            replaced = dict(body) if method == "PUT" else {**record, **body}
+            replaced["id"] = record_id
+            collection[record_id] = replaced
+            return 200, replaced
+        if method == "DELETE":
+            del collection[record_id]
+            if name == "posts":
+                orphans = [cid for cid, c in self.comments.items() if c.get("postId") == record_id]
+                for comment_id in orphans:
+                    del self.comments[comment_id]
+            return 200, {}
+        return NOT_FOUND
+
+    def _create(self, collection: dict[int, Record], body: Any) -> tuple[int, Any]:
+        if not isinstance(body, dict):
+            return 400, {"error": "the body must be a JSON object"}
+        record = dict(body)
+        if self.stores_nothing:
+            return 201, {**record, "id": len(collection) + 1}
+        if self.assign_ids or record.get("id") is None:
+            record["id"] = max(collection, default=0) + 1
+        elif isinstance(record["id"], bool) or not isinstance(record["id"], int):
+            return 400, {"error": "id must be an integer"}
+        elif record["id"] in collection:
+            return 500, {"error": "Insert failed, duplicate id"}
+        collection[record["id"]] = record
+        return 201, record
+
+
+def _answer_without_storing(
+    method: str, record_id: int, record: Record | None, body: Any
+) -> tuple[int, Any]:
+    """What the public JSONPlaceholder answers to a write; it keeps none of them."""
+    if method == "DELETE":
+        return 200, {}
+    if record is None:
+        return 500, {"error": "Cannot read properties of undefined (reading 'id')"}
+    if not isinstance(body, dict):
+        return 400, {"error": "the body must be a JSON object"}
+    merged = dict(body) if method == "PUT" else {**record, **body}
+    return 200, {**merged, "id": record_id}
+
+
+def _filtered(records, query: dict[str, list[str]]) -> list[Record]:
+    """json-server's equality filters: `?postId=1&postId=2`; parameters starting with _ ignored."""
+    filters = {key: set(values) for key, values in query.items() if not key.startswith("_")}
+    return [
+        record
+        for record in records
+        if all(str(record.get(key)) in values for key, values in filters.items())
+    ]
+
+
+def _int_or_none(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None

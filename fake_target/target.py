@@ -1,0 +1,183 @@
+"""FakeTarget: the server, its records, its request log, and how one request is answered."""
+
+from __future__ import annotations
+
+import copy
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from fake_target.data import COMMENTS_PER_POST, generate_dataset
+from fake_target.faults import Answer, Fault, Faults, fault_answer
+from fake_target.routes import JsonServerRoutes
+from fake_target.server import Handler, Server
+from fake_target.wire import JSON_TYPE, WRITE_METHODS, Record, dump, parse_body
+
+
+@dataclass
+class RecordedRequest:
+    """One request as the server received it; `status` is what it answered (None: dropped)."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    body: Any
+    status: int | None = None
+
+    @property
+    def is_write(self) -> bool:
+        return self.method in WRITE_METHODS
+
+
+class FakeTarget(Faults, JsonServerRoutes):
+    """The server: start() it (or use it as a context manager), point clients at `url`."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        posts: list[Record] | None = None,
+        comments: list[Record] | None = None,
+        latency: float = 0.0,
+        seed: int = 0,
+        assign_ids: bool = False,
+        stores_nothing: bool = False,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.latency = latency
+        self.assign_ids = assign_ids
+        self.stores_nothing = stores_nothing
+        self.posts: dict[int, Record] = {}
+        self.comments: dict[int, Record] = {}
+        self.requests: list[RecordedRequest] = []
+        self.faults: list[Fault] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.connections_opened = 0
+        self._random = random.Random(seed)
+        self._lock = threading.RLock()
+        self._httpd: Server | None = None
+        self._thread: threading.Thread | None = None
+        self.load(posts=posts or [], comments=comments or [])
+
+    # --- Lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        if self._httpd is None:
+            raise RuntimeError("the fake target is not running: call start() first")
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> FakeTarget:
+        self._httpd = Server((self.host, self.port), Handler, target=self)
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.01},
+            name=f"fake-target-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and cut every open connection, so no handler outlives the server."""
+        if self._httpd is None:
+            return
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._httpd.close_connections()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._httpd = None
+        self._thread = None
+
+    def __enter__(self) -> FakeTarget:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    # --- State ----------------------------------------------------------------------------------
+
+    def load(self, *, posts: list[Record], comments: list[Record]) -> None:
+        """Replace both collections with copies of these records."""
+        with self._lock:
+            self.posts = {record["id"]: dict(record) for record in posts}
+            self.comments = {record["id"]: dict(record) for record in comments}
+
+    def load_generated(
+        self, posts: int, *, comments_per_post: int = COMMENTS_PER_POST, seed: int = 0
+    ) -> None:
+        """Serve `posts` generated posts and `comments_per_post` comments for each."""
+        generated_posts, generated_comments = generate_dataset(
+            posts, comments_per_post=comments_per_post, seed=seed
+        )
+        self.load(posts=generated_posts, comments=generated_comments)
+
+    def state(self) -> dict[str, list[Record]]:
+        """A deep copy of both collections as lists, in the order the server lists them."""
+        with self._lock:
+            return {
+                "posts": copy.deepcopy(list(self.posts.values())),
+                "comments": copy.deepcopy(list(self.comments.values())),
+            }
+
+    # --- Request log ----------------------------------------------------------------------------
+
+    def calls(
+        self, method: str | None = None, path_prefix: str | None = None
+    ) -> list[RecordedRequest]:
+        """Requests received so far, optionally only one method and paths under a prefix."""
+        with self._lock:
+            return [
+                request
+                for request in self.requests
+                if (method is None or request.method == method.upper())
+                and (path_prefix is None or request.path.startswith(path_prefix))
+            ]
+
+    def reset_log(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self.max_in_flight = self.in_flight
+            self.connections_opened = 0
+
+    # --- Serving --------------------------------------------------------------------------------
+
+    def _handle(self, method: str, raw_path: str, raw_body: bytes) -> Answer:
+        parts = urlsplit(raw_path)
+        path = "/" + parts.path.strip("/")
+        query = parse_qs(parts.query)
+        body, body_error = parse_body(raw_body)
+        request = RecordedRequest(method=method, path=path, query=query, body=body)
+        with self._lock:
+            self.requests.append(request)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            fault = self._take_fault(method, path)
+        try:
+            delay = self.latency + (fault.seconds if fault and fault.kind == "stall" else 0.0)
+            if delay > 0:
+                time.sleep(delay)
+            if fault is not None and fault.kind != "stall" and not fault.after_processing:
+                answer = fault_answer(fault)
+            else:
+                if body_error is not None:
+                    status, payload = 400, {"error": body_error}
+                else:
+                    with self._lock:
+                        status, payload = self._route(method, path, query, body)
+                answer = Answer(status, dump(payload), {"Content-Type": JSON_TYPE})
+                if fault is not None and fault.kind != "stall":
+                    answer = fault_answer(fault)
+            request.status = answer.status
+            return answer
+        finally:
+            with self._lock:
+                self.in_flight -= 1
