@@ -49,9 +49,9 @@ def build_baseline(target, posts: int, seed: int) -> None:
     from django.core.management.color import no_style
     from django.db import connection
 
+    from fake_target.data import generate_dataset
     from news.models import Comment, Post
     from sync.recording import recording_disabled
-    from fake_target.data import generate_dataset
 
     records, comments = generate_dataset(posts, comments_per_post=1, seed=seed)
     target.load(posts=records, comments=comments)
@@ -166,8 +166,8 @@ def benchmark(args: argparse.Namespace) -> None:
     from django.test.utils import CaptureQueriesContext
     from rest_framework.test import APIClient
 
-    from sync.client import TargetApiClient
     from fake_target import FakeTarget
+    from sync.client import TargetApiClient
     from sync.models import ModelEvent
     from sync.services.syncing import SyncOptions, sync_changes
 

@@ -3,11 +3,12 @@
 from django.conf import settings
 from django.db import models
 
-from sync.recording import ChangeLoggedQuerySet
+from news.querysets import AnnouncingQuerySet
 
 
-class ChangeLoggedModel(models.Model):
-    """What posts and comments share: who created them, when, and a change-logged manager."""
+class NewsItem(models.Model):
+    """What posts and comments share: who created them, when, and a manager that announces
+    its bulk writes (news.signals)."""
 
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -20,19 +21,19 @@ class ChangeLoggedModel(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = ChangeLoggedQuerySet.as_manager()
-    # Local only, never sent to the target: an update of nothing else is not a change event.
-    change_log_ignored_fields = frozenset({"created_by", "created_by_id"})
+    objects = AnnouncingQuerySet.as_manager()
+    # Local bookkeeping, not the item's content: an update of nothing else is not announced.
+    local_only_fields = frozenset({"created_by", "created_by_id"})
 
     class Meta:
         abstract = True
         ordering = ["id"]
         # Django's internal bulk writes (e.g. RelatedManager.add()) go through the base manager:
-        # make it the change-logged one so they are logged too.
+        # make it the announcing one so they are announced too.
         base_manager_name = "objects"
 
 
-class Post(ChangeLoggedModel):
+class Post(NewsItem):
     user_id = models.IntegerField(help_text="Author id on the target system.")
     title = models.CharField(max_length=256)
     body = models.CharField(max_length=1024, blank=True, default="")
@@ -41,7 +42,7 @@ class Post(ChangeLoggedModel):
         return f"Post {self.pk}: {self.title[:40]}"
 
 
-class Comment(ChangeLoggedModel):
+class Comment(NewsItem):
     # CASCADE runs in Python (not ON DELETE in SQL), so every deleted comment sends a signal.
     post = models.ForeignKey(Post, on_delete=models.CASCADE, related_name="comments")
     name = models.CharField(max_length=128)

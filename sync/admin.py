@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from sync.models import EntitySyncState, ModelEvent, SyncRun
-from sync.signals import tracked_models
+from sync.target import MODELS
 
 
 class EntityTableFilter(admin.SimpleListFilter):
@@ -11,7 +11,7 @@ class EntityTableFilter(admin.SimpleListFilter):
     parameter_name = "entity_table"
 
     def lookups(self, request, model_admin):
-        return [(model._meta.db_table, model._meta.db_table) for model in tracked_models()]
+        return [(model._meta.db_table, model._meta.db_table) for model in MODELS.values()]
 
     def queryset(self, request, queryset):
         if self.value():

@@ -6,6 +6,6 @@ class SyncConfig(AppConfig):
     verbose_name = "Synchronisation"
 
     def ready(self) -> None:
-        from sync import signals
+        from sync import receivers
 
-        signals.connect_receivers()
+        receivers.connect_receivers()

@@ -4,11 +4,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-
-class EventType(models.TextChoices):
-    CREATED = "CREATED", "created"
-    UPDATED = "UPDATED", "updated"
-    DELETED = "DELETED", "deleted"
+from sync.planner import EventType
 
 
 class ModelEventQuerySet(models.QuerySet):
@@ -25,7 +21,10 @@ class ModelEvent(models.Model):
     id = models.BigAutoField(primary_key=True)
     entity_table = models.CharField(max_length=63, help_text="Database table, e.g. news_post.")
     entity_pk = models.BigIntegerField()
-    type = models.CharField(max_length=7, choices=EventType.choices)
+    type = models.CharField(
+        max_length=7,
+        choices=[(event_type.value, event_type.value.lower()) for event_type in EventType],
+    )
     logged_at = models.DateTimeField(default=timezone.now)
     synced_at = models.DateTimeField(null=True, blank=True)
 

@@ -15,6 +15,7 @@ from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 from django.db import connection
 
+from fake_target.data import generate_dataset
 from news.models import Comment, Post
 from sync.models import ModelEvent
 from sync.services.importing import (
@@ -23,7 +24,6 @@ from sync.services.importing import (
     ImportValidationError,
     import_initial_data,
 )
-from fake_target.data import generate_dataset
 
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(30)]
 
