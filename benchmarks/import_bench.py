@@ -36,7 +36,7 @@ import dataclasses, json, sys
 import django
 django.setup()
 from sync.client import TargetApiClient
-from sync.services.importing import import_initial_data
+from sync.importing import import_initial_data
 with TargetApiClient(base_url=sys.argv[1], timeout=60) as client:
     report = import_initial_data(client=client)
 print(json.dumps(dataclasses.asdict(report)))

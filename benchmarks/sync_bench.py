@@ -169,7 +169,7 @@ def benchmark(args: argparse.Namespace) -> None:
     from fake_target import FakeTarget
     from sync.client import TargetApiClient
     from sync.models import ModelEvent
-    from sync.services.syncing import SyncOptions, sync_changes
+    from sync.syncing import SyncOptions, sync_changes
 
     rng = random.Random(args.seed)
     staff = get_user_model().objects.create_user("bench", password="bench-pass-1", is_staff=True)

@@ -13,36 +13,10 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError, ProtocolError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
+from sync.errors import TRANSIENT_STATUSES, TargetApiError
 from sync.target import holds
 
 RESOURCES = ("posts", "comments")
-TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
-
-
-class TargetApiError(Exception):
-    """A call to the target failed; `status` is None when no HTTP answer arrived."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        body: str = "",
-        retry_after: str | None = None,
-        maybe_applied: bool = False,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = body
-        self.retry_after = retry_after
-        # The request may have reached the target and been carried out, though no good answer
-        # came back (a timeout or dropped connection after sending, a 5xx).
-        self.maybe_applied = maybe_applied
-
-    @property
-    def transient(self) -> bool:
-        """Worth trying again later: no answer, a server error or a rate limit."""
-        return self.status is None or self.status in TRANSIENT_STATUSES
 
 
 class RateLimiter:
@@ -109,6 +83,28 @@ class TargetApiClient:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
+    @classmethod
+    def from_settings(
+        cls,
+        *,
+        url: str | None = None,
+        timeout: float | None = None,
+        max_rps: float = 0.0,
+        pool_size: int = 10,
+    ) -> TargetApiClient:
+        """A client for FAKE_API_URL (or `url`) with the SYNC_* retry settings."""
+        from django.conf import settings
+
+        return cls(
+            base_url=url or settings.FAKE_API_URL,
+            timeout=timeout or settings.FAKE_API_TIMEOUT,
+            retries=settings.SYNC_RETRIES,
+            backoff_factor=settings.SYNC_BACKOFF_FACTOR,
+            backoff_max=settings.SYNC_BACKOFF_MAX,
+            max_rps=max_rps,
+            pool_size=pool_size,
+        )
+
     def close(self) -> None:
         self.session.close()
 
@@ -149,7 +145,7 @@ class TargetApiClient:
 
         A POST is never resent blindly: a 429 is waited out and sent again, but when the outcome
         is unknown (a timeout or dropped connection after sending, a 5xx) the error says so
-        (`maybe_applied`) and the caller looks for the record before creating it again.
+        (`outcome_unknown`) and the caller looks for the record before creating it again.
         """
         url = self._url(resource)
         for attempt in range(self.retries + 1):
@@ -200,20 +196,20 @@ class TargetApiClient:
             ) from None
         except requests.Timeout:
             raise TargetApiError(
-                f"{method} {url}: no answer within {self.timeout:g} s", maybe_applied=True
+                f"{method} {url}: no answer within {self.timeout:g} s", outcome_unknown=True
             ) from None
         except requests.ConnectionError as exc:
             cause = _cause(exc)
             if isinstance(cause, ReadTimeoutError):
                 raise TargetApiError(
-                    f"{method} {url}: no answer within {self.timeout:g} s", maybe_applied=True
+                    f"{method} {url}: no answer within {self.timeout:g} s", outcome_unknown=True
                 ) from None
             raise TargetApiError(
                 f"{method} {url}: connection failed ({_reason(exc)})",
-                maybe_applied=not isinstance(cause, NewConnectionError),
+                outcome_unknown=not isinstance(cause, NewConnectionError),
             ) from None
         except requests.RequestException as exc:
-            raise TargetApiError(f"{method} {url}: {_reason(exc)}", maybe_applied=True) from None
+            raise TargetApiError(f"{method} {url}: {_reason(exc)}", outcome_unknown=True) from None
         if response.status_code == 404 and missing_ok:
             return response
         if not 200 <= response.status_code < 300:
@@ -224,7 +220,7 @@ class TargetApiClient:
                 status=response.status_code,
                 body=body,
                 retry_after=response.headers.get("Retry-After"),
-                maybe_applied=response.status_code >= 500,
+                outcome_unknown=response.status_code >= 500,
             )
         return response
 

@@ -1,4 +1,11 @@
-"""Errors of the sync app's use cases; their messages are meant for the operator as they are."""
+"""Errors of the sync app's use cases; their messages are meant for the operator as they are.
+
+Every error the sync app raises is a SyncError, so an edge catches one hierarchy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 class SyncError(Exception):
@@ -7,3 +14,51 @@ class SyncError(Exception):
 
 class SyncLocked(SyncError):
     """Another sync_changes run holds the lock."""
+
+
+class ImportRefused(SyncError):
+    """The database already holds posts or comments."""
+
+
+class ImportValidationError(SyncError):
+    """Some records from the target break the API's rules; `problems` lists the first ones."""
+
+    def __init__(self, problems: Sequence[object], total: int) -> None:
+        self.problems = list(problems)
+        self.total = total
+        noun = "problem" if total == 1 else "problems"
+        lines = [f"{total} {noun} in the target's data; nothing was imported:"]
+        lines += [str(problem) for problem in self.problems]
+        if total > len(self.problems):
+            lines.append(f"... and {total - len(self.problems)} more")
+        super().__init__("\n".join(lines))
+
+
+class TargetApiError(SyncError):
+    """A call to the target failed; `status` is None when no HTTP answer arrived."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        body: str = "",
+        retry_after: str | None = None,
+        outcome_unknown: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+        self.retry_after = retry_after
+        # The request may have reached the target and been carried out, though no good answer
+        # came back (a timeout or dropped connection after sending, a 5xx).
+        self.outcome_unknown = outcome_unknown
+
+    @property
+    def transient(self) -> bool:
+        """Worth trying again later: no answer, a server error or a rate limit."""
+        return self.status is None or self.status in TRANSIENT_STATUSES
+
+
+# Answers worth trying again later: a server error or a rate limit.
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})

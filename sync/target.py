@@ -20,18 +20,33 @@ MODELS: dict[Kind, type[Post] | type[Comment]] = {Kind.POST: Post, Kind.COMMENT:
 TABLES: dict[Kind, str] = {kind: model._meta.db_table for kind, model in MODELS.items()}
 KINDS: dict[str, Kind] = {table: kind for kind, table in TABLES.items()}
 
+# Each field of a record on the target -> the model attribute that holds it.
+FIELDS: dict[Kind, dict[str, str]] = {
+    Kind.POST: {"id": "id", "userId": "user_id", "title": "title", "body": "body"},
+    Kind.COMMENT: {
+        "id": "id",
+        "postId": "post_id",
+        "name": "name",
+        "email": "email",
+        "body": "body",
+    },
+}
+_KIND_OF_MODEL = {model: kind for kind, model in MODELS.items()}
+
 
 def to_record(obj: Post | Comment, *, remote_id: int, post_remote_id: int | None = None) -> Record:
     """The record the target should hold for `obj`, under the target's ids."""
-    if isinstance(obj, Post):
-        return {"id": remote_id, "userId": obj.user_id, "title": obj.title, "body": obj.body}
-    return {
-        "id": remote_id,
-        "postId": obj.post_id if post_remote_id is None else post_remote_id,
-        "name": obj.name,
-        "email": obj.email,
-        "body": obj.body,
-    }
+    kind = _KIND_OF_MODEL[type(obj)]
+    record = {name: getattr(obj, attribute) for name, attribute in FIELDS[kind].items()}
+    record["id"] = remote_id
+    if kind is Kind.COMMENT and post_remote_id is not None:
+        record["postId"] = post_remote_id
+    return record
+
+
+def from_record(kind: Kind, record: Mapping[str, Any]) -> dict[str, Any]:
+    """A target record as model attribute values (the fields it has)."""
+    return {attribute: record[name] for name, attribute in FIELDS[kind].items() if name in record}
 
 
 def content(record: Mapping[str, Any]) -> Record:

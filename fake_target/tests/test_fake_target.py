@@ -10,7 +10,8 @@ import pytest
 import requests
 
 from fake_target import FakeTarget
-from sync.client import TargetApiClient, TargetApiError
+from sync.client import TargetApiClient
+from sync.errors import TargetApiError
 
 pytestmark = pytest.mark.timeout(20)
 

@@ -10,7 +10,7 @@ from news.models import Comment, Post
 from sync.models import EntitySyncState, ModelEvent
 from sync.planner import EntityKey, Kind, Op, Phase
 from sync.recording import recording_disabled
-from sync.services.syncing import SyncOptions, SyncReport, outcomes, sync_changes
+from sync.syncing import SyncOptions, SyncReport, outcomes, sync_changes
 from sync.target import TABLES
 
 PHASE_OF = {

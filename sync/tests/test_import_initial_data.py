@@ -17,13 +17,13 @@ from django.db import connection
 
 from fake_target.data import generate_dataset
 from news.models import Comment, Post
-from sync.models import ModelEvent
-from sync.services.importing import (
+from sync.importing import (
     ImportRefused,
     ImportReport,
     ImportValidationError,
     import_initial_data,
 )
+from sync.models import ModelEvent
 
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(30)]
 

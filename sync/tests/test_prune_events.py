@@ -7,8 +7,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from sync.changelog import prune_events
 from sync.models import ModelEvent
-from sync.services.changelog import prune_events
 
 pytestmark = pytest.mark.django_db
 

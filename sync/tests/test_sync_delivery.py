@@ -14,7 +14,7 @@ from news.models import Comment, Post
 from sync.client import TargetApiClient
 from sync.models import EntitySyncState, SyncRun
 from sync.planner import Kind, Phase
-from sync.services.syncing.dispatch import CIRCUIT_BREAKER_THRESHOLD
+from sync.syncing.dispatch import CIRCUIT_BREAKER_THRESHOLD
 from sync.tests.conftest import (
     calls_by_op,
     comment_record,

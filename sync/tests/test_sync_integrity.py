@@ -14,7 +14,7 @@ from news.models import Comment, Post
 from sync.locking import _advisory_key
 from sync.models import EntitySyncState
 from sync.planner import Kind, Op
-from sync.services.syncing import outcomes
+from sync.syncing import outcomes
 from sync.target import TABLES
 from sync.tests.conftest import (
     expected_target,

@@ -22,10 +22,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from news.models import Comment, Post
-from sync.client import TargetApiClient, TargetApiError
+from sync.client import TargetApiClient
+from sync.errors import TargetApiError
 from sync.models import EntitySyncState, ModelEvent, SyncRun
 from sync.recording import recording_disabled
-from sync.services.syncing import SyncOptions, sync_changes
+from sync.syncing import SyncOptions, sync_changes
 from sync.tests.conftest import expected_target, pending_count, target_state
 
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(300)]

@@ -8,9 +8,9 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from news.models import Comment, Post
+from sync.changelog import PendingGroup, pending_summary
 from sync.management.commands.sync_status import format_age
 from sync.models import EntitySyncState, ModelEvent, SyncRun
-from sync.services.changelog import PendingGroup, pending_summary
 
 pytestmark = pytest.mark.django_db
 

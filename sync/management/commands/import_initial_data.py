@@ -1,29 +1,9 @@
-import argparse
-from urllib.parse import urlsplit
-
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from sync.client import TargetApiClient, TargetApiError
-from sync.errors import SyncError
-from sync.services.importing import import_initial_data
-
-
-def http_url(value: str) -> str:
-    parts = urlsplit(value.strip())
-    if parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise argparse.ArgumentTypeError(f"must be an http(s) URL, got {value!r}")
-    return value.strip().rstrip("/")
-
-
-def positive_seconds(value: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {value!r}") from None
-    if not seconds > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {value!r}")
-    return seconds
+from sync.client import TargetApiClient
+from sync.errors import SyncError, TargetApiError
+from sync.importing import import_initial_data
+from sync.management.arguments import http_url, positive_seconds
 
 
 class Command(BaseCommand):
@@ -43,18 +23,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, url: str | None, timeout: float | None, **options) -> None:
-        client = TargetApiClient(
-            base_url=url or settings.FAKE_API_URL,
-            timeout=timeout or settings.FAKE_API_TIMEOUT,
-            retries=settings.SYNC_RETRIES,
-            backoff_factor=settings.SYNC_BACKOFF_FACTOR,
-            backoff_max=settings.SYNC_BACKOFF_MAX,
-        )
+        client = TargetApiClient.from_settings(url=url, timeout=timeout)
         try:
             with client:
                 report = import_initial_data(client=client, progress=self.stdout.isatty())
-        except SyncError as exc:
-            raise CommandError(str(exc)) from None
         except TargetApiError as exc:
             raise CommandError(f"Cannot read the target: {exc}. Nothing was imported.") from None
+        except SyncError as exc:
+            raise CommandError(str(exc)) from None
         self.stdout.write(self.style.SUCCESS(str(report)))

@@ -2,7 +2,7 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
-from sync.services.changelog import prune_events
+from sync.changelog import prune_events
 
 
 def parse_days(raw: str) -> int:

@@ -1,12 +1,11 @@
-from urllib.parse import urlsplit
-
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from sync.client import TargetApiClient, TargetApiError
-from sync.errors import SyncLocked
-from sync.services.syncing import FailedEntity, SyncOptions, sync_changes
+from sync.client import TargetApiClient
+from sync.errors import SyncError, SyncLocked
+from sync.management.arguments import url_problem
+from sync.syncing import FailedEntity, SyncOptions, sync_changes
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -47,12 +46,9 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         url = (options["url"] or settings.FAKE_API_URL).rstrip("/")
         self._check_usage(url, options)
-        client = TargetApiClient(
-            base_url=url,
+        client = TargetApiClient.from_settings(
+            url=url,
             timeout=options["timeout"],
-            retries=settings.SYNC_RETRIES,
-            backoff_factor=settings.SYNC_BACKOFF_FACTOR,
-            backoff_max=settings.SYNC_BACKOFF_MAX,
             max_rps=options["max_rps"],
             pool_size=max(10, options["concurrency"]),
         )
@@ -87,7 +83,7 @@ class Command(BaseCommand):
             )
         except SyncLocked as exc:
             raise CommandError(str(exc), returncode=EXIT_LOCKED) from None
-        except TargetApiError as exc:
+        except SyncError as exc:
             raise CommandError(f"Sync failed: {exc}", returncode=EXIT_FAILED) from None
         finally:
             bar.close()
@@ -107,10 +103,9 @@ class Command(BaseCommand):
             )
 
     def _check_usage(self, url: str, options: dict) -> None:
-        parts = urlsplit(url)
         problems = []
-        if parts.scheme not in {"http", "https"} or not parts.netloc:
-            problems.append(f"--url must be an http(s) URL, got {url!r}")
+        if problem := url_problem(url):
+            problems.append(f"--url {problem}")
         if options["concurrency"] < 1:
             problems.append("--concurrency must be at least 1")
         if options["batch_size"] < 1:

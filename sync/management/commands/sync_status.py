@@ -3,13 +3,13 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from sync.models import EntitySyncState, SyncRun
-from sync.services.changelog import (
+from sync.changelog import (
     PendingGroup,
     failed_entities,
     pending_summary,
     recent_runs,
 )
+from sync.models import EntitySyncState, SyncRun
 
 
 def format_age(age: timedelta) -> str:

@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from sync.models import EntitySyncState, ModelEvent
 from sync.planner import EntityKey, Kind, Op
-from sync.services.syncing.deliveries import Action, Delivery, Outcome, Result
-from sync.services.syncing.report import FailedEntity, SyncReport
+from sync.syncing.deliveries import Action, Delivery, Outcome, Result
+from sync.syncing.report import FailedEntity, SyncReport
 from sync.target import TABLES, parent_remote_id, record_hash
 
 # What a failed call records about an entity, and a delivered one resets.

@@ -8,13 +8,13 @@ from django.db import transaction
 
 from sync.models import EntitySyncState
 from sync.planner import Call, EntityKey, Event, EventType, Kind, Op, plan_calls
-from sync.services.syncing import loading, outcomes
-from sync.services.syncing.deliveries import Action, Delivery, Followups, Outcome, Result
-from sync.services.syncing.report import FailedEntity, PlannedCall
+from sync.syncing import loading, outcomes
+from sync.syncing.deliveries import Action, Delivery, Followups, Outcome, Result
+from sync.syncing.report import FailedEntity, PlannedCall
 from sync.target import TABLES, record_hash
 
 if TYPE_CHECKING:
-    from sync.services.syncing.run import Runner
+    from sync.syncing.run import Runner
 
 
 def run(runner: Runner) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 import time
 
-from sync.client import TargetApiClient, TargetApiError
+from sync.client import TargetApiClient
+from sync.errors import TargetApiError
 from sync.matching import unique_by_id
-from sync.services.syncing.deliveries import Action, Delivery, Outcome, Result
+from sync.syncing.deliveries import Action, Delivery, Outcome, Result
 from sync.target import content
 
 # Consecutive calls that found the target unreachable before the run stops sending.
@@ -90,7 +91,7 @@ class Dispatcher:
         try:
             answer = client.create(resource, delivery.record)
         except TargetApiError as exc:
-            if not exc.maybe_applied:
+            if not exc.outcome_unknown:
                 raise
             # The POST may have landed: look for it now; the run decides whose it is.
             self._count(exc)

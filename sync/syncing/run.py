@@ -29,14 +29,14 @@ from django.utils import timezone
 from sync.batching import chunked
 from sync.client import TargetApiClient
 from sync.locking import RunLock, exclusive_run
-from sync.matching import Lookup, pick_records
+from sync.matching import Lookup, pick_records, unique_by_id
 from sync.models import SyncRun
 from sync.planner import Call, EntityKey, Kind, Op, Plan
-from sync.services.syncing import full, incremental, outcomes
-from sync.services.syncing.deliveries import Action, Delivery, Followups, Outcome, Result
-from sync.services.syncing.dispatch import Dispatcher, StopSignal
-from sync.services.syncing.loading import claimed_records
-from sync.services.syncing.report import FailedEntity, SyncOptions, SyncReport
+from sync.syncing import full, incremental, outcomes
+from sync.syncing.deliveries import Action, Delivery, Followups, Outcome, Result
+from sync.syncing.dispatch import Dispatcher, StopSignal
+from sync.syncing.loading import claimed_records
+from sync.syncing.report import FailedEntity, SyncOptions, SyncReport
 from sync.target import holds
 
 # Successful calls are recorded at least this often (in results or seconds).
@@ -286,19 +286,36 @@ class Runner:
         return next_steps
 
     def _pick(self, found: list[Outcome]) -> dict[EntityKey, dict | None]:
+        """One record (or none) per entity, from everything the round's lookups found.
+
+        Lookups run at different moments of a round, so one may miss a record another saw;
+        records of the same content are interchangeable, so each entity chooses among all of
+        them.
+        """
         picks: dict[EntityKey, dict | None] = {}
         for kind in Kind:
             of_kind = [o for o in found if o.delivery.entity.kind is kind]
             if not of_kind:
                 continue
-            ids = {r["id"] for o in of_kind for r in o.candidates if isinstance(r.get("id"), int)}
+            pool = unique_by_id(record for o in of_kind for record in o.candidates)
+            ids = {r["id"] for r in pool if isinstance(r.get("id"), int)}
             besides = [o.delivery.entity.pk for o in of_kind]
             claimed = claimed_records(kind, ids, besides=besides)
             lookups = [
-                Lookup(o.delivery.entity, o.delivery.entity.pk, o.candidates) for o in of_kind
+                Lookup(
+                    o.delivery.entity,
+                    o.delivery.entity.pk,
+                    tuple(r for r in pool if any(holds(r, c) for c in _contents(o.delivery))),
+                )
+                for o in of_kind
             ]
             picks.update(pick_records(lookups, claimed))
         return picks
+
+
+def _contents(delivery: Delivery) -> tuple[dict, ...]:
+    """What a lookup for this delivery looks for: the contents it may have sent."""
+    return tuple(r for r in (*delivery.lookups, delivery.record) if r)
 
 
 def _after_lookup(

@@ -16,13 +16,13 @@ from django.db import connection, transaction
 
 from sync.models import EntitySyncState, ModelEvent
 from sync.planner import Call, EntityKey, Kind, Op, Plan, plan_full, sort_calls
-from sync.services.syncing import outcomes
-from sync.services.syncing.deliveries import Action, Delivery, Followups
-from sync.services.syncing.report import PlannedCall
+from sync.syncing import outcomes
+from sync.syncing.deliveries import Action, Delivery, Followups
+from sync.syncing.report import PlannedCall
 from sync.target import KINDS, MODELS, TABLES, record_hash, to_record
 
 if TYPE_CHECKING:
-    from sync.services.syncing.run import Runner
+    from sync.syncing.run import Runner
 
 Record = dict[str, Any]
 

@@ -1,1 +1,0 @@
-"""Use cases of the sync app: called by the management commands, they own the transactions."""
