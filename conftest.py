@@ -5,7 +5,6 @@ import sys
 import pytest
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
@@ -61,8 +60,18 @@ def _fast_password_hashing(settings):
 
 
 @pytest.fixture
-def is_postgres() -> bool:
-    return connection.vendor == "postgresql"
+def make_post(db):
+    """Posts made directly in the database (their change events logged as usual)."""
+    from news.tests.support import make_post
+
+    return make_post
+
+
+@pytest.fixture
+def make_comment(db):
+    from news.tests.support import make_comment
+
+    return make_comment
 
 
 @pytest.fixture

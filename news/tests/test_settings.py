@@ -1,22 +1,13 @@
 """Settings read from the environment fail at start, naming the variable, when they are wrong."""
 
-import os
 import subprocess
-import sys
 
-from django.conf import settings
+from news.tests import support
 
 
 def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     """manage.py in a clean environment: only PATH and the variables given."""
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=settings.BASE_DIR,
-        env={"PATH": os.environ.get("PATH", ""), **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return support.run_manage(*args, clean=True, **env)
 
 
 def test_without_secret_key_and_debug_off_the_start_fails_naming_it():

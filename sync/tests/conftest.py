@@ -1,26 +1,12 @@
-"""Sync test fixtures: rows, a seeded target, a sync run, and what the target should hold."""
-
-import socket
-from typing import Any
+"""Sync test fixtures: the run lock, a seeded target and a sync run (helpers: helpers.py)."""
 
 import pytest
-from django.db import connection
 
 from news.models import Comment, Post
-from sync.models import EntitySyncState, ModelEvent
-from sync.planner import EntityKey, Kind, Op, Phase
+from sync.planner import EntityKey, Kind
 from sync.recording import recording_disabled
 from sync.syncing import SyncOptions, SyncReport, outcomes, sync_changes
-from sync.target import TABLES
-
-PHASE_OF = {
-    ("POST", "/posts"): Phase.POST_CREATE,
-    ("PUT", "/posts"): Phase.POST_UPDATE,
-    ("POST", "/comments"): Phase.COMMENT_CREATE,
-    ("PUT", "/comments"): Phase.COMMENT_UPDATE,
-    ("DELETE", "/comments"): Phase.COMMENT_DELETE,
-    ("DELETE", "/posts"): Phase.POST_DELETE,
-}
+from sync.tests.helpers import comment_record, post_record
 
 
 @pytest.fixture(scope="session")
@@ -32,24 +18,6 @@ def _lock_dir(tmp_path_factory):
 def _own_lock_file(settings, _lock_dir):
     """On SQLite the run lock is a file: one per test session, not the project's own."""
     settings.SYNC_LOCK_FILE = str(_lock_dir / "sync_changes.lock")
-
-
-@pytest.fixture
-def make_post(db):
-    def make(*, user_id: int = 1, title: str = "A title", body: str = "A body") -> Post:
-        return Post.objects.create(user_id=user_id, title=title, body=body)
-
-    return make
-
-
-@pytest.fixture
-def make_comment(db):
-    def make(
-        post: Post, *, name: str = "A name", email: str = "a@example.com", body: str = "A body"
-    ) -> Comment:
-        return Comment.objects.create(post=post, name=name, email=email, body=body)
-
-    return make
 
 
 @pytest.fixture
@@ -114,91 +82,3 @@ def sync(target_client):
         )
 
     return run
-
-
-def post_record(post: Post, *, remote_id: int | None = None) -> dict[str, Any]:
-    return {
-        "id": remote_id or post.pk,
-        "userId": post.user_id,
-        "title": post.title,
-        "body": post.body,
-    }
-
-
-def comment_record(
-    comment: Comment, *, remote_id: int | None = None, post_remote_id: int | None = None
-) -> dict[str, Any]:
-    return {
-        "id": remote_id or comment.pk,
-        "postId": post_remote_id or comment.post_id,
-        "name": comment.name,
-        "email": comment.email,
-        "body": comment.body,
-    }
-
-
-def remote_ids(kind: Kind) -> dict[int, int]:
-    return dict(
-        EntitySyncState.objects.filter(
-            entity_table=TABLES[kind], remote_id__isnull=False
-        ).values_list("entity_pk", "remote_id")
-    )
-
-
-def expected_target() -> dict[str, list[dict[str, Any]]]:
-    """What the target must hold to equal the database, in the target's shape, sorted by id."""
-    posts, comments = remote_ids(Kind.POST), remote_ids(Kind.COMMENT)
-    return {
-        "posts": sorted(
-            (post_record(p, remote_id=posts.get(p.pk)) for p in Post.objects.all()),
-            key=lambda record: record["id"],
-        ),
-        "comments": sorted(
-            (
-                comment_record(c, remote_id=comments.get(c.pk), post_remote_id=posts.get(c.post_id))
-                for c in Comment.objects.all()
-            ),
-            key=lambda record: record["id"],
-        ),
-    }
-
-
-def target_state(target) -> dict[str, list[dict[str, Any]]]:
-    state = target.state()
-    return {name: sorted(records, key=lambda r: r["id"]) for name, records in state.items()}
-
-
-def pending_count() -> int:
-    return ModelEvent.objects.pending().count()
-
-
-def writes(target) -> list[tuple[str, str]]:
-    """The write calls the target received, as (method, path), in arrival order."""
-    return [(r.method, r.path) for r in target.calls() if r.is_write]
-
-
-def phases(target) -> list[Phase]:
-    """The phase of every write call, in arrival order."""
-    return [PHASE_OF[(r.method, "/" + r.path.split("/")[1])] for r in target.calls() if r.is_write]
-
-
-def calls_by_op(report: SyncReport) -> tuple[int, int, int]:
-    return report.calls[Op.CREATE], report.calls[Op.UPDATE], report.calls[Op.DELETE]
-
-
-def free_port() -> int:
-    """A local port nothing listens on (the kernel just handed it out and took it back)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def subprocess_database_url() -> str:
-    """A DATABASE_URL for a subprocess that reaches the database these tests run on."""
-    db = connection.settings_dict
-    if connection.vendor != "postgresql":
-        return f"sqlite:///{db['NAME']}"
-    auth = db["USER"] or ""
-    if db.get("PASSWORD"):
-        auth += f":{db['PASSWORD']}"
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from sync.client import RateLimiter, TargetApiClient, TargetApiError
-from sync.tests.conftest import free_port
+from sync.tests.helpers import free_port
 
 pytestmark = pytest.mark.timeout(30)
 

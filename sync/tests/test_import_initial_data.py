@@ -1,22 +1,19 @@
 """import_initial_data: the target's posts and comments land in an empty database, ids kept."""
 
-import os
 import re
 import socket
 import subprocess
-import sys
 import threading
 import time
 from io import StringIO
 
 import pytest
 from django import db
-from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
-from django.db import connection
 
 from fake_target.data import generate_dataset
 from news.models import Comment, Post
+from news.tests.support import run_manage
 from sync.importing import (
     ImportRefused,
     ImportReport,
@@ -498,18 +495,7 @@ def test_bad_arguments_are_refused_before_anything_happens(args, error):
 
 
 def _manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    db = connection.settings_dict
-    database_url = (
-        f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    )
-    return subprocess.run(
-        [sys.executable, "manage.py", "import_initial_data", *args],
-        cwd=django_settings.BASE_DIR,
-        env={**os.environ, "DATABASE_URL": database_url, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_manage("import_initial_data", *args, **env)
 
 
 @pytest.mark.postgres

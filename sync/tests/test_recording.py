@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 
 from news.models import Comment, Post
 from sync.models import ModelEvent
+from news.tests import support
 from sync.recording import is_recording, recording_disabled
 
 pytestmark = pytest.mark.django_db
@@ -25,14 +26,16 @@ def events() -> list[tuple[str, int, str]]:
     return list(ModelEvent.objects.order_by("id").values_list("entity_table", "entity_pk", "type"))
 
 
-def make_post(title: str = "A title", **extra) -> Post:
+def make_post(**fields) -> Post:
+    """A post that exists already: made without a change event of its own."""
     with recording_disabled():
-        return Post.objects.create(user_id=1, title=title, **extra)
+        return support.make_post(**fields)
 
 
-def make_comment(post: Post, name: str = "Ann", **extra) -> Comment:
+def make_comment(post: Post, **fields) -> Comment:
+    """A comment that exists already: made without a change event of its own."""
     with recording_disabled():
-        return Comment.objects.create(post=post, name=name, email="ann@example.com", **extra)
+        return support.make_comment(post, **fields)
 
 
 # --- Through the API ---------------------------------------------------------------------------
@@ -231,7 +234,7 @@ def test_deleting_a_post_logs_its_comments_by_id_then_the_post():
 
 
 def test_queryset_delete_logs_every_comment_then_every_post():
-    first, second, kept = make_post(), make_post(), make_post("kept")
+    first, second, kept = make_post(), make_post(), make_post(title="kept")
     comments = [make_comment(second), make_comment(first), make_comment(second)]
     make_comment(kept)
 
@@ -257,7 +260,7 @@ def test_comment_queryset_delete_logs_one_event_per_row():
 
 
 def test_queryset_update_logs_one_event_per_affected_row():
-    posts = [make_post(f"post {i}") for i in range(4)]
+    posts = [make_post(title=f"post {i}") for i in range(4)]
 
     count = Post.objects.filter(pk__in=[posts[3].pk, posts[1].pk]).update(body="bulk")
 

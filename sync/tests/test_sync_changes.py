@@ -14,7 +14,7 @@ from django.db import connection
 from news.models import Comment, Post
 from sync.locking import exclusive_run
 from sync.models import EntitySyncState, SyncRun
-from sync.tests.conftest import (
+from sync.tests.helpers import (
     comment_record,
     expected_target,
     free_port,

@@ -4,7 +4,6 @@ These tests commit (transaction=True) so that other processes and threads see th
 subprocesses run `manage.py` with the interpreter of the suite against the test database.
 """
 
-import os
 import signal
 import subprocess
 import sys
@@ -20,13 +19,13 @@ from django.core.management.base import CommandError
 from django.db import connection, connections
 
 from news.models import Comment, Post
+from news.tests.support import manage_env, start_manage
 from sync.errors import SyncLocked
 from sync.locking import exclusive_run
 from sync.models import EntitySyncState, ModelEvent
-from sync.tests.conftest import (
+from sync.tests.helpers import (
     expected_target,
     pending_count,
-    subprocess_database_url,
     target_state,
     writes,
 )
@@ -50,31 +49,18 @@ with exclusive_run():
 """
 
 
-def subprocess_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="news_project.settings",
-        DJANGO_SECRET_KEY=settings.SECRET_KEY,
-        SYNC_LOCK_FILE=settings.SYNC_LOCK_FILE,
-        SYNC_RETRIES="1",
-        SYNC_BACKOFF_FACTOR="0.01",
-        SYNC_BACKOFF_MAX="0.02",
-        PYTHONUNBUFFERED="1",
-    )
-    if connection.vendor == "postgresql":
-        env["DATABASE_URL"] = subprocess_database_url()
-    return env
+def sync_env() -> dict[str, str]:
+    """A sync subprocess's settings: this session's lock file, and retries that give up fast."""
+    return {
+        "SYNC_LOCK_FILE": settings.SYNC_LOCK_FILE,
+        "SYNC_RETRIES": "1",
+        "SYNC_BACKOFF_FACTOR": "0.01",
+        "SYNC_BACKOFF_MAX": "0.02",
+    }
 
 
 def start_sync(url: str, *args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "manage.py", "sync_changes", "--url", url, "--max-rps", "0", *args],
-        cwd=settings.BASE_DIR,
-        env=subprocess_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_manage("sync_changes", "--url", url, "--max-rps", "0", *args, **sync_env())
 
 
 def hold_the_lock() -> subprocess.Popen:
@@ -82,7 +68,7 @@ def hold_the_lock() -> subprocess.Popen:
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD_THE_LOCK],
         cwd=settings.BASE_DIR,
-        env=subprocess_env(),
+        env=manage_env(**sync_env()),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

@@ -15,7 +15,7 @@ from sync.client import TargetApiClient
 from sync.models import EntitySyncState, SyncRun
 from sync.planner import Kind, Phase
 from sync.syncing.dispatch import CIRCUIT_BREAKER_THRESHOLD
-from sync.tests.conftest import (
+from sync.tests.helpers import (
     calls_by_op,
     comment_record,
     expected_target,

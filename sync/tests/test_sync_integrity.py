@@ -16,7 +16,7 @@ from sync.models import EntitySyncState
 from sync.planner import Kind, Op
 from sync.syncing import outcomes
 from sync.target import TABLES
-from sync.tests.conftest import (
+from sync.tests.helpers import (
     expected_target,
     pending_count,
     post_record,

@@ -1,0 +1,85 @@
+"""Plain helpers of the sync tests: the target's records, what it got, and free ports."""
+
+import socket
+from typing import Any
+
+from news.models import Comment, Post
+from sync.models import EntitySyncState, ModelEvent
+from sync.planner import Kind, Op, Phase
+from sync.syncing import SyncReport
+from sync.target import TABLES, to_record
+
+PHASE_OF = {
+    ("POST", "/posts"): Phase.POST_CREATE,
+    ("PUT", "/posts"): Phase.POST_UPDATE,
+    ("POST", "/comments"): Phase.COMMENT_CREATE,
+    ("PUT", "/comments"): Phase.COMMENT_UPDATE,
+    ("DELETE", "/comments"): Phase.COMMENT_DELETE,
+    ("DELETE", "/posts"): Phase.POST_DELETE,
+}
+
+
+def post_record(post: Post, *, remote_id: int | None = None) -> dict[str, Any]:
+    return to_record(post, remote_id=remote_id or post.pk)
+
+
+def comment_record(
+    comment: Comment, *, remote_id: int | None = None, post_remote_id: int | None = None
+) -> dict[str, Any]:
+    return to_record(comment, remote_id=remote_id or comment.pk, post_remote_id=post_remote_id)
+
+
+def remote_ids(kind: Kind) -> dict[int, int]:
+    return dict(
+        EntitySyncState.objects.filter(
+            entity_table=TABLES[kind], remote_id__isnull=False
+        ).values_list("entity_pk", "remote_id")
+    )
+
+
+def expected_target() -> dict[str, list[dict[str, Any]]]:
+    """What the target must hold to equal the database, in the target's shape, sorted by id."""
+    posts, comments = remote_ids(Kind.POST), remote_ids(Kind.COMMENT)
+    return {
+        "posts": sorted(
+            (post_record(p, remote_id=posts.get(p.pk)) for p in Post.objects.all()),
+            key=lambda record: record["id"],
+        ),
+        "comments": sorted(
+            (
+                comment_record(c, remote_id=comments.get(c.pk), post_remote_id=posts.get(c.post_id))
+                for c in Comment.objects.all()
+            ),
+            key=lambda record: record["id"],
+        ),
+    }
+
+
+def target_state(target) -> dict[str, list[dict[str, Any]]]:
+    state = target.state()
+    return {name: sorted(records, key=lambda r: r["id"]) for name, records in state.items()}
+
+
+def pending_count() -> int:
+    return ModelEvent.objects.pending().count()
+
+
+def writes(target) -> list[tuple[str, str]]:
+    """The write calls the target received, as (method, path), in arrival order."""
+    return [(r.method, r.path) for r in target.calls() if r.is_write]
+
+
+def phases(target) -> list[Phase]:
+    """The phase of every write call, in arrival order."""
+    return [PHASE_OF[(r.method, "/" + r.path.split("/")[1])] for r in target.calls() if r.is_write]
+
+
+def calls_by_op(report: SyncReport) -> tuple[int, int, int]:
+    return report.calls[Op.CREATE], report.calls[Op.UPDATE], report.calls[Op.DELETE]
+
+
+def free_port() -> int:
+    """A local port nothing listens on (the kernel just handed it out and took it back)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
