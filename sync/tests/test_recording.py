@@ -12,8 +12,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from news.models import Comment, Post
-from sync.models import ModelEvent
 from news.tests import support
+from sync.models import ModelEvent
 from sync.recording import is_recording, recording_disabled
 
 pytestmark = pytest.mark.django_db
