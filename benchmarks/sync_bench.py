@@ -45,29 +45,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def build_baseline(target, posts: int, seed: int) -> None:
-    """The same posts and comments locally and on the target, with no pending events."""
-    from django.core.management.color import no_style
-    from django.db import connection
-
+    """The same posts and comments locally and on the target, as the initial import leaves it."""
     from fake_target.data import generate_dataset
-    from news.models import Comment, Post
-    from sync.recording import recording_disabled
+    from sync.client import TargetApiClient
+    from sync.importing import import_initial_data
 
     records, comments = generate_dataset(posts, comments_per_post=1, seed=seed)
     target.load(posts=records, comments=comments)
-    with recording_disabled():
-        Post.objects.bulk_create(
-            Post(id=r["id"], user_id=r["userId"], title=r["title"], body=r["body"]) for r in records
-        )
-        Comment.objects.bulk_create(
-            Comment(
-                id=c["id"], post_id=c["postId"], name=c["name"], email=c["email"], body=c["body"]
-            )
-            for c in comments
-        )
-    with connection.cursor() as cursor:
-        for sql in connection.ops.sequence_reset_sql(no_style(), [Post, Comment]):
-            cursor.execute(sql)
+    with TargetApiClient(base_url=target.url) as client:
+        import_initial_data(client=client)
 
 
 def run_workload(client, ops: int, rng: random.Random) -> None:

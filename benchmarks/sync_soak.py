@@ -76,6 +76,7 @@ def soak(args) -> int:
 def run_rounds(args) -> int:
     from django.db import connection
 
+    from benchmarks.support import database_url
     from fake_target import FakeTarget
 
     rng = random.Random(args.seed)
@@ -250,16 +251,6 @@ def start_sync(url: str, env: dict, *, full: bool = False) -> subprocess.Popen:
     return subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-
-
-def database_url() -> str:
-    from django.db import connection
-
-    db = connection.settings_dict
-    if connection.vendor != "postgresql":
-        return f"sqlite:///{db['NAME']}"
-    auth = (db["USER"] or "") + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 if __name__ == "__main__":

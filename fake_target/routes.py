@@ -35,12 +35,12 @@ class JsonServerRoutes:
         name = segments[0]
         if name not in RESOURCES or len(segments) > 3:
             return NOT_FOUND
-        collection = self.posts if name == "posts" else self.comments
+        records = self.posts if name == "posts" else self.comments
         if len(segments) == 1:
             if method == "GET":
-                return 200, _filtered(collection.values(), query)
+                return 200, _filtered(records.values(), query)
             if method == "POST":
-                return self._create(collection, body)
+                return self._create(records, body)
             return NOT_FOUND
         record_id = _int_or_none(segments[1])
         if record_id is None:
@@ -56,7 +56,7 @@ class JsonServerRoutes:
                     return 400, {"error": "the body must be a JSON object"}
                 return self._create(self.comments, {**body, "postId": record_id})
             return NOT_FOUND
-        record = collection.get(record_id)
+        record = records.get(record_id)
         if self.stores_nothing and method in WRITE_METHODS:
             return _answer_without_storing(method, record_id, record, body)
         if record is None:
@@ -68,10 +68,10 @@ class JsonServerRoutes:
                 return 400, {"error": "the body must be a JSON object"}
             replaced = dict(body) if method == "PUT" else {**record, **body}
             replaced["id"] = record_id
-            collection[record_id] = replaced
+            records[record_id] = replaced
             return 200, replaced
         if method == "DELETE":
-            del collection[record_id]
+            del records[record_id]
             if name == "posts":
                 orphans = [cid for cid, c in self.comments.items() if c.get("postId") == record_id]
                 for comment_id in orphans:
@@ -79,19 +79,19 @@ class JsonServerRoutes:
             return 200, {}
         return NOT_FOUND
 
-    def _create(self, collection: dict[int, Record], body: Any) -> tuple[int, Any]:
+    def _create(self, records: dict[int, Record], body: Any) -> tuple[int, Any]:
         if not isinstance(body, dict):
             return 400, {"error": "the body must be a JSON object"}
         record = dict(body)
         if self.stores_nothing:
-            return 201, {**record, "id": len(collection) + 1}
+            return 201, {**record, "id": len(records) + 1}
         if self.assign_ids or record.get("id") is None:
-            record["id"] = max(collection, default=0) + 1
+            record["id"] = max(records, default=0) + 1
         elif isinstance(record["id"], bool) or not isinstance(record["id"], int):
             return 400, {"error": "id must be an integer"}
-        elif record["id"] in collection:
+        elif record["id"] in records:
             return 500, {"error": "Insert failed, duplicate id"}
-        collection[record["id"]] = record
+        records[record["id"]] = record
         return 201, record
 
 

@@ -24,7 +24,7 @@ from sync.target import FIELDS
 
 @dataclass(frozen=True)
 class RecordProblem:
-    collection: str
+    resource: str
     position: int
     record_id: Any
     field: str
@@ -37,7 +37,7 @@ class RecordProblem:
             where = f"record #{self.position} (no id)"
         else:
             where = f"record #{self.position} (id={json.dumps(self.record_id)})"
-        return f"{self.collection} {where}, field {self.field}: {self.message}"
+        return f"{self.resource} {where}, field {self.field}: {self.message}"
 
 
 class TargetIdField(serializers.IntegerField):
@@ -102,9 +102,9 @@ class _RecordChecker:
     """
 
     def __init__(
-        self, collection: str, serializer: serializers.Serializer, names: dict[str, str]
+        self, resource: str, serializer: serializers.Serializer, names: dict[str, str]
     ) -> None:
-        self.collection = collection
+        self.resource = resource
         self.serializer = serializer
         self.fields = []
         for target_name, field_name in names.items():
@@ -140,7 +140,7 @@ class _RecordChecker:
         self, position: int, record: dict, field: str, error: ValidationError | str
     ) -> RecordProblem:
         message = error if isinstance(error, str) else _first(error)
-        return RecordProblem(self.collection, position, record.get("id"), field, message)
+        return RecordProblem(self.resource, position, record.get("id"), field, message)
 
 
 def clean_records(
@@ -172,17 +172,17 @@ def clean_records(
         post_ids_broken = post_ids_broken or any(problem.field == "id" for problem in found)
         report(found)
 
-    posts = _clean_collection(post_checker, raw_posts, bar, report_posts)
+    posts = _clean_resource(post_checker, raw_posts, bar, report_posts)
     # Posts with other problems still count as present, so their comments add no noise; when a
     # post id itself is broken, it is the likely cause of "missing" posts and is reported alone.
     post_ids = None if post_ids_broken else {record["id"] for record in raw_posts}
-    comments = _clean_collection(comment_checker, raw_comments, bar, report, post_ids=post_ids)
+    comments = _clean_resource(comment_checker, raw_comments, bar, report, post_ids=post_ids)
     if total:
         raise ImportValidationError(problems, total)
     return posts, comments
 
 
-def _clean_collection(
+def _clean_resource(
     checker: _RecordChecker,
     records: list[dict],
     bar: tqdm,

@@ -376,7 +376,7 @@ def test_the_service_raises_problems_as_data(fake_target, target_client):
         import_initial_data(client=target_client)
 
     problem = failure.value.problems[0]
-    assert (problem.collection, problem.record_id, problem.field) == ("comments", 1, "email")
+    assert (problem.resource, problem.record_id, problem.field) == ("comments", 1, "email")
     assert failure.value.total == 1
 
 
