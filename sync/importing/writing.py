@@ -13,7 +13,7 @@ from sync.errors import ImportRefused
 from sync.models import EntitySyncState
 from sync.planner import Kind
 from sync.recording import recording_disabled
-from sync.target import MODELS, TABLES, parent_remote_id, record_hash, to_record
+from sync.target import FIELDS, TABLES, parent_remote_id, record_hash
 
 
 def refuse_unless_empty() -> None:
@@ -51,12 +51,12 @@ def _delivered_states(posts: list[dict], comments: list[dict]) -> list[dict]:
     """One sync state per imported row: on the target under its own id, as imported."""
     states = []
     for kind, rows in ((Kind.POST, posts), (Kind.COMMENT, comments)):
-        model = MODELS[kind]
+        table, fields = TABLES[kind], FIELDS[kind].items()
         for values in rows:
-            record = to_record(model(**values), remote_id=values["id"])
+            record = {name: values.get(attribute) for name, attribute in fields}
             states.append(
                 {
-                    "entity_table": TABLES[kind],
+                    "entity_table": table,
                     "entity_pk": values["id"],
                     "remote_id": values["id"],
                     "delivered_hash": record_hash(record),
