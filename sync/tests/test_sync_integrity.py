@@ -457,3 +457,24 @@ def _wait(condition, timeout: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.005)
+
+
+def test_rows_imported_from_the_target_need_no_call_until_they_really_change(
+    fake_target, target_client, sync
+):
+    from sync.importing import import_initial_data
+
+    fake_target.load_generated(3, comments_per_post=2)
+    import_initial_data(client=target_client)
+    post, comment = Post.objects.first(), Comment.objects.first()
+    post.save()
+    comment.save()
+
+    report = sync()
+
+    assert (report.calls_made, report.entities_unchanged) == (0, 2)
+    post.title = "changed after the import"
+    post.save()
+    fake_target.reset_log()
+    assert sync().calls_made == 1
+    assert writes(fake_target) == [("PUT", f"/posts/{post.pk}")]
