@@ -1,10 +1,27 @@
+from django.db import DatabaseError
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound
 
 from news.models import Comment, Post
 
 
 class ReplaceOnPutSerializer(serializers.ModelSerializer):
-    """PUT replaces the whole item: an optional field left out goes back to its default."""
+    """PUT replaces the whole item: an optional field left out goes back to its default.
+
+    An update only ever updates: if the row was deleted meanwhile the answer is 404, where a plain
+    save() would INSERT it again (and log it as created after its deletion).
+    """
+
+    def update(self, instance, validated_data):
+        for attr, value in validated_data.items():
+            setattr(instance, attr, value)
+        try:
+            instance.save(force_update=True)
+        except DatabaseError as exc:
+            if exc.__cause__ is not None:
+                raise  # the database's own error, not Django's "did not affect any rows"
+            raise NotFound from exc
+        return instance
 
     def validate(self, attrs):
         attrs = super().validate(attrs)

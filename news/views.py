@@ -1,7 +1,7 @@
 from itertools import islice
 
 from django.conf import settings
-from django.http import StreamingHttpResponse
+from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -28,6 +28,26 @@ POST_PK_PARAMETER = OpenApiParameter(
 )
 TRUE_VALUES = {"true", "1", "yes"}
 FALSE_VALUES = {"false", "0", "no", ""}
+
+
+def locked_post(pk: int) -> Post | None:
+    """The post, locked until the request's transaction ends so that it cannot be deleted under
+    a comment being added to it; None when it is gone (or went while we waited)."""
+    return Post.objects.select_for_update(no_key=True).filter(pk=pk).first()
+
+
+class LockedWritesMixin:
+    """PUT, PATCH and DELETE lock the row they change until the request's transaction ends.
+
+    A write that arrives while another deletes the row waits for it, then finds nothing: 404.
+    Without the lock, save() would fall back to an INSERT and bring the deleted row back.
+    """
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if self.request.method not in permissions.SAFE_METHODS:
+            queryset = queryset.select_for_update()
+        return queryset
 
 
 class StreamAllMixin:
@@ -69,7 +89,7 @@ class StreamAllMixin:
 
 
 @extend_schema_view(list=extend_schema(parameters=[ALL_PARAMETER]))
-class PostViewSet(StreamAllMixin, viewsets.ModelViewSet):
+class PostViewSet(LockedWritesMixin, StreamAllMixin, viewsets.ModelViewSet):
     """Posts: anyone reads; their creator or staff change them."""
 
     queryset = Post.objects.all()
@@ -82,12 +102,18 @@ class PostViewSet(StreamAllMixin, viewsets.ModelViewSet):
     def perform_create(self, serializer) -> None:
         serializer.save(created_by=self.request.user, user_id=settings.NEWS_NEW_POST_USER_ID)
 
+    def perform_destroy(self, instance: Post) -> None:
+        # Lock the comments before collecting them: an edit or delete of one of them already
+        # under way finishes first, and one that comes later waits, then finds it gone.
+        list(instance.comments.select_for_update().values_list("pk", flat=True))
+        instance.delete()
+
 
 @extend_schema_view(
     list=extend_schema(parameters=[ALL_PARAMETER]),
     create=extend_schema(request=NewCommentSerializer, responses={201: CommentSerializer}),
 )
-class CommentViewSet(StreamAllMixin, viewsets.ModelViewSet):
+class CommentViewSet(LockedWritesMixin, StreamAllMixin, viewsets.ModelViewSet):
     """Comments: anyone reads; their creator or staff change them."""
 
     queryset = Comment.objects.all()
@@ -103,7 +129,13 @@ class CommentViewSet(StreamAllMixin, viewsets.ModelViewSet):
         return CommentSerializer
 
     def perform_create(self, serializer) -> None:
-        serializer.save(created_by=self.request.user)
+        post = locked_post(serializer.validated_data["post"].pk)
+        if post is None:
+            field = serializer.fields["post_id"]
+            pk = serializer.validated_data["post"].pk
+            message = field.error_messages["does_not_exist"].format(pk_value=pk)
+            raise ValidationError({"post_id": [message]})
+        serializer.save(created_by=self.request.user, post=post)
 
 
 @extend_schema_view(
@@ -129,7 +161,12 @@ class PostCommentViewSet(
 
     def get_post(self) -> Post:
         if not hasattr(self, "_post"):
-            self._post = get_object_or_404(Post, pk=self.kwargs["post_pk"])
+            if self.request.method == "POST":
+                self._post = locked_post(self.kwargs["post_pk"])
+                if self._post is None:
+                    raise Http404
+            else:
+                self._post = get_object_or_404(Post, pk=self.kwargs["post_pk"])
         return self._post
 
     def get_queryset(self):

@@ -3,6 +3,8 @@
 import json
 
 import pytest
+from django.db import connection
+from django.db.models.signals import pre_save
 
 from news.models import Comment, Post
 from news.views import StreamAllMixin
@@ -458,3 +460,25 @@ def test_anonymous_write_is_401_with_www_authenticate(anon_client, user, make_po
     assert "detail" in response.json()
     post.refresh_from_db()
     assert post.title == "Mine"
+
+
+@pytest.mark.parametrize("method", ["put", "patch"])
+def test_a_post_deleted_just_before_its_update_is_saved_is_404_and_not_inserted_again(
+    api_client, user, make_post, method
+):
+    post = make_post(created_by=user)
+
+    def delete_it_first(sender, instance, **kwargs):
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM news_post WHERE id = %s", [instance.pk])
+
+    pre_save.connect(delete_it_first, sender=Post, dispatch_uid="test.delete_it_first")
+    try:
+        response = getattr(api_client, method)(post_url(post), {"title": "Edited"})
+    finally:
+        pre_save.disconnect(sender=Post, dispatch_uid="test.delete_it_first")
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}
+    assert list(ModelEvent.objects.values_list("type", flat=True)) == ["CREATED"]
+    assert Post.objects.get().title == "A title"
