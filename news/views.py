@@ -26,6 +26,8 @@ ALL_PARAMETER = OpenApiParameter(
 POST_PK_PARAMETER = OpenApiParameter(
     "post_pk", OpenApiTypes.INT, OpenApiParameter.PATH, description="The post's id."
 )
+# Only an id written the one way the API writes it names an item: not 01, +1, " 1" or "\u0661".
+CANONICAL_ID = "[1-9][0-9]*"
 TRUE_VALUES = {"true", "1", "yes"}
 FALSE_VALUES = {"false", "0", "no", ""}
 
@@ -94,6 +96,7 @@ class PostViewSet(LockedWritesMixin, StreamAllMixin, viewsets.ModelViewSet):
 
     queryset = Post.objects.all()
     serializer_class = PostSerializer
+    lookup_value_regex = CANONICAL_ID
     permission_classes = [permissions.IsAuthenticatedOrReadOnly, IsOwnerOrStaffOrReadOnly]
     filterset_class = PostFilter
     ordering_fields = ["id"]
@@ -118,6 +121,7 @@ class CommentViewSet(LockedWritesMixin, StreamAllMixin, viewsets.ModelViewSet):
 
     queryset = Comment.objects.all()
     serializer_class = CommentSerializer
+    lookup_value_regex = CANONICAL_ID
     permission_classes = [permissions.IsAuthenticatedOrReadOnly, IsOwnerOrStaffOrReadOnly]
     filterset_class = CommentFilter
     ordering_fields = ["id"]

@@ -108,7 +108,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "news_project.middleware.CanonicalUrlMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -116,6 +116,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "news_project.urls"
+# Every error is JSON, the CSRF failure (e.g. an admin form posted without its token) included.
+CSRF_FAILURE_VIEW = "news_project.views.csrf_failure"
 WSGI_APPLICATION = "news_project.wsgi.application"
 
 TEMPLATES = [
@@ -200,7 +202,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["news_project.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "news.pagination.NewsPagination",
     "PAGE_SIZE": env_int("NEWS_PAGE_SIZE", 20, minimum=1),
     "DEFAULT_FILTER_BACKENDS": [
