@@ -1,11 +1,16 @@
-"""Shared fixtures: users, JWT-authenticated API clients, the fake target, the database guard."""
+"""Shared fixtures: users, JWT-authenticated API clients, the fake target, the database guard,
+and requests run in threads for race tests on PostgreSQL."""
 
 import sys
+import threading
+import time
+from collections.abc import Callable
 
+import psycopg
 import pytest
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, connections
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
@@ -15,8 +20,6 @@ def pytest_cmdline_main(config) -> int | None:
     db = settings.DATABASES["default"]
     if config.option.help or db["ENGINE"] != "django.db.backends.postgresql":
         return None
-    import psycopg
-
     try:
         psycopg.connect(
             dbname="postgres",
@@ -134,3 +137,75 @@ def target_client(fake_target):
         base_url=fake_target.url, timeout=2.0, retries=2, backoff_factor=0.01, backoff_max=0.02
     ) as client:
         yield client
+
+
+# --- Races on PostgreSQL ----------------------------------------------------------------------
+
+WAIT_SECONDS = 10
+
+
+class ThreadedRequest(threading.Thread):
+    """One API request in its own thread, so on its own database connection."""
+
+    def __init__(self, user, method: str, url: str, data=None) -> None:
+        """`user` None sends no token."""
+        super().__init__(daemon=True)
+        self.user, self.method, self.url, self.data = user, method, url, data
+        self.status: int | None = None
+        self.body = b""
+
+    def run(self) -> None:
+        try:
+            client = bearer_client(self.user) if self.user else APIClient()
+            client.raise_request_exception = False
+            response = getattr(client, self.method)(self.url, self.data)
+            self.status, self.body = response.status_code, response.content
+        finally:
+            connections.close_all()
+
+
+def raw_connection() -> psycopg.Connection:
+    db = connection.settings_dict
+    return psycopg.connect(
+        dbname=db["NAME"],
+        user=db.get("USER") or None,
+        password=db.get("PASSWORD") or None,
+        host=db.get("HOST") or None,
+        port=db.get("PORT") or None,
+    )
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def waiting_on_locks(monitor: psycopg.Connection) -> int:
+    row = monitor.execute(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    ).fetchone()
+    return row[0]
+
+
+def race_behind_row_lock(
+    table: str, key: object, requests: list[ThreadedRequest], *, column: str = "id"
+) -> None:
+    """Lock one row, start the requests one by one, each queued behind the lock, then release.
+
+    PostgreSQL grants a row lock to its waiters in turn, so the requests reach the row in the
+    order given: a race made to happen every time rather than now and then.
+    """
+    with raw_connection() as blocker, raw_connection() as monitor:
+        monitor.autocommit = True
+        blocker.execute(f"SELECT 1 FROM {table} WHERE {column} = %s FOR UPDATE", [key])
+        for queued, request in enumerate(requests, start=1):
+            request.start()
+            wait_until(lambda n=queued: waiting_on_locks(monitor) >= n, f"{request.method} to wait")
+        blocker.rollback()
+    for request in requests:
+        request.join(WAIT_SECONDS)
+        assert not request.is_alive(), f"{request.method} {request.url} did not finish"

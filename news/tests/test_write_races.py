@@ -5,81 +5,13 @@ while the requests queue up behind it, in a chosen order; then it lets go. The r
 through the whole stack (the test client, ATOMIC_REQUESTS, DRF, the change-log signals).
 """
 
-import threading
-import time
-from collections.abc import Callable
-
-import psycopg
 import pytest
-from django.db import connection, connections
 
-from conftest import bearer_client
+from conftest import WAIT_SECONDS, ThreadedRequest, race_behind_row_lock
 from news.models import Comment, Post
 from sync.models import EventType, ModelEvent
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-WAIT_SECONDS = 10
-
-
-class Request(threading.Thread):
-    """One API request in its own thread, so on its own database connection."""
-
-    def __init__(self, user, method: str, url: str, data=None) -> None:
-        super().__init__(daemon=True)
-        self.user, self.method, self.url, self.data = user, method, url, data
-        self.status: int | None = None
-        self.body = b""
-
-    def run(self) -> None:
-        try:
-            client = bearer_client(self.user)
-            client.raise_request_exception = False
-            response = getattr(client, self.method)(self.url, self.data)
-            self.status, self.body = response.status_code, response.content
-        finally:
-            connections.close_all()
-
-
-def raw_connection() -> psycopg.Connection:
-    db = connection.settings_dict
-    return psycopg.connect(
-        dbname=db["NAME"],
-        user=db.get("USER") or None,
-        password=db.get("PASSWORD") or None,
-        host=db.get("HOST") or None,
-        port=db.get("PORT") or None,
-    )
-
-
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
-def waiting_on_locks(monitor: psycopg.Connection) -> int:
-    row = monitor.execute(
-        "SELECT count(*) FROM pg_stat_activity "
-        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    ).fetchone()
-    return row[0]
-
-
-def race(table: str, pk: int, requests: list[Request]) -> None:
-    """Lock one row, start the requests one by one, each queued behind the lock, then release."""
-    with raw_connection() as blocker, raw_connection() as monitor:
-        monitor.autocommit = True
-        blocker.execute(f"SELECT 1 FROM {table} WHERE id = %s FOR UPDATE", [pk])
-        for queued, request in enumerate(requests, start=1):
-            request.start()
-            wait_until(lambda n=queued: waiting_on_locks(monitor) >= n, f"{request.method} to wait")
-        blocker.rollback()
-    for request in requests:
-        request.join(WAIT_SECONDS)
-        assert not request.is_alive(), f"{request.method} {request.url} did not finish"
 
 
 def events(model, pk: int) -> list[str]:
@@ -105,9 +37,9 @@ def test_an_edit_queued_behind_a_delete_of_its_post_is_404_and_does_not_bring_it
 ):
     post = Post.objects.create(created_by=user, user_id=1, title="Original")
     url = f"/news/posts/{post.pk}/"
-    delete, edit = Request(user, "delete", url), Request(user, method, url, data)
+    delete, edit = ThreadedRequest(user, "delete", url), ThreadedRequest(user, method, url, data)
 
-    race("news_post", post.pk, [delete, edit])
+    race_behind_row_lock("news_post", post.pk, [delete, edit])
 
     assert delete.status == 204
     assert edit.status == 404, edit.body
@@ -119,9 +51,9 @@ def test_an_edit_queued_behind_a_delete_of_its_post_is_404_and_does_not_bring_it
 def test_an_edit_ahead_of_a_delete_is_saved_then_deleted(user, method, data):
     post = Post.objects.create(created_by=user, user_id=1, title="Original")
     url = f"/news/posts/{post.pk}/"
-    edit, delete = Request(user, method, url, data), Request(user, "delete", url)
+    edit, delete = ThreadedRequest(user, method, url, data), ThreadedRequest(user, "delete", url)
 
-    race("news_post", post.pk, [edit, delete])
+    race_behind_row_lock("news_post", post.pk, [edit, delete])
 
     assert (edit.status, delete.status) == (200, 204)
     assert not Post.objects.filter(pk=post.pk).exists()
@@ -141,9 +73,9 @@ def test_a_comment_edit_queued_behind_its_delete_is_404_and_does_not_bring_it_ba
     post = Post.objects.create(created_by=user, user_id=1, title="Post")
     comment = Comment.objects.create(post=post, created_by=user, name="A", email="a@example.com")
     url = f"/news/comments/{comment.pk}/"
-    delete, edit = Request(user, "delete", url), Request(user, method, url, data)
+    delete, edit = ThreadedRequest(user, "delete", url), ThreadedRequest(user, method, url, data)
 
-    race("news_comment", comment.pk, [delete, edit])
+    race_behind_row_lock("news_comment", comment.pk, [delete, edit])
 
     assert delete.status == 204
     assert edit.status == 404, edit.body
@@ -155,10 +87,10 @@ def test_a_comment_edit_queued_behind_its_delete_is_404_and_does_not_bring_it_ba
 def test_a_comment_edit_queued_behind_a_delete_of_its_post_is_404_not_500(user, method, data):
     post = Post.objects.create(created_by=user, user_id=1, title="Post")
     comment = Comment.objects.create(post=post, created_by=user, name="A", email="a@example.com")
-    delete = Request(user, "delete", f"/news/posts/{post.pk}/")
-    edit = Request(user, method, f"/news/comments/{comment.pk}/", data)
+    delete = ThreadedRequest(user, "delete", f"/news/posts/{post.pk}/")
+    edit = ThreadedRequest(user, method, f"/news/comments/{comment.pk}/", data)
 
-    race("news_comment", comment.pk, [delete, edit])
+    race_behind_row_lock("news_comment", comment.pk, [delete, edit])
 
     assert delete.status == 204
     assert edit.status == 404, edit.body
@@ -176,11 +108,11 @@ def test_a_comment_edit_queued_behind_a_delete_of_its_post_is_404_not_500(user, 
 )
 def test_a_comment_created_while_its_post_is_being_deleted_is_refused_not_500(user, url, data):
     post = Post.objects.create(created_by=user, user_id=1, title="Post")
-    delete = Request(user, "delete", f"/news/posts/{post.pk}/")
+    delete = ThreadedRequest(user, "delete", f"/news/posts/{post.pk}/")
     data = {key: post.pk if value == "{post}" else value for key, value in data.items()}
-    create = Request(user, "post", url.format(post=post.pk), data)
+    create = ThreadedRequest(user, "post", url.format(post=post.pk), data)
 
-    race("news_post", post.pk, [delete, create])
+    race_behind_row_lock("news_post", post.pk, [delete, create])
 
     assert delete.status == 204
     assert create.status in (400, 404), create.body
@@ -190,10 +122,10 @@ def test_a_comment_created_while_its_post_is_being_deleted_is_refused_not_500(us
 def test_a_comment_delete_racing_the_delete_of_its_post_logs_one_deletion(user):
     post = Post.objects.create(created_by=user, user_id=1, title="Post")
     comment = Comment.objects.create(post=post, created_by=user, name="A", email="a@example.com")
-    delete_comment = Request(user, "delete", f"/news/comments/{comment.pk}/")
-    delete_post = Request(user, "delete", f"/news/posts/{post.pk}/")
+    delete_comment = ThreadedRequest(user, "delete", f"/news/comments/{comment.pk}/")
+    delete_post = ThreadedRequest(user, "delete", f"/news/posts/{post.pk}/")
 
-    race("news_comment", comment.pk, [delete_comment, delete_post])
+    race_behind_row_lock("news_comment", comment.pk, [delete_comment, delete_post])
 
     assert (delete_comment.status, delete_post.status) == (204, 204)
     assert events(Comment, comment.pk) == ["CREATED", "DELETED"]
@@ -206,9 +138,9 @@ def test_free_running_edits_and_deletes_never_resurrect_a_row(user):
         post = Post.objects.create(created_by=user, user_id=1, title="Original")
         comment = Comment.objects.create(post=post, created_by=user, name="A", email="a@ex.com")
         requests = [
-            Request(user, "patch", f"/news/posts/{post.pk}/", {"title": "Edited"}),
-            Request(user, "patch", f"/news/comments/{comment.pk}/", {"name": "Edited"}),
-            Request(user, "delete", f"/news/posts/{post.pk}/"),
+            ThreadedRequest(user, "patch", f"/news/posts/{post.pk}/", {"title": "Edited"}),
+            ThreadedRequest(user, "patch", f"/news/comments/{comment.pk}/", {"name": "Edited"}),
+            ThreadedRequest(user, "delete", f"/news/posts/{post.pk}/"),
         ]
         for request in requests:
             request.start()
