@@ -97,9 +97,12 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework_simplejwt",
+    "rest_framework_simplejwt.token_blacklist",
+    "axes",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "accounts",
     "news",
     "sync",
 ]
@@ -113,6 +116,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns an admin login lockout into its answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "news_project.urls"
@@ -169,6 +174,14 @@ if _cache not in _CACHE_BACKENDS:
     raise ImproperlyConfigured(f"DJANGO_CACHE must be locmem or database, got {_cache!r}")
 CACHES = {"default": _CACHE_BACKENDS[_cache]}
 
+# --- Authentication ------------------------------------------------------------------------------
+# django-axes first: it refuses a locked-out admin login before the password is even checked.
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -220,7 +233,26 @@ SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 15, minimum=1)),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("JWT_REFRESH_DAYS", 1, minimum=1)),
     "AUTH_HEADER_TYPES": ("Bearer",),
+    # Every refresh hands out a new refresh token; the one used is blacklisted, so a stolen
+    # refresh token that is used twice fails once its owner or the thief has used it.
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    # Tokens carry a hash of the password hash: a password change ends every earlier token.
+    "CHECK_REVOKE_TOKEN": True,
+    "TOKEN_REFRESH_SERIALIZER": "accounts.tokens.TokenRefreshSerializer",
+    "TOKEN_VERIFY_SERIALIZER": "accounts.tokens.TokenVerifySerializer",
 }
+
+# django-axes guards the admin login (the API login has its throttle above): after
+# DJANGO_ADMIN_LOGIN_ATTEMPTS failures from one client address, that address is locked out of
+# the admin login for DJANGO_ADMIN_LOCKOUT_MINUTES, each further failure starting the wait again.
+AXES_FAILURE_LIMIT = env_int("DJANGO_ADMIN_LOGIN_ATTEMPTS", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("DJANGO_ADMIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_WHITELIST_CALLABLE = "accounts.admin_login.outside_the_admin"
+AXES_CLIENT_IP_CALLABLE = "accounts.admin_login.client_address"
+AXES_LOCKOUT_CALLABLE = "accounts.admin_login.lockout_response"
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "News API",

@@ -16,6 +16,7 @@ ENDPOINTS = {
     "/api/token/": {"post"},
     "/api/token/refresh/": {"post"},
     "/api/token/verify/": {"post"},
+    "/api/token/blacklist/": {"post"},
 }
 
 

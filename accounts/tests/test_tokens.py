@@ -85,7 +85,7 @@ def test_verify_rejects_an_invalid_token(anon_client, token):
     assert response.json()["code"] == "token_not_valid"
 
 
-def test_expired_access_token_is_401(anon_client, user, make_post):
+def test_expired_access_token_is_401(anon_client, user):
     token = AccessToken.for_user(user)
     token.set_exp(lifetime=-token.lifetime)
     anon_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
