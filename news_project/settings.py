@@ -88,6 +88,23 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 
+# --- HTTPS ---------------------------------------------------------------------------------------
+# DJANGO_HTTPS=1 when clients reach the service over TLS through a proxy that sets
+# X-Forwarded-Proto (and strips a client's own): links say https, plain http is redirected (but
+# /health/, which the container's own check calls over http), cookies are secure, HSTS is sent.
+
+HTTPS = env_bool("DJANGO_HTTPS", False)
+HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000, minimum=1)
+if HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^health/$"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = HSTS_SECONDS
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
