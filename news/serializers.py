@@ -70,6 +70,8 @@ class ReplaceOnPutSerializer(serializers.ModelSerializer):
 
 
 class PostSerializer(ReplaceOnPutSerializer):
+    """A post as read and changed; `user_id` is set by the service."""
+
     class Meta:
         model = Post
         fields = ["id", "user_id", "title", "body", "created_at", "updated_at"]

@@ -28,8 +28,6 @@ POST_PK_PARAMETER = OpenApiParameter(
 )
 # Only an id written the one way the API writes it names an item: not 01, +1, " 1" or "\u0661".
 CANONICAL_ID = "[1-9][0-9]*"
-TRUE_VALUES = {"true", "1", "yes"}
-FALSE_VALUES = {"false", "0", "no", ""}
 
 
 def locked_post(pk: int) -> Post | None:
@@ -59,17 +57,18 @@ class StreamAllMixin:
 
     def list(self, request, *args, **kwargs):
         if self.wants_all(request):
+            self.paginator.check_parameters(request)
             return self.stream_all(self.filter_queryset(self.get_queryset()))
         return super().list(request, *args, **kwargs)
 
     @staticmethod
     def wants_all(request) -> bool:
-        value = request.query_params.get("all", "").strip().lower()
-        if value in TRUE_VALUES:
-            return True
-        if value in FALSE_VALUES:
+        value = request.query_params.get("all")
+        if value is None:
             return False
-        raise ValidationError({"all": ["Must be true or false."]})
+        if value.lower() not in ("true", "false"):
+            raise ValidationError({"all": ["Must be true or false."]})
+        return value.lower() == "true"
 
     def stream_all(self, queryset) -> StreamingHttpResponse:
         serializer_class = self.get_serializer_class()

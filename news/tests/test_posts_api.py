@@ -186,7 +186,7 @@ def test_all_true_applies_filters_and_ordering(anon_client, streamed_json):
     assert [item["id"] for item in streamed_json(response)] == [p.pk for p in reversed(wanted)]
 
 
-@pytest.mark.parametrize("value", ["false", "0", ""])
+@pytest.mark.parametrize("value", ["false", "False"])
 def test_all_false_is_the_usual_page(anon_client, value):
     create_posts(2)
 
@@ -194,6 +194,22 @@ def test_all_false_is_the_usual_page(anon_client, value):
 
     assert response.status_code == 200
     assert response.json()["count"] == 2
+
+
+@pytest.mark.parametrize("value", ["", "0", "1", "yes", "no"])
+def test_all_takes_only_true_or_false(anon_client, value):
+    response = anon_client.get(POSTS, {"all": value})
+
+    assert response.status_code == 400
+    assert response.json() == {"all": ["Must be true or false."]}
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "1.5", "", "\u0661"])
+def test_page_size_must_be_a_whole_number_from_1(anon_client, value):
+    response = anon_client.get(POSTS, {"page_size": value})
+
+    assert response.status_code == 400
+    assert response.json() == {"page_size": ["A whole number, 1 or more."]}
 
 
 def test_all_with_an_invalid_value_is_400(anon_client):
