@@ -1,3 +1,5 @@
+import re
+
 import django_filters
 from django import forms
 
@@ -5,10 +7,11 @@ from news.models import Comment, Post
 
 
 class WholeNumberField(forms.IntegerField):
-    """Left out, no filter; sent, a whole number. Django alone takes `?user_id=` as left out."""
+    """Left out, no filter; sent, a whole number in ASCII digits. Django alone takes `?user_id=`
+    as left out, and `0.0` or `\u0661` as numbers."""
 
     def clean(self, value):
-        if value == "":
+        if value is not None and not re.fullmatch(r"-?[0-9]+", value):
             raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
         return super().clean(value)
 

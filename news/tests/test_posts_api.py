@@ -109,7 +109,7 @@ def test_filter_by_user_id(anon_client):
     assert [item["id"] for item in body["results"]] == [post.pk for post in wanted]
 
 
-@pytest.mark.parametrize("value", ["abc", "1.5"])
+@pytest.mark.parametrize("value", ["abc", "1.5", "", "2.0", "\u0661", " 2"])
 def test_filter_by_user_id_needs_a_whole_number(anon_client, value):
     response = anon_client.get(POSTS, {"user_id": value})
 
