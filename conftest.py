@@ -1,12 +1,15 @@
-"""Shared fixtures: users, JWT-authenticated API clients, the fake target, the database guard."""
+"""Shared fixtures: users, JWT-authenticated API clients, the fake target, the database guard,
+and requests run in threads for race tests on PostgreSQL."""
 
 import sys
 
+import psycopg
 import pytest
 from django.conf import settings
 from django.core.cache import cache
 from rest_framework.test import APIClient
-from rest_framework_simplejwt.tokens import RefreshToken
+
+from news.tests.support import bearer_client
 
 
 def pytest_cmdline_main(config) -> int | None:
@@ -14,8 +17,6 @@ def pytest_cmdline_main(config) -> int | None:
     db = settings.DATABASES["default"]
     if config.option.help or db["ENGINE"] != "django.db.backends.postgresql":
         return None
-    import psycopg
-
     try:
         psycopg.connect(
             dbname="postgres",
@@ -97,14 +98,6 @@ def staff_user(make_user):
     return make_user("carol", is_staff=True)
 
 
-def bearer_client(user) -> APIClient:
-    """An API client that sends a real access token minted for `user`."""
-    client = APIClient()
-    token = RefreshToken.for_user(user).access_token
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    return client
-
-
 @pytest.fixture
 def anon_client() -> APIClient:
     return APIClient()
@@ -143,3 +136,6 @@ def target_client(fake_target):
         base_url=fake_target.url, timeout=2.0, retries=2, backoff_factor=0.01, backoff_max=0.02
     ) as client:
         yield client
+
+
+# --- Races on PostgreSQL ----------------------------------------------------------------------

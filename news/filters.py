@@ -1,13 +1,25 @@
+import re
+
 import django_filters
 from django import forms
 
 from news.models import Comment, Post
 
 
-class IntegerFilter(django_filters.NumberFilter):
-    """A whole-number filter: `1.5` is a 400, not silently 1."""
+class WholeNumberField(forms.IntegerField):
+    """Left out, no filter; sent, a whole number in ASCII digits. Django alone takes `?user_id=`
+    as left out, and `0.0` or `\u0661` as numbers."""
 
-    field_class = forms.IntegerField
+    def clean(self, value):
+        if value is not None and not re.fullmatch(r"-?[0-9]+", value):
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        return super().clean(value)
+
+
+class IntegerFilter(django_filters.NumberFilter):
+    """A whole-number filter: `1.5` or an empty value is a 400, not silently 1 or no filter."""
+
+    field_class = WholeNumberField
 
 
 class PostFilter(django_filters.FilterSet):

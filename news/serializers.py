@@ -1,10 +1,61 @@
+from django.db import DatabaseError, models
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound
 
 from news.models import Comment, Post
 
 
+class StrictTextMixin:
+    """Only a JSON string is text: DRF alone would store the number 0 as "0"."""
+
+    default_error_messages = {"not_a_string": "Not a valid string."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        return super().to_internal_value(data)
+
+
+class StrictCharField(StrictTextMixin, serializers.CharField):
+    pass
+
+
+class StrictEmailField(StrictTextMixin, serializers.EmailField):
+    pass
+
+
+class PostIdField(serializers.PrimaryKeyRelatedField):
+    """A post's id as a JSON integer; not 1.9, 1e999, "1" or "\u0661", which DRF would take."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        return super().to_internal_value(data)
+
+
 class ReplaceOnPutSerializer(serializers.ModelSerializer):
-    """PUT replaces the whole item: an optional field left out goes back to its default."""
+    """PUT replaces the whole item: an optional field left out goes back to its default.
+
+    An update only ever updates: if the row was deleted meanwhile the answer is 404, where a plain
+    save() would INSERT it again (and log it as created after its deletion).
+    """
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: StrictCharField,
+        models.EmailField: StrictEmailField,
+    }
+
+    def update(self, instance, validated_data):
+        for attr, value in validated_data.items():
+            setattr(instance, attr, value)
+        try:
+            instance.save(force_update=True)
+        except DatabaseError as exc:
+            if exc.__cause__ is not None:
+                raise  # the database's own error, not Django's "did not affect any rows"
+            raise NotFound from exc
+        return instance
 
     def validate(self, attrs):
         attrs = super().validate(attrs)
@@ -19,6 +70,8 @@ class ReplaceOnPutSerializer(serializers.ModelSerializer):
 
 
 class PostSerializer(ReplaceOnPutSerializer):
+    """A post as read and changed; `user_id` is set by the service."""
+
     class Meta:
         model = Post
         fields = ["id", "user_id", "title", "body", "created_at", "updated_at"]
@@ -38,4 +91,4 @@ class CommentSerializer(ReplaceOnPutSerializer):
 class NewCommentSerializer(CommentSerializer):
     """A comment created through /news/comments/: the post is named by `post_id`."""
 
-    post_id = serializers.PrimaryKeyRelatedField(source="post", queryset=Post.objects.all())
+    post_id = PostIdField(source="post", queryset=Post.objects.all())

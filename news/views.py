@@ -1,7 +1,7 @@
 from itertools import islice
 
 from django.conf import settings
-from django.http import StreamingHttpResponse
+from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -26,8 +26,28 @@ ALL_PARAMETER = OpenApiParameter(
 POST_PK_PARAMETER = OpenApiParameter(
     "post_pk", OpenApiTypes.INT, OpenApiParameter.PATH, description="The post's id."
 )
-TRUE_VALUES = {"true", "1", "yes"}
-FALSE_VALUES = {"false", "0", "no", ""}
+# Only an id written the one way the API writes it names an item: not 01, +1, " 1" or "\u0661".
+CANONICAL_ID = "[1-9][0-9]*"
+
+
+def locked_post(pk: int) -> Post | None:
+    """The post, locked until the request's transaction ends so that it cannot be deleted under
+    a comment being added to it; None when it is gone (or went while we waited)."""
+    return Post.objects.select_for_update(no_key=True).filter(pk=pk).first()
+
+
+class LockedWritesMixin:
+    """PUT, PATCH and DELETE lock the row they change until the request's transaction ends.
+
+    A write that arrives while another deletes the row waits for it, then finds nothing: 404.
+    Without the lock, save() would fall back to an INSERT and bring the deleted row back.
+    """
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if self.request.method not in permissions.SAFE_METHODS:
+            queryset = queryset.select_for_update()
+        return queryset
 
 
 class StreamAllMixin:
@@ -37,17 +57,18 @@ class StreamAllMixin:
 
     def list(self, request, *args, **kwargs):
         if self.wants_all(request):
+            self.paginator.check_parameters(request)
             return self.stream_all(self.filter_queryset(self.get_queryset()))
         return super().list(request, *args, **kwargs)
 
     @staticmethod
     def wants_all(request) -> bool:
-        value = request.query_params.get("all", "").strip().lower()
-        if value in TRUE_VALUES:
-            return True
-        if value in FALSE_VALUES:
+        value = request.query_params.get("all")
+        if value is None:
             return False
-        raise ValidationError({"all": ["Must be true or false."]})
+        if value.lower() not in ("true", "false"):
+            raise ValidationError({"all": ["Must be true or false."]})
+        return value.lower() == "true"
 
     def stream_all(self, queryset) -> StreamingHttpResponse:
         serializer_class = self.get_serializer_class()
@@ -69,11 +90,12 @@ class StreamAllMixin:
 
 
 @extend_schema_view(list=extend_schema(parameters=[ALL_PARAMETER]))
-class PostViewSet(StreamAllMixin, viewsets.ModelViewSet):
+class PostViewSet(LockedWritesMixin, StreamAllMixin, viewsets.ModelViewSet):
     """Posts: anyone reads; their creator or staff change them."""
 
     queryset = Post.objects.all()
     serializer_class = PostSerializer
+    lookup_value_regex = CANONICAL_ID
     permission_classes = [permissions.IsAuthenticatedOrReadOnly, IsOwnerOrStaffOrReadOnly]
     filterset_class = PostFilter
     ordering_fields = ["id"]
@@ -82,16 +104,23 @@ class PostViewSet(StreamAllMixin, viewsets.ModelViewSet):
     def perform_create(self, serializer) -> None:
         serializer.save(created_by=self.request.user, user_id=settings.NEWS_NEW_POST_USER_ID)
 
+    def perform_destroy(self, instance: Post) -> None:
+        # Lock the comments before collecting them: an edit or delete of one of them already
+        # under way finishes first, and one that comes later waits, then finds it gone.
+        list(instance.comments.select_for_update().values_list("pk", flat=True))
+        instance.delete()
+
 
 @extend_schema_view(
     list=extend_schema(parameters=[ALL_PARAMETER]),
     create=extend_schema(request=NewCommentSerializer, responses={201: CommentSerializer}),
 )
-class CommentViewSet(StreamAllMixin, viewsets.ModelViewSet):
+class CommentViewSet(LockedWritesMixin, StreamAllMixin, viewsets.ModelViewSet):
     """Comments: anyone reads; their creator or staff change them."""
 
     queryset = Comment.objects.all()
     serializer_class = CommentSerializer
+    lookup_value_regex = CANONICAL_ID
     permission_classes = [permissions.IsAuthenticatedOrReadOnly, IsOwnerOrStaffOrReadOnly]
     filterset_class = CommentFilter
     ordering_fields = ["id"]
@@ -103,7 +132,13 @@ class CommentViewSet(StreamAllMixin, viewsets.ModelViewSet):
         return CommentSerializer
 
     def perform_create(self, serializer) -> None:
-        serializer.save(created_by=self.request.user)
+        post = locked_post(serializer.validated_data["post"].pk)
+        if post is None:
+            field = serializer.fields["post_id"]
+            pk = serializer.validated_data["post"].pk
+            message = field.error_messages["does_not_exist"].format(pk_value=pk)
+            raise ValidationError({"post_id": [message]})
+        serializer.save(created_by=self.request.user, post=post)
 
 
 @extend_schema_view(
@@ -129,7 +164,12 @@ class PostCommentViewSet(
 
     def get_post(self) -> Post:
         if not hasattr(self, "_post"):
-            self._post = get_object_or_404(Post, pk=self.kwargs["post_pk"])
+            if self.request.method == "POST":
+                self._post = locked_post(self.kwargs["post_pk"])
+                if self._post is None:
+                    raise Http404
+            else:
+                self._post = get_object_or_404(Post, pk=self.kwargs["post_pk"])
         return self._post
 
     def get_queryset(self):

@@ -4,73 +4,13 @@ import os
 import warnings
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from news_project.env import env_bool, env_float, env_int, env_list, env_rate, env_url
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-
-def env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    value = raw.strip().lower()
-    if value in {"1", "true", "yes", "on"}:
-        return True
-    if value in {"0", "false", "no", "off"}:
-        return False
-    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false, yes/no), got {raw!r}")
-
-
-def env_int(name: str, default: int, *, minimum: int = 0) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
-    if value < minimum:
-        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def env_list(name: str, default: str) -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
-
-
-def env_url(name: str, default: str) -> str:
-    value = os.environ.get(name, default).strip().rstrip("/")
-    parts = urlsplit(value)
-    if parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise ImproperlyConfigured(f"{name} must be an http(s) URL, got {value!r}")
-    return value
-
-
-def env_rate(name: str, default: str) -> str:
-    """A DRF throttle rate such as 10/min: a whole number, a slash, then s, m, h or d."""
-    value = os.environ.get(name, default).strip()
-    count, _, period = value.partition("/")
-    if not count.isdigit() or period[:1] not in {"s", "m", "h", "d"}:
-        raise ImproperlyConfigured(
-            f"{name} must be a rate such as 10/min or 100/hour, got {value!r}"
-        )
-    return value
 
 
 # --- Core ----------------------------------------------------------------------------------------
@@ -88,6 +28,23 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 
+# --- HTTPS ---------------------------------------------------------------------------------------
+# DJANGO_HTTPS=1 when clients reach the service over TLS through a proxy that sets
+# X-Forwarded-Proto (and strips a client's own): links say https, plain http is redirected (but
+# /health/, which the container's own check calls over http), cookies are secure, HSTS is sent.
+
+HTTPS = env_bool("DJANGO_HTTPS", False)
+HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000, minimum=1)
+if HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^health/$"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = HSTS_SECONDS
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -97,9 +54,12 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework_simplejwt",
+    "rest_framework_simplejwt.token_blacklist",
+    "axes",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "accounts",
     "news",
     "sync",
 ]
@@ -108,14 +68,18 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "news_project.middleware.CanonicalUrlMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns an admin login lockout into its answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "news_project.urls"
+# Every error is JSON, the CSRF failure (e.g. an admin form posted without its token) included.
+CSRF_FAILURE_VIEW = "news_project.views.csrf_failure"
 WSGI_APPLICATION = "news_project.wsgi.application"
 
 TEMPLATES = [
@@ -167,6 +131,14 @@ if _cache not in _CACHE_BACKENDS:
     raise ImproperlyConfigured(f"DJANGO_CACHE must be locmem or database, got {_cache!r}")
 CACHES = {"default": _CACHE_BACKENDS[_cache]}
 
+# --- Authentication ------------------------------------------------------------------------------
+# django-axes first: it refuses a locked-out admin login before the password is even checked.
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -200,7 +172,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["news_project.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "news.pagination.NewsPagination",
     "PAGE_SIZE": env_int("NEWS_PAGE_SIZE", 20, minimum=1),
     "DEFAULT_FILTER_BACKENDS": [
@@ -210,7 +182,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {"token": env_rate("JWT_TOKEN_THROTTLE_RATE", "10/min")},
     # Throttles count per client address; X-Forwarded-For is trusted only behind this many proxies.
     "NUM_PROXIES": env_int("DJANGO_NUM_PROXIES", 0),
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "news_project.schema.AutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 
@@ -218,7 +190,26 @@ SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 15, minimum=1)),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("JWT_REFRESH_DAYS", 1, minimum=1)),
     "AUTH_HEADER_TYPES": ("Bearer",),
+    # Every refresh hands out a new refresh token; the one used is blacklisted, so a stolen
+    # refresh token that is used twice fails once its owner or the thief has used it.
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    # Tokens carry a hash of the password hash: a password change ends every earlier token.
+    "CHECK_REVOKE_TOKEN": True,
+    "TOKEN_REFRESH_SERIALIZER": "accounts.tokens.TokenRefreshSerializer",
+    "TOKEN_VERIFY_SERIALIZER": "accounts.tokens.TokenVerifySerializer",
 }
+
+# django-axes guards the admin login (the API login has its throttle above): after
+# DJANGO_ADMIN_LOGIN_ATTEMPTS failures from one client address, that address is locked out of
+# the admin login for DJANGO_ADMIN_LOCKOUT_MINUTES, each further failure starting the wait again.
+AXES_FAILURE_LIMIT = env_int("DJANGO_ADMIN_LOGIN_ATTEMPTS", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("DJANGO_ADMIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_WHITELIST_CALLABLE = "accounts.admin_login.outside_the_admin"
+AXES_CLIENT_IP_CALLABLE = "accounts.admin_login.client_address"
+AXES_LOCKOUT_CALLABLE = "accounts.admin_login.lockout_response"
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "News API",

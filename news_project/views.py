@@ -1,9 +1,15 @@
 """Project-wide views: health check and JSON error pages for everything outside DRF."""
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, connection, transaction
 from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 
 
+# CSRF-exempt so that a write gets this view's JSON 405, not the CSRF failure page: it changes
+# nothing whatever the method.
+@csrf_exempt
 @transaction.non_atomic_requests
 def health(request):
     """Liveness and database check for load balancers and container orchestration."""
@@ -31,8 +37,17 @@ def server_error(request):
 
 
 def bad_request(request, exception=None):
+    if isinstance(exception, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return JsonResponse(
+            {"detail": f"The request body is larger than the limit of {limit} bytes."}, status=413
+        )
     return JsonResponse({"detail": "Bad request."}, status=400)
 
 
 def permission_denied(request, exception=None):
     return JsonResponse({"detail": "Permission denied."}, status=403)
+
+
+def csrf_failure(request, reason: str = ""):
+    return JsonResponse({"detail": f"CSRF verification failed: {reason}"}, status=403)

@@ -1,13 +1,20 @@
-"""Plain helpers the test suites share: rows made directly, and manage.py in a subprocess."""
+"""Plain helpers the test suites share: rows made directly, manage.py in a subprocess, tokens,
+and real requests made to race each other."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 
+import psycopg
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import RefreshToken
 
 from news.models import Comment, Post
 
@@ -78,3 +85,83 @@ def start_manage(*args: str, **env: str) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def bearer_client(user) -> APIClient:
+    """An API client that sends a real access token minted for `user`."""
+    client = APIClient()
+    token = RefreshToken.for_user(user).access_token
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+# --- Real requests racing each other (PostgreSQL) ---------------------------------------------
+
+WAIT_SECONDS = 10
+
+
+class ThreadedRequest(threading.Thread):
+    """One API request in its own thread, so on its own database connection."""
+
+    def __init__(self, user, method: str, url: str, data=None) -> None:
+        """`user` None sends no token."""
+        super().__init__(daemon=True)
+        self.user, self.method, self.url, self.data = user, method, url, data
+        self.status: int | None = None
+        self.body = b""
+
+    def run(self) -> None:
+        try:
+            client = bearer_client(self.user) if self.user else APIClient()
+            client.raise_request_exception = False
+            response = getattr(client, self.method)(self.url, self.data)
+            self.status, self.body = response.status_code, response.content
+        finally:
+            connections.close_all()
+
+
+def raw_connection() -> psycopg.Connection:
+    db = connection.settings_dict
+    return psycopg.connect(
+        dbname=db["NAME"],
+        user=db.get("USER") or None,
+        password=db.get("PASSWORD") or None,
+        host=db.get("HOST") or None,
+        port=db.get("PORT") or None,
+    )
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def waiting_on_locks(monitor: psycopg.Connection) -> int:
+    row = monitor.execute(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    ).fetchone()
+    return row[0]
+
+
+def race_behind_row_lock(
+    table: str, key: object, requests: list[ThreadedRequest], *, column: str = "id"
+) -> None:
+    """Lock one row, start the requests one by one, each queued behind the lock, then release.
+
+    PostgreSQL grants a row lock to its waiters in turn, so the requests reach the row in the
+    order given: a race made to happen every time rather than now and then.
+    """
+    with raw_connection() as blocker, raw_connection() as monitor:
+        monitor.autocommit = True
+        blocker.execute(f"SELECT 1 FROM {table} WHERE {column} = %s FOR UPDATE", [key])
+        for queued, request in enumerate(requests, start=1):
+            request.start()
+            wait_until(lambda n=queued: waiting_on_locks(monitor) >= n, f"{request.method} to wait")
+        blocker.rollback()
+    for request in requests:
+        request.join(WAIT_SECONDS)
+        assert not request.is_alive(), f"{request.method} {request.url} did not finish"

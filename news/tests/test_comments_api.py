@@ -81,7 +81,7 @@ def test_filter_by_post_id(anon_client, make_post):
     assert [item["id"] for item in body["results"]] == [c.pk for c in wanted]
 
 
-@pytest.mark.parametrize("value", ["abc", "1.5"])
+@pytest.mark.parametrize("value", ["abc", "1.5", "", "1.0", "\u0661"])
 def test_filter_by_post_id_needs_a_whole_number(anon_client, value):
     response = anon_client.get(COMMENTS, {"post_id": value})
 

@@ -3,6 +3,8 @@
 import json
 
 import pytest
+from django.db import connection
+from django.db.models.signals import pre_save
 
 from news.models import Comment, Post
 from news.views import StreamAllMixin
@@ -107,7 +109,7 @@ def test_filter_by_user_id(anon_client):
     assert [item["id"] for item in body["results"]] == [post.pk for post in wanted]
 
 
-@pytest.mark.parametrize("value", ["abc", "1.5"])
+@pytest.mark.parametrize("value", ["abc", "1.5", "", "2.0", "\u0661", " 2"])
 def test_filter_by_user_id_needs_a_whole_number(anon_client, value):
     response = anon_client.get(POSTS, {"user_id": value})
 
@@ -184,7 +186,7 @@ def test_all_true_applies_filters_and_ordering(anon_client, streamed_json):
     assert [item["id"] for item in streamed_json(response)] == [p.pk for p in reversed(wanted)]
 
 
-@pytest.mark.parametrize("value", ["false", "0", ""])
+@pytest.mark.parametrize("value", ["false", "False"])
 def test_all_false_is_the_usual_page(anon_client, value):
     create_posts(2)
 
@@ -192,6 +194,22 @@ def test_all_false_is_the_usual_page(anon_client, value):
 
     assert response.status_code == 200
     assert response.json()["count"] == 2
+
+
+@pytest.mark.parametrize("value", ["", "0", "1", "yes", "no"])
+def test_all_takes_only_true_or_false(anon_client, value):
+    response = anon_client.get(POSTS, {"all": value})
+
+    assert response.status_code == 400
+    assert response.json() == {"all": ["Must be true or false."]}
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "1.5", "", "\u0661"])
+def test_page_size_must_be_a_whole_number_from_1(anon_client, value):
+    response = anon_client.get(POSTS, {"page_size": value})
+
+    assert response.status_code == 400
+    assert response.json() == {"page_size": ["A whole number, 1 or more."]}
 
 
 def test_all_with_an_invalid_value_is_400(anon_client):
@@ -458,3 +476,25 @@ def test_anonymous_write_is_401_with_www_authenticate(anon_client, user, make_po
     assert "detail" in response.json()
     post.refresh_from_db()
     assert post.title == "Mine"
+
+
+@pytest.mark.parametrize("method", ["put", "patch"])
+def test_a_post_deleted_just_before_its_update_is_saved_is_404_and_not_inserted_again(
+    api_client, user, make_post, method
+):
+    post = make_post(created_by=user)
+
+    def delete_it_first(sender, instance, **kwargs):
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM news_post WHERE id = %s", [instance.pk])
+
+    pre_save.connect(delete_it_first, sender=Post, dispatch_uid="test.delete_it_first")
+    try:
+        response = getattr(api_client, method)(post_url(post), {"title": "Edited"})
+    finally:
+        pre_save.disconnect(sender=Post, dispatch_uid="test.delete_it_first")
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}
+    assert list(ModelEvent.objects.values_list("type", flat=True)) == ["CREATED"]
+    assert Post.objects.get().title == "A title"

@@ -16,6 +16,7 @@ ENDPOINTS = {
     "/api/token/": {"post"},
     "/api/token/refresh/": {"post"},
     "/api/token/verify/": {"post"},
+    "/api/token/blacklist/": {"post"},
 }
 
 
@@ -58,3 +59,69 @@ def test_swagger_ui_loads_its_assets_from_this_server(anon_client):
     assert 'url: "/api/schema/"' in html
     for asset in assets:
         assert anon_client.get(asset).status_code == 200, asset
+
+
+def schema_of(client) -> dict:
+    return client.get("/api/schema/", {"format": "json"}).json()
+
+
+@pytest.mark.parametrize(
+    ("path", "item"),
+    [
+        ("/news/posts/", "Post"),
+        ("/news/comments/", "Comment"),
+        ("/news/posts/{post_pk}/comments/", "Comment"),
+    ],
+)
+def test_a_list_answers_a_page_or_with_all_true_an_array(anon_client, path, item):
+    schema = schema_of(anon_client)["paths"][path]["get"]["responses"]["200"]
+
+    one_of = schema["content"]["application/json"]["schema"]["oneOf"]
+
+    assert one_of[0] == {"$ref": f"#/components/schemas/Paginated{item}List"}
+    assert one_of[1] == {"type": "array", "items": {"$ref": f"#/components/schemas/{item}"}}
+
+
+EXPECTED_ERRORS = {
+    ("/news/posts/", "get"): {"400", "401", "404"},
+    ("/news/posts/", "post"): {"400", "401", "413", "415"},
+    ("/news/posts/{id}/", "get"): {"401", "404"},
+    ("/news/posts/{id}/", "put"): {"400", "401", "403", "404", "413", "415"},
+    ("/news/posts/{id}/", "delete"): {"401", "403", "404"},
+    ("/news/posts/{post_pk}/comments/", "post"): {"400", "401", "404", "413", "415"},
+    ("/api/token/", "post"): {"400", "401", "413", "415", "429"},
+    ("/api/token/refresh/", "post"): {"400", "401", "413", "415"},
+}
+
+
+@pytest.mark.parametrize(("path", "method"), list(EXPECTED_ERRORS))
+def test_each_operation_documents_its_error_answers_as_json(anon_client, path, method):
+    schema = schema_of(anon_client)
+    responses = schema["paths"][path][method]["responses"]
+
+    errors = {code for code in responses if code >= "400"}
+
+    assert errors == EXPECTED_ERRORS[(path, method)]
+    for code in errors:
+        content = responses[code]["content"]["application/json"]["schema"]
+        assert content, code
+    assert responses["401"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Error"
+    }
+    assert schema["components"]["schemas"]["Error"]["required"] == ["detail"]
+
+
+def test_throttled_login_documents_retry_after(anon_client):
+    responses = schema_of(anon_client)["paths"]["/api/token/"]["post"]["responses"]
+
+    assert "Retry-After" in responses["429"]["headers"]
+
+
+def test_text_fields_document_what_the_api_refuses(anon_client):
+    schemas = schema_of(anon_client)["components"]["schemas"]
+    title = schemas["PostRequest"]["properties"]["title"]
+
+    assert title["type"] == "string"
+    assert re.fullmatch(title["pattern"], "Hello")
+    assert not re.fullmatch(title["pattern"], "   ")
+    assert not re.fullmatch(title["pattern"], "a\x00b")

@@ -1,6 +1,12 @@
 """Settings read from the environment fail at start, naming the variable, when they are wrong."""
 
+import json
+import os
 import subprocess
+import sys
+
+import pytest
+from django.conf import settings
 
 from news.tests import support
 
@@ -8,6 +14,23 @@ from news.tests import support
 def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     """manage.py in a clean environment: only PATH and the variables given."""
     return support.run_manage(*args, clean=True, **env)
+
+
+def run_python(code: str, tmp_path, **env: str) -> subprocess.CompletedProcess:
+    """Python in the project with Django's settings and a clean environment."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=settings.BASE_DIR,
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "DJANGO_SETTINGS_MODULE": "news_project.settings",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'unused.sqlite3'}",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_without_secret_key_and_debug_off_the_start_fails_naming_it():
@@ -41,3 +64,96 @@ def test_unknown_cache_choice_fails_naming_it():
 
     assert result.returncode != 0
     assert "DJANGO_CACHE" in result.stderr
+
+
+# --- DJANGO_HTTPS --------------------------------------------------------------------------------
+
+PRODUCTION = {
+    "DJANGO_SECRET_KEY": "a-long-random-production-secret-0123456789-abcdefghijklmnop",
+    "DJANGO_ALLOWED_HOSTS": "news.example.com,127.0.0.1",
+}
+
+
+def test_with_https_on_check_deploy_is_clean():
+    result = run_manage(
+        "check", "--deploy", "--fail-level", "WARNING", DJANGO_HTTPS="1", **PRODUCTION
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_without_https_check_deploy_names_what_is_missing():
+    result = run_manage("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION)
+
+    assert result.returncode != 0
+    for check in ("security.W004", "security.W008", "security.W012", "security.W016"):
+        assert check in result.stderr
+
+
+SHOW_LINKS = """
+import django, json
+django.setup()
+from django.test import Client
+client = Client(HTTP_HOST="news.example.com")
+proxied = client.get("/news/", HTTP_X_FORWARDED_PROTO="https")
+plain = client.get("/news/")
+health = client.get("/health/")
+print(json.dumps([proxied.status_code, proxied.json(), plain.status_code, plain.get("Location"),
+                  health.status_code, health.get("Strict-Transport-Security")]))
+"""
+
+
+def test_with_https_on_links_are_https_behind_the_proxy_and_plain_http_is_redirected(tmp_path):
+    result = run_python(SHOW_LINKS, tmp_path, DJANGO_HTTPS="1", **PRODUCTION)
+
+    assert result.returncode == 0, result.stderr
+    status, links, plain_status, location, health_status, hsts = json.loads(result.stdout)
+    assert status == 200
+    assert links["posts"] == "https://news.example.com/news/posts/"
+    assert (plain_status, location) == (301, "https://news.example.com/news/")
+    assert health_status == 200  # the container's health check calls plain http
+    assert hsts is None  # sent on https answers only
+
+
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "DJANGO_HTTPS",
+        "DJANGO_HSTS_SECONDS",
+        "DJANGO_ADMIN_LOGIN_ATTEMPTS",
+        "DJANGO_ADMIN_LOCKOUT_MINUTES",
+    ],
+)
+def test_a_malformed_security_setting_fails_naming_it(variable):
+    result = run_manage("check", DJANGO_DEBUG="1", **{variable: "lots"})
+
+    assert result.returncode != 0
+    assert variable in result.stderr
+
+
+# --- The database cache --------------------------------------------------------------------------
+
+
+def test_with_the_database_cache_and_no_cache_table_the_start_fails_naming_the_fix(tmp_path):
+    database = {"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "DJANGO_CACHE": "database"}
+
+    missing = run_python("import news_project.wsgi", tmp_path, DJANGO_DEBUG="1", **database)
+    run_manage("createcachetable", DJANGO_DEBUG="1", **database)
+    present = run_python("import news_project.wsgi", tmp_path, DJANGO_DEBUG="1", **database)
+
+    assert missing.returncode != 0
+    assert "ImproperlyConfigured" in missing.stderr
+    assert "manage.py createcachetable" in missing.stderr.strip().splitlines()[-1]
+    assert present.returncode == 0, present.stderr
+
+
+def test_with_the_local_memory_cache_the_start_needs_no_table(tmp_path):
+    result = run_python(
+        "import news_project.wsgi",
+        tmp_path,
+        DJANGO_DEBUG="1",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    )
+
+    assert result.returncode == 0, result.stderr

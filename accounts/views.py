@@ -1,3 +1,5 @@
+"""The login endpoint; refresh, verify and logout are simplejwt's views with our serializers."""
+
 from django.db import transaction
 from django.utils.decorators import method_decorator
 from rest_framework.throttling import ScopedRateThrottle

@@ -4,8 +4,8 @@ import pytest
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
-from conftest import bearer_client
 from news.models import Post
+from news.tests.support import bearer_client
 
 pytestmark = pytest.mark.django_db
 
@@ -85,7 +85,7 @@ def test_verify_rejects_an_invalid_token(anon_client, token):
     assert response.json()["code"] == "token_not_valid"
 
 
-def test_expired_access_token_is_401(anon_client, user, make_post):
+def test_expired_access_token_is_401(anon_client, user):
     token = AccessToken.for_user(user)
     token.set_exp(lifetime=-token.lifetime)
     anon_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")

@@ -1,0 +1,31 @@
+"""Request middleware: canonical URLs without silently redirecting a write."""
+
+from django.http import JsonResponse
+from django.middleware.common import CommonMiddleware
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class CanonicalUrlMiddleware(CommonMiddleware):
+    """Django's CommonMiddleware, except that a write to a URL without its trailing slash is a
+    JSON 404 naming the right URL. A redirect would make most clients resend it as a GET, so
+    the write would be lost without a word; reads are still redirected (301)."""
+
+    def should_redirect_with_slash(self, request) -> bool:
+        return request.method in SAFE_METHODS and super().should_redirect_with_slash(request)
+
+    def process_response(self, request, response):
+        if (
+            response.status_code == 404
+            and request.method not in SAFE_METHODS
+            and super().should_redirect_with_slash(request)
+        ):
+            canonical = request.path + "/"
+            return JsonResponse(
+                {
+                    "detail": f"Not found. Did you mean {canonical} (with a trailing slash)? "
+                    "Writes are not redirected."
+                },
+                status=404,
+            )
+        return super().process_response(request, response)
