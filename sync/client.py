@@ -196,13 +196,17 @@ class TargetApiClient:
             ) from None
         except requests.Timeout:
             raise TargetApiError(
-                f"{method} {url}: no answer within {self.timeout:g} s", outcome_unknown=True
+                f"{method} {url}: no answer within {self.timeout:g} s",
+                outcome_unknown=True,
+                timed_out=True,
             ) from None
         except requests.ConnectionError as exc:
             cause = _cause(exc)
             if isinstance(cause, ReadTimeoutError):
                 raise TargetApiError(
-                    f"{method} {url}: no answer within {self.timeout:g} s", outcome_unknown=True
+                    f"{method} {url}: no answer within {self.timeout:g} s",
+                    outcome_unknown=True,
+                    timed_out=True,
                 ) from None
             raise TargetApiError(
                 f"{method} {url}: connection failed ({_reason(exc)})",

@@ -45,6 +45,7 @@ class TargetApiError(SyncError):
         body: str = "",
         retry_after: str | None = None,
         outcome_unknown: bool = False,
+        timed_out: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -53,6 +54,8 @@ class TargetApiError(SyncError):
         # The request may have reached the target and been carried out, though no good answer
         # came back (a timeout or dropped connection after sending, a 5xx).
         self.outcome_unknown = outcome_unknown
+        # No answer within the timeout: the target may still be carrying the request out.
+        self.timed_out = timed_out
 
     @property
     def transient(self) -> bool:

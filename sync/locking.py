@@ -35,10 +35,12 @@ class AdvisoryLock(RunLock):
 
     def __init__(self, key: int) -> None:
         self.key = key
+        # The session that holds the lock, so any thread can watch it without a query.
+        self.session = connection.connection
 
     def lost(self, *, quick: bool = False) -> bool:
-        if quick and not _has_news_from_server():
-            return False
+        if quick:
+            return _has_news_from_server(self.session)
         try:
             with connection.cursor() as cursor:
                 # A key below 2**32 is held with classid 0 and objid = key.
@@ -66,10 +68,9 @@ class FileLock(RunLock):
             return True
 
 
-def _has_news_from_server() -> bool:
+def _has_news_from_server(raw) -> bool:
     """True when the idle session's socket can be read: the server said something (it ends a
     terminated session that way) or closed it. No query is sent."""
-    raw = connection.connection
     if raw is None or raw.closed:
         return True
     try:

@@ -30,7 +30,8 @@ def pick_records(
 
     `claimed` are the records other entities are known to hold. Entities whose own id is among
     their candidates take that record first (a target that keeps the ids it is sent); the others
-    then take the lowest id still free, in entity order. Records with the same content are
+    then take the newest (highest) id still free, in entity order: on a target that picks its
+    own ids, records it held before ours have lower ids. Records with the same content are
     interchangeable, so this never leaves a duplicate behind when each has its copy.
     """
     taken = set(claimed)
@@ -51,7 +52,7 @@ def pick_records(
             if isinstance(record.get("id"), int) and (lookup.key.kind, record["id"]) not in taken
         ]
         if free:
-            record = min(free, key=lambda record: record["id"])
+            record = max(free, key=lambda record: record["id"])
             picked[lookup.key] = record
             taken.add((lookup.key.kind, record["id"]))
     return picked

@@ -50,9 +50,8 @@ def pick(found: list[Outcome]) -> dict[EntityKey, dict | None]:
         if not of_kind:
             continue
         pool = unique_by_id(record for o in of_kind for record in o.candidates)
-        ids = {r["id"] for r in pool if isinstance(r.get("id"), int)}
         besides = [o.delivery.entity.pk for o in of_kind]
-        claimed = claimed_records(kind, ids, besides=besides)
+        claimed = claimed_records(kind, pool, besides=besides)
         lookups = [
             Lookup(
                 o.delivery.entity,

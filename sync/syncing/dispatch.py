@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from sync.client import TargetApiClient
 from sync.errors import TargetApiError
@@ -41,9 +42,16 @@ class StopSignal:
 class Dispatcher:
     """Turns a Delivery into an Outcome with the client; counts calls that find no target."""
 
-    def __init__(self, client: TargetApiClient, stop: StopSignal) -> None:
+    def __init__(
+        self,
+        client: TargetApiClient,
+        stop: StopSignal,
+        guard: Callable[[], bool] = lambda: True,
+    ) -> None:
         self.client = client
         self.stop = stop
+        # Asked before each call; False (the run lost its lock) sends nothing more.
+        self.guard = guard
         self._lock = threading.Lock()
         self._unreachable_in_a_row = 0
 
@@ -93,9 +101,17 @@ class Dispatcher:
         except TargetApiError as exc:
             if not exc.outcome_unknown:
                 raise
-            # The POST may have landed: look for it now; the run decides whose it is.
             self._count(exc)
-            return self._find(delivery, (delivery.record,), error=str(exc))
+            if exc.timed_out:
+                # The target may still be working on it: a lookup now could miss it, and a
+                # second POST would then duplicate it. The flag stays; the next run looks.
+                return Outcome(delivery, Result.FAILED, error=f"{exc}; looked for on the next run")
+            # The POST may have landed: look for it now; the run decides whose it is.
+            try:
+                return self._find(delivery, (delivery.record,), error=str(exc))
+            except TargetApiError as lookup:
+                # No answer of the POST's own: nothing here counts towards parking.
+                return Outcome(delivery, Result.FAILED, error=f"{exc}; the lookup failed: {lookup}")
         remote_id = answer.get("id")
         if not isinstance(remote_id, int) or isinstance(remote_id, bool):
             remote_id = delivery.record["id"]

@@ -51,17 +51,19 @@ def first_steps(runner: Runner, calls: tuple[Call, ...]) -> Followups:
     kind, op = calls[0].key.kind, calls[0].op
     batch = loading.load_batch(kind, [call.key.pk for call in calls], rows=op is not Op.DELETE)
     steps = Followups()
+    gone = [c.key.pk for c in calls if op is not Op.DELETE and c.key.pk not in batch.rows]
+    # Its pending events, newer ones included: the row is gone, whatever order they say.
+    events_of_gone = loading.pending_event_ids(kind, gone) if gone else {}
     for call in calls:
         state = batch.states.get(call.key.pk)
+        if call.key.pk in events_of_gone:
+            steps.deliveries.extend(_gone_step(call, state, events_of_gone[call.key.pk], steps))
+            continue
         if op is Op.DELETE:
             steps.deliveries.append(_delete_step(call, state))
             continue
         remote_id = _remote_id(call.key, state)
         record = batch.record(call.key.pk, remote_id)
-        if record is None:
-            # Deleted after this run started: its DELETED event is for the next run, which
-            # merges it with these events.
-            continue
         post_pk = batch.rows[call.key.pk].post_id if kind is Kind.COMMENT else None
         if post_pk in runner.writer.undelivered_posts:
             error = f"held back: post {post_pk} is not on the target"
@@ -87,6 +89,21 @@ def first_steps(runner: Runner, calls: tuple[Call, ...]) -> Followups:
         else:
             steps.deliveries.append(Delivery(call, Action.POST, record=record))
     return steps
+
+
+def _gone_step(
+    call: Call, state: EntitySyncState | None, event_ids: list[int], steps: Followups
+) -> list[Delivery]:
+    """A create or update whose row is gone: deleted since (an update can even be logged after
+    the delete that removed the row). The target must not hold it: a DELETE, or nothing."""
+    delete = Call(Op.DELETE, call.key, tuple(event_ids))
+    unconfirmed = state is not None and state.create_unconfirmed
+    if call.op is Op.UPDATE or unconfirmed:  # on the target, or maybe
+        return [_delete_step(delete, state)]
+    steps.outcomes.append(
+        Outcome(Delivery(delete, Action.DELETE), Result.DONE, sent=False, no_call=True)
+    )
+    return []
 
 
 def _delete_step(call: Call, state: EntitySyncState | None) -> Delivery:

@@ -5,17 +5,16 @@ Reads only. Every read is a bounded number of queries per batch, never one per o
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
 from django.db.models import Max
 
 from sync.models import EntitySyncState, ModelEvent
 from sync.planner import EntityKey, Event, EventType, Kind, Presence
-from sync.target import KINDS, MODELS, TABLES, to_record
+from sync.target import KINDS, MODELS, TABLES, holds, to_record
 
 Record = dict[str, Any]
 
@@ -84,14 +83,18 @@ def facts_of(keys: Iterable[EntityKey]) -> dict[EntityKey, Facts]:
     return facts
 
 
-def facts_of_remote_ids(kind: Kind, remote_ids: Iterable[int]) -> dict[int, EntityKey]:
-    """The entities that hold these records of the target."""
-    return {
-        remote_id: EntityKey(kind, pk)
-        for pk, remote_id in EntitySyncState.objects.filter(
-            entity_table=TABLES[kind], remote_id__in=list(remote_ids)
-        ).values_list("entity_pk", "remote_id")
-    }
+def pending_event_ids(kind: Kind, pks: Iterable[int]) -> dict[int, list[int]]:
+    """Every pending event of these entities, in id order (one query)."""
+    found: dict[int, list[int]] = {}
+    rows = (
+        ModelEvent.objects.pending()
+        .filter(entity_table=TABLES[kind], entity_pk__in=list(pks))
+        .order_by("id")
+        .values_list("entity_pk", "id")
+    )
+    for pk, event_id in rows:
+        found.setdefault(pk, []).append(event_id)
+    return found
 
 
 @dataclass
@@ -135,20 +138,31 @@ def load_batch(kind: Kind, pks: list[int], *, rows: bool) -> Batch:
 
 
 def claimed_records(
-    kind: Kind, remote_ids: Iterable[int], *, besides: Iterable[int]
+    kind: Kind, records: Iterable[Mapping[str, Any]], *, besides: Iterable[int]
 ) -> set[tuple[Kind, int]]:
-    """The records among `remote_ids` that entities other than `besides` are known to hold."""
-    ids = list(remote_ids)
-    if not ids:
+    """The records that entities other than `besides` hold, or may hold.
+
+    Held: mapped to another entity. May hold: the record has the id of another entity whose own
+    create is unconfirmed, and that entity's unconfirmed record's content (a target that keeps
+    the ids it is sent would have created exactly that).
+    """
+    by_id = {r["id"]: r for r in records if isinstance(r.get("id"), int)}
+    if not by_id:
         return set()
-    rows = (
-        EntitySyncState.objects.filter(entity_table=TABLES[kind], remote_id__in=ids)
-        .exclude(entity_pk__in=list(besides))
-        .values_list("remote_id", flat=True)
+    besides = list(besides)
+    states = EntitySyncState.objects.filter(entity_table=TABLES[kind]).exclude(
+        entity_pk__in=besides
     )
-    return {(kind, remote_id) for remote_id in rows}
-
-
-def in_snapshot(using: str = "default") -> bool:
-    """True inside a transaction that can be made REPEATABLE READ (not nested in another)."""
-    return connection.vendor == "postgresql" and not connection.in_atomic_block
+    claimed = {
+        (kind, remote_id)
+        for remote_id in states.filter(remote_id__in=list(by_id)).values_list(
+            "remote_id", flat=True
+        )
+    }
+    unconfirmed = states.filter(
+        entity_pk__in=list(by_id), create_unconfirmed=True, remote_id__isnull=True
+    ).values_list("entity_pk", "unconfirmed_record")
+    for pk, sent in unconfirmed:
+        if sent and holds(by_id[pk], sent):
+            claimed.add((kind, pk))
+    return claimed

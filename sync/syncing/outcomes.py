@@ -76,6 +76,18 @@ def delivered_state(key: EntityKey, record: dict) -> EntitySyncState:
     )
 
 
+def unsettle(deliveries: Iterable[Delivery]) -> None:
+    """Before a PUT: what the target holds is unknown until it answers, so forget the hash
+    (an edit reverted later must be sent again) and the parent (no cascade is assumed)."""
+    by_table: dict[str, list[int]] = {}
+    for d in deliveries:
+        by_table.setdefault(TABLES[d.entity.kind], []).append(d.entity.pk)
+    for table, pks in by_table.items():
+        EntitySyncState.objects.filter(entity_table=table, entity_pk__in=pks).update(
+            delivered_hash="", remote_parent_id=None
+        )
+
+
 def flag_creates(deliveries: Iterable[Delivery]) -> None:
     """Commit "this POST may land" before it is sent, with the record, for the next run to find."""
     upsert_states(
@@ -212,7 +224,11 @@ class OutcomeWriter:
                     state.unconfirmed_record = None
                 if outcome.permanent:
                     self._count_attempt(state, outcome, now)
-                elif _server_error(outcome.http_status):
+                elif (
+                    _server_error(outcome.http_status)
+                    and outcome.delivery.action is not Action.FIND
+                ):
+                    # A failed lookup says nothing about the entity's own writes.
                     self.server_errors[outcome.delivery.entity] = outcome
                 rows.append(state)
             upsert_states(rows, ["create_unconfirmed", "unconfirmed_record", *FAILURE_FIELDS])

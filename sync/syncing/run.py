@@ -91,7 +91,7 @@ class Runner:
         self.on_progress = on_progress
         self.report = SyncReport(mode="full" if full else "incremental", dry_run=dry_run)
         self.stop = StopSignal()
-        self.dispatcher = Dispatcher(client, self.stop)
+        self.dispatcher = Dispatcher(client, self.stop, guard=self._lock_still_held)
         self.client = client
         self.writer = outcomes.OutcomeWriter(
             report=self.report, max_attempts=options.max_attempts, on_failure=on_failure
@@ -178,8 +178,10 @@ class Runner:
         for round_number in range(1, last_round + 1):
             self._settle(step.outcomes)
             posts = [d for d in step.deliveries if d.action is Action.POST]
-            if posts and not self._stopping():
+            puts = [d for d in step.deliveries if d.action is Action.PUT]
+            if (posts or puts) and not self._stopping():
                 outcomes.flag_creates(posts)
+                outcomes.unsettle(puts)
             undecided = self._send_all(pool, step.deliveries)
             self._flush()
             if not undecided or self.lock_lost:
@@ -240,9 +242,15 @@ class Runner:
         self.writer.write(buffered)
 
     def _stopping(self, *, quick: bool = False) -> bool:
-        if not self.lock_lost and self.lock.lost(quick=quick):
+        # A quick sign is confirmed with a real check before the run gives up its lock.
+        if not self.lock_lost and (not quick or self.lock.lost(quick=True)) and self.lock.lost():
             self._lose_lock()
         return self.stop.is_set()
+
+    def _lock_still_held(self) -> bool:
+        """Asked by the worker threads before each call: a cheap sign, no query. On a sign of
+        loss they send nothing more; the main thread confirms and stops the run."""
+        return not (self.lock_lost or self.lock.lost(quick=True))
 
     def _lose_lock(self) -> None:
         self.lock_lost = True

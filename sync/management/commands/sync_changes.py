@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 from tqdm import tqdm
 
 from sync.client import TargetApiClient
@@ -85,6 +86,13 @@ class Command(BaseCommand):
             raise CommandError(str(exc), returncode=EXIT_LOCKED) from None
         except SyncError as exc:
             raise CommandError(f"Sync failed: {exc}", returncode=EXIT_FAILED) from None
+        except DatabaseError as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CommandError(
+                f"Sync failed: database error ({reason}); what was not recorded is sent again "
+                "by the next run",
+                returncode=EXIT_FAILED,
+            ) from None
         finally:
             bar.close()
             client.close()
