@@ -2,8 +2,11 @@
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from news.models import Post
+from sync.changelog import retry_parked
+from sync.models import EntitySyncState
 from sync.notifications import Listener
 from sync.planner import EventType
 from sync.recording import record_events
@@ -54,3 +57,10 @@ def test_a_change_is_heard_only_once_it_commits(listener, make_post):
 
     assert listener.wait(1.0)
 
+
+def test_retrying_parked_entities_wakes_the_followers(listener):
+    EntitySyncState.objects.create(entity_table="news_post", entity_pk=5, parked_at=timezone.now())
+
+    retry_parked()
+
+    assert notifications(listener) == 1
