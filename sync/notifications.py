@@ -49,9 +49,6 @@ class Listener:
         except psycopg.Error as exc:
             raise DatabaseError(f"lost the listening connection: {_first_line(exc)}") from exc
 
-    def before_run(self) -> None:
-        """Nothing to do: a notification heard during a run may be for a change it missed."""
-
     def close(self) -> None:
         raw = getattr(self, "_connection", None)
         if raw is not None and not raw.closed:

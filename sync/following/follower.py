@@ -38,7 +38,7 @@ from sync.syncing import FailedEntity, StopSignal, SyncOptions, SyncReport, sync
 class FollowOptions:
     interval: float = 60.0  # a run at least this often, changes heard or not
     debounce: float = 0.2  # quiet seconds after a change before a run starts...
-    max_wait: float = 0.5  # ...but at most this long after the first change heard
+    max_wait: float = 0.2  # ...but at most this long after the first change heard
     backoff_max: float = 30.0  # longest pause after a failed run or a lost database
     standby_poll: float = 1.0  # how often a standby tries the lock
     poll_every: float = 0.5  # how often new events are looked for without LISTEN (SQLite)
