@@ -184,8 +184,6 @@ class Follower:
                 stop=stop,
                 on_failure=self.on_failure,
             )
-        except DatabaseError:
-            raise
         except SyncError as exc:
             self.say(f"Run failed: {exc}")
             return None
