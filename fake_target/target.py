@@ -6,7 +6,7 @@ import copy
 import random
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,13 +19,19 @@ from fake_target.wire import JSON_TYPE, WRITE_METHODS, Record, dump, parse_body
 
 @dataclass
 class RecordedRequest:
-    """One request as the server received it; `status` is what it answered (None: dropped)."""
+    """One request as the server received it; `status` is what it answered (None: dropped).
+
+    `received_at` and `answered_at` are Unix times (time.time()): when the request arrived, and
+    when its answer was ready (its write applied), None until then.
+    """
 
     method: str
     path: str
     query: dict[str, list[str]]
     body: Any
     status: int | None = None
+    received_at: float = field(default_factory=time.time)
+    answered_at: float | None = None
 
     @property
     def is_write(self) -> bool:
@@ -177,6 +183,7 @@ class FakeTarget(Faults, JsonServerRoutes):
                 if fault is not None and fault.kind != "stall":
                     answer = fault_answer(fault)
             request.status = answer.status
+            request.answered_at = time.time()
             return answer
         finally:
             with self._lock:

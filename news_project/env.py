@@ -1,5 +1,6 @@
 """Reading settings from the environment: each reader fails with one line naming the variable."""
 
+import math
 import os
 from urllib.parse import urlsplit
 
@@ -39,6 +40,8 @@ def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
         value = float(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
+    if not math.isfinite(value):
+        raise ImproperlyConfigured(f"{name} must be a finite number, got {raw!r}")
     if value < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
     return value

@@ -241,6 +241,29 @@ SYNC_TIME_BUDGET = env_float("SYNC_TIME_BUDGET", 50.0)
 # The target deletes a post's comments with the post (json-server does): no call per comment.
 SYNC_TARGET_CASCADES = env_bool("SYNC_TARGET_CASCADES", False)
 
+# --- Following the change log live (sync_changes --follow) and watching the sync -----------------
+
+# A follower runs at least this often without any notification (and docker compose's `sync`
+# service passes it on); a run starts SYNC_FOLLOW_DEBOUNCE quiet seconds after a change, at most
+# SYNC_FOLLOW_MAX_WAIT after the first one; failures back off up to SYNC_FOLLOW_BACKOFF_MAX.
+SYNC_INTERVAL = env_float("SYNC_INTERVAL", 60.0, minimum=1.0)
+SYNC_FOLLOW_DEBOUNCE = env_float("SYNC_FOLLOW_DEBOUNCE", 0.2)
+SYNC_FOLLOW_MAX_WAIT = env_float("SYNC_FOLLOW_MAX_WAIT", 0.2)
+if SYNC_FOLLOW_MAX_WAIT < SYNC_FOLLOW_DEBOUNCE:
+    raise ImproperlyConfigured(
+        f"SYNC_FOLLOW_MAX_WAIT must be at least SYNC_FOLLOW_DEBOUNCE ({SYNC_FOLLOW_DEBOUNCE:g}), "
+        f"got {SYNC_FOLLOW_MAX_WAIT:g}"
+    )
+SYNC_FOLLOW_BACKOFF_MAX = env_float("SYNC_FOLLOW_BACKOFF_MAX", 30.0, minimum=1.0)
+# /health/sync/ answers 503 once the oldest pending event is older than this many seconds.
+SYNC_HEALTH_MAX_AGE = env_float("SYNC_HEALTH_MAX_AGE", 300.0, minimum=1.0)
+# Set: GET /metrics needs "Authorization: Bearer <METRICS_TOKEN>". Unset: open (keep it internal).
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "").strip()
+if not (METRICS_TOKEN.isascii() and METRICS_TOKEN.isprintable() and " " not in METRICS_TOKEN):
+    raise ImproperlyConfigured(
+        "METRICS_TOKEN must be printable ASCII without spaces (it is sent in a header)"
+    )
+
 # --- Logging -------------------------------------------------------------------------------------
 
 LOGGING = {

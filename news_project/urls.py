@@ -15,6 +15,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("health/", views.health, name="health"),
+    # GET /health/sync/ and GET /metrics: how the sync keeps up, for monitoring systems.
+    path("", include("sync.urls")),
     path("admin/", admin.site.urls),
 ]
 

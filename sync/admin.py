@@ -1,7 +1,9 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
+from sync.changelog import retry_parked
 from sync.models import EntitySyncState, ModelEvent, SyncRun
-from sync.target import MODELS
+from sync.planner import EntityKey
+from sync.target import KINDS, MODELS
 
 
 class EntityTableFilter(admin.SimpleListFilter):
@@ -105,3 +107,27 @@ class EntitySyncStateAdmin(ReadOnlyAdmin):
     list_filter = [EntityTableFilter, FailureFilter]
     search_fields = ["=entity_pk", "=remote_id"]
     ordering = ["entity_table", "entity_pk"]
+    actions = ["retry"]
+
+    @admin.action(
+        description="Retry the selected parked entities (after fixing the cause)",
+        permissions=["retry"],
+    )
+    def retry(self, request, queryset) -> None:
+        keys = [
+            EntityKey(KINDS[table], pk)
+            for table, pk in queryset.values_list("entity_table", "entity_pk")
+            if table in KINDS
+        ]
+        retried = retry_parked(entities=keys)
+        if retried:
+            names = ", ".join(str(key) for key in retried[:10])
+            more = f" and {len(retried) - 10} more" if len(retried) > 10 else ""
+            text = f"Un-parked {len(retried)} entities ({names}{more}): the next run sends them."
+            self.message_user(request, text)
+        else:
+            self.message_user(request, "None of the selected entities is parked.", messages.WARNING)
+
+    def has_retry_permission(self, request) -> bool:
+        """Un-parking changes what the sync does: it needs the right to change sync states."""
+        return request.user.has_perm("sync.change_entitysyncstate")

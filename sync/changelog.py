@@ -1,12 +1,17 @@
 """Looking after the change log: what is pending or failing, and pruning what has been synced."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, F, Min
+from django.db import transaction
+from django.db.models import Count, F, Min, Q
 from django.utils import timezone
 
 from sync.models import EntitySyncState, ModelEvent, SyncRun
+from sync.notifications import notify_followers
+from sync.planner import EntityKey
+from sync.target import KINDS, TABLES
 
 
 @dataclass(frozen=True)
@@ -65,3 +70,29 @@ def failed_entities(*, limit: int = 50) -> tuple[list[EntitySyncState], int]:
     failing = EntitySyncState.objects.exclude(last_error="")
     rows = list(failing.order_by(F("parked_at").desc(nulls_last=True), "-last_failed_at")[:limit])
     return rows, failing.count()
+
+
+def retry_parked(*, entities: Iterable[EntityKey] | None = None) -> list[EntityKey]:
+    """Un-park every parked entity, or those of `entities`: the next run sends them again.
+
+    Their failed-run count starts again from 0; the followers are woken. Returns the entities
+    un-parked (an entity that is not parked is left alone).
+    """
+    parked = EntitySyncState.objects.filter(parked_at__isnull=False)
+    if entities is not None:
+        wanted = Q(pk__in=[])
+        for key in entities:
+            wanted |= Q(entity_table=TABLES[key.kind], entity_pk=key.pk)
+        parked = parked.filter(wanted)
+    with transaction.atomic():
+        rows = list(
+            parked.select_for_update()
+            .order_by("entity_table", "entity_pk")
+            .values_list("pk", "entity_table", "entity_pk")
+        )
+        EntitySyncState.objects.filter(pk__in=[pk for pk, _, _ in rows]).update(
+            parked_at=None, parked_event_id=None, attempts=0, updated_at=timezone.now()
+        )
+        if rows:
+            notify_followers()
+    return [EntityKey(KINDS[table], pk) for _, table, pk in rows if table in KINDS]

@@ -21,12 +21,15 @@ def _advisory_key(name: str) -> int:
 
 
 class RunLock:
-    """The lock a run holds; `lost()` tells whether it still does.
+    """The lock a run holds; `lost()` tells whether it still does, `release()` lets it go.
 
     `quick=True` may answer from a cheaper sign than a full check, for checks between calls.
     """
 
     def lost(self, *, quick: bool = False) -> bool:
+        raise NotImplementedError
+
+    def release(self) -> None:
         raise NotImplementedError
 
 
@@ -37,6 +40,7 @@ class AdvisoryLock(RunLock):
         self.key = key
         # The session that holds the lock, so any thread can watch it without a query.
         self.session = connection.connection
+        self.released = False
 
     def lost(self, *, quick: bool = False) -> bool:
         if quick:
@@ -53,6 +57,13 @@ class AdvisoryLock(RunLock):
         except DatabaseError:
             return True  # the session is gone, and the lock with it
 
+    def release(self) -> None:
+        if self.released:
+            return
+        self.released = True
+        with suppress(DatabaseError), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [self.key])
+
 
 class FileLock(RunLock):
     """An flock on a file: lost when the file is removed or replaced under the run."""
@@ -67,6 +78,14 @@ class FileLock(RunLock):
         except OSError:
             return True
 
+    def release(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd < 0:
+            return
+        with suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
 
 def _has_news_from_server(raw) -> bool:
     """True when the idle session's socket can be read: the server said something (it ends a
@@ -80,9 +99,8 @@ def _has_news_from_server(raw) -> bool:
     return bool(readable)
 
 
-@contextmanager
-def exclusive_run(name: str = "sync_changes") -> Iterator[RunLock]:
-    """Hold the run lock for the block; raise SyncLocked at once if another process has it.
+def try_lock(name: str = "sync_changes") -> RunLock | None:
+    """Take the run lock if it is free, else None; the caller releases it.
 
     Both locks die with their holder (connection or process), so a killed run never leaves a
     stale lock behind.
@@ -91,29 +109,31 @@ def exclusive_run(name: str = "sync_changes") -> Iterator[RunLock]:
         key = _advisory_key(name)
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-            if not cursor.fetchone()[0]:
-                raise SyncLocked(f"another {name} run holds the lock; try again later")
-        try:
-            yield AdvisoryLock(key)
-        finally:
-            with suppress(DatabaseError), connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
-        return
-
-    path = (
-        f"{settings.SYNC_LOCK_FILE}.{name}" if name != "sync_changes" else settings.SYNC_LOCK_FILE
-    )
+            return AdvisoryLock(key) if cursor.fetchone()[0] else None
+    path = lock_file_path(name)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise SyncLocked(
-                f"another {name} run holds the lock ({path}); try again later"
-            ) from None
-        try:
-            yield FileLock(path, fd)
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
         os.close(fd)
+        return None
+    return FileLock(path, fd)
+
+
+def lock_file_path(name: str = "sync_changes") -> str:
+    return (
+        f"{settings.SYNC_LOCK_FILE}.{name}" if name != "sync_changes" else settings.SYNC_LOCK_FILE
+    )
+
+
+@contextmanager
+def exclusive_run(name: str = "sync_changes") -> Iterator[RunLock]:
+    """Hold the run lock for the block; raise SyncLocked at once if another process has it."""
+    lock = try_lock(name)
+    if lock is None:
+        where = "" if connection.vendor == "postgresql" else f" ({lock_file_path(name)})"
+        raise SyncLocked(f"another {name} run holds the lock{where}; try again later")
+    try:
+        yield lock
+    finally:
+        lock.release()

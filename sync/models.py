@@ -125,6 +125,11 @@ class SyncRun(models.Model):
     calls_created = models.PositiveIntegerField(default=0)
     calls_updated = models.PositiveIntegerField(default=0)
     calls_deleted = models.PositiveIntegerField(default=0)
+    calls_failed_created = models.PositiveIntegerField(
+        default=0, help_text="Creates sent that did not deliver (the entity stays pending)."
+    )
+    calls_failed_updated = models.PositiveIntegerField(default=0)
+    calls_failed_deleted = models.PositiveIntegerField(default=0)
     entities_synced = models.PositiveIntegerField(default=0)
     entities_unchanged = models.PositiveIntegerField(
         default=0, help_text="Entities synced without a call: the target already held them."

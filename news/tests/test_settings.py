@@ -157,3 +157,51 @@ def test_with_the_local_memory_cache_the_start_needs_no_table(tmp_path):
     )
 
     assert result.returncode == 0, result.stderr
+
+
+# --- The live sync and monitoring -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("SYNC_INTERVAL", "0"),
+        ("SYNC_INTERVAL", "a minute"),
+        ("SYNC_FOLLOW_DEBOUNCE", "-1"),
+        ("SYNC_FOLLOW_DEBOUNCE", "nan"),
+        ("SYNC_FOLLOW_BACKOFF_MAX", "0.5"),
+        ("SYNC_HEALTH_MAX_AGE", "five minutes"),
+        ("METRICS_TOKEN", "two words"),
+    ],
+)
+def test_a_malformed_follower_or_monitoring_setting_fails_naming_it(name, value):
+    result = run_manage("check", DJANGO_DEBUG="1", **{name: value})
+
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: {name} must be" in result.stderr
+
+
+def test_a_maximum_wait_shorter_than_the_debounce_fails_naming_both():
+    result = run_manage(
+        "check", DJANGO_DEBUG="1", SYNC_FOLLOW_DEBOUNCE="1", SYNC_FOLLOW_MAX_WAIT="0.5"
+    )
+
+    assert result.returncode != 0
+    assert (
+        "SYNC_FOLLOW_MAX_WAIT must be at least SYNC_FOLLOW_DEBOUNCE (1), got 0.5" in result.stderr
+    )
+
+
+def test_follower_and_monitoring_settings_that_are_well_formed_start():
+    result = run_manage(
+        "check",
+        DJANGO_DEBUG="1",
+        SYNC_INTERVAL="30",
+        SYNC_FOLLOW_DEBOUNCE="0.1",
+        SYNC_FOLLOW_MAX_WAIT="1",
+        SYNC_FOLLOW_BACKOFF_MAX="10",
+        SYNC_HEALTH_MAX_AGE="120",
+        METRICS_TOKEN="a-long-random-scrape-token",
+    )
+
+    assert result.returncode == 0, result.stderr

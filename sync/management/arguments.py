@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from urllib.parse import urlsplit
 
+from sync.planner import EntityKey, Kind
+
 
 def url_problem(value: str) -> str | None:
     """What is wrong with a target base URL, or None when it is a usable http(s) URL."""
@@ -31,3 +33,17 @@ def positive_seconds(value: str) -> float:
     if not seconds > 0:
         raise argparse.ArgumentTypeError(f"must be more than 0, got {value!r}")
     return seconds
+
+
+def entity_problem(value: str) -> str | None:
+    """What is wrong with an entity given as KIND:ID (post:5, comment:12), or None."""
+    kind, _, pk = value.strip().partition(":")
+    if kind not in {k.value for k in Kind} or not (pk.isascii() and pk.isdigit()) or int(pk) < 1:
+        return f"must be post:ID or comment:ID with a positive ID, e.g. post:5; got {value!r}"
+    return None
+
+
+def entity_key(value: str) -> EntityKey:
+    """An entity given as KIND:ID; check it with entity_problem() first."""
+    kind, _, pk = value.strip().partition(":")
+    return EntityKey(Kind(kind), int(pk))

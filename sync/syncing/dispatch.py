@@ -22,6 +22,7 @@ class StopSignal:
     def __init__(self, *, deadline: float | None = None, budget: float = 0.0) -> None:
         self._event = threading.Event()
         self._lock = threading.Lock()
+        self._requested = ""
         self.reason = ""
         self.deadline = deadline
         self.budget = budget
@@ -32,7 +33,13 @@ class StopSignal:
                 self.reason = reason
                 self._event.set()
 
+    def request(self, reason: str) -> None:
+        """Like set(), but safe in a signal handler: it takes no lock, the next check sees it."""
+        self._requested = reason
+
     def is_set(self) -> bool:
+        if self._requested and not self._event.is_set():
+            self.set(self._requested)
         expired = self.deadline is not None and time.monotonic() >= self.deadline
         if expired and not self._event.is_set():
             self.set(f"stopped when its time budget of {self.budget:g} s was used up")

@@ -67,7 +67,9 @@ def first_steps(runner: Runner, calls: tuple[Call, ...]) -> Followups:
         post_pk = batch.rows[call.key.pk].post_id if kind is Kind.COMMENT else None
         if post_pk in runner.writer.undelivered_posts:
             error = f"held back: post {post_pk} is not on the target"
-            steps.outcomes.append(Outcome(Delivery(call, Action.POST), Result.FAILED, error=error))
+            steps.outcomes.append(
+                Outcome(Delivery(call, Action.POST), Result.FAILED, error=error, sent=False)
+            )
         elif op is Op.UPDATE:
             if state is not None and state.delivered_hash == record_hash(record):
                 # The target already holds exactly this record: no call.

@@ -151,6 +151,8 @@ class OutcomeWriter:
                 self.report.calls[call.op] += 1
         for outcome in failures:
             entity = outcome.delivery.entity
+            if _wrote(outcome):
+                self.report.failed_calls[outcome.delivery.call.op] += 1
             if entity.kind is Kind.POST and outcome.delivery.call.op is Op.CREATE:
                 self.undelivered_posts.add(entity.pk)
             failed = FailedEntity(
@@ -261,3 +263,9 @@ class OutcomeWriter:
 
 def _server_error(status: int | None) -> bool:
     return status is not None and status >= 500
+
+
+def _wrote(outcome: Outcome) -> bool:
+    """A write went out for this call in this run (a lookup alone is no call)."""
+    delivery = outcome.delivery
+    return outcome.sent and (delivery.action is not Action.FIND or delivery.wrote)

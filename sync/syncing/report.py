@@ -51,6 +51,8 @@ class SyncReport:
     dry_run: bool
     events_pending: int = 0
     calls: dict[Op, int] = field(default_factory=lambda: dict.fromkeys(Op, 0))
+    # Calls that were sent (a write went out) and did not deliver the entity's state.
+    failed_calls: dict[Op, int] = field(default_factory=lambda: dict.fromkeys(Op, 0))
     entities_synced: int = 0
     entities_unchanged: int = 0
     failed: list[FailedEntity] = field(default_factory=list)

@@ -54,20 +54,32 @@ def sync_changes(
     on_planned: Callable[[int], None] | None = None,
     on_progress: ProgressCallback | None = None,
     on_failure: FailureCallback | None = None,
+    lock: RunLock | None = None,
+    stop: StopSignal | None = None,
 ) -> SyncReport:
-    """Bring the target in step with the database; raises SyncLocked if a run is under way."""
-    with exclusive_run() as lock:
-        runner = Runner(
+    """Bring the target in step with the database; raises SyncLocked if a run is under way.
+
+    `lock`: run under a run lock the caller already holds (and keeps) instead of taking one.
+    `stop`: set it from another thread or a signal handler to make the run start no new call.
+    """
+
+    def execute(held: RunLock) -> SyncReport:
+        return Runner(
             client=client,
             options=options or SyncOptions(),
-            lock=lock,
+            lock=held,
             full=full,
             dry_run=dry_run,
             on_planned=on_planned or (lambda total: None),
             on_progress=on_progress or (lambda n: None),
             on_failure=on_failure or (lambda failed: None),
-        )
-        return runner.execute()
+            stop=stop,
+        ).execute()
+
+    if lock is not None:
+        return execute(lock)
+    with exclusive_run() as held:
+        return execute(held)
 
 
 class Runner:
@@ -82,6 +94,7 @@ class Runner:
         on_planned: Callable[[int], None],
         on_progress: ProgressCallback,
         on_failure: FailureCallback,
+        stop: StopSignal | None = None,
     ) -> None:
         self.options = options
         self.lock = lock
@@ -90,7 +103,7 @@ class Runner:
         self.on_planned = on_planned
         self.on_progress = on_progress
         self.report = SyncReport(mode="full" if full else "incremental", dry_run=dry_run)
-        self.stop = StopSignal()
+        self.stop = stop or StopSignal()
         self.dispatcher = Dispatcher(client, self.stop, guard=self._lock_still_held)
         self.client = client
         self.writer = outcomes.OutcomeWriter(
@@ -147,6 +160,9 @@ class Runner:
         run.calls_created = report.calls[Op.CREATE]
         run.calls_updated = report.calls[Op.UPDATE]
         run.calls_deleted = report.calls[Op.DELETE]
+        run.calls_failed_created = report.failed_calls[Op.CREATE]
+        run.calls_failed_updated = report.failed_calls[Op.UPDATE]
+        run.calls_failed_deleted = report.failed_calls[Op.DELETE]
         run.entities_synced = report.entities_synced
         run.entities_unchanged = report.entities_unchanged
         run.entities_failed = len(report.failed)

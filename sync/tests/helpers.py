@@ -1,9 +1,16 @@
 """Plain helpers of the sync tests: the target's records, what it got, and free ports."""
 
+import os
 import socket
+import time
+from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
+from django.db import connection
+
 from news.models import Comment, Post
+from sync.locking import _advisory_key
 from sync.models import EntitySyncState, ModelEvent
 from sync.planner import Kind, Op, Phase
 from sync.syncing import SyncReport
@@ -83,3 +90,27 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], object], *, timeout: float = 15, what: str = "") -> float:
+    """Poll until `condition()` is true; the seconds it took. Fails after `timeout` seconds."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what or condition}")
+        time.sleep(0.01)
+    return time.monotonic() - started
+
+
+def lose_the_run_lock() -> None:
+    """End the database session holding the run lock (PostgreSQL), or remove the lock file."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND objid = %s AND granted AND database = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database())",
+                [_advisory_key("sync_changes")],
+            )
+    else:
+        os.remove(settings.SYNC_LOCK_FILE)

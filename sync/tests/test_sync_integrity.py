@@ -8,16 +8,16 @@ and what the database remembers.
 import threading
 
 import pytest
-from django.db import IntegrityError, connection, connections, transaction
+from django.db import IntegrityError, connections, transaction
 
 from news.models import Comment, Post
-from sync.locking import _advisory_key
 from sync.models import EntitySyncState
 from sync.planner import Kind, Op
 from sync.syncing import outcomes
 from sync.target import TABLES
 from sync.tests.helpers import (
     expected_target,
+    lose_the_run_lock,
     pending_count,
     post_record,
     remote_ids,
@@ -431,24 +431,6 @@ def test_a_run_that_loses_its_lock_stops_sending_at_once_and_says_so(fake_target
     assert sync().ok
     assert target_state(fake_target) == expected_target()
     assert pending_count() == 0
-
-
-def lose_the_run_lock() -> None:
-    """End the database session holding the run lock (PostgreSQL), or remove the lock file."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
-                "AND objid = %s AND granted AND database = "
-                "(SELECT oid FROM pg_database WHERE datname = current_database())",
-                [_advisory_key("sync_changes")],
-            )
-    else:
-        import os
-
-        from django.conf import settings
-
-        os.remove(settings.SYNC_LOCK_FILE)
 
 
 def _wait(condition, timeout: float = 10.0) -> None:

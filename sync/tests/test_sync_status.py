@@ -1,10 +1,13 @@
 """manage.py sync_status: pending events, the last sync runs, and entities that failed."""
 
+import json
 from datetime import timedelta
 from io import StringIO
 
 import pytest
+import yaml
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.utils import timezone
 
 from news.models import Comment, Post
@@ -177,3 +180,129 @@ def test_lists_failed_entities_parked_first_with_their_errors():
         "  news_post#6 retrying (a passing failure, not counted towards parking): "
         "PUT /posts/6: no answer within 10 s",
     ]
+
+
+# --- For scripts: --json, and --check for health checks -------------------------------------------
+
+
+def run_json() -> dict:
+    out = StringIO()
+    call_command("sync_status", "--json", stdout=out)
+    return json.loads(out.getvalue())
+
+
+def test_json_gives_the_same_facts_as_the_text(settings):
+    settings.SYNC_HEALTH_MAX_AGE = 300
+    now = timezone.now()
+    make_event("news_post", "CREATED", age=timedelta(minutes=2), now=now)
+    make_event("news_post", "CREATED", age=timedelta(seconds=20), now=now)
+    make_event("news_comment", "DELETED", age=timedelta(seconds=30), now=now)
+    run = SyncRun.objects.create(
+        status=SyncRun.Status.PARTIAL,
+        started_at=now - timedelta(seconds=10),
+        finished_at=now - timedelta(seconds=7),
+        events_pending=4,
+        calls_created=2,
+        calls_failed_created=1,
+        entities_synced=2,
+        entities_failed=1,
+        error_summary="POST post 3: HTTP 400",
+    )
+    EntitySyncState.objects.create(
+        entity_table="news_post",
+        entity_pk=3,
+        attempts=5,
+        last_error="POST /posts: HTTP 400",
+        last_failed_at=now,
+        parked_at=now,
+    )
+
+    document = run_json()
+
+    assert document["pending"]["total"] == 3
+    assert 120 <= document["pending"]["oldest_age_seconds"] < 125
+    assert [(g["table"], g["type"], g["count"]) for g in document["pending"]["groups"]] == [
+        ("news_comment", "DELETED", 1),
+        ("news_post", "CREATED", 2),
+    ]
+    assert document["runs"] == [
+        {
+            "id": run.pk,
+            "mode": "incremental",
+            "status": "partial",
+            "started_at": run.started_at.isoformat(),
+            "finished_at": run.finished_at.isoformat(),
+            "duration_seconds": 3.0,
+            "events_pending": 4,
+            "entities_synced": 2,
+            "entities_unchanged": 0,
+            "entities_failed": 1,
+            "calls": {"created": 2, "updated": 0, "deleted": 0},
+            "failed_calls": {"created": 1, "updated": 0, "deleted": 0},
+            "error_summary": "POST post 3: HTTP 400",
+        }
+    ]
+    assert document["failed_entities"] == {
+        "total": 1,
+        "entities": [
+            {
+                "table": "news_post",
+                "pk": 3,
+                "remote_id": None,
+                "parked": True,
+                "status": "PARKED after 5 failed runs",
+                "attempts": 5,
+                "parked_at": now.isoformat(),
+                "last_failed_at": now.isoformat(),
+                "last_error": "POST /posts: HTTP 400",
+            }
+        ],
+    }
+    assert document["health"]["status"] == "ok"
+    assert document["health"]["parked_entities"] == 1
+
+
+def test_json_of_an_idle_sync_is_empty_lists_and_zeros():
+    document = run_json()
+
+    assert document["pending"] == {"total": 0, "oldest_age_seconds": 0.0, "groups": []}
+    assert document["runs"] == []
+    assert document["failed_entities"] == {"total": 0, "entities": []}
+    assert document["health"]["status"] == "ok"
+
+
+def test_check_exits_1_with_one_line_when_a_change_waits_too_long(settings):
+    settings.SYNC_HEALTH_MAX_AGE = 60
+    make_event("news_post", "UPDATED", age=timedelta(seconds=90))
+
+    with pytest.raises(CommandError) as raised:
+        call_command("sync_status", "--check", stdout=StringIO())
+
+    assert raised.value.returncode == 1
+    assert str(raised.value).startswith("lagging: the oldest change waiting is 9")
+    assert str(raised.value).endswith("s old (SYNC_HEALTH_MAX_AGE is 60 s)")
+
+
+def test_check_passes_while_the_sync_keeps_up(settings):
+    settings.SYNC_HEALTH_MAX_AGE = 60
+    make_event("news_post", "UPDATED", age=timedelta(seconds=30))
+    out = StringIO()
+
+    call_command("sync_status", "--check", stdout=out)
+
+    assert out.getvalue().startswith("Pending events\n")
+
+
+def test_the_compose_health_check_of_the_sync_service_is_sync_status_check(settings):
+    """docker-compose.yml's `sync` service follows the log and checks its health this way."""
+    services = yaml.safe_load((settings.BASE_DIR / "docker-compose.yml").read_text())["services"]
+    sync = services["sync"]
+    check = sync["healthcheck"]["test"]
+    assert sync["command"] == ["python", "manage.py", "sync_changes", "--follow"]
+    assert check[:3] == ["CMD", "python", "manage.py"]
+    settings.SYNC_HEALTH_MAX_AGE = 60
+
+    call_command(*check[3:], stdout=StringIO())
+    make_event("news_post", "UPDATED", age=timedelta(seconds=61))
+    with pytest.raises(CommandError):
+        call_command(*check[3:], stdout=StringIO())

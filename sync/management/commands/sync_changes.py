@@ -1,12 +1,16 @@
+import signal
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 from tqdm import tqdm
 
+from sync.changelog import retry_parked
 from sync.client import TargetApiClient
 from sync.errors import SyncError, SyncLocked
-from sync.management.arguments import url_problem
-from sync.syncing import FailedEntity, SyncOptions, sync_changes
+from sync.following import Follower, FollowOptions
+from sync.management.arguments import entity_key, entity_problem, url_problem
+from sync.syncing import FailedEntity, SyncOptions, SyncReport, sync_changes
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -16,8 +20,8 @@ EXIT_LOCKED = 75  # EX_TEMPFAIL: another run is under way, try again later
 class Command(BaseCommand):
     help = (
         "Send the pending changes of posts and comments to the target with the fewest calls. "
-        "Exit codes: 0 all delivered, 1 some entities failed, 2 bad usage or configuration, "
-        "75 another run holds the lock."
+        "Exit codes: 0 all delivered (--follow: stopped by SIGTERM or SIGINT), 1 some entities "
+        "failed, 2 bad usage or configuration, 75 another run holds the lock."
     )
 
     def add_arguments(self, parser) -> None:
@@ -43,16 +47,50 @@ class Command(BaseCommand):
             default=settings.SYNC_TIME_BUDGET,
             help="seconds after which the run starts no new call; 0 means no limit",
         )
+        parser.add_argument(
+            "--follow",
+            action="store_true",
+            help="keep running: sync each change as it commits, until SIGTERM or SIGINT; a "
+            "second follower waits as a standby and takes over when the first one dies",
+        )
+        parser.add_argument(
+            "--retry-parked",
+            action="store_true",
+            help="un-park the parked entities (after fixing the cause), then run",
+        )
+        parser.add_argument(
+            "--entity",
+            action="append",
+            default=[],
+            metavar="KIND:ID",
+            help="with --retry-parked: only this entity, e.g. post:5 (repeatable)",
+        )
 
     def handle(self, *args, **options) -> None:
         url = (options["url"] or settings.FAKE_API_URL).rstrip("/")
         self._check_usage(url, options)
+        if options["retry_parked"]:
+            entities = [entity_key(value) for value in options["entity"]] or None
+            self._say(_unparked(retry_parked(entities=entities)))
+        sync_options = SyncOptions(
+            concurrency=options["concurrency"],
+            batch_size=options["batch_size"],
+            max_attempts=settings.SYNC_MAX_ATTEMPTS,
+            time_budget=options["time_budget"],
+            cascade_deletes=settings.SYNC_TARGET_CASCADES,
+        )
         client = TargetApiClient.from_settings(
             url=url,
             timeout=options["timeout"],
             max_rps=options["max_rps"],
             pool_size=max(10, options["concurrency"]),
         )
+        if options["follow"]:
+            try:
+                self._follow(client, sync_options)
+            finally:
+                client.close()
+            return
         interactive = self.stdout.isatty()
         bar = tqdm(total=0, unit="call", disable=not interactive, leave=False)
 
@@ -69,13 +107,7 @@ class Command(BaseCommand):
         try:
             report = sync_changes(
                 client=client,
-                options=SyncOptions(
-                    concurrency=options["concurrency"],
-                    batch_size=options["batch_size"],
-                    max_attempts=settings.SYNC_MAX_ATTEMPTS,
-                    time_budget=options["time_budget"],
-                    cascade_deletes=settings.SYNC_TARGET_CASCADES,
-                ),
+                options=sync_options,
                 full=options["full"],
                 dry_run=options["dry_run"],
                 on_planned=on_planned,
@@ -100,15 +132,56 @@ class Command(BaseCommand):
         if report.dry_run:
             for planned in report.planned:
                 self.stdout.write(str(planned))
-        for notice in report.notices:
-            self.stdout.write(notice)
-        self.stdout.write(report.summary())
+        self._write_report(report)
         if not report.ok:
             raise CommandError(
                 f"{len(report.failed)} entities were not delivered; "
                 "they stay pending for the next run (see sync_status)",
                 returncode=EXIT_FAILED,
             )
+
+    def _follow(self, client: TargetApiClient, sync_options: SyncOptions) -> None:
+        """Follow the change log until SIGTERM or SIGINT; one summary line per run with work."""
+        follower = Follower(
+            client=client,
+            options=sync_options,
+            follow=FollowOptions(
+                interval=settings.SYNC_INTERVAL,
+                debounce=settings.SYNC_FOLLOW_DEBOUNCE,
+                max_wait=settings.SYNC_FOLLOW_MAX_WAIT,
+                backoff_max=settings.SYNC_FOLLOW_BACKOFF_MAX,
+            ),
+            say=self._say,
+            on_report=self._write_run,
+            on_failure=lambda failed: self._say(f"FAILED {failed}"),
+        )
+
+        def stop(signum, frame) -> None:
+            follower.request_stop(f"{signal.Signals(signum).name} received")
+
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            follower.run()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        self._say(
+            f"Stopped ({follower.stop_reason}) after {follower.runs} runs; the run lock is released"
+        )
+
+    def _write_run(self, report: SyncReport) -> None:
+        """A follower's run: its summary, unless it had nothing to do."""
+        if report.events_pending or report.failed or report.calls_made or report.stopped_early:
+            self._write_report(report)
+
+    def _write_report(self, report: SyncReport) -> None:
+        for notice in report.notices:
+            self.stdout.write(notice)
+        self._say(report.summary())
+
+    def _say(self, line: str) -> None:
+        self.stdout.write(line)
+        self.stdout.flush()
 
     def _check_usage(self, url: str, options: dict) -> None:
         problems = []
@@ -124,5 +197,20 @@ class Command(BaseCommand):
             problems.append("--timeout must be more than 0")
         if options["time_budget"] < 0:
             problems.append("--time-budget must be 0 (no limit) or more")
+        if options["follow"] and (options["dry_run"] or options["full"]):
+            problems.append("--follow cannot go with --dry-run or --full")
+        if options["retry_parked"] and options["dry_run"]:
+            problems.append("--retry-parked changes the database: it cannot go with --dry-run")
+        if options["entity"] and not options["retry_parked"]:
+            problems.append("--entity goes with --retry-parked")
+        problems += [f"--entity {p}" for p in map(entity_problem, options["entity"]) if p]
         if problems:
             raise CommandError("; ".join(problems), returncode=EXIT_USAGE)
+
+
+def _unparked(entities: list) -> str:
+    if not entities:
+        return "No parked entities to retry"
+    named = ", ".join(str(key) for key in entities[:20])
+    more = f" and {len(entities) - 20} more" if len(entities) > 20 else ""
+    return f"Un-parked {len(entities)} entities ({named}{more}): this run sends them"

@@ -1,8 +1,11 @@
-from datetime import timedelta
+import json
+from datetime import datetime, timedelta
 
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from sync import monitoring
 from sync.changelog import (
     PendingGroup,
     failed_entities,
@@ -33,12 +36,47 @@ class Command(BaseCommand):
         "type, the last sync runs, and entities whose delivery failed."
     )
 
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            help="print the same facts, and the health figures, as one JSON document",
+        )
+        parser.add_argument(
+            "--check",
+            action="store_true",
+            help="exit 1 when the oldest change waiting is SYNC_HEALTH_MAX_AGE seconds old or "
+            "older (when /health/sync/ answers 503)",
+        )
+
     def handle(self, *args, **options) -> None:
         now = timezone.now()
         # One section per concern, each a service call plus a writer; add new sections here.
-        self.write_pending(pending_summary(now=now))
-        self.write_runs(recent_runs(limit=5), now=now)
-        self.write_failures(*failed_entities(limit=50))
+        pending = pending_summary(now=now)
+        runs = recent_runs(limit=5)
+        failures, failed_total = failed_entities(limit=50)
+        health = monitoring.health(max_age=settings.SYNC_HEALTH_MAX_AGE, now=now)
+        if options["json"]:
+            document = {
+                "pending": pending_document(pending),
+                "runs": [run_document(run) for run in runs],
+                "failed_entities": {
+                    "total": failed_total,
+                    "entities": [failure_document(state) for state in failures],
+                },
+                "health": health.as_dict(),
+            }
+            self.stdout.write(json.dumps(document, indent=2))
+        else:
+            self.write_pending(pending)
+            self.write_runs(runs, now=now)
+            self.write_failures(failures, failed_total)
+        if options["check"] and not health.ok:
+            raise CommandError(
+                f"lagging: the oldest change waiting is {health.oldest_age:.0f} s old "
+                f"(SYNC_HEALTH_MAX_AGE is {health.max_age:g} s)",
+                returncode=1,
+            )
 
     def write_section(self, title: str, lines: list[str]) -> None:
         self.stdout.write(self.style.MIGRATE_HEADING(title))
@@ -84,16 +122,88 @@ class Command(BaseCommand):
         if not states:
             self.write_section("Failed entities", ["None."])
             return
-        lines = []
-        for state in states:
-            runs = f"{state.attempts} failed run{'' if state.attempts == 1 else 's'}"
-            if state.parked_at:
-                status = f"PARKED after {runs}"
-            elif state.attempts:
-                status = f"retrying ({runs} counted towards parking)"
-            else:
-                status = "retrying (a passing failure, not counted towards parking)"
-            lines.append(f"{state.entity_table}#{state.entity_pk} {status}: {state.last_error}")
+        lines = [
+            f"{state.entity_table}#{state.entity_pk} {failure_status(state)}: {state.last_error}"
+            for state in states
+        ]
         if total > len(states):
             lines.append(f"... and {total - len(states)} more (see the admin)")
         self.write_section(f"Failed entities ({total})", lines)
+
+
+def failure_status(state: EntitySyncState) -> str:
+    runs = f"{state.attempts} failed run{'' if state.attempts == 1 else 's'}"
+    if state.parked_at:
+        return f"PARKED after {runs}"
+    if state.attempts:
+        return f"retrying ({runs} counted towards parking)"
+    return "retrying (a passing failure, not counted towards parking)"
+
+
+# --- The same facts as JSON (sync_status --json) -------------------------------------------------
+
+
+def pending_document(groups: list[PendingGroup]) -> dict:
+    return {
+        "total": sum(group.count for group in groups),
+        "oldest_age_seconds": max((_seconds(g.oldest_age) for g in groups), default=0.0),
+        "groups": [
+            {
+                "table": group.entity_table,
+                "type": group.type,
+                "count": group.count,
+                "oldest_logged_at": _iso(group.oldest_logged_at),
+                "oldest_age_seconds": _seconds(group.oldest_age),
+            }
+            for group in groups
+        ],
+    }
+
+
+def run_document(run: SyncRun) -> dict:
+    took = (run.finished_at - run.started_at) if run.finished_at else None
+    return {
+        "id": run.pk,
+        "mode": run.mode,
+        "status": run.status,
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "duration_seconds": _seconds(took) if took is not None else None,
+        "events_pending": run.events_pending,
+        "entities_synced": run.entities_synced,
+        "entities_unchanged": run.entities_unchanged,
+        "entities_failed": run.entities_failed,
+        "calls": {
+            "created": run.calls_created,
+            "updated": run.calls_updated,
+            "deleted": run.calls_deleted,
+        },
+        "failed_calls": {
+            "created": run.calls_failed_created,
+            "updated": run.calls_failed_updated,
+            "deleted": run.calls_failed_deleted,
+        },
+        "error_summary": run.error_summary,
+    }
+
+
+def failure_document(state: EntitySyncState) -> dict:
+    return {
+        "table": state.entity_table,
+        "pk": state.entity_pk,
+        "remote_id": state.remote_id,
+        "parked": state.parked_at is not None,
+        "status": failure_status(state),
+        "attempts": state.attempts,
+        "parked_at": _iso(state.parked_at),
+        "last_failed_at": _iso(state.last_failed_at),
+        "last_error": state.last_error,
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _seconds(age: timedelta) -> float:
+    return round(age.total_seconds(), 3)
