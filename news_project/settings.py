@@ -254,6 +254,13 @@ SYNC_TIME_BUDGET = env_float("SYNC_TIME_BUDGET", 50.0)
 # The target deletes a post's comments with the post (json-server does): no call per comment.
 SYNC_TARGET_CASCADES = env_bool("SYNC_TARGET_CASCADES", False)
 
+# --- Retention -----------------------------------------------------------------------------------
+# What prune_events deletes (docker compose runs it daily): synced change events logged, and sync
+# runs started, more than this many days ago. Pending events are never deleted; nor is the last run.
+
+SYNC_EVENT_RETENTION_DAYS = env_int("SYNC_EVENT_RETENTION_DAYS", 30)
+SYNC_RUN_RETENTION_DAYS = env_int("SYNC_RUN_RETENTION_DAYS", 30)
+
 # --- Logging -------------------------------------------------------------------------------------
 
 LOGGING = {
