@@ -438,8 +438,10 @@ def lose_the_run_lock() -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
+                # pg_locks spans the server: only this database's holder, not another suite's.
                 "SELECT pg_terminate_backend(pid) FROM pg_locks "
-                "WHERE locktype = 'advisory' AND objid = %s AND granted",
+                "WHERE locktype = 'advisory' AND objid = %s AND granted "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
                 [_advisory_key("sync_changes")],
             )
     else:
