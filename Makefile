@@ -1,14 +1,45 @@
-# One command runs the service (make run), one runs the tests (make test).
+# One command runs the service (make run), one runs the tests (make test); make help lists the rest.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+MANAGE := $(BIN)/python manage.py
+
+# --- Local development: the one place of the defaults every target below shares ----------------
+# Settings come from the environment, then .env (read by manage.py), then settings.py (SQLite in
+# db.sqlite3). These targets add DJANGO_DEBUG=1 (a development secret key) and talk to the local
+# fake target. Any of them can be overridden: make run PORT=8001, make import TARGET_URL=...
 HOST ?= 127.0.0.1
 PORT ?= 8000
+TARGET_PORT ?= 3000
+TARGET_URL ?= http://127.0.0.1:$(TARGET_PORT)
+SUPERUSER ?= admin
+# With DJANGO_SUPERUSER_PASSWORD set, createsuperuser asks nothing.
+NOINPUT = $(if $(DJANGO_SUPERUSER_PASSWORD),--noinput)
+DJANGO_DEBUG ?= 1
+DEV := DJANGO_DEBUG=$(DJANGO_DEBUG)
+# The everyday targets migrate first, quietly, so that none meets a database without its tables.
+MIGRATED := $(DEV) $(MANAGE) migrate --noinput --verbosity 0
+# Extra arguments for the command a target runs: make sync ARGS=--dry-run
+ARGS ?=
+
 # The suite runs on PostgreSQL unless DATABASE_URL is given: make test DATABASE_URL=sqlite:///test.sqlite3
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/news
 PYTEST_ARGS ?=
 
-.PHONY: install run migrate test lint format clean
+.PHONY: help install migrate run fake-target import superuser sync status prune reset test lint \
+	format clean
+
+help:
+	@echo "make run           the API on http://$(HOST):$(PORT) (installs and migrates first)"
+	@echo "make fake-target   a local target with 100 posts and 500 comments on port $(TARGET_PORT)"
+	@echo "make import        import_initial_data from $(TARGET_URL)"
+	@echo "make superuser     createsuperuser $(SUPERUSER) (no prompt with DJANGO_SUPERUSER_PASSWORD set)"
+	@echo "make sync          sync_changes to $(TARGET_URL); make sync ARGS=--dry-run"
+	@echo "make status        sync_status"
+	@echo "make prune         prune_events (SYNC_EVENT_RETENTION_DAYS, SYNC_RUN_RETENTION_DAYS)"
+	@echo "make reset         empty the database (asks first), to import again"
+	@echo "make test          the test suite (PostgreSQL; DATABASE_URL=sqlite:///... for SQLite)"
+	@echo "make lint | format | install | migrate | clean"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
@@ -23,10 +54,38 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
 install: $(VENV)/.installed
 
 migrate: install
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py migrate --noinput
+	$(DEV) $(MANAGE) migrate --noinput
 
 run: migrate
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py runserver $(HOST):$(PORT)
+	$(DEV) $(MANAGE) runserver $(HOST):$(PORT)
+
+# Standard library only: it needs no virtualenv, so it can start while make run installs.
+fake-target:
+	$(PYTHON) -m fake_target --port $(TARGET_PORT) $(ARGS)
+
+import: install
+	@$(MIGRATED)
+	$(DEV) $(MANAGE) import_initial_data --url $(TARGET_URL) $(ARGS)
+
+superuser: install
+	@$(MIGRATED)
+	$(DEV) $(MANAGE) createsuperuser --username $(SUPERUSER) --email $(SUPERUSER)@example.com $(NOINPUT) $(ARGS)
+
+sync: install
+	@$(MIGRATED)
+	$(DEV) $(MANAGE) sync_changes --url $(TARGET_URL) $(ARGS)
+
+status: install
+	@$(MIGRATED)
+	$(DEV) $(MANAGE) sync_status $(ARGS)
+
+prune: install
+	@$(MIGRATED)
+	$(DEV) $(MANAGE) prune_events $(ARGS)
+
+# Django's flush names the database and asks for "yes" before it deletes every row.
+reset: install
+	$(DEV) $(MANAGE) flush $(ARGS)
 
 test: install
 	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" $(BIN)/pytest $(PYTEST_ARGS)

@@ -2,7 +2,7 @@
 
 A tool, not part of the product: the test suite (the `fake_target` fixture), the benchmarks
 and demos (`python -m fake_target --port 3000 --posts 100`) use it; product code never imports
-it, and the Docker image leaves it out. It needs no Django.
+it, and the app image leaves it out (it has an image of its own). It needs no Django.
 
 Modules: `target` (FakeTarget: lifecycle, records, request log), `routes` (json-server),
 `faults` (misbehaviour), `server` (HTTP plumbing), `wire` (JSON), `data` (generated records),

@@ -1,15 +1,20 @@
-"""python -m fake_target: serve generated posts and comments until interrupted."""
+"""python -m fake_target: serve generated posts and comments until interrupted or terminated."""
 
 from __future__ import annotations
 
 import argparse
-import time
+import errno
+import signal
+import sys
+import threading
 
 from fake_target.data import COMMENTS_PER_POST
 from fake_target.target import FakeTarget
 
+EXIT_CANNOT_SERVE = 1
 
-def main(argv: list[str] | None = None) -> None:
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m fake_target",
         description="Serve generated JSONPlaceholder-like posts and comments until interrupted.",
@@ -28,7 +33,21 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="answer writes but keep nothing, like the public JSONPlaceholder site",
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def cannot_listen(host: str, port: int, error: OSError) -> str:
+    """One line saying why the server cannot listen, and what to do about it."""
+    if error.errno == errno.EADDRINUSE:
+        return (
+            f"Error: port {port} on {host} is already in use (a fake target already running?). "
+            "Stop that process, or pick another port with --port."
+        )
+    return f"Error: cannot listen on {host}:{port}: {error.strerror or error}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     server = FakeTarget(
         host=args.host,
         port=args.port,
@@ -37,14 +56,23 @@ def main(argv: list[str] | None = None) -> None:
         stores_nothing=args.stores_nothing,
     )
     server.load_generated(args.posts, comments_per_post=args.comments_per_post, seed=args.seed)
-    with server:
+    try:
+        server.start()
+    except OSError as error:
+        sys.stderr.write(cannot_listen(args.host, args.port, error) + "\n")
+        sys.exit(EXIT_CANNOT_SERVE)
+
+    stopping = threading.Event()
+    # SIGTERM (kill, docker stop) ends it as Ctrl-C does: the server stops, the exit status is 0.
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    try:
         print(
             f"Fake target serving {len(server.posts)} posts and {len(server.comments)} comments "
             f"at {server.url} (Ctrl-C to stop)",
             flush=True,
         )
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+        stopping.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()

@@ -2,9 +2,33 @@
 
 import math
 import os
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+# The secret key .env.example ships with: a copied template must never sign anything.
+ENV_EXAMPLE_SECRET_KEY = "change-me-to-a-long-random-string"
+
+
+def load_env_file() -> Path | None:
+    """Fill in, from the project's .env, the variables the environment leaves unset.
+
+    DJANGO_ENV_FILE names another file; set to an empty value, no file is read. A missing file
+    is no error: the defaults then apply. Returns the file read, if any.
+    """
+    name = os.environ.get("DJANGO_ENV_FILE", str(PROJECT_DIR / ".env"))
+    if not name:
+        return None
+    path = Path(name)
+    if not path.is_file():
+        return None
+    # override=False: a variable set in the environment (or on a make command line) wins.
+    load_dotenv(path, override=False)
+    return path
 
 
 def env_bool(name: str, default: bool) -> bool:

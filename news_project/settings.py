@@ -8,7 +8,15 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from news_project.env import env_bool, env_float, env_int, env_list, env_rate, env_url
+from news_project.env import (
+    ENV_EXAMPLE_SECRET_KEY,
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_rate,
+    env_url,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -18,11 +26,16 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DEBUG = env_bool("DJANGO_DEBUG", False)
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+if SECRET_KEY == ENV_EXAMPLE_SECRET_KEY:
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY is still the placeholder of .env.example; set a long random value, "
+        "e.g. the output of: python3 -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
             "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off "
-            "(set DJANGO_DEBUG=1 for local development)"
+            "(in the environment or .env; or set DJANGO_DEBUG=1 for local development)"
         )
     SECRET_KEY = "django-insecure-development-only-key-do-not-use-in-production"
 
@@ -263,6 +276,13 @@ if not (METRICS_TOKEN.isascii() and METRICS_TOKEN.isprintable() and " " not in M
     raise ImproperlyConfigured(
         "METRICS_TOKEN must be printable ASCII without spaces (it is sent in a header)"
     )
+
+# --- Retention -----------------------------------------------------------------------------------
+# What prune_events deletes (docker compose runs it daily): synced change events logged, and sync
+# runs started, more than this many days ago. Pending events are never deleted; nor is the last run.
+
+SYNC_EVENT_RETENTION_DAYS = env_int("SYNC_EVENT_RETENTION_DAYS", 30)
+SYNC_RUN_RETENTION_DAYS = env_int("SYNC_RUN_RETENTION_DAYS", 30)
 
 # --- Logging -------------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Looking after the change log: what is pending or failing, and pruning what has been synced."""
+"""Looking after the change log: what is pending or failing, and pruning what is only history."""
 
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -58,6 +58,35 @@ def prune_events(*, older_than: timedelta, now: datetime | None = None) -> int:
     cutoff = (now or timezone.now()) - older_than
     deleted, _ = ModelEvent.objects.synced().filter(logged_at__lt=cutoff).delete()
     return deleted
+
+
+def prune_runs(*, older_than: timedelta, now: datetime | None = None) -> int:
+    """Delete sync runs started more than `older_than` ago, except the newest run of all, so
+    that sync_status can always say when the last one was. Returns how many were deleted."""
+    if older_than < timedelta(0):
+        raise ValueError(f"older_than must not be negative, got {older_than}")
+    cutoff = (now or timezone.now()) - older_than
+    newest = SyncRun.objects.order_by("-started_at", "-id").values_list("pk", flat=True).first()
+    deleted, _ = SyncRun.objects.filter(started_at__lt=cutoff).exclude(pk=newest).delete()
+    return deleted
+
+
+@dataclass(frozen=True)
+class Pruned:
+    events: int
+    runs: int
+
+
+def prune_history(
+    *, events_older_than: timedelta, runs_older_than: timedelta, now: datetime | None = None
+) -> Pruned:
+    """Delete what is only history: synced events and old sync runs, in one transaction."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        return Pruned(
+            events=prune_events(older_than=events_older_than, now=now),
+            runs=prune_runs(older_than=runs_older_than, now=now),
+        )
 
 
 def recent_runs(*, limit: int = 5) -> list[SyncRun]:

@@ -49,13 +49,14 @@ def database_url() -> str:
 
 def manage_env(*, clean: bool = False, **env: str) -> dict[str, str]:
     """The environment of a manage.py subprocess: the suite's, on its database; or, `clean`,
-    only PATH and the variables given."""
+    only PATH and the variables given. Never a developer's .env (DJANGO_ENV_FILE empty)."""
     if clean:
-        return {"PATH": os.environ.get("PATH", ""), **env}
+        return {"PATH": os.environ.get("PATH", ""), "DJANGO_ENV_FILE": "", **env}
     base = dict(os.environ)
     base.update(
         DJANGO_SETTINGS_MODULE="news_project.settings",
         DJANGO_SECRET_KEY=settings.SECRET_KEY,
+        DJANGO_ENV_FILE="",
         PYTHONUNBUFFERED="1",
     )
     if connection.vendor == "postgresql":

@@ -187,7 +187,8 @@ def test_refuses_a_database_that_has_posts_and_changes_nothing(target, user):
 
     assert message == (
         "The database already has 1 post and 1 comment; the initial import only runs on an "
-        "empty database. Nothing was changed."
+        "empty database. Nothing was changed. To start over, empty it first: manage.py flush "
+        "(make reset)."
     )
     assert list(Post.objects.values_list("id", flat=True)) == [post.id]
     assert ModelEvent.objects.count() == events
@@ -511,7 +512,8 @@ def test_the_command_line_prints_one_line_and_sets_the_exit_status(target):
     assert refused.stdout == ""
     assert refused.stderr == (
         "CommandError: The database already has 100 posts and 500 comments; the initial import "
-        "only runs on an empty database. Nothing was changed.\n"
+        "only runs on an empty database. Nothing was changed. "
+        "To start over, empty it first: manage.py flush (make reset).\n"
     )
 
 

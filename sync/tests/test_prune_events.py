@@ -1,4 +1,5 @@
-"""manage.py prune_events: synced events past the retention go, pending events always stay."""
+"""manage.py prune_events: synced events and sync runs past their retention go; pending events and
+the last run always stay."""
 
 from datetime import timedelta
 from io import StringIO
@@ -7,8 +8,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from sync.changelog import prune_events
-from sync.models import ModelEvent
+from news.tests.support import run_manage
+from sync.changelog import prune_events, prune_runs
+from sync.models import ModelEvent, SyncRun
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +40,7 @@ def test_deletes_synced_events_older_than_the_given_days_and_says_how_many():
 
     output = run("--older-than", "30")
 
-    assert output == "Deleted 2 synced events logged more than 30 days ago.\n"
+    assert output.startswith("Deleted 2 synced events logged more than 30 days ago and ")
     remaining = set(ModelEvent.objects.values_list("pk", flat=True))
     assert remaining == {recent_synced.pk, old_pending.pk, recent_pending.pk}
     assert not remaining & {event.pk for event in old_synced}
@@ -50,7 +52,7 @@ def test_pending_events_are_never_deleted_even_with_zero_days():
 
     output = run("--older-than=0")
 
-    assert output == "Deleted 1 synced event logged more than 0 days ago.\n"
+    assert output.startswith("Deleted 1 synced event logged more than 0 days ago and ")
     assert list(ModelEvent.objects.values_list("pk", flat=True)) == [pending.pk]
 
 
@@ -65,7 +67,10 @@ def test_the_age_is_counted_from_logged_at_not_synced_at():
 def test_nothing_to_prune_says_zero():
     make_event(age_days=5, synced=True)
 
-    assert run("--older-than", "30") == "Deleted 0 synced events logged more than 30 days ago.\n"
+    assert run("--older-than", "30", "--runs-older-than", "30") == (
+        "Deleted 0 synced events logged more than 30 days ago "
+        "and 0 sync runs started more than 30 days ago.\n"
+    )
     assert ModelEvent.objects.count() == 1
 
 
@@ -87,11 +92,102 @@ def test_bad_days_fail_with_one_line_and_delete_nothing(value, message):
     assert ModelEvent.objects.count() == 1
 
 
-def test_older_than_is_required():
-    with pytest.raises(CommandError, match="--older-than"):
-        run()
+def test_bad_run_days_fail_with_one_line_and_delete_nothing():
+    make_run(age_days=400)
+    make_run(age_days=0)
+
+    with pytest.raises(CommandError) as excinfo:
+        run("--runs-older-than", "a month")
+
+    assert str(excinfo.value) == "--runs-older-than must be a whole number of days, got 'a month'"
+    assert SyncRun.objects.count() == 2
 
 
-def test_the_service_refuses_a_negative_age():
+# --- Sync runs -----------------------------------------------------------------------------------
+
+
+def make_run(*, age_days: float) -> SyncRun:
+    started_at = timezone.now() - timedelta(days=age_days)
+    return SyncRun.objects.create(
+        started_at=started_at,
+        finished_at=started_at + timedelta(seconds=2),
+        status=SyncRun.Status.SUCCEEDED,
+    )
+
+
+def test_deletes_sync_runs_started_before_the_retention():
+    old = [make_run(age_days=age) for age in (45, 31)]
+    recent = [make_run(age_days=age) for age in (29, 0.01)]
+
+    output = run("--runs-older-than", "30")
+
+    assert output.endswith("and 2 sync runs started more than 30 days ago.\n")
+    assert set(SyncRun.objects.values_list("pk", flat=True)) == {run.pk for run in recent}
+    assert not SyncRun.objects.filter(pk__in=[run.pk for run in old]).exists()
+
+
+def test_the_last_run_is_kept_however_old():
+    runs = [make_run(age_days=age) for age in (90, 60)]
+
+    assert prune_runs(older_than=timedelta(days=30)) == 1
+    assert list(SyncRun.objects.values_list("pk", flat=True)) == [runs[1].pk]
+
+
+def test_without_arguments_the_retention_settings_apply(settings):
+    settings.SYNC_EVENT_RETENTION_DAYS = 7
+    settings.SYNC_RUN_RETENTION_DAYS = 2
+    make_event(age_days=8, synced=True, pk=1)
+    kept_event = make_event(age_days=6, synced=True, pk=2)
+    make_run(age_days=3)
+    kept_run = make_run(age_days=1)
+
+    output = run()
+
+    assert output == (
+        "Deleted 1 synced event logged more than 7 days ago "
+        "and 1 sync run started more than 2 days ago.\n"
+    )
+    assert list(ModelEvent.objects.values_list("pk", flat=True)) == [kept_event.pk]
+    assert list(SyncRun.objects.values_list("pk", flat=True)) == [kept_run.pk]
+
+
+def test_the_default_retention_is_30_days_for_events_and_runs():
+    assert run() == (
+        "Deleted 0 synced events logged more than 30 days ago "
+        "and 0 sync runs started more than 30 days ago.\n"
+    )
+
+
+# --- Exit codes, as the README says: 0 done, 1 a bad value (one line) ----------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_from_the_command_line_no_argument_exits_0_with_one_line():
+    make_run(age_days=90)
+    make_run(age_days=1)
+
+    result = run_manage("prune_events")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        "Deleted 0 synced events logged more than 30 days ago "
+        "and 1 sync run started more than 30 days ago.\n"
+    )
+    assert result.stderr == ""
+
+
+def test_from_the_command_line_a_bad_value_exits_1_with_one_line():
+    result = run_manage("prune_events", "--older-than", "soon")
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "CommandError: --older-than must be a whole number of days, got 'soon'"
+    ]
+
+
+def test_the_services_refuse_a_negative_age():
     with pytest.raises(ValueError, match="must not be negative"):
         prune_events(older_than=timedelta(days=-1))
+    with pytest.raises(ValueError, match="must not be negative"):
+        prune_runs(older_than=timedelta(days=-1))

@@ -2,8 +2,10 @@ from django.core.management.base import BaseCommand, CommandError
 
 from sync.client import TargetApiClient
 from sync.errors import SyncError, TargetApiError
-from sync.importing import import_initial_data
+from sync.importing import ImportRefused, import_initial_data
 from sync.management.arguments import http_url, positive_seconds
+
+START_OVER = "To start over, empty it first: manage.py flush (make reset)."
 
 
 class Command(BaseCommand):
@@ -29,6 +31,8 @@ class Command(BaseCommand):
                 report = import_initial_data(client=client, progress=self.stdout.isatty())
         except TargetApiError as exc:
             raise CommandError(f"Cannot read the target: {exc}. Nothing was imported.") from None
+        except ImportRefused as exc:
+            raise CommandError(f"{exc} {START_OVER}") from None
         except SyncError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(self.style.SUCCESS(str(report)))

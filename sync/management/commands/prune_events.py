@@ -1,34 +1,58 @@
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from sync.changelog import prune_events
+from sync.changelog import prune_history
 
 
-def parse_days(raw: str) -> int:
+def parse_days(option: str, raw: str | None, default: int) -> int:
+    if raw is None:
+        return default
     try:
         days = int(raw)
     except ValueError:
-        raise CommandError(f"--older-than must be a whole number of days, got {raw!r}") from None
+        raise CommandError(f"{option} must be a whole number of days, got {raw!r}") from None
     if days < 0:
-        raise CommandError(f"--older-than must be 0 or more days, got {days}")
+        raise CommandError(f"{option} must be 0 or more days, got {days}")
     return days
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 class Command(BaseCommand):
     help = (
-        "Delete synced change events logged more than DAYS days ago. "
-        "Pending (not yet synced) events are never deleted."
+        "Delete what is only history: synced change events logged more than "
+        "SYNC_EVENT_RETENTION_DAYS days ago, and sync runs started more than "
+        "SYNC_RUN_RETENTION_DAYS days ago (the last run is kept). Pending events are never deleted."
     )
 
     def add_arguments(self, parser) -> None:
         # Parsed in handle() so bad input ends in one CommandError line, not argparse usage.
-        parser.add_argument("--older-than", required=True, metavar="DAYS")
+        parser.add_argument(
+            "--older-than",
+            metavar="DAYS",
+            help="synced events to delete, by age (default: SYNC_EVENT_RETENTION_DAYS)",
+        )
+        parser.add_argument(
+            "--runs-older-than",
+            metavar="DAYS",
+            help="sync runs to delete, by age (default: SYNC_RUN_RETENTION_DAYS)",
+        )
 
-    def handle(self, *args, older_than: str, **options) -> None:
-        days = parse_days(older_than)
-        deleted = prune_events(older_than=timedelta(days=days))
+    def handle(self, *args, older_than: str | None, runs_older_than: str | None, **options):
+        event_days = parse_days("--older-than", older_than, settings.SYNC_EVENT_RETENTION_DAYS)
+        run_days = parse_days(
+            "--runs-older-than", runs_older_than, settings.SYNC_RUN_RETENTION_DAYS
+        )
+        pruned = prune_history(
+            events_older_than=timedelta(days=event_days),
+            runs_older_than=timedelta(days=run_days),
+        )
         self.stdout.write(
-            f"Deleted {deleted} synced event{'s' if deleted != 1 else ''} "
-            f"logged more than {days} day{'s' if days != 1 else ''} ago."
+            f"Deleted {plural(pruned.events, 'synced event')} logged more than "
+            f"{plural(event_days, 'day')} ago and {plural(pruned.runs, 'sync run')} started more "
+            f"than {plural(run_days, 'day')} ago."
         )

@@ -1,0 +1,76 @@
+"""The make targets of the everyday commands share make run's defaults, kept in one place."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+ROOT = Path(settings.BASE_DIR)
+VENV = Path(sys.executable).parent.parent  # the suite's own virtualenv, as .ci/run's $VENV
+MANAGE = f"{VENV}/bin/python manage.py"
+
+
+def recipe(target: str, *variables: str, **environment: str) -> list[str]:
+    """The commands `make TARGET` would run (make -n), without the install step's."""
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-n", target, f"VENV={VENV}", *variables],
+        cwd=ROOT,
+        env={"PATH": os.environ["PATH"], **environment},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    return [line for line in result.stdout.splitlines() if "pip install" not in line]
+
+
+def main_command(target: str, *variables: str, **environment: str) -> str:
+    return recipe(target, *variables, **environment)[-1].strip()
+
+
+@pytest.mark.parametrize(
+    ("target", "command"),
+    [
+        ("run", "runserver 127.0.0.1:8000"),
+        ("import", "import_initial_data --url http://127.0.0.1:3000"),
+        ("superuser", "createsuperuser --username admin --email admin@example.com"),
+        ("sync", "sync_changes --url http://127.0.0.1:3000"),
+        ("status", "sync_status"),
+        ("prune", "prune_events"),
+        ("reset", "flush"),
+    ],
+)
+def test_every_everyday_target_runs_manage_py_with_the_defaults_of_make_run(target, command):
+    assert main_command(target) == f"DJANGO_DEBUG=1 {MANAGE} {command}"
+
+
+@pytest.mark.parametrize("target", ["import", "superuser", "sync", "status", "prune"])
+def test_the_everyday_targets_migrate_first_quietly(target):
+    steps = recipe(target)
+
+    assert f"DJANGO_DEBUG=1 {MANAGE} migrate --noinput --verbosity 0" in steps
+
+
+def test_the_fake_target_and_the_target_url_follow_one_port():
+    port = "TARGET_PORT=3999"
+
+    assert main_command("fake-target", port) == "python3 -m fake_target --port 3999"
+    assert main_command("import", port).endswith("--url http://127.0.0.1:3999")
+    assert main_command("sync", port).endswith("--url http://127.0.0.1:3999")
+
+
+def test_the_environment_and_the_command_line_override_the_defaults():
+    assert main_command("run", PORT="18050").endswith("runserver 127.0.0.1:18050")
+    assert main_command("status", DJANGO_DEBUG="0").startswith("DJANGO_DEBUG=0 ")
+    assert main_command("sync", "ARGS=--dry-run").endswith("--url http://127.0.0.1:3000 --dry-run")
+    assert main_command("import", "TARGET_URL=http://target.example").endswith(
+        "--url http://target.example"
+    )
+
+
+def test_superuser_asks_nothing_when_the_password_is_in_the_environment():
+    assert main_command("superuser", DJANGO_SUPERUSER_PASSWORD="secret").endswith(" --noinput")
+    assert not main_command("superuser").endswith(" --noinput")
