@@ -177,8 +177,9 @@ def test_with_the_local_memory_cache_the_start_needs_no_table(tmp_path):
 def test_a_malformed_follower_or_monitoring_setting_fails_naming_it(name, value):
     result = run_manage("check", DJANGO_DEBUG="1", **{name: value})
 
-    assert result.returncode != 0
-    assert f"ImproperlyConfigured: {name} must be" in result.stderr
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"Error: {name} must be")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 
 
 def test_a_maximum_wait_shorter_than_the_debounce_fails_naming_both():
