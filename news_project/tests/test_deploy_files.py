@@ -50,8 +50,8 @@ def test_the_sync_service_stops_after_the_run_under_way(services):
     if "while true" in command:  # the loop: SIGTERM waits for the run, cuts the sleep short
         assert 'trap "exit 0" TERM' in command
         assert "& wait $$!" in command
-    # Long enough for a run bounded by SYNC_TIME_BUDGET (50 s) and one call's timeout (10 s).
-    assert int(sync["stop_grace_period"].rstrip("s")) >= 60
+        # Long enough for a run bounded by SYNC_TIME_BUDGET (50 s) and one call's timeout (10 s).
+        assert int(sync["stop_grace_period"].rstrip("s")) >= 60
 
 
 def test_the_prune_service_prunes_daily_once_the_database_is_migrated(services):
