@@ -8,18 +8,8 @@ Modules: `target` (FakeTarget: lifecycle, records, request log), `routes` (json-
 `faults` (misbehaviour), `server` (HTTP plumbing), `wire` (JSON), `data` (generated records),
 `cli` (`python -m fake_target`).
 
-Routes (JSON bodies, camelCase fields; posts `userId, id, title, body`, comments
-`postId, id, name, email, body`):
-
-    GET    /posts               every post, in insertion order; `?userId=1` filters by equality
-    POST   /posts               201 and the stored record
-    GET    /posts/{id}          200, or 404 `{}`
-    PUT    /posts/{id}          replaces the record (the id stays), 200; 404 `{}` when unknown
-    PATCH  /posts/{id}          merges into the record, 200; 404 `{}` when unknown
-    DELETE /posts/{id}          200 `{}` and deletes the post's comments too; 404 `{}` when unknown
-    GET    /posts/{id}/comments the post's comments (an empty list for an unknown post)
-    POST   /posts/{id}/comments creates a comment with that postId
-    ...and the same for /comments (without the nested route and the cascade).
+Routes: those of json-server for /posts and /comments (JSON bodies, camelCase fields; posts
+`userId, id, title, body`, comments `postId, id, name, email, body`), listed in `routes`.
 
 As in json-server, a POST keeps the `id` it is sent and otherwise gets max(id) + 1 (always, with
 `assign_ids=True`, like an API that picks its own ids). With `stores_nothing=True` it behaves like

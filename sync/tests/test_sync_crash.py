@@ -8,8 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from io import StringIO
 
 import pytest
@@ -27,6 +25,7 @@ from sync.tests.helpers import (
     expected_target,
     pending_count,
     target_state,
+    wait_for,
     writes,
 )
 
@@ -75,14 +74,6 @@ def hold_the_lock() -> subprocess.Popen:
     )
     assert holder.stdout.readline() == "locked\n"
     return holder
-
-
-def wait_for(condition: Callable[[], bool], *, timeout: float = 15, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
-        time.sleep(0.005)
 
 
 def lock_is_free() -> bool:

@@ -22,6 +22,7 @@ from sync.tests.helpers import (
     post_record,
     remote_ids,
     target_state,
+    wait_for,
     writes,
 )
 
@@ -415,7 +416,7 @@ def test_a_run_that_loses_its_lock_stops_sending_at_once_and_says_so(fake_target
 
     runner = threading.Thread(target=run)
     runner.start()
-    _wait(lambda: len(fake_target.calls()) >= 5)
+    wait_for(lambda: len(fake_target.calls()) >= 5)
     lose_the_run_lock()
     sent_when_lost = len(fake_target.calls())
     runner.join(30)
@@ -431,15 +432,6 @@ def test_a_run_that_loses_its_lock_stops_sending_at_once_and_says_so(fake_target
     assert sync().ok
     assert target_state(fake_target) == expected_target()
     assert pending_count() == 0
-
-
-def _wait(condition, timeout: float = 10.0) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
 
 
 def test_rows_imported_from_the_target_need_no_call_until_they_really_change(
@@ -493,7 +485,7 @@ def test_a_post_answered_after_the_timeout_is_not_sent_again_in_the_same_run(
     assigning_target.stall(0.6, method="POST", times=1)
     with TargetApiClient(base_url=fake_target.url, timeout=0.2, retries=1) as slow_client:
         report = sync_changes(client=slow_client, options=SyncOptions(concurrency=1))
-    _wait(lambda: fake_target.in_flight == 0)
+    wait_for(lambda: fake_target.in_flight == 0)
 
     assert not report.ok
     assert "no answer within 0.2 s" in report.failed[0].error
