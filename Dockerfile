@@ -30,4 +30,5 @@ COPY sync/ sync/
 RUN DJANGO_SECRET_KEY=build-only python manage.py collectstatic --noinput
 USER app
 EXPOSE 8000
-CMD ["gunicorn", "news_project.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+# Threaded workers, one process per CPU: news_project/gunicorn.conf.py says why.
+CMD ["gunicorn", "--config", "news_project/gunicorn.conf.py", "news_project.wsgi:application"]

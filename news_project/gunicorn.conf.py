@@ -1,0 +1,20 @@
+"""How gunicorn serves the API: the Dockerfile, docker-compose.yml and the benchmarks start it with
+`gunicorn -c news_project/gunicorn.conf.py news_project.wsgi`. GUNICORN_CMD_ARGS (read by gunicorn
+itself) overrides any of these, e.g. GUNICORN_CMD_ARGS="--workers 4 --threads 16".
+
+Threaded workers (gthread): a request holds a thread, not a process, so slow clients, or a long
+`?all=true` stream, tie up one thread each while the other threads go on serving. One worker
+process per CPU (2 here), each with its pool of threads for the time spent waiting on PostgreSQL,
+Redis and sockets.
+"""
+
+bind = "0.0.0.0:8000"
+worker_class = "gthread"
+workers = 2
+threads = 16
+# In a gthread worker this is the heartbeat of the worker's main loop, not a limit on a request:
+# a stream runs as long as its client reads. A stuck worker is still replaced after 30 s.
+timeout = 30
+# Idle keep-alive connections wait in the main loop, not in a thread.
+keepalive = 5
+accesslog = "-"
