@@ -5,6 +5,7 @@ import sys
 
 import psycopg
 import pytest
+import redis
 from django.conf import settings
 from django.core.cache import cache
 from rest_framework.test import APIClient
@@ -116,6 +117,28 @@ def other_client(other_user) -> APIClient:
 @pytest.fixture
 def staff_client(staff_user) -> APIClient:
     return bearer_client(staff_user)
+
+
+@pytest.fixture
+def response_cache(settings):
+    """The response cache on (news/cache.py), on Redis database 14, holding nothing of this
+    database before and after the test. Skips the test when Redis does not answer."""
+    from news.cache import get_store
+
+    settings.REDIS_URL = "redis://127.0.0.1:6379/14"
+    store = get_store()
+    try:
+        store.client.ping()
+    except redis.RedisError:
+        pytest.skip("needs Redis on 127.0.0.1:6379")
+
+    def forget_entries() -> None:
+        for key in store.client.scan_iter(match=f"{store.prefix}*", count=1000):
+            store.client.delete(key)
+
+    forget_entries()
+    yield store
+    forget_entries()
 
 
 @pytest.fixture

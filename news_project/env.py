@@ -83,6 +83,19 @@ def env_url(name: str, default: str) -> str:
     return value
 
 
+def env_redis_url(name: str) -> str:
+    """A redis://, rediss:// or unix:// URL, or "" when unset."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme not in {"redis", "rediss", "unix"} or not (parts.netloc or parts.path):
+        raise ImproperlyConfigured(
+            f"{name} must be a redis:// URL such as redis://127.0.0.1:6379/0, got {value!r}"
+        )
+    return value
+
+
 def env_rate(name: str, default: str) -> str:
     """A DRF throttle rate such as 10/min: a whole number, a slash, then s, m, h or d."""
     value = os.environ.get(name, default).strip()

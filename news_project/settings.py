@@ -15,6 +15,7 @@ from news_project.env import (
     env_int,
     env_list,
     env_rate,
+    env_redis_url,
     env_url,
 )
 
@@ -78,6 +79,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: an anonymous read it holds is answered before anything else runs (news/cache.py).
+    "news.cache.ResponseCacheMiddleware",
+    # ETag on every GET answer, and 304 Not Modified for a client that sends it back.
+    "django.middleware.http.ConditionalGetMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -143,6 +148,14 @@ _cache = os.environ.get("DJANGO_CACHE", "locmem").strip().lower() or "locmem"
 if _cache not in _CACHE_BACKENDS:
     raise ImproperlyConfigured(f"DJANGO_CACHE must be locmem or database, got {_cache!r}")
 CACHES = {"default": _CACHE_BACKENDS[_cache]}
+
+# Anonymous reads of /news/ answered from Redis, exact because every write replaces the
+# generation of its table when it commits (news/cache.py). Unset: every read asks the database.
+REDIS_URL = env_redis_url("REDIS_URL")
+# How long an entry lives at most (it dies sooner, at the next write of a table it reads), and
+# the largest answer kept (bigger ones, such as ?all=true over many rows, are always streamed).
+NEWS_CACHE_TTL = env_int("NEWS_CACHE_TTL", 300, minimum=1)
+NEWS_CACHE_MAX_BYTES = env_int("NEWS_CACHE_MAX_BYTES", 1048576, minimum=1)
 
 # --- Authentication ------------------------------------------------------------------------------
 # django-axes first: it refuses a locked-out admin login before the password is even checked.

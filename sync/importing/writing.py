@@ -8,6 +8,7 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from news.models import Comment, Post
+from news.signals import rows_created
 from sync.batching import chunked
 from sync.errors import ImportRefused
 from sync.models import EntitySyncState
@@ -40,6 +41,11 @@ def write(posts: list[dict], comments: list[dict], bar: tqdm, batch_size: int) -
         for model, rows in ((Post, posts), (Comment, comments), (EntitySyncState, states)):
             if postgres:
                 _copy_rows(model, rows, bar, batch_size)
+                if model is not EntitySyncState:
+                    # COPY sends no signal: announce the rows as bulk_create would (the cache of
+                    # reads listens; the change log does not, recording being off).
+                    pks = [values["id"] for values in rows]
+                    rows_created.send(sender=model, pks=pks, using=connection.alias)
             else:
                 for batch in chunked(rows, batch_size):
                     model.objects.bulk_create([model(**values) for values in batch])

@@ -87,6 +87,18 @@ def test_imports_every_post_and_comment_with_its_id_and_content(target):
     assert {row.created_by_id for row in [*posts.values(), *comments.values()]} == {None}
 
 
+@pytest.mark.django_db(transaction=True)
+def test_an_import_ends_the_cached_answers_of_the_empty_database(target, response_cache, client):
+    for _ in range(2):
+        assert client.get("/news/posts/").json()["count"] == 0
+    assert client.get("/news/posts/")["X-Cache"] == "hit"
+
+    run_import(target.url)
+
+    answer = client.get("/news/posts/")
+    assert (answer.json()["count"], answer["X-Cache"]) == (100, "miss")
+
+
 def test_imported_rows_are_not_change_events(target):
     run_import(target.url)
 
