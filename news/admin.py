@@ -1,10 +1,12 @@
 from django.contrib import admin
 
 from news.models import Comment, Post
+from news.pagination import CountedPaginator
 
 
 @admin.register(Post)
 class PostAdmin(admin.ModelAdmin):
+    paginator = CountedPaginator
     list_display = ["id", "title", "user_id", "created_by", "updated_at"]
     list_filter = ["user_id"]
     search_fields = ["title", "body"]
@@ -14,6 +16,7 @@ class PostAdmin(admin.ModelAdmin):
 
 @admin.register(Comment)
 class CommentAdmin(admin.ModelAdmin):
+    paginator = CountedPaginator
     list_display = ["id", "post", "name", "email", "created_by", "updated_at"]
     search_fields = ["name", "email", "body"]
     raw_id_fields = ["post", "created_by"]

@@ -73,6 +73,7 @@ class ResponseStore:
     """The entries and generations of one database's answers, in one Redis database."""
 
     def __init__(self, url: str, prefix: str, ttl: int, max_bytes: int) -> None:
+        self.url = url
         self.client = redis.Redis.from_url(
             url, socket_connect_timeout=0.5, socket_timeout=0.5, retry=Retry(NoBackoff(), 0)
         )
@@ -120,17 +121,21 @@ class ResponseStore:
             self._pause(exc, "could not read")
             return None, None
         if None in generations:
-            # A new or emptied Redis: start the tables' generations; this read is not stored.
+            # A new or emptied Redis: start the missing generations, then read what they are.
             token = f"{time.time_ns():x}.{secrets.token_hex(4)}"
             try:
                 pipe = self.client.pipeline(transaction=False)
                 for table_key, value in zip(keys, generations, strict=True):
                     if value is None:
                         pipe.set(table_key, token, nx=True)
-                pipe.execute()
+                pipe.mget(keys)
+                *_, generations = pipe.execute()
             except redis.RedisError as exc:
                 self._pause(exc, "could not start the generations")
-            return None, None
+                return None, None
+            if None in generations:
+                return None, None
+            entry = None
         return [value.decode() for value in generations], entry
 
     def save(self, key: str, generations: list[str], response: HttpResponse, body: bytes) -> None:
@@ -287,20 +292,26 @@ def storable(response: HttpResponse) -> bool:
 def _saving_stream(
     chunks: Iterable[bytes], max_bytes: int, save: Callable[[bytes], None]
 ) -> Iterator[bytes]:
-    """The stream as it goes to the client, kept and saved if it ends within max_bytes. A client
-    that leaves early closes the generator: nothing is saved."""
+    """The stream as it goes to the client, kept and saved if it ends within max_bytes: saved
+    before its last chunk is sent, so that the client's next read finds it. A client that leaves
+    early closes the generator: nothing is saved."""
     kept: list[bytes] | None = []
     size = 0
+    held = None
     for chunk in chunks:
+        if held is not None:
+            yield held
+        held = chunk
         if kept is not None:
             size += len(chunk)
             if size <= max_bytes:
                 kept.append(chunk)
             else:
                 kept = None
-        yield chunk
     if kept is not None:
         save(b"".join(kept))
+    if held is not None:
+        yield held
 
 
 def _answer(request: HttpRequest, headers: list[list[str]], body: bytes) -> HttpResponse:

@@ -51,3 +51,17 @@ class Comment(NewsItem):
 
     def __str__(self) -> str:
         return f"Comment {self.pk} on post {self.post_id}"
+
+
+class RowCount(models.Model):
+    """A change in the number of rows of a table, written by triggers (news.counts says why):
+    the sum of a table's rows here is its row count. PostgreSQL only."""
+
+    table_name = models.CharField(max_length=63)
+    rows = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["table_name"], name="news_rowcount_table")]
+
+    def __str__(self) -> str:
+        return f"{self.table_name}: {self.rows:+d}"

@@ -1,8 +1,23 @@
+from django.core.paginator import Paginator
+from django.utils.functional import cached_property
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
 
+from news.counts import counted_rows
+
+
+class CountedPaginator(Paginator):
+    """Django's paginator, with the row count of a whole table read from its counts (news.counts)
+    rather than counted: a page costs the same at a thousand rows and at a million."""
+
+    @cached_property
+    def count(self) -> int:
+        rows = counted_rows(self.object_list)
+        return super().count if rows is None else rows
+
 
 class NewsPagination(PageNumberPagination):
+    django_paginator_class = CountedPaginator
     page_size_query_param = "page_size"
     page_size_query_description = "Number of results per page (at most 100; more gives 100)."
     max_page_size = 100

@@ -1,6 +1,6 @@
-"""How gunicorn serves the API: the Dockerfile, docker-compose.yml and the benchmarks start it with
-`gunicorn -c news_project/gunicorn.conf.py news_project.wsgi`. GUNICORN_CMD_ARGS (read by gunicorn
-itself) overrides any of these, e.g. GUNICORN_CMD_ARGS="--workers 4 --threads 16".
+"""How gunicorn serves the API: the Dockerfile, docker-compose.yml, the tests and the benchmarks
+start it with `gunicorn --config news_project/gunicorn.conf.py news_project.wsgi:application`.
+Options on that command line override these, e.g. `--workers 4` on a 4-CPU machine.
 
 Threaded workers (gthread): a request holds a thread, not a process, so slow clients, or a long
 `?all=true` stream, tie up one thread each while the other threads go on serving. One worker

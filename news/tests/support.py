@@ -166,3 +166,63 @@ def race_behind_row_lock(
     for request in requests:
         request.join(WAIT_SECONDS)
         assert not request.is_alive(), f"{request.method} {request.url} did not finish"
+
+
+# --- The service as it is deployed: gunicorn with news_project/gunicorn.conf.py ---------------
+
+
+class Gunicorn:
+    """gunicorn serving the suite's database with the deployed configuration, on a free port;
+    `args` override that configuration as GUNICORN_CMD_ARGS would."""
+
+    def __init__(self, *args: str, **env: str) -> None:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        command = [sys.executable, "-m", "gunicorn", "--config", "news_project/gunicorn.conf.py"]
+        command += ["--bind", f"127.0.0.1:{port}", "--access-logfile", os.devnull, *args]
+        self.process = subprocess.Popen(
+            [*command, "news_project.wsgi:application"],
+            cwd=settings.BASE_DIR,
+            env=manage_env(DJANGO_DEBUG="0", DJANGO_ALLOWED_HOSTS="127.0.0.1", **env),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 20
+        while not self.answers():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(f"gunicorn did not start: {self.process.stderr.read()}")
+            time.sleep(0.05)
+
+    def answers(self) -> bool:
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"{self.url}/health/", timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def workers(self) -> list[int]:
+        children = f"/proc/{self.process.pid}/task/{self.process.pid}/children"
+        with open(children) as listing:
+            return [int(pid) for pid in listing.read().split()]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> Gunicorn:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()

@@ -1,0 +1,151 @@
+"""The service as deployed (gunicorn, news_project/gunicorn.conf.py): a write answered by one
+server process is seen by every later read from another, and slow clients neither lose the end
+of a long stream nor keep other requests waiting."""
+
+import json
+import socket
+import threading
+import time
+
+import pytest
+import requests
+from django.db import connection
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from news.tests.support import Gunicorn, make_post
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.mark.parametrize("cached", [True, False], ids=["redis", "without-redis"])
+def test_a_write_answered_by_one_process_is_seen_by_the_next_read_from_another(
+    request, cached, user
+):
+    env = {"REDIS_URL": request.getfixturevalue("response_cache").url} if cached else {}
+    token = RefreshToken.for_user(user).access_token
+    auth = {"Authorization": f"Bearer {token}"}
+    with Gunicorn(**env) as writer, Gunicorn(**env) as reader, requests.Session() as http:
+        post = http.post(f"{writer.url}/news/posts/", json={"title": "v0"}, headers=auth).json()
+        comments = f"/news/posts/{post['id']}/comments/"
+        reads = {
+            "detail": f"/news/posts/{post['id']}/",
+            "page": "/news/posts/?page_size=5",
+            "all": "/news/posts/?all=true",
+            "comments": comments,
+            "all comments": "/news/comments/?all=true",
+        }
+
+        def seen() -> dict:
+            answers = {name: http.get(f"{reader.url}{path}") for name, path in reads.items()}
+            return {"caches": {a.headers.get("X-Cache") for a in answers.values()}} | {
+                name: answer.json() for name, answer in answers.items()
+            }
+
+        comment_ids: list[int] = []
+        for version in range(1, 13):
+            seen()
+            before = seen()  # the same reads again: answered from the cache when it is on
+            assert before["caches"] == ({"hit"} if cached else {None})
+
+            if version % 3 == 0:
+                gone = comment_ids.pop()
+                answer = http.delete(f"{writer.url}/news/comments/{gone}/", headers=auth)
+                assert answer.status_code == 204
+            elif version % 3 == 1:
+                title = f"v{version}"
+                answer = http.patch(
+                    f"{writer.url}{reads['detail']}", json={"title": title}, headers=auth
+                )
+                assert answer.status_code == 200
+            else:
+                answer = http.post(
+                    f"{writer.url}{comments}",
+                    json={"name": f"c{version}", "email": "a@b.cd"},
+                    headers=auth,
+                )
+                assert answer.status_code == 201
+                comment_ids.append(answer.json()["id"])
+            after = seen()
+
+            assert after["detail"]["title"] == title
+            assert [p["title"] for p in after["all"]] == [title]
+            assert after["page"]["results"][0]["title"] == title
+            assert [c["id"] for c in after["comments"]["results"]] == comment_ids
+            assert [c["id"] for c in after["all comments"]] == comment_ids
+
+
+class SlowReader(threading.Thread):
+    """A client that reads an answer at about `rate` bytes a second, through a small window."""
+
+    def __init__(self, url: str, rate: int) -> None:
+        super().__init__(daemon=True)
+        host, _, port = url.removeprefix("http://").partition("/")[0].partition(":")
+        self.address, self.path = (host, int(port)), "/" + url.split("/", 3)[3]
+        self.rate, self.body, self.error, self.seconds = rate, b"", None, 0.0
+
+    def run(self) -> None:
+        started = time.monotonic()
+        try:
+            with socket.socket() as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+                sock.connect(self.address)
+                sock.sendall(f"GET {self.path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
+                received = bytearray()
+                while chunk := sock.recv(16384):
+                    received += chunk
+                    time.sleep(max(0.0, len(received) / self.rate - (time.monotonic() - started)))
+            head, _, self.body = bytes(received).partition(b"\r\n\r\n")
+            assert head.split()[1] == b"200", head
+        except Exception as exc:  # noqa: BLE001 - the test reports it
+            self.error = exc
+        self.seconds = time.monotonic() - started
+
+
+def rss_kib(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/status") as status:
+            total += next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    return total
+
+
+def test_slow_readers_get_all_of_a_long_stream_and_others_are_served_meanwhile():
+    post = make_post(title="Still served")
+    rows = 40_000
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO news_comment (post_id, name, email, body, created_at, updated_at) "
+            "SELECT %s, 'name ' || n, 'reader' || n || '@example.com', repeat('b', 200), "
+            "now(), now() FROM generate_series(1, %s) AS n",
+            [post.pk, rows],
+        )
+    # A worker that does not answer its heartbeat for 2 s is replaced: a stream must not count.
+    with Gunicorn("--timeout", "2") as server:
+        for _ in range(4):  # every worker has streamed once: what it allocates for good
+            requests.get(f"{server.url}/news/comments/?all=true", timeout=30)
+        memory_before = rss_kib(server.workers())
+        readers = [SlowReader(f"{server.url}/news/comments/?all=true", 3_000_000) for _ in range(4)]
+        for reader in readers:
+            reader.start()
+        time.sleep(1)
+
+        waits = []
+        for _ in range(5):
+            started = time.monotonic()
+            health = requests.get(f"{server.url}/health/", timeout=5)
+            detail = requests.get(f"{server.url}/news/posts/{post.pk}/", timeout=5)
+            waits.append(time.monotonic() - started)
+            assert (health.status_code, detail.json()["title"]) == (200, "Still served")
+        memory_during = rss_kib(server.workers())
+        for reader in readers:
+            reader.join(timeout=60)
+
+    assert max(waits) < 1.0, waits
+    for reader in readers:
+        assert reader.error is None
+        assert reader.seconds > 4  # twice the worker timeout
+        comments = json.loads(reader.body)
+        assert len(comments) == rows
+        assert comments[-1]["name"] == f"name {rows}"
+    # Four streams of ~13 MB each at once: the workers hold a chunk of each, not the answers.
+    assert (memory_during - memory_before) / 1024 < 60, (memory_before, memory_during)
