@@ -74,6 +74,38 @@ def test_the_stack_never_runs_with_debug_on(services, name):
     assert services[name]["env_file"] == ".env"
 
 
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_every_process_that_may_write_reaches_the_cache_of_reads(services, name):
+    assert services[name]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+
+
+def test_the_cache_keeps_nothing_on_disk_and_evicts_answers_only(services):
+    redis = services["redis"]["command"]
+    options = dict(zip(redis[1::2], redis[2::2], strict=True))
+
+    assert redis[0] == "redis-server"
+    assert options == {
+        "--save": "",
+        "--appendonly": "no",
+        "--maxmemory": "256mb",
+        "--maxmemory-policy": "volatile-lru",
+    }
+    assert services["web"]["depends_on"]["redis"] == {"condition": "service_started"}
+
+
+def test_web_serves_with_the_gunicorn_configuration_the_dockerfile_uses(services):
+    command = command_of(services["web"])
+    dockerfile_cmd = next(line for line in dockerfile_stages()["app"] if line.startswith("CMD "))
+
+    assert command.endswith(
+        '&& exec gunicorn --config news_project/gunicorn.conf.py news_project.wsgi:application"'
+    )
+    assert dockerfile_cmd == (
+        'CMD ["gunicorn", "--config", "news_project/gunicorn.conf.py", '
+        '"news_project.wsgi:application"]'
+    )
+
+
 def test_the_fake_target_runs_only_with_the_offline_profile(services):
     with_profiles = {name for name, service in services.items() if "profiles" in service}
 
