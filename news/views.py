@@ -1,5 +1,6 @@
 from itertools import islice
 
+import orjson
 from django.conf import settings
 from django.db import transaction
 from django.http import Http404, StreamingHttpResponse
@@ -9,7 +10,6 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import mixins, permissions, viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.filters import OrderingFilter
-from rest_framework.renderers import JSONRenderer
 
 from news.filters import CommentFilter, PostFilter
 from news.models import Comment, Post
@@ -27,6 +27,7 @@ ALL_PARAMETER = OpenApiParameter(
 POST_PK_PARAMETER = OpenApiParameter(
     "post_pk", OpenApiTypes.INT, OpenApiParameter.PATH, description="The post's id."
 )
+LINE_SEPARATOR, PARAGRAPH_SEPARATOR = "\u2028".encode(), "\u2029".encode()
 # Only an id written the one way the API writes it names an item: not 01, +1, " 1" or "\u0661".
 CANONICAL_ID = "[1-9][0-9]*"
 
@@ -87,18 +88,22 @@ class StreamAllMixin:
         return value.lower() == "true"
 
     def stream_all(self, queryset) -> StreamingHttpResponse:
-        serializer_class = self.get_serializer_class()
-        context = self.get_serializer_context()
+        # The serializer's fields read as plain values and written by orjson: the same JSON as
+        # the serializer gives (a test holds them equal), at a quarter of the cost a row.
+        fields = self.get_serializer_class().Meta.fields
         chunk_size = self.stream_chunk_size
-        renderer = JSONRenderer()
 
         def chunks():
-            # A server-side cursor and one serialised chunk at a time keep memory flat.
-            rows = queryset.iterator(chunk_size=chunk_size)
+            # A server-side cursor and one chunk at a time keep memory flat.
+            rows = queryset.values(*fields).iterator(chunk_size=chunk_size)
             separator = b"["
             while chunk := list(islice(rows, chunk_size)):
-                data = serializer_class(chunk, many=True, context=context).data
-                yield separator + renderer.render(data)[1:-1]
+                data = orjson.dumps(chunk, option=orjson.OPT_UTC_Z)[1:-1]
+                # Escaped as DRF's renderer escapes them, for JavaScript's sake.
+                data = data.replace(LINE_SEPARATOR, b"\\u2028").replace(
+                    PARAGRAPH_SEPARATOR, b"\\u2029"
+                )
+                yield separator + data
                 separator = b","
             yield b"[]" if separator == b"[" else b"]"
 

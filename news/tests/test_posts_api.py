@@ -1,6 +1,7 @@
 """The post endpoints: /news/posts/ and /news/posts/{id}/."""
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 from django.db import connection
@@ -157,6 +158,26 @@ def test_all_true_streams_every_post_as_a_plain_array(anon_client, streamed_json
     assert isinstance(body, list)
     assert [item["id"] for item in body] == ids
     assert set(body[0]) == POST_FIELDS
+
+
+@pytest.mark.parametrize("url", [POSTS, "/news/comments/", "/news/posts/{post}/comments/"])
+def test_all_true_is_byte_for_byte_what_the_pages_serialize(
+    anon_client, make_post, make_comment, url
+):
+    post = make_post(title='Ünïcode "quoted" \\ title\n', body="")
+    for n in range(3):
+        make_comment(post=post, name=f"c{n} ✓", body="line\nbreak\t\u2028")
+    moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    Post.objects.update(created_at=moment)
+    Comment.objects.filter(name__startswith="c1").update(updated_at=moment.replace(microsecond=7))
+    url = url.format(post=post.pk)
+
+    streamed = b"".join(anon_client.get(url, {"all": "true"}).streaming_content)
+    paged = anon_client.get(url, {"page_size": 100})
+
+    assert json.loads(streamed) == paged.json()["results"]
+    results = paged.content.split(b'"results":', 1)[1].removesuffix(b"}")
+    assert streamed == results
 
 
 def test_all_true_sends_the_rows_in_chunks(anon_client, monkeypatch):
