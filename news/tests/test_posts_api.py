@@ -166,7 +166,7 @@ def test_all_true_is_byte_for_byte_what_the_pages_serialize(
 ):
     post = make_post(title='Ünïcode "quoted" \\ title\n', body="")
     for n in range(3):
-        make_comment(post=post, name=f"c{n} ✓", body="line\nbreak\t\u2028")
+        make_comment(post=post, name=f"c{n} ✓", body="line\nbreak\t\u2028\u2029")
     moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     Post.objects.update(created_at=moment)
     Comment.objects.filter(name__startswith="c1").update(updated_at=moment.replace(microsecond=7))

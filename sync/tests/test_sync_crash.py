@@ -192,7 +192,9 @@ def test_a_full_run_killed_at_any_moment_then_edits_and_deletes_converge_without
 ):
     posts = [make_post(title=f"post {n}") for n in range(12)]
     comments = [make_comment(post, body=f"comment {n}") for n, post in enumerate(posts)]
-    fake_target.latency = 0.02
+    # Slow enough that the kill lands before the last calls even on a busy machine: after call 19
+    # there are 5 left, 2 at a time.
+    fake_target.latency = 0.15
     killed = start_sync(fake_target.url, "--full", "--concurrency", "2")
 
     wait_for(lambda: len(writes(fake_target)) >= calls_before_kill, what="the first calls")
