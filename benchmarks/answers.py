@@ -1,0 +1,84 @@
+"""One request of each kind by hand, before wrk measures it (benchmarks/api_throughput.py).
+
+wrk counts an error page as an answer like any other, so every side must first answer with the
+expected status and JSON, the same rows as the other side, and a body of a similar size.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+# Bodies further apart than this make the comparison unfair: said beside the figures.
+SIZE_TOLERANCE = 1.5
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs) -> None:
+        return None  # a redirect is an answer of its own, not the one to measure
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+def fetch(
+    url: str,
+    *,
+    method: str = "GET",
+    body: str | None = None,
+    headers: dict[str, str] | None = None,
+    expected: int = 200,
+) -> tuple[Any, int]:
+    """The JSON an answer holds and its body's size in bytes; exits unless it is `expected`."""
+    data = body.encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with _OPENER.open(request, timeout=30) as response:
+            status, content_type, content = response.status, response.headers, response.read()
+    except urllib.error.HTTPError as exc:
+        status, content_type, content = exc.code, exc.headers, exc.read()
+    except OSError as exc:
+        raise SystemExit(f"{method} {url}: {exc}") from None
+    content_type = content_type.get("Content-Type", "")
+    if status != expected or "json" not in content_type:
+        raise SystemExit(
+            f"{method} {url} answered {status} ({content_type or 'no Content-Type'}), "
+            f"not {expected} with JSON: {content[:300]!r}"
+        )
+    return json.loads(content), len(content)
+
+
+def rows_in(data: Any) -> int:
+    """Posts or comments in an answer: a page's results, an array's items, or one item."""
+    if isinstance(data, dict) and isinstance(data.get("results"), list):
+        return len(data["results"])
+    return len(data) if isinstance(data, list) else 1
+
+
+def check_read(urls: dict[str, str]) -> dict[str, int]:
+    """GET each side's URL: all answer 200 with JSON and the same number of rows. Body sizes
+    by side; a note when they are far apart."""
+    answers = {side: fetch(url) for side, url in urls.items()}
+    rows = {side: rows_in(data) for side, (data, _) in answers.items()}
+    if len(set(rows.values())) > 1:
+        raise SystemExit(f"the sides answer different rows: {rows} from {urls}")
+    sizes = {side: size for side, (_, size) in answers.items()}
+    if max(sizes.values()) > SIZE_TOLERANCE * min(sizes.values()):
+        print(f"note: bodies of different sizes, {sizes} bytes, from {urls}")
+    return sizes
+
+
+def check_create(
+    urls: dict[str, str], *, bodies: dict[str, str], headers: dict[str, dict[str, str]]
+) -> dict[str, int]:
+    """POST each side's body: all answer 201 with the new item (JSON with an id). Body sizes."""
+    sizes = {}
+    for side, url in urls.items():
+        data, sizes[side] = fetch(
+            url, method="POST", body=bodies[side], headers=headers[side], expected=201
+        )
+        if not isinstance(data, dict) or not isinstance(data.get("id"), int):
+            raise SystemExit(f"POST {url} answered 201 without the new item's id: {data!r}")
+    return sizes
