@@ -6,8 +6,8 @@ it reads. Each table's generation is a token in Redis that every write replaces 
 transaction has committed, before the write is answered (news's own announcements: post_save,
 post_delete, rows_created and rows_updated; post_migrate, which flush and migrate send, replaces
 them all). So once a write has been answered, no process serves an answer stored before it: the
-entry's generations no longer match. A read costs one round trip to Redis, and nothing at all of
-the database, when it hits.
+entry's generations no longer match. A hit costs one round trip to Redis and is answered before
+Django runs (CachedReads wraps the WSGI application): no middleware, no database.
 
 Tokens are unique in time, never counters: a generation key that Redis lost (restart, eviction)
 cannot come back with a value an old entry was stored under. Without REDIS_URL, or while Redis
@@ -26,11 +26,9 @@ from collections.abc import Callable, Iterable, Iterator
 
 import redis
 from django.conf import settings
-from django.core.exceptions import DisallowedHost
 from django.core.signals import setting_changed
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models.signals import post_delete, post_migrate, post_save
-from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 from django.utils.http import parse_etags
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -138,10 +136,11 @@ class ResponseStore:
             entry = None
         return [value.decode() for value in generations], entry
 
-    def save(self, key: str, generations: list[str], response: HttpResponse, body: bytes) -> None:
-        headers = [[k, v] for k, v in response.items() if k.lower() in STORED_HEADERS]
-        if not response.has_header("ETag"):  # a stream's, which ConditionalGetMiddleware skips
-            headers.append(["ETag", f'"{hashlib.md5(body, usedforsecurity=False).hexdigest()}"'])
+    def save(self, key: str, generations: list[str], headers: list, body: bytes) -> None:
+        if not any(name.lower() == "etag" for name, _ in headers):
+            # A stream's, which ConditionalGetMiddleware leaves without one.
+            etag = f'"{hashlib.md5(body, usedforsecurity=False).hexdigest()}"'
+            headers = [*headers, ["ETag", etag]]
         meta = json.dumps({"generations": generations, "headers": headers}).encode()
         try:
             self.client.set(f"{self.prefix}entry:{key}", meta + b"\n" + body, ex=self.ttl)
@@ -232,102 +231,128 @@ def _pending_bump(connection) -> _PendingBump | None:
 # --- Reads ----------------------------------------------------------------------------------------
 
 
-class ResponseCacheMiddleware:
-    """First in MIDDLEWARE: a hit skips everything else, the database included."""
+class CachedReads:
+    """Wraps the WSGI application (news_project/wsgi.py): a hit is answered before Django runs
+    at all, with neither a request object, middleware, nor the database.
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
+    Only an answer Django gave with 200 is stored, under the scheme, host, path, query and Accept
+    header of its request: a host Django refuses, a redirect to https or to a trailing slash,
+    never has an entry, so it always reaches Django.
+    """
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __init__(self, application: Callable) -> None:
+        self.application = application
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         store = get_store()
-        key = _cache_key(request) if store is not None else None
+        key = _cache_key(environ) if store is not None else None
         if key is None:
-            return self.get_response(request)
-        tables = tables_read(request.path)
-        generations, entry = store.lookup(key, tables)
+            return self.application(environ, start_response)
+        generations, entry = store.lookup(key, tables_read(environ["PATH_INFO"]))
         if entry is not None:
             meta, _, body = entry.partition(b"\n")
             meta = json.loads(meta)
             if meta["generations"] == generations:
-                return _answer(request, meta["headers"], body)
-        response = self.get_response(request)
-        if generations is not None and storable(response):
-            response["X-Cache"] = "miss"
-            if response.streaming:
-                response.streaming_content = _saving_stream(
-                    response.streaming_content,
-                    store.max_bytes,
-                    lambda body: store.save(key, generations, response, body),
-                )
-            elif len(response.content) <= store.max_bytes:
-                store.save(key, generations, response, response.content)
-        return response
+                return _answer(environ, start_response, meta["headers"], body)
+        if generations is None:
+            return self.application(environ, start_response)
+
+        answer: dict = {}
+
+        def start_storing(status: str, headers: list, exc_info=None):
+            if status.startswith("200 ") and storable(headers):
+                headers = [*headers, ("X-Cache", "miss")]
+                answer["headers"] = [[n, v] for n, v in headers if n.lower() in STORED_HEADERS]
+            return start_response(status, headers, exc_info)
+
+        chunks = self.application(environ, start_storing)
+        if "headers" not in answer:
+            return chunks
+
+        def save(body: bytes) -> None:
+            store.save(key, generations, answer["headers"], body)
+
+        return _SavingBody(chunks, store.max_bytes, save)
 
 
-def _cache_key(request: HttpRequest) -> str | None:
+def _cache_key(environ: dict) -> str | None:
     """The entry's key, or None for a request the cache leaves alone."""
-    if request.method != "GET" or not request.path.startswith("/news/"):
+    path = environ.get("PATH_INFO", "")
+    if environ.get("REQUEST_METHOD") != "GET" or not path.startswith("/news/"):
         return None
-    if "HTTP_AUTHORIZATION" in request.META:
+    if "HTTP_AUTHORIZATION" in environ:
         return None  # a credential is checked on every request: a bad one must still fail
-    try:
-        url = request.build_absolute_uri()
-    except DisallowedHost:
-        return None
-    accept = request.META.get("HTTP_ACCEPT", "")
-    return hashlib.sha256(f"{url}\n{accept}".encode()).hexdigest()
+    host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME')}:{environ.get('SERVER_PORT')}"
+    url = f"{_scheme(environ)}://{host}{environ.get('SCRIPT_NAME', '')}{path}"
+    parts = (url, environ.get("QUERY_STRING", ""), environ.get("HTTP_ACCEPT", ""))
+    return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def storable(response: HttpResponse) -> bool:
-    """A 200 JSON answer that is the same for every anonymous client."""
-    vary = {value.strip().lower() for value in response.get("Vary", "").split(",") if value}
+def _scheme(environ: dict) -> str:
+    """The scheme as Django tells it (HttpRequest.scheme), behind a TLS proxy too."""
+    if settings.SECURE_PROXY_SSL_HEADER:
+        header, secure = settings.SECURE_PROXY_SSL_HEADER
+        if (value := environ.get(header)) is not None:
+            return "https" if value.split(",", 1)[0].strip() == secure else "http"
+    return environ.get("wsgi.url_scheme", "http")
+
+
+def storable(headers: list[tuple[str, str]]) -> bool:
+    """A JSON answer that is the same for every anonymous client."""
+    named = {}
+    for name, value in headers:
+        named.setdefault(name.lower(), []).append(value)
+    vary = {v.strip().lower() for value in named.get("vary", []) for v in value.split(",") if v}
     return (
-        response.status_code == 200
-        and not response.cookies
-        and response.get("Content-Type", "").startswith("application/json")
+        "set-cookie" not in named
+        and named.get("content-type", [""])[0].startswith("application/json")
         and vary <= {"accept"}
     )
 
 
-def _saving_stream(
-    chunks: Iterable[bytes], max_bytes: int, save: Callable[[bytes], None]
-) -> Iterator[bytes]:
-    """The stream as it goes to the client, kept and saved if it ends within max_bytes: saved
-    before its last chunk is sent, so that the client's next read finds it. A client that leaves
-    early closes the generator: nothing is saved."""
-    kept: list[bytes] | None = []
-    size = 0
-    held = None
-    for chunk in chunks:
+class _SavingBody:
+    """The body as it goes to the client, kept and saved if it ends within max_bytes: saved before
+    its last chunk is sent, so that the client's next read finds it. A client that leaves early
+    never reaches the end: nothing is saved. close() reaches Django's response, as WSGI asks."""
+
+    def __init__(self, chunks: Iterable[bytes], max_bytes: int, save: Callable[[bytes], None]):
+        self.chunks, self.max_bytes, self.save = chunks, max_bytes, save
+
+    def __iter__(self) -> Iterator[bytes]:
+        kept: list[bytes] | None = []
+        size = 0
+        held = None
+        for chunk in self.chunks:
+            if held is not None:
+                yield held
+            held = chunk
+            if kept is not None:
+                size += len(chunk)
+                if size <= self.max_bytes:
+                    kept.append(chunk)
+                else:
+                    kept = None
+        if kept is not None:
+            self.save(b"".join(kept))
         if held is not None:
             yield held
-        held = chunk
-        if kept is not None:
-            size += len(chunk)
-            if size <= max_bytes:
-                kept.append(chunk)
-            else:
-                kept = None
-    if kept is not None:
-        save(b"".join(kept))
-    if held is not None:
-        yield held
+
+    def close(self) -> None:
+        if hasattr(self.chunks, "close"):
+            self.chunks.close()
 
 
-def _answer(request: HttpRequest, headers: list[list[str]], body: bytes) -> HttpResponse:
+def _answer(environ: dict, start_response: Callable, headers: list, body: bytes) -> list[bytes]:
     """The stored answer, or 304 Not Modified when the client holds it already."""
     etag = next(value for name, value in headers if name.lower() == "etag")
-    if_none_match = request.META.get("HTTP_IF_NONE_MATCH")
+    if_none_match = environ.get("HTTP_IF_NONE_MATCH")
     if if_none_match and _matches(etag, parse_etags(if_none_match)):
-        response = HttpResponseNotModified()
-        response["ETag"] = etag
-    else:
-        response = HttpResponse(body)
-        for name, value in headers:
-            response[name] = value
-        response["Content-Length"] = str(len(body))
-    response["X-Cache"] = "hit"
-    return response
+        start_response("304 Not Modified", [("ETag", etag), ("X-Cache", "hit")])
+        return []
+    sent = [(name, value) for name, value in headers]
+    sent += [("Content-Length", str(len(body))), ("X-Cache", "hit")]
+    start_response("200 OK", sent)
+    return [body]
 
 
 def _matches(etag: str, candidates: list[str]) -> bool:

@@ -79,8 +79,6 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: an anonymous read it holds is answered before anything else runs (news/cache.py).
-    "news.cache.ResponseCacheMiddleware",
     # ETag on every GET answer, and 304 Not Modified for a client that sends it back.
     "django.middleware.http.ConditionalGetMiddleware",
     "django.middleware.security.SecurityMiddleware",

@@ -1,4 +1,4 @@
-"""WSGI entry point (gunicorn news_project.wsgi)."""
+"""WSGI entry point (gunicorn news_project.wsgi): Django, behind the cache of anonymous reads."""
 
 import os
 
@@ -6,8 +6,14 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "news_project.settings")
 
-application = get_wsgi_application()
+django_application = get_wsgi_application()
 
-from news_project.startup import check_cache_tables  # noqa: E402  (needs the settings above)
+# Imported once Django is set up (the settings above).
+from news.cache import CachedReads  # noqa: E402
+from news_project.startup import check_cache_tables  # noqa: E402
+
+# A read the cache holds is answered before Django runs (news/cache.py); without REDIS_URL this
+# only passes every request on.
+application = CachedReads(django_application)
 
 check_cache_tables()

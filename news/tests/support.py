@@ -226,3 +226,76 @@ class Gunicorn:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+
+
+# --- A GET through the whole WSGI application, as gunicorn calls it ------------------------------
+
+
+class WsgiAnswer:
+    """What a WSGI application answered, its body read to the end (a stream's too)."""
+
+    def __init__(self, status: str, headers: list[tuple[str, str]], content: bytes) -> None:
+        self.status_code = int(status.split()[0])
+        self.headers = {name.lower(): value for name, value in headers}
+        self.content = content
+
+    def json(self):
+        import json
+
+        return json.loads(self.content)
+
+    def get(self, header: str, default=None):
+        return self.headers.get(header.lower(), default)
+
+    def __getitem__(self, header: str) -> str:
+        return self.headers[header.lower()]
+
+
+def wsgi_get(url: str, **headers: str) -> WsgiAnswer:
+    """GET `url` from news_project.wsgi.application, the cache of reads in front of Django; extra
+    CGI-style headers as in Django's test client (HTTP_ACCEPT="text/html")."""
+    import io
+
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    from news_project.wsgi import application
+
+    path, _, query = url.partition("?")
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "testserver",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        **headers,
+    }
+    answer: dict = {}
+
+    def start_response(status, response_headers, exc_info=None):
+        answer.update(status=status, headers=response_headers)
+
+    # As Django's test client does: the suite's connection stays open across requests.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        chunks = application(environ, start_response)
+        try:
+            content = b"".join(chunks)
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+    return WsgiAnswer(answer["status"], answer["headers"], content)

@@ -1,50 +1,33 @@
 """The response cache (news/cache.py): anonymous reads answered from Redis, never stale after a
 write has been answered, and the same answers without Redis."""
 
-import json
-
 import pytest
 from django.core.management import call_command
 from django.db import transaction
 
 from news.models import Comment, Post
-from news.tests.support import make_comment, make_post
+from news.tests.support import WsgiAnswer, make_comment, make_post, wsgi_get
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # The response_cache fixture (conftest.py) turns the cache on, on a Redis database of its own.
 
 
-class Answer:
-    """A response with its body read, a stream's included."""
-
-    def __init__(self, response) -> None:
-        self.response, self.status_code = response, response.status_code
-        streaming = response.streaming
-        self.content = b"".join(response.streaming_content) if streaming else response.content
-
-    def json(self):
-        return json.loads(self.content)
-
-    def __getitem__(self, header: str) -> str:
-        return self.response[header]
-
-
-def read(client, url: str, **headers) -> tuple[Answer, str | None]:
-    """The answer, and what the cache said of it."""
-    response = client.get(url, **headers)
-    return Answer(response), response.get("X-Cache")
+def read(url: str, **headers) -> tuple[WsgiAnswer, str | None]:
+    """The answer of the WSGI application, and what the cache said of it."""
+    answer = wsgi_get(url, **headers)
+    return answer, answer.get("X-Cache")
 
 
 def test_a_second_anonymous_read_is_answered_from_redis_without_the_database(
-    response_cache, anon_client, django_assert_num_queries
+    response_cache, django_assert_num_queries
 ):
     post = make_post(title="Cached")
     url = f"/news/posts/{post.pk}/"
-    first, first_cache = read(anon_client, url)
+    first, first_cache = read(url)
 
     with django_assert_num_queries(0):
-        second, second_cache = read(anon_client, url)
+        second, second_cache = read(url)
 
     assert (first.status_code, first_cache) == (200, "miss")
     assert (second.status_code, second_cache) == (200, "hit")
@@ -66,18 +49,18 @@ def test_a_second_anonymous_read_is_answered_from_redis_without_the_database(
         "/news/posts/{post}/comments/?all=true",
     ],
 )
-def test_an_edit_answered_is_seen_by_the_next_read(response_cache, anon_client, api_client, url):
+def test_an_edit_answered_is_seen_by_the_next_read(response_cache, api_client, url):
     post = api_client.post("/news/posts/", {"title": "Before", "body": ""}).json()
     api_client.post(f"/news/posts/{post['id']}/comments/", {"name": "n", "email": "a@b.cd"})
     url = url.format(post=post["id"])
     for _ in range(3):
-        read(anon_client, url)
-    assert read(anon_client, url)[1] == "hit"
+        read(url)
+    assert read(url)[1] == "hit"
 
     edit = api_client.patch(f"/news/posts/{post['id']}/", {"title": "After"})
     assert edit.status_code == 200
     api_client.post(f"/news/posts/{post['id']}/comments/", {"name": "second", "email": "a@b.cd"})
-    after, cache = read(anon_client, url)
+    after, cache = read(url)
 
     assert cache == "miss"
     if "comments" in url:
@@ -86,56 +69,52 @@ def test_an_edit_answered_is_seen_by_the_next_read(response_cache, anon_client, 
         assert "After" in after.content.decode() and "Before" not in after.content.decode()
 
 
-def test_create_and_delete_change_lists_and_details(response_cache, anon_client, api_client):
+def test_create_and_delete_change_lists_and_details(response_cache, api_client):
     post = api_client.post("/news/posts/", {"title": "One"}).json()
     for _ in range(2):
-        read(anon_client, "/news/posts/?all=true")
-        read(anon_client, f"/news/posts/{post['id']}/")
+        read("/news/posts/?all=true")
+        read(f"/news/posts/{post['id']}/")
 
     created = api_client.post("/news/posts/", {"title": "Two"}).json()
-    assert [p["title"] for p in read(anon_client, "/news/posts/?all=true")[0].json()] == [
+    assert [p["title"] for p in read("/news/posts/?all=true")[0].json()] == [
         "One",
         "Two",
     ]
     assert api_client.delete(f"/news/posts/{post['id']}/").status_code == 204
 
-    assert read(anon_client, f"/news/posts/{post['id']}/")[0].status_code == 404
-    assert [p["id"] for p in read(anon_client, "/news/posts/?all=true")[0].json()] == [
-        created["id"]
-    ]
+    assert read(f"/news/posts/{post['id']}/")[0].status_code == 404
+    assert [p["id"] for p in read("/news/posts/?all=true")[0].json()] == [created["id"]]
 
 
 def test_a_comment_write_leaves_post_answers_cached_and_a_post_delete_ends_its_comments(
-    response_cache, anon_client, api_client
+    response_cache, api_client
 ):
     post = api_client.post("/news/posts/", {"title": "One"}).json()
     comment = api_client.post(
         f"/news/posts/{post['id']}/comments/", {"name": "c", "email": "a@b.cd"}
     ).json()
     for _ in range(2):
-        read(anon_client, f"/news/posts/{post['id']}/")
-        read(anon_client, f"/news/comments/{comment['id']}/")
+        read(f"/news/posts/{post['id']}/")
+        read(f"/news/comments/{comment['id']}/")
 
     api_client.patch(f"/news/comments/{comment['id']}/", {"name": "changed"})
-    assert read(anon_client, f"/news/posts/{post['id']}/")[1] == "hit"
-    assert read(anon_client, f"/news/comments/{comment['id']}/")[0].json()["name"] == "changed"
+    assert read(f"/news/posts/{post['id']}/")[1] == "hit"
+    assert read(f"/news/comments/{comment['id']}/")[0].json()["name"] == "changed"
 
-    read(anon_client, f"/news/comments/{comment['id']}/")
+    read(f"/news/comments/{comment['id']}/")
     api_client.delete(f"/news/posts/{post['id']}/")
-    assert read(anon_client, f"/news/comments/{comment['id']}/")[0].status_code == 404
+    assert read(f"/news/comments/{comment['id']}/")[0].status_code == 404
 
 
-def test_a_rolled_back_write_does_not_keep_the_next_one_from_ending_entries(
-    response_cache, anon_client
-):
+def test_a_rolled_back_write_does_not_keep_the_next_one_from_ending_entries(response_cache):
     post = make_post(title="Kept")
     url = f"/news/posts/{post.pk}/"
     for _ in range(2):
-        read(anon_client, url)
+        read(url)
     with pytest.raises(RuntimeError), transaction.atomic():
         Post.objects.filter(pk=post.pk).update(title="Rolled back")
         raise RuntimeError
-    assert read(anon_client, url)[1] == "hit"
+    assert read(url)[1] == "hit"
 
     with transaction.atomic():
         with pytest.raises(RuntimeError), transaction.atomic():
@@ -143,87 +122,87 @@ def test_a_rolled_back_write_does_not_keep_the_next_one_from_ending_entries(
             raise RuntimeError
         Post.objects.filter(pk=post.pk).update(title="Committed")
 
-    assert read(anon_client, url)[0].json()["title"] == "Committed"
+    assert read(url)[0].json()["title"] == "Committed"
 
 
-def test_bulk_writes_and_flush_end_entries(response_cache, anon_client):
+def test_bulk_writes_and_flush_end_entries(response_cache):
     post = make_post()
     make_comment(post=post, name="one")
     url = "/news/comments/?all=true"
     for _ in range(2):
-        read(anon_client, url)
+        read(url)
 
     Comment.objects.bulk_create([Comment(post=post, name="two", email="a@b.cd")])
-    assert [c["name"] for c in read(anon_client, url)[0].json()] == ["one", "two"]
+    assert [c["name"] for c in read(url)[0].json()] == ["one", "two"]
     Comment.objects.update(name="three")
-    assert {c["name"] for c in read(anon_client, url)[0].json()} == {"three"}
+    assert {c["name"] for c in read(url)[0].json()} == {"three"}
 
-    read(anon_client, url)
+    read(url)
     call_command("flush", "--noinput")
-    assert read(anon_client, url)[0].json() == []
+    assert read(url)[0].json() == []
 
 
-def test_a_client_holding_the_answer_gets_304(response_cache, anon_client):
+def test_a_client_holding_the_answer_gets_304(response_cache):
     post = make_post()
     url = f"/news/posts/{post.pk}/"
-    first = anon_client.get(url)  # not cached yet: ConditionalGetMiddleware's ETag
-    assert anon_client.get(url, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 304
-    read(anon_client, url)
+    first = wsgi_get(url)  # not cached yet: ConditionalGetMiddleware's ETag
+    assert wsgi_get(url, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 304
+    read(url)
 
-    hit = anon_client.get(url, HTTP_IF_NONE_MATCH=f'"other", W/{first["ETag"]}')
+    hit = wsgi_get(url, HTTP_IF_NONE_MATCH=f'"other", W/{first["ETag"]}')
 
     assert (hit.status_code, hit["ETag"], hit.content) == (304, first["ETag"], b"")
     Post.objects.filter(pk=post.pk).update(title="New")
-    assert anon_client.get(url, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 200
+    assert wsgi_get(url, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 200
 
 
-def test_a_cached_stream_keeps_its_etag(response_cache, anon_client):
+def test_a_cached_stream_keeps_its_etag(response_cache):
     make_post()
     url = "/news/posts/?all=true"
-    miss, cache = read(anon_client, url)
+    miss, cache = read(url)
     assert cache == "miss"
 
-    hit, cache = read(anon_client, url)
+    hit, cache = read(url)
 
     assert (cache, hit.content) == ("hit", miss.content)
-    assert anon_client.get(url, HTTP_IF_NONE_MATCH=hit["ETag"]).status_code == 304
+    assert wsgi_get(url, HTTP_IF_NONE_MATCH=hit["ETag"]).status_code == 304
 
 
-def test_answers_bigger_than_the_limit_are_not_kept(response_cache, anon_client, settings):
+def test_answers_bigger_than_the_limit_are_not_kept(response_cache, settings):
     settings.NEWS_CACHE_MAX_BYTES = 200
     post = make_post(body="x" * 300)
     for _ in range(3):
-        _, cache = read(anon_client, "/news/posts/?all=true")
+        _, cache = read("/news/posts/?all=true")
         assert cache == "miss"
-        _, cache = read(anon_client, f"/news/posts/{post.pk}/")
+        _, cache = read(f"/news/posts/{post.pk}/")
         assert cache == "miss"
 
 
-def test_credentials_and_content_negotiation_bypass_the_cache(
-    response_cache, anon_client, api_client
-):
+def test_credentials_and_content_negotiation_bypass_the_cache(response_cache, api_client):
     post = make_post()
     url = f"/news/posts/{post.pk}/"
     for _ in range(2):
-        read(anon_client, url)
+        read(url)
 
-    authenticated, cache = read(api_client, url)
+    authenticated, cache = read(
+        url, HTTP_AUTHORIZATION=api_client._credentials["HTTP_AUTHORIZATION"]
+    )
     assert (authenticated.status_code, cache) == (200, None)
-    bad_token, cache = read(anon_client, url, HTTP_AUTHORIZATION="Bearer nonsense")
+    bad_token, cache = read(url, HTTP_AUTHORIZATION="Bearer nonsense")
     assert (bad_token.status_code, cache) == (401, None)
-    html, _ = read(anon_client, url, HTTP_ACCEPT="text/html")
+    html, _ = read(url, HTTP_ACCEPT="text/html")
     assert html.status_code == 406
-    assert read(anon_client, url, HTTP_ACCEPT="text/html")[0].status_code == 406
+    assert read(url, HTTP_ACCEPT="text/html")[0].status_code == 406
 
 
-def test_without_redis_every_read_goes_to_the_database(settings, anon_client, api_client):
+def test_without_redis_every_read_goes_to_the_database(settings, api_client):
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
     post = api_client.post("/news/posts/", {"title": "Before"}).json()
     url = f"/news/posts/{post['id']}/"
-    assert read(anon_client, url)[0].json()["title"] == "Before"
+    assert read(url)[0].json()["title"] == "Before"
 
     edit = api_client.patch(url, {"title": "After"})
-    answer, cache = read(anon_client, url)
+    answer, cache = read(url)
 
     assert edit.status_code == 200
     assert (answer.status_code, answer.json()["title"], cache) == (200, "After", None)

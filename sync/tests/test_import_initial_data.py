@@ -13,7 +13,7 @@ from django.core.management import CommandError, call_command
 
 from fake_target.data import generate_dataset
 from news.models import Comment, Post
-from news.tests.support import run_manage
+from news.tests.support import run_manage, wsgi_get
 from sync.importing import (
     ImportRefused,
     ImportReport,
@@ -88,14 +88,14 @@ def test_imports_every_post_and_comment_with_its_id_and_content(target):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_import_ends_the_cached_answers_of_the_empty_database(target, response_cache, client):
+def test_an_import_ends_the_cached_answers_of_the_empty_database(target, response_cache):
     for _ in range(2):
-        assert client.get("/news/posts/").json()["count"] == 0
-    assert client.get("/news/posts/")["X-Cache"] == "hit"
+        assert wsgi_get("/news/posts/").json()["count"] == 0
+    assert wsgi_get("/news/posts/")["X-Cache"] == "hit"
 
     run_import(target.url)
 
-    answer = client.get("/news/posts/")
+    answer = wsgi_get("/news/posts/")
     assert (answer.json()["count"], answer["X-Cache"]) == (100, "miss")
 
 
