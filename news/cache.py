@@ -32,6 +32,7 @@ from django.db.models.signals import post_delete, post_migrate, post_save
 from django.utils.http import parse_etags
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from rest_framework.exceptions import APIException
 
 from news.signals import rows_created, rows_updated
 
@@ -40,6 +41,9 @@ logger = logging.getLogger(__name__)
 POSTS, COMMENTS = "news_post", "news_comment"
 # Seconds without the cache after Redis failed to answer; reads go to the database meanwhile.
 PAUSE_AFTER_FAILURE = 5.0
+# Seconds a write stays "in flight" at most if it never says it committed (rolled back, killed,
+# or Redis lost between its commit and its mark): longer than any write transaction should last.
+WRITE_LEASE = 60.0
 # Only headers a read may carry to another client. Set-Cookie is never stored (see storable()).
 STORED_HEADERS = frozenset(
     {
@@ -67,6 +71,68 @@ def tables_read(path: str) -> tuple[str, ...]:
     return (POSTS, COMMENTS)
 
 
+# One round trip a read: the tables' generations (started if missing), whether a write of one of
+# them is in flight, and the entry. KEYS: generations, then in-flight sets, then the entry;
+# ARGV: the number of tables, a token for a missing generation.
+READ = """
+local n = tonumber(ARGV[1])
+local now = redis.call('TIME')
+local ms = now[1] * 1000 + math.floor(now[2] / 1000)
+local answer, busy = {}, 0
+for i = 1, n do
+    local generation = redis.call('GET', KEYS[i])
+    if not generation then
+        redis.call('SET', KEYS[i], ARGV[2], 'NX')
+        generation = redis.call('GET', KEYS[i])
+    end
+    answer[i] = generation
+    busy = busy + redis.call('ZCOUNT', KEYS[n + i], ms, '+inf')
+end
+answer[n + 1] = busy
+answer[n + 2] = redis.call('GET', KEYS[2 * n + 1])
+return answer
+"""
+# Before a write commits: it is in flight (until it says it is done, or its lease runs out) and
+# the tables have a new generation. KEYS: generations, in-flight sets; ARGV: n, token, lease
+# in ms, the write's name.
+WRITING = """
+local n = tonumber(ARGV[1])
+local now = redis.call('TIME')
+local ms = now[1] * 1000 + math.floor(now[2] / 1000)
+for i = 1, n do
+    redis.call('ZREMRANGEBYSCORE', KEYS[n + i], '-inf', ms)
+    redis.call('ZADD', KEYS[n + i], ms + tonumber(ARGV[3]), ARGV[4])
+    redis.call('PEXPIRE', KEYS[n + i], tonumber(ARGV[3]))
+    redis.call('SET', KEYS[i], ARGV[2])
+end
+"""
+# Once it has committed: no longer in flight, and a new generation again. ARGV: n, token, name.
+WRITTEN = """
+local n = tonumber(ARGV[1])
+for i = 1, n do
+    redis.call('ZREM', KEYS[n + i], ARGV[3])
+    redis.call('SET', KEYS[i], ARGV[2])
+end
+"""
+
+
+def new_token() -> str:
+    """Unique in time: never a value an entry was stored under before."""
+    return f"{time.time_ns():x}.{secrets.token_hex(4)}"
+
+
+class CacheUnavailable(APIException):
+    """A write refused because Redis could not be told of it: answering it would let other
+    processes go on serving what it changed. Nothing was changed."""
+
+    status_code = 503
+    default_detail = (
+        "The cache of reads (Redis) cannot be reached, so this change could not be made "
+        "without leaving stale answers behind; nothing was changed. Try again shortly."
+    )
+    default_code = "cache_unavailable"
+
+
 class ResponseStore:
     """The entries and generations of one database's answers, in one Redis database."""
 
@@ -76,64 +142,72 @@ class ResponseStore:
             url, socket_connect_timeout=0.5, socket_timeout=0.5, retry=Retry(NoBackoff(), 0)
         )
         self.prefix, self.ttl, self.max_bytes = prefix, ttl, max_bytes
+        self._read = self.client.register_script(READ)
+        self._writing = self.client.register_script(WRITING)
+        self._written = self.client.register_script(WRITTEN)
         self._paused_until = 0.0
-        # Tables whose generation could not be replaced after a commit: replaced first thing once
-        # Redis answers again, before this process reads an entry.
-        self._unbumped: set[str] = set()
+        # Tables whose write committed but could not say so: their lease keeps readers off the
+        # cache meanwhile; replaced first thing once Redis answers, before this process reads.
+        self._unmarked: set[str] = set()
         self._lock = threading.Lock()
 
-    # --- Generations -----------------------------------------------------------------------------
+    def _keys(self, tables: Iterable[str]) -> list[str]:
+        tables = sorted(tables)
+        return [f"{self.prefix}generation:{t}" for t in tables] + [
+            f"{self.prefix}writing:{t}" for t in tables
+        ]
 
-    def _generation_key(self, table: str) -> str:
-        return f"{self.prefix}generation:{table}"
+    # --- Writes ----------------------------------------------------------------------------------
 
-    def bump(self, tables: Iterable[str]) -> None:
-        """Give each table a new generation: every entry stored under the old one is dead."""
-        with self._lock:
-            tables = set(tables) | self._unbumped
-        token = f"{time.time_ns():x}.{secrets.token_hex(4)}"
+    def writing(self, tables: set[str], name: str) -> None:
+        """A write of these tables is about to commit: readers keep off their entries until
+        written() (or for WRITE_LEASE seconds). Raises CacheUnavailable if Redis cannot be told."""
+        args = [len(tables), new_token(), int(WRITE_LEASE * 1000), name]
         try:
-            self.client.mset({self._generation_key(table): token for table in tables})
+            self._writing(keys=self._keys(tables), args=args)
         except redis.RedisError as exc:
+            self._pause(exc, "could not be told of a write")
+            raise CacheUnavailable from exc
+
+    def written(self, tables: set[str], name: str = "") -> None:
+        """The write has committed: new generations, and the write no longer in flight."""
+        with self._lock:
+            tables = tables | self._unmarked
+        if not tables:
+            return
+        for attempt in range(3):
+            try:
+                self._written(keys=self._keys(tables), args=[len(tables), new_token(), name])
+            except redis.RedisError as exc:
+                error = exc
+                time.sleep(0.05 * (attempt + 1))
+                continue
             with self._lock:
-                self._unbumped |= tables
-            self._pause(exc, "could not mark a write")
+                self._unmarked -= tables
             return
         with self._lock:
-            self._unbumped -= tables
+            self._unmarked |= tables
+        self._pause(error, "could not be told that a write committed")
 
     # --- Entries ---------------------------------------------------------------------------------
 
     def lookup(self, key: str, tables: tuple[str, ...]) -> tuple[list[str] | None, bytes | None]:
-        """(the tables' generations, the entry) in one round trip; (None, None) if unusable."""
+        """(the tables' generations, the entry) in one round trip; (None, None) when the cache
+        must be left alone: Redis paused, or a write of one of the tables in flight."""
         if time.monotonic() < self._paused_until:
             return None, None
-        if self._unbumped:
-            self.bump(())
-            if self._unbumped:
+        if self._unmarked:
+            self.written(set())
+            if self._unmarked:
                 return None, None
-        keys = [self._generation_key(table) for table in tables]
+        keys = [*self._keys(tables), f"{self.prefix}entry:{key}"]
         try:
-            *generations, entry = self.client.mget([*keys, f"{self.prefix}entry:{key}"])
+            *generations, busy, entry = self._read(keys=keys, args=[len(tables), new_token()])
         except redis.RedisError as exc:
             self._pause(exc, "could not read")
             return None, None
-        if None in generations:
-            # A new or emptied Redis: start the missing generations, then read what they are.
-            token = f"{time.time_ns():x}.{secrets.token_hex(4)}"
-            try:
-                pipe = self.client.pipeline(transaction=False)
-                for table_key, value in zip(keys, generations, strict=True):
-                    if value is None:
-                        pipe.set(table_key, token, nx=True)
-                pipe.mget(keys)
-                *_, generations = pipe.execute()
-            except redis.RedisError as exc:
-                self._pause(exc, "could not start the generations")
-                return None, None
-            if None in generations:
-                return None, None
-            entry = None
+        if busy:
+            return None, None
         return [value.decode() for value in generations], entry
 
     def save(self, key: str, generations: list[str], headers: list, body: bytes) -> None:
@@ -192,38 +266,52 @@ setting_changed.connect(_forget_store, dispatch_uid="news.cache.forget_store")
 
 
 def tables_written(tables: Iterable[str], *, using: str) -> None:
-    """Replace the tables' generations once the current transaction on `using` commits (at
-    once outside one), however many rows it writes: one Redis call per transaction."""
+    """Tell Redis of a write of these tables: before the transaction on `using` commits (once a
+    table a transaction), then once it has (at once for a write outside a transaction, which has
+    committed already). Raises CacheUnavailable, which rolls the write back, if Redis cannot be
+    told before the commit."""
     store = get_store()
     if store is None:
         return
     connection = connections[using]
     if not connection.in_atomic_block:
-        store.bump(tables)
+        store.written(set(tables))
         return
-    pending = _pending_bump(connection)
+    pending = _pending_write(connection)
     if pending is None:
-        pending = _PendingBump(store)
+        pending = _PendingWrite(store)
         connection.on_commit(pending)
-    pending.tables.update(tables)
+    new = set(tables) - pending.tables
+    if new:
+        # Named before Redis is asked: whatever happens, the commit gives them new generations.
+        pending.tables |= new
+        store.writing(new, pending.name)
 
 
-class _PendingBump:
-    """The on_commit callback of one transaction, collecting the tables it writes."""
+def start_fresh() -> None:
+    """New generations for every table, at a server's start: answers stored while this service
+    ran without REDIS_URL (and took writes Redis never heard of) are not served."""
+    if (store := get_store()) is not None:
+        store.written({POSTS, COMMENTS})
+
+
+class _PendingWrite:
+    """The on_commit callback of one transaction, with the tables it writes."""
 
     def __init__(self, store: ResponseStore) -> None:
         self.store = store
+        self.name = new_token()
         self.tables: set[str] = set()
 
     def __call__(self) -> None:
-        self.store.bump(self.tables)
+        self.store.written(self.tables, self.name)
 
 
-def _pending_bump(connection) -> _PendingBump | None:
+def _pending_write(connection) -> _PendingWrite | None:
     """The callback already waiting for this transaction's commit, if any. A rolled-back
-    transaction or savepoint drops its callbacks, and with them the tables they collected."""
+    transaction or savepoint drops its callbacks (its lease then runs out by itself)."""
     for entry in connection.run_on_commit:
-        if isinstance(entry[1], _PendingBump):
+        if isinstance(entry[1], _PendingWrite):
             return entry[1]
     return None
 

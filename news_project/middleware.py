@@ -3,6 +3,8 @@
 from django.http import JsonResponse
 from django.middleware.common import CommonMiddleware
 
+from news.cache import CacheUnavailable
+
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -29,3 +31,19 @@ class CanonicalUrlMiddleware(CommonMiddleware):
                 status=404,
             )
         return super().process_response(request, response)
+
+
+class CacheUnavailableMiddleware:
+    """A write refused because Redis could not be told of it (news.cache), made outside the API
+    (the admin): 503 with the reason, as the API answers it, rather than a 500."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if isinstance(exception, CacheUnavailable):
+            return JsonResponse({"detail": str(exception.detail)}, status=503)
+        return None

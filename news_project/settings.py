@@ -89,6 +89,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "news_project.middleware.CacheUnavailableMiddleware",
     # Last, as django-axes asks: turns an admin login lockout into its answer.
     "axes.middleware.AxesMiddleware",
 ]

@@ -5,8 +5,10 @@ import pytest
 from django.core.management import call_command
 from django.db import transaction
 
+from news.cache import start_fresh
 from news.models import Comment, Post
 from news.tests.support import WsgiAnswer, make_comment, make_post, wsgi_get
+from sync.models import ModelEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -114,7 +116,9 @@ def test_a_rolled_back_write_does_not_keep_the_next_one_from_ending_entries(resp
     with pytest.raises(RuntimeError), transaction.atomic():
         Post.objects.filter(pk=post.pk).update(title="Rolled back")
         raise RuntimeError
-    assert read(url)[1] == "hit"
+    # Its lease keeps the cache off posts until it runs out: fresh answers, from the database.
+    assert read(url)[0].json()["title"] == "Kept"
+    assert read(url)[1] is None
 
     with transaction.atomic():
         with pytest.raises(RuntimeError), transaction.atomic():
@@ -195,14 +199,80 @@ def test_credentials_and_content_negotiation_bypass_the_cache(response_cache, ap
     assert read(url, HTTP_ACCEPT="text/html")[0].status_code == 406
 
 
-def test_without_redis_every_read_goes_to_the_database(settings, api_client):
-    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+def test_a_write_in_flight_keeps_readers_off_the_cache_until_it_commits(response_cache):
+    post = make_post(title="Before")
+    url = f"/news/posts/{post.pk}/"
+    for _ in range(2):
+        read(url)
+
+    with transaction.atomic():
+        Post.objects.filter(pk=post.pk).update(title="After")
+        during, cache = read(url)  # another connection would see "Before": not stored
+        assert cache is None
+    after, cache = read(url)
+
+    assert (after.json()["title"], cache) == ("After", "miss")
+    assert read(url)[1] == "hit"
+
+
+def test_a_write_that_redis_cannot_be_told_of_is_refused_and_changes_nothing(
+    response_cache, api_client, settings
+):
     post = api_client.post("/news/posts/", {"title": "Before"}).json()
     url = f"/news/posts/{post['id']}/"
+    for _ in range(2):
+        read(url)
+    events = ModelEvent.objects.count()
+
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    edit = api_client.patch(url, {"title": "After"})
+    created = api_client.post("/news/posts/", {"title": "New"})
+    settings.REDIS_URL = response_cache.url
+
+    assert (edit.status_code, created.status_code) == (503, 503)
+    assert "nothing was changed" in edit.json()["detail"]
+    assert list(Post.objects.values_list("title", flat=True)) == ["Before"]
+    assert ModelEvent.objects.count() == events
     assert read(url)[0].json()["title"] == "Before"
 
-    edit = api_client.patch(url, {"title": "After"})
-    answer, cache = read(url)
 
-    assert edit.status_code == 200
-    assert (answer.status_code, answer.json()["title"], cache) == (200, "After", None)
+def test_reads_go_to_the_database_while_redis_does_not_answer(settings, api_client):
+    post = api_client.post("/news/posts/", {"title": "Before"}).json()  # no REDIS_URL
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    url = f"/news/posts/{post['id']}/"
+
+    answers = [read(url) for _ in range(3)]
+
+    assert [(a.status_code, a.json()["title"], cache) for a, cache in answers] == [
+        (200, "Before", None)
+    ] * 3
+
+
+def test_an_admin_change_that_redis_cannot_be_told_of_is_a_503(
+    response_cache, settings, client, django_user_model
+):
+    admin = django_user_model.objects.create_superuser("root", "root@example.com", "pw-12345678")
+    client.force_login(admin)
+    post = make_post(title="Before")
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+
+    answer = client.post(
+        f"/admin/news/post/{post.pk}/change/", {"user_id": 1, "title": "After", "body": ""}
+    )
+
+    assert answer.status_code == 503
+    assert "nothing was changed" in answer.json()["detail"]
+    post.refresh_from_db()
+    assert post.title == "Before"
+
+
+def test_a_server_starting_serves_nothing_stored_before_it(response_cache):
+    post = make_post()
+    url = f"/news/posts/{post.pk}/"
+    for _ in range(2):
+        read(url)
+    assert read(url)[1] == "hit"
+
+    start_fresh()  # what news_project/wsgi.py does as a server starts
+
+    assert read(url)[1] == "miss"

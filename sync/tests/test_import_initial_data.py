@@ -99,6 +99,16 @@ def test_an_import_ends_the_cached_answers_of_the_empty_database(target, respons
     assert (answer.json()["count"], answer["X-Cache"]) == (100, "miss")
 
 
+def test_an_import_that_the_cache_cannot_be_told_of_imports_nothing(target, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # set, and nothing listens there
+
+    message = failed_import(target.url)
+
+    assert "cannot be reached" in message and "nothing was changed" in message, message
+    assert message.endswith("(REDIS_URL)")
+    assert_nothing_written()
+
+
 def test_imported_rows_are_not_change_events(target):
     run_import(target.url)
 

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from news.cache import CacheUnavailable
 from sync.client import TargetApiClient
 from sync.errors import SyncError, TargetApiError
 from sync.importing import ImportRefused, import_initial_data
@@ -35,4 +36,6 @@ class Command(BaseCommand):
             raise CommandError(f"{exc} {START_OVER}") from None
         except SyncError as exc:
             raise CommandError(str(exc)) from None
+        except CacheUnavailable as exc:
+            raise CommandError(f"{exc.detail} (REDIS_URL)") from None
         self.stdout.write(self.style.SUCCESS(str(report)))
