@@ -15,6 +15,7 @@ from news.filters import CommentFilter, PostFilter
 from news.models import Comment, Post
 from news.permissions import IsOwnerOrStaffOrReadOnly
 from news.serializers import CommentSerializer, NewCommentSerializer, PostSerializer
+from news.streams import limited_stream
 
 ALL_PARAMETER = OpenApiParameter(
     "all",
@@ -107,7 +108,7 @@ class StreamAllMixin:
                 separator = b","
             yield b"[]" if separator == b"[" else b"]"
 
-        return StreamingHttpResponse(chunks(), content_type="application/json")
+        return limited_stream(chunks(), content_type="application/json")
 
 
 @extend_schema_view(list=extend_schema(parameters=[ALL_PARAMETER]))

@@ -9,12 +9,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "news_project.settings")
 django_application = get_wsgi_application()
 
 # Imported once Django is set up (the settings above).
-from news.cache import CachedReads, start_fresh  # noqa: E402
+from news.cache import CachedReads  # noqa: E402
 from news_project.startup import check_cache_tables  # noqa: E402
 
 # A read the cache holds is answered before Django runs (news/cache.py); without REDIS_URL this
 # only passes every request on.
 application = CachedReads(django_application)
-start_fresh()
 
 check_cache_tables()

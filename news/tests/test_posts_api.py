@@ -1,5 +1,6 @@
 """The post endpoints: /news/posts/ and /news/posts/{id}/."""
 
+import gc
 import json
 from datetime import UTC, datetime
 
@@ -178,6 +179,27 @@ def test_all_true_is_byte_for_byte_what_the_pages_serialize(
     assert json.loads(streamed) == paged.json()["results"]
     results = paged.content.split(b'"results":', 1)[1].removesuffix(b"}")
     assert streamed == results
+
+
+# Outside the test's transaction, as a server runs reads: DRF marks the transaction a refused
+# request runs in for rollback.
+@pytest.mark.django_db(transaction=True)
+def test_streams_over_the_limit_are_refused_until_one_ends(anon_client, settings):
+    settings.NEWS_MAX_STREAMS = 2
+    create_posts(3)
+    first, second = (anon_client.get(POSTS, {"all": "true"}) for _ in range(2))
+
+    refused = anon_client.get(POSTS, {"all": "true"})
+    page = anon_client.get(POSTS)
+    first.close()  # what the server does once the answer is sent, or the client has left
+    del second  # an answer dropped without being closed gives its slot back too
+    gc.collect()
+    again = [anon_client.get(POSTS, {"all": "true"}) for _ in range(2)]
+
+    assert (refused.status_code, refused["Retry-After"]) == (503, "5")
+    assert "Too many ?all=true answers" in refused.json()["detail"]
+    assert page.status_code == 200
+    assert [len(json.loads(b"".join(r.streaming_content))) for r in again] == [3, 3]
 
 
 def test_all_true_sends_the_rows_in_chunks(anon_client, monkeypatch):

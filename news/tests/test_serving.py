@@ -75,13 +75,16 @@ def test_a_write_answered_by_one_process_is_seen_by_the_next_read_from_another(
 
 
 class SlowReader(threading.Thread):
-    """A client that reads an answer at about `rate` bytes a second, through a small window."""
+    """A client that reads an answer at about `rate` bytes a second, through a small window,
+    to its end or until stop() is called."""
 
     def __init__(self, url: str, rate: int) -> None:
         super().__init__(daemon=True)
         host, _, port = url.removeprefix("http://").partition("/")[0].partition(":")
         self.address, self.path = (host, int(port)), "/" + url.split("/", 3)[3]
-        self.rate, self.body, self.error, self.seconds = rate, b"", None, 0.0
+        self.rate, self.error, self.seconds = rate, None, 0.0
+        self.status, self.body = b"", b""
+        self.stopping = threading.Event()
 
     def run(self) -> None:
         started = time.monotonic()
@@ -91,14 +94,18 @@ class SlowReader(threading.Thread):
                 sock.connect(self.address)
                 sock.sendall(f"GET {self.path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
                 received = bytearray()
-                while chunk := sock.recv(16384):
+                while not self.stopping.is_set() and (chunk := sock.recv(2048)):
                     received += chunk
+                    self.status = self.status or bytes(received[:12]).split()[1]
                     time.sleep(max(0.0, len(received) / self.rate - (time.monotonic() - started)))
             head, _, self.body = bytes(received).partition(b"\r\n\r\n")
-            assert head.split()[1] == b"200", head
         except Exception as exc:  # noqa: BLE001 - the test reports it
             self.error = exc
         self.seconds = time.monotonic() - started
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(timeout=10)
 
 
 def rss_kib(pids: list[int]) -> int:
@@ -109,9 +116,10 @@ def rss_kib(pids: list[int]) -> int:
     return total
 
 
-def test_slow_readers_get_all_of_a_long_stream_and_others_are_served_meanwhile():
+def long_comments(rows: int):
+    """A post with `rows` comments: `?all=true` over them is ~13 MB at 40,000, more than the
+    socket buffers hold, so a server writing it waits on its client."""
     post = make_post(title="Still served")
-    rows = 40_000
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO news_comment (post_id, name, email, body, created_at, updated_at) "
@@ -119,6 +127,24 @@ def test_slow_readers_get_all_of_a_long_stream_and_others_are_served_meanwhile()
             "now(), now() FROM generate_series(1, %s) AS n",
             [post.pk, rows],
         )
+    return post
+
+
+def answer_times(server: Gunicorn, post) -> list[float]:
+    """Seconds for /health/ and a post, five times, each checked."""
+    waits = []
+    for _ in range(5):
+        started = time.monotonic()
+        health = requests.get(f"{server.url}/health/", timeout=5)
+        detail = requests.get(f"{server.url}/news/posts/{post.pk}/", timeout=5)
+        waits.append(time.monotonic() - started)
+        assert (health.status_code, detail.json()["title"]) == (200, "Still served")
+    return waits
+
+
+def test_slow_readers_get_all_of_a_long_stream_and_others_are_served_meanwhile():
+    rows = 40_000
+    post = long_comments(rows)
     # A worker that does not answer its heartbeat for 2 s is replaced: a stream must not count.
     with Gunicorn("--timeout", "2") as server:
         for _ in range(4):  # every worker has streamed once: what it allocates for good
@@ -129,23 +155,38 @@ def test_slow_readers_get_all_of_a_long_stream_and_others_are_served_meanwhile()
             reader.start()
         time.sleep(1)
 
-        waits = []
-        for _ in range(5):
-            started = time.monotonic()
-            health = requests.get(f"{server.url}/health/", timeout=5)
-            detail = requests.get(f"{server.url}/news/posts/{post.pk}/", timeout=5)
-            waits.append(time.monotonic() - started)
-            assert (health.status_code, detail.json()["title"]) == (200, "Still served")
+        waits = answer_times(server, post)
         memory_during = rss_kib(server.workers())
         for reader in readers:
             reader.join(timeout=60)
 
     assert max(waits) < 1.0, waits
     for reader in readers:
-        assert reader.error is None
+        assert (reader.error, reader.status) == (None, b"200")
         assert reader.seconds > 4  # twice the worker timeout
         comments = json.loads(reader.body)
         assert len(comments) == rows
         assert comments[-1]["name"] == f"name {rows}"
     # Four streams of ~13 MB each at once: the workers hold a chunk of each, not the answers.
     assert (memory_during - memory_before) / 1024 < 60, (memory_before, memory_during)
+
+
+def test_more_slow_readers_than_threads_leave_threads_for_everything_else():
+    post = long_comments(40_000)
+    with Gunicorn() as server:  # 2 workers of 8 threads, NEWS_MAX_STREAMS=4 each
+        # As many as there are threads and more, each reading at 2 KB/s: the streams over the
+        # limit are refused at once, and read as such.
+        readers = [SlowReader(f"{server.url}/news/comments/?all=true", 2048) for _ in range(24)]
+        for reader in readers:
+            reader.start()
+        time.sleep(2)
+
+        waits = answer_times(server, post)
+        statuses = [reader.status for reader in readers]
+        for reader in readers:
+            reader.stop()
+
+    assert max(waits) < 1.0, waits
+    assert statuses.count(b"200") <= 8
+    assert statuses.count(b"503") == 24 - statuses.count(b"200") >= 16
+    assert [reader.error for reader in readers] == [None] * 24
