@@ -28,7 +28,13 @@ import redis
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models.signals import post_delete, post_migrate, post_save
+from django.db.models.signals import (
+    post_delete,
+    post_migrate,
+    post_save,
+    pre_delete,
+    pre_save,
+)
 from django.utils.http import parse_etags
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -102,15 +108,17 @@ local ms = now[1] * 1000 + math.floor(now[2] / 1000)
 for i = 1, n do
     redis.call('ZREMRANGEBYSCORE', KEYS[n + i], '-inf', ms)
     redis.call('ZADD', KEYS[n + i], ms + tonumber(ARGV[3]), ARGV[4])
-    redis.call('PEXPIRE', KEYS[n + i], tonumber(ARGV[3]))
     redis.call('SET', KEYS[i], ARGV[2])
 end
 """
-# Once it has committed: no longer in flight, and a new generation again. ARGV: n, token, name.
+# Once it has committed: no longer in flight, and a new generation again. ARGV: n, token, then
+# the names of the writes (those of earlier writes that could not say so too).
 WRITTEN = """
 local n = tonumber(ARGV[1])
 for i = 1, n do
-    redis.call('ZREM', KEYS[n + i], ARGV[3])
+    for j = 3, #ARGV do
+        redis.call('ZREM', KEYS[n + i], ARGV[j])
+    end
     redis.call('SET', KEYS[i], ARGV[2])
 end
 """
@@ -149,6 +157,7 @@ class ResponseStore:
         # Tables whose write committed but could not say so: their lease keeps readers off the
         # cache meanwhile; replaced first thing once Redis answers, before this process reads.
         self._unmarked: set[str] = set()
+        self._unmarked_names: set[str] = set()
         self._lock = threading.Lock()
 
     def _keys(self, tables: Iterable[str]) -> list[str]:
@@ -173,20 +182,24 @@ class ResponseStore:
         """The write has committed: new generations, and the write no longer in flight."""
         with self._lock:
             tables = tables | self._unmarked
+            names = {name} - {""} | self._unmarked_names
         if not tables:
             return
         for attempt in range(3):
             try:
-                self._written(keys=self._keys(tables), args=[len(tables), new_token(), name])
+                args = [len(tables), new_token(), *sorted(names)]
+                self._written(keys=self._keys(tables), args=args)
             except redis.RedisError as exc:
                 error = exc
                 time.sleep(0.05 * (attempt + 1))
                 continue
             with self._lock:
                 self._unmarked -= tables
+                self._unmarked_names -= names
             return
         with self._lock:
             self._unmarked |= tables
+            self._unmarked_names |= names
         self._pause(error, "could not be told that a write committed")
 
     # --- Entries ---------------------------------------------------------------------------------
@@ -452,7 +465,19 @@ def _matches(etag: str, candidates: list[str]) -> bool:
 # --- Receivers ------------------------------------------------------------------------------------
 
 
-def on_written(sender, using, **kwargs) -> None:
+def on_writing(sender, instance, using, **kwargs) -> None:
+    """A save() or delete() outside a transaction commits as it runs: Redis is told before it
+    runs (refused with CacheUnavailable if it cannot be), and after, by on_written."""
+    if get_store() is not None and not connections[using].in_atomic_block:
+        instance._news_cache_write = new_token()
+        get_store().writing({sender._meta.db_table}, instance._news_cache_write)
+
+
+def on_written(sender, using, instance=None, **kwargs) -> None:
+    name = getattr(instance, "__dict__", {}).pop("_news_cache_write", "")
+    if name and (store := get_store()) is not None:
+        store.written({sender._meta.db_table}, name)
+        return
     tables_written([sender._meta.db_table], using=using)
 
 
@@ -471,4 +496,6 @@ def connect_receivers(models: Iterable[type]) -> None:
             (rows_updated, "rows~"),
         ):
             signal.connect(on_written, sender=model, dispatch_uid=f"news.cache.{name}.{label}")
+        for signal, name in ((pre_save, "saving"), (pre_delete, "deleting")):
+            signal.connect(on_writing, sender=model, dispatch_uid=f"news.cache.{name}.{label}")
     post_migrate.connect(on_migrated, dispatch_uid="news.cache.migrated")

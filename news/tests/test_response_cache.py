@@ -2,10 +2,12 @@
 write has been answered, and the same answers without Redis."""
 
 import pytest
+import redis
 from django.core.management import call_command
 from django.db import transaction
 
-from news.cache import start_fresh
+from news import cache as cache_module
+from news.cache import CacheUnavailable, start_fresh
 from news.models import Comment, Post
 from news.tests.support import WsgiAnswer, make_comment, make_post, wsgi_get
 from sync.models import ModelEvent
@@ -276,3 +278,45 @@ def test_a_server_starting_serves_nothing_stored_before_it(response_cache):
     start_fresh()  # what news_project/gunicorn.conf.py does as a server starts
 
     assert read(url)[1] == "miss"
+
+
+def test_a_save_outside_a_transaction_that_redis_cannot_be_told_of_is_refused(
+    response_cache, settings
+):
+    post = make_post(title="Before")
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # set, and nothing listens there
+    post.title = "After"
+
+    with pytest.raises(CacheUnavailable):
+        post.save()  # as manage.py shell would, in autocommit
+
+    post.refresh_from_db()
+    assert post.title == "Before"
+
+
+def test_a_write_whose_commit_redis_missed_is_in_flight_only_until_it_is_told(
+    response_cache, monkeypatch
+):
+    post = make_post(title="Before")
+    url = f"/news/posts/{post.pk}/"
+    for _ in range(2):
+        read(url)
+    told = response_cache._written
+
+    def lost(*args, **kwargs):
+        raise redis.ConnectionError("lost")
+
+    monkeypatch.setattr(response_cache, "_written", lost)
+    monkeypatch.setattr(cache_module, "PAUSE_AFTER_FAILURE", 0.0)
+    with transaction.atomic():
+        Post.objects.filter(pk=post.pk).update(title="After")
+    assert read(url)[1] is None  # in flight, and this process has a word still to say
+
+    monkeypatch.setattr(response_cache, "_written", told)
+    answers = [read(url) for _ in range(3)]
+
+    assert [(a.json()["title"], cache) for a, cache in answers] == [
+        ("After", "miss"),
+        ("After", "hit"),
+        ("After", "hit"),
+    ]
