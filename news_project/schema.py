@@ -36,6 +36,8 @@ DESCRIPTIONS = {
     "413": "The body is larger than the limit",
     "415": "The body is not JSON",
     "429": "Too many attempts; retry after Retry-After seconds",
+    "503": "A write: the cache of reads (REDIS_URL) cannot be told of it, and nothing was changed."
+    " A list with ?all=true: too many streams at the moment; retry after Retry-After seconds",
 }
 
 
@@ -64,13 +66,16 @@ class AutoSchema(openapi.AutoSchema):
             codes += ["413", "415"]
         if self.view.get_throttles():
             codes.append("429")
+        news = hasattr(self.view, "stream_all")
+        if news and (self.method not in SAFE_METHODS or self._is_list_view()):
+            codes.append("503")
         return sorted(codes)
 
     def _error_response(self, code: str, direction: str) -> dict:
         body = FIELD_ERRORS if code == "400" else ERROR
         response = self._get_response_for_code(body, code, direction=direction)
         response["description"] = DESCRIPTIONS[code]
-        if code == "429":
+        if code == "429" or (code == "503" and self.method in SAFE_METHODS):
             response["headers"] = RETRY_AFTER
         return response
 
