@@ -10,6 +10,7 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.utils import get_netrc_auth
 from urllib3.exceptions import NewConnectionError, ProtocolError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
@@ -82,6 +83,13 @@ class TargetApiClient:
         adapter = HTTPAdapter(max_retries=retry, pool_connections=1, pool_maxsize=pool_size)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
+        # Session.request reads the environment (proxies, CA bundle, netrc) and merges the
+        # session's cookies on every call: a quarter of a call's CPU. The environment is read
+        # once here instead, and the target, a JSON API, is sent no cookies.
+        self._send_options = self.session.merge_environment_settings(
+            self.base_url, {}, None, None, None
+        )
+        self._auth = get_netrc_auth(self.base_url) if self.session.trust_env else None
 
     @classmethod
     def from_settings(
@@ -187,8 +195,11 @@ class TargetApiClient:
     ) -> requests.Response:
         self.rate_limiter.wait()
         try:
-            response = self.session.request(
-                method, url, json=json, params=params, timeout=self.timeout
+            request = requests.Request(
+                method, url, headers=self.session.headers, json=json, params=params, auth=self._auth
+            )
+            response = self.session.send(
+                request.prepare(), timeout=self.timeout, **self._send_options
             )
         except requests.ConnectTimeout:
             raise TargetApiError(
