@@ -1,10 +1,14 @@
-"""Plumbing shared by the benchmark scripts: Django set-up on a throwaway PostgreSQL database."""
+"""Plumbing shared by the benchmark scripts: Django set-up on a throwaway PostgreSQL database,
+and a fake target served from a process of its own."""
 
+import multiprocessing
 import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from multiprocessing.managers import BaseManager, BaseProxy
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "news_project.settings")
@@ -51,3 +55,51 @@ def database_url() -> str:
         return f"sqlite:///{db['NAME']}"
     auth = (db["USER"] or "") + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+class TargetProxy(BaseProxy):
+    """A FakeTarget of another process: the part of its interface a benchmark drives."""
+
+    _exposed_ = ("load", "state", "calls", "reset_log", "__getattribute__")
+
+    @property
+    def url(self) -> str:
+        return self._callmethod("__getattribute__", ("url",))
+
+    def load(self, *, posts: list[dict], comments: list[dict]) -> None:
+        self._callmethod("load", (), {"posts": posts, "comments": comments})
+
+    def state(self) -> dict[str, list[dict]]:
+        return self._callmethod("state")
+
+    def calls(self, method: str | None = None, path_prefix: str | None = None) -> list[Any]:
+        return self._callmethod("calls", (method, path_prefix))
+
+    def reset_log(self) -> None:
+        self._callmethod("reset_log")
+
+
+def _started_target(**options: Any):
+    from fake_target import FakeTarget
+
+    return FakeTarget(**options).start()
+
+
+class _TargetProcess(BaseManager):
+    pass
+
+
+_TargetProcess.register("FakeTarget", _started_target, proxytype=TargetProxy)
+
+
+@contextmanager
+def target_process(**options: Any) -> Iterator[TargetProxy]:
+    """A FakeTarget(**options) serving from a process of its own, as a real target does, so that
+    its threads do not compete with the measured code for the interpreter lock; ended on exit."""
+    # spawn: the child starts clean, without this process's threads and database connections.
+    manager = _TargetProcess(ctx=multiprocessing.get_context("spawn"))
+    manager.start()
+    try:
+        yield manager.FakeTarget(**options)
+    finally:
+        manager.shutdown()

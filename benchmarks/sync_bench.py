@@ -2,11 +2,13 @@
 
 Builds a synced baseline (posts and comments present locally and on the target), runs a random
 workload of M operations through the API test client (create, update and delete posts and
-comments), then syncs it to an in-process fake target that answers each call after a fixed
-latency. Prints the events, the net changes (entities whose state differs from the baseline),
-the calls made (must equal the net changes), the database queries, the wall time and its ratio
-to the lower bound `calls x latency / concurrency`; then replays the same events the naive way
-(one call per event, one at a time) on a fresh target for comparison. Usage:
+comments), then syncs it to a fake target that answers each call after a fixed latency. The
+target serves from a process of its own, as a real one does, so that its threads do not compete
+with the sync for this process's interpreter lock. Prints the events, the net changes (entities
+whose state differs from the baseline), the calls the target received (must equal the net
+changes), the database queries, the wall time and its ratio to the lower bound
+`calls x latency / concurrency`; then replays the same events the naive way (one call per event,
+one at a time) on a fresh target for comparison. Usage:
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/news \\
         .venv/bin/python benchmarks/sync_bench.py --ops 3300 --latency 0.02 --concurrency 8
@@ -20,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.support import throwaway_database  # noqa: E402
+from benchmarks.support import target_process, throwaway_database  # noqa: E402
 
 TARGET_RATIO = 1.3
 
@@ -152,7 +154,6 @@ def benchmark(args: argparse.Namespace) -> None:
     from django.test.utils import CaptureQueriesContext
     from rest_framework.test import APIClient
 
-    from fake_target import FakeTarget
     from sync.client import TargetApiClient
     from sync.models import ModelEvent
     from sync.syncing import SyncOptions, sync_changes
@@ -162,7 +163,7 @@ def benchmark(args: argparse.Namespace) -> None:
     api = APIClient()
     api.force_authenticate(staff)
 
-    with FakeTarget(latency=args.latency) as target:
+    with target_process(latency=args.latency) as target:
         build_baseline(target, args.baseline, args.seed)
         before = local_state()
         run_workload(api, args.ops, rng)
@@ -182,7 +183,7 @@ def benchmark(args: argparse.Namespace) -> None:
             started = time.perf_counter()
             report = sync_changes(client=client, options=SyncOptions(concurrency=args.concurrency))
             wall = time.perf_counter() - started
-        calls = len(target.requests)
+        calls = len(target.calls())
         equal = {k: {r["id"]: r for r in v} for k, v in target.state().items()} == after
 
     bound = calls * args.latency / args.concurrency
@@ -200,7 +201,7 @@ def benchmark(args: argparse.Namespace) -> None:
         f"bound {bound:.2f} s; ratio {wall / bound if bound else 0:.2f}x"
     )
 
-    with FakeTarget(latency=args.latency) as naive_target:
+    with target_process(latency=args.latency) as naive_target:
         naive_target.load(
             posts=list(before["posts"].values()), comments=list(before["comments"].values())
         )

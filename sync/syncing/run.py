@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
+from queue import SimpleQueue
 
 from django.db import DatabaseError, connection
 from django.utils import timezone
@@ -210,9 +211,16 @@ class Runner:
     def _send_all(self, pool: ThreadPoolExecutor, deliveries: list[Delivery]) -> list[Outcome]:
         """Send every step, recording final outcomes as they arrive; return those to decide."""
         undecided: list[Outcome] = []
-        in_flight: set[Future[Outcome]] = set()
+        # Each finished call puts itself here: one hand-off per call, where waiting on the
+        # calls in flight (concurrent.futures.wait) visits every one of them each time.
+        finished: SimpleQueue[Future[Outcome]] = SimpleQueue()
+        in_flight = 0
 
-        def collect(done: Iterable[Future[Outcome]]) -> None:
+        def collect() -> int:
+            """Record the calls that finished (waiting for one); return how many."""
+            done = [finished.get()]
+            while not finished.empty():
+                done.append(finished.get())
             self._stopping(quick=True)
             for future in done:
                 outcome = future.result()
@@ -222,16 +230,16 @@ class Runner:
                     undecided.append(outcome)
                 else:
                     self._settle([outcome])
+            return len(done)
 
         for delivery in deliveries:
-            in_flight.add(pool.submit(self.dispatcher.send, delivery))
+            pool.submit(self.dispatcher.send, delivery).add_done_callback(finished.put)
+            in_flight += 1
             # A bounded queue, so results are recorded while calls are sent.
-            if len(in_flight) >= self.options.concurrency * 4:
-                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                collect(done)
+            if in_flight >= self.options.concurrency * 4:
+                in_flight -= collect()
         while in_flight:
-            done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-            collect(done)
+            in_flight -= collect()
         return undecided
 
     def _settle(self, final: list[Outcome]) -> None:
