@@ -3,7 +3,7 @@ from itertools import islice
 import orjson
 from django.conf import settings
 from django.db import transaction
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -88,27 +88,33 @@ class StreamAllMixin:
             raise ValidationError({"all": ["Must be true or false."]})
         return value.lower() == "true"
 
-    def stream_all(self, queryset) -> StreamingHttpResponse:
+    def stream_all(self, queryset) -> HttpResponse:
+        """Every row: one answer when they fit in one chunk, else a stream, which holds one of
+        the process's stream slots (news.streams) while its client reads."""
         # The serializer's fields read as plain values and written by orjson: the same JSON as
         # the serializer gives (a test holds them equal), at a quarter of the cost a row.
         fields = self.get_serializer_class().Meta.fields
         chunk_size = self.stream_chunk_size
+        # A server-side cursor and one chunk at a time keep memory flat.
+        rows = queryset.values(*fields).iterator(chunk_size=chunk_size)
+        first = list(islice(rows, chunk_size))
+        if len(first) < chunk_size:
+            return HttpResponse(b"[" + json_rows(first) + b"]", content_type="application/json")
 
         def chunks():
-            # A server-side cursor and one chunk at a time keep memory flat.
-            rows = queryset.values(*fields).iterator(chunk_size=chunk_size)
-            separator = b"["
+            yield b"[" + json_rows(first)
             while chunk := list(islice(rows, chunk_size)):
-                data = orjson.dumps(chunk, option=orjson.OPT_UTC_Z)[1:-1]
-                # Escaped as DRF's renderer escapes them, for JavaScript's sake.
-                data = data.replace(LINE_SEPARATOR, b"\\u2028").replace(
-                    PARAGRAPH_SEPARATOR, b"\\u2029"
-                )
-                yield separator + data
-                separator = b","
-            yield b"[]" if separator == b"[" else b"]"
+                yield b"," + json_rows(chunk)
+            yield b"]"
 
         return limited_stream(chunks(), content_type="application/json")
+
+
+def json_rows(rows: list[dict]) -> bytes:
+    """The rows as JSON array items, without the brackets."""
+    data = orjson.dumps(rows, option=orjson.OPT_UTC_Z)[1:-1]
+    # Escaped as DRF's renderer escapes them, for JavaScript's sake.
+    return data.replace(LINE_SEPARATOR, b"\\u2028").replace(PARAGRAPH_SEPARATOR, b"\\u2029")
 
 
 @extend_schema_view(list=extend_schema(parameters=[ALL_PARAMETER]))

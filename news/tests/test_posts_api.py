@@ -9,6 +9,7 @@ from django.db import connection
 from django.db.models.signals import pre_save
 
 from news.models import Comment, Post
+from news.tests.conftest import body_of
 from news.views import StreamAllMixin
 from sync.models import ModelEvent
 
@@ -161,11 +162,15 @@ def test_all_true_streams_every_post_as_a_plain_array(anon_client, streamed_json
     assert set(body[0]) == POST_FIELDS
 
 
+@pytest.mark.parametrize("chunk_size", [1000, 2], ids=["one answer", "streamed"])
 @pytest.mark.parametrize("url", [POSTS, "/news/comments/", "/news/posts/{post}/comments/"])
 def test_all_true_is_byte_for_byte_what_the_pages_serialize(
-    anon_client, make_post, make_comment, url
+    anon_client, make_post, make_comment, monkeypatch, url, chunk_size
 ):
+    monkeypatch.setattr(StreamAllMixin, "stream_chunk_size", chunk_size)
     post = make_post(title='Ünïcode "quoted" \\ title\n', body="")
+    make_post(title="second", body="\u2028")
+    make_post(title="third")
     for n in range(3):
         make_comment(post=post, name=f"c{n} ✓", body="line\nbreak\t\u2028\u2029")
     moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -173,7 +178,9 @@ def test_all_true_is_byte_for_byte_what_the_pages_serialize(
     Comment.objects.filter(name__startswith="c1").update(updated_at=moment.replace(microsecond=7))
     url = url.format(post=post.pk)
 
-    streamed = b"".join(anon_client.get(url, {"all": "true"}).streaming_content)
+    answer = anon_client.get(url, {"all": "true"})
+    assert answer.streaming == (chunk_size == 2)
+    streamed = body_of(answer)
     paged = anon_client.get(url, {"page_size": 100})
 
     assert json.loads(streamed) == paged.json()["results"]
@@ -184,8 +191,9 @@ def test_all_true_is_byte_for_byte_what_the_pages_serialize(
 # Outside the test's transaction, as a server runs reads: DRF marks the transaction a refused
 # request runs in for rollback.
 @pytest.mark.django_db(transaction=True)
-def test_streams_over_the_limit_are_refused_until_one_ends(anon_client, settings):
+def test_streams_over_the_limit_are_refused_until_one_ends(anon_client, settings, monkeypatch):
     settings.NEWS_MAX_STREAMS = 2
+    monkeypatch.setattr(StreamAllMixin, "stream_chunk_size", 2)  # three posts: a stream
     create_posts(3)
     first, second = (anon_client.get(POSTS, {"all": "true"}) for _ in range(2))
 
@@ -199,7 +207,7 @@ def test_streams_over_the_limit_are_refused_until_one_ends(anon_client, settings
     assert (refused.status_code, refused["Retry-After"]) == (503, "5")
     assert "Too many ?all=true answers" in refused.json()["detail"]
     assert page.status_code == 200
-    assert [len(json.loads(b"".join(r.streaming_content))) for r in again] == [3, 3]
+    assert [len(json.loads(body_of(r))) for r in again] == [3, 3]
 
 
 def test_all_true_sends_the_rows_in_chunks(anon_client, monkeypatch):
