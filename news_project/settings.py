@@ -248,7 +248,7 @@ SPECTACULAR_SETTINGS = {
 
 # `?all=true` answers one server process streams at once (each holds one of its threads while
 # its client reads); more are refused with 503 and Retry-After. Keep it below gunicorn's threads.
-NEWS_MAX_STREAMS = env_int("NEWS_MAX_STREAMS", 4, minimum=1)
+NEWS_MAX_STREAMS = env_int("NEWS_MAX_STREAMS", 2, minimum=1)
 
 # Author id given on the target to posts created through this API.
 NEWS_NEW_POST_USER_ID = env_int("NEWS_NEW_POST_USER_ID", 99999942)

@@ -173,7 +173,7 @@ def test_slow_readers_get_all_of_a_long_stream_and_others_are_served_meanwhile()
 
 def test_more_slow_readers_than_threads_leave_threads_for_everything_else():
     post = long_comments(40_000)
-    with Gunicorn() as server:  # 2 workers of 8 threads, NEWS_MAX_STREAMS=4 each
+    with Gunicorn() as server:  # 4 workers of 4 threads, NEWS_MAX_STREAMS=2 each
         # As many as there are threads and more, each reading at 2 KB/s: the streams over the
         # limit are refused at once, and read as such.
         readers = [SlowReader(f"{server.url}/news/comments/?all=true", 2048) for _ in range(24)]
