@@ -23,6 +23,9 @@ keepalive = 5
 # on each other (p99 of a cached read: about 20 ms with it, 100-200 ms without, on 2 CPUs).
 reuse_port = True
 accesslog = "-"
+# No control socket (gunicorn 27's gunicornc): its default path is one per user, shared by every
+# gunicorn the user runs (the tests run several at once); signals still manage the server.
+control_socket_disable = True
 
 
 def on_starting(server) -> None:
