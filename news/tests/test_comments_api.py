@@ -525,3 +525,15 @@ def test_anonymous_write_is_401_with_www_authenticate(anon_client, user, make_co
     assert response["WWW-Authenticate"] == 'Bearer realm="api"'
     comment.refresh_from_db()
     assert comment.name == "Mine"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_options_with_a_token_describes_a_comment(api_client, user):
+    from news.tests.support import make_comment
+
+    comment = make_comment(created_by=user)
+
+    answer = api_client.options(f"/news/comments/{comment.pk}/")
+
+    assert answer.status_code == 200
+    assert "PUT" in answer.json()["actions"]

@@ -549,3 +549,14 @@ def test_a_post_deleted_just_before_its_update_is_saved_is_404_and_not_inserted_
     assert response.json() == {"detail": "Not found."}
     assert list(ModelEvent.objects.values_list("type", flat=True)) == ["CREATED"]
     assert Post.objects.get().title == "A title"
+
+
+# Outside the test's transaction, as a server runs an OPTIONS: DRF checks PUT on the locked row.
+@pytest.mark.django_db(transaction=True)
+def test_options_with_a_token_describes_a_post_the_user_may_change(api_client, user):
+    post = Post.objects.create(created_by=user, user_id=1, title="Mine")
+
+    answer = api_client.options(f"/news/posts/{post.pk}/")
+
+    assert answer.status_code == 200
+    assert "PUT" in answer.json()["actions"]
