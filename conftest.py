@@ -121,7 +121,7 @@ def staff_client(staff_user) -> APIClient:
 
 @pytest.fixture
 def response_cache(settings):
-    """The response cache on (news/cache.py), on Redis database 14, holding nothing of this
+    """The response cache on (news/cache/), on Redis database 14, holding nothing of this
     database before and after the test. Skips the test when Redis does not answer."""
     from news.cache import get_store
 

@@ -30,7 +30,7 @@ control_socket_disable = True
 
 def on_starting(server) -> None:
     """Once, in the master, before any worker serves: every table gets a new generation in the
-    cache of reads (news/cache.py), so that nothing stored while this service ran without
+    cache of reads (news/cache/), so that nothing stored while this service ran without
     REDIS_URL, taking writes Redis never heard of, is served."""
     import os
 

@@ -12,7 +12,7 @@ django_application = get_wsgi_application()
 from news.cache import CachedReads  # noqa: E402
 from news_project.startup import check_cache_tables  # noqa: E402
 
-# A read the cache holds is answered before Django runs (news/cache.py); without REDIS_URL this
+# A read the cache holds is answered before Django runs (news/cache/); without REDIS_URL this
 # only passes every request on.
 application = CachedReads(django_application)
 

@@ -1,4 +1,4 @@
-"""The response cache (news/cache.py): anonymous reads answered from Redis, never stale after a
+"""The response cache (news/cache/): anonymous reads answered from Redis, never stale after a
 write has been answered, and the same answers without Redis."""
 
 import pytest
@@ -6,8 +6,8 @@ import redis
 from django.core.management import call_command
 from django.db import transaction
 
-from news import cache as cache_module
 from news.cache import CacheUnavailable, start_fresh
+from news.cache import store as cache_store
 from news.models import Comment, Post
 from news.tests.support import WsgiAnswer, make_comment, make_post, wsgi_get
 from sync.models import ModelEvent
@@ -307,7 +307,7 @@ def test_a_write_whose_commit_redis_missed_is_in_flight_only_until_it_is_told(
         raise redis.ConnectionError("lost")
 
     monkeypatch.setattr(response_cache, "_written", lost)
-    monkeypatch.setattr(cache_module, "PAUSE_AFTER_FAILURE", 0.0)
+    monkeypatch.setattr(cache_store, "PAUSE_AFTER_FAILURE", 0.0)
     with transaction.atomic():
         Post.objects.filter(pk=post.pk).update(title="After")
     assert read(url)[1] is None  # in flight, and this process has a word still to say

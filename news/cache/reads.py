@@ -1,0 +1,172 @@
+"""Reads answered from the cache of reads before Django runs (news.cache)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator
+
+from django.conf import settings
+from django.utils.http import parse_etags
+
+from news.cache.store import COMMENTS, POSTS, get_store
+
+# Only headers a read may carry to another client. Set-Cookie is never stored (see storable()).
+STORED_HEADERS = frozenset(
+    {
+        "content-type",
+        "vary",
+        "allow",
+        "x-frame-options",
+        "x-content-type-options",
+        "referrer-policy",
+        "cross-origin-opener-policy",
+        "etag",
+    }
+)
+
+
+def tables_read(path: str) -> tuple[str, ...]:
+    """The tables an answer under /news/ depends on."""
+    parts = path.strip("/").split("/")
+    if parts[1:2] == ["posts"] and parts[3:4] == ["comments"]:
+        return (POSTS, COMMENTS)
+    if parts[1:2] == ["posts"]:
+        return (POSTS,)
+    if parts[1:2] == ["comments"]:
+        return (COMMENTS,)
+    return (POSTS, COMMENTS)
+
+
+# One round trip a read: the tables' generations (started if missing), whether a write of one of
+# them is in flight, and the entry. KEYS: generations, then in-flight sets, then the entry;
+
+
+class CachedReads:
+    """Wraps the WSGI application (news_project/wsgi.py): a hit is answered before Django runs
+    at all, with neither a request object, middleware, nor the database.
+
+    Only an answer Django gave with 200 is stored, under the scheme, host, path, query and Accept
+    header of its request: a host Django refuses, a redirect to https or to a trailing slash,
+    never has an entry, so it always reaches Django.
+    """
+
+    def __init__(self, application: Callable) -> None:
+        self.application = application
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        store = get_store()
+        key = _cache_key(environ) if store is not None else None
+        if key is None:
+            return self.application(environ, start_response)
+        generations, entry = store.lookup(key, tables_read(environ["PATH_INFO"]))
+        if entry is not None:
+            meta, _, body = entry.partition(b"\n")
+            meta = json.loads(meta)
+            if meta["generations"] == generations:
+                return _answer(environ, start_response, meta["headers"], body)
+        if generations is None:
+            return self.application(environ, start_response)
+
+        answer: dict = {}
+
+        def start_storing(status: str, headers: list, exc_info=None):
+            if status.startswith("200 ") and storable(headers):
+                headers = [*headers, ("X-Cache", "miss")]
+                answer["headers"] = [[n, v] for n, v in headers if n.lower() in STORED_HEADERS]
+            return start_response(status, headers, exc_info)
+
+        chunks = self.application(environ, start_storing)
+        if "headers" not in answer:
+            return chunks
+
+        def save(body: bytes) -> None:
+            store.save(key, generations, answer["headers"], body)
+
+        return _SavingBody(chunks, store.max_bytes, save)
+
+
+def _cache_key(environ: dict) -> str | None:
+    """The entry's key, or None for a request the cache leaves alone."""
+    path = environ.get("PATH_INFO", "")
+    if environ.get("REQUEST_METHOD") != "GET" or not path.startswith("/news/"):
+        return None
+    if "HTTP_AUTHORIZATION" in environ:
+        return None  # a credential is checked on every request: a bad one must still fail
+    host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME')}:{environ.get('SERVER_PORT')}"
+    url = f"{_scheme(environ)}://{host}{environ.get('SCRIPT_NAME', '')}{path}"
+    parts = (url, environ.get("QUERY_STRING", ""), environ.get("HTTP_ACCEPT", ""))
+    return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _scheme(environ: dict) -> str:
+    """The scheme as Django tells it (HttpRequest.scheme), behind a TLS proxy too."""
+    if settings.SECURE_PROXY_SSL_HEADER:
+        header, secure = settings.SECURE_PROXY_SSL_HEADER
+        if (value := environ.get(header)) is not None:
+            return "https" if value.split(",", 1)[0].strip() == secure else "http"
+    return environ.get("wsgi.url_scheme", "http")
+
+
+def storable(headers: list[tuple[str, str]]) -> bool:
+    """A JSON answer that is the same for every anonymous client."""
+    named = {}
+    for name, value in headers:
+        named.setdefault(name.lower(), []).append(value)
+    vary = {v.strip().lower() for value in named.get("vary", []) for v in value.split(",") if v}
+    return (
+        "set-cookie" not in named
+        and named.get("content-type", [""])[0].startswith("application/json")
+        and vary <= {"accept"}
+    )
+
+
+class _SavingBody:
+    """The body as it goes to the client, kept and saved if it ends within max_bytes: saved before
+    its last chunk is sent, so that the client's next read finds it. A client that leaves early
+    never reaches the end: nothing is saved. close() reaches Django's response, as WSGI asks."""
+
+    def __init__(self, chunks: Iterable[bytes], max_bytes: int, save: Callable[[bytes], None]):
+        self.chunks, self.max_bytes, self.save = chunks, max_bytes, save
+
+    def __iter__(self) -> Iterator[bytes]:
+        kept: list[bytes] | None = []
+        size = 0
+        held = None
+        for chunk in self.chunks:
+            if held is not None:
+                yield held
+            held = chunk
+            if kept is not None:
+                size += len(chunk)
+                if size <= self.max_bytes:
+                    kept.append(chunk)
+                else:
+                    kept = None
+        if kept is not None:
+            self.save(b"".join(kept))
+        if held is not None:
+            yield held
+
+    def close(self) -> None:
+        if hasattr(self.chunks, "close"):
+            self.chunks.close()
+
+
+def _answer(environ: dict, start_response: Callable, headers: list, body: bytes) -> list[bytes]:
+    """The stored answer, or 304 Not Modified when the client holds it already."""
+    etag = next(value for name, value in headers if name.lower() == "etag")
+    if_none_match = environ.get("HTTP_IF_NONE_MATCH")
+    if if_none_match and _matches(etag, parse_etags(if_none_match)):
+        start_response("304 Not Modified", [("ETag", etag), ("X-Cache", "hit")])
+        return []
+    sent = [(name, value) for name, value in headers]
+    sent += [("Content-Length", str(len(body))), ("X-Cache", "hit")]
+    start_response("200 OK", sent)
+    return [body]
+
+
+def _matches(etag: str, candidates: list[str]) -> bool:
+    """If-None-Match's weak comparison: W/"x" and "x" are the same."""
+    weak = {candidate.removeprefix("W/") for candidate in candidates}
+    return "*" in candidates or etag.removeprefix("W/") in weak

@@ -1,0 +1,227 @@
+"""The cache of reads in Redis: generations, writes in flight and entries, for one database.
+
+news/cache/__init__.py says how the cache stays exact; this module is the only one that speaks to
+Redis.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Iterable
+
+import redis
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.db import DEFAULT_DB_ALIAS, connections
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from rest_framework.exceptions import APIException
+
+logger = logging.getLogger("news.cache")
+
+POSTS, COMMENTS = "news_post", "news_comment"
+# Seconds without the cache after Redis failed to answer; reads go to the database meanwhile.
+PAUSE_AFTER_FAILURE = 5.0
+# Seconds a write stays "in flight" at most if it never says it committed (rolled back, killed,
+# or Redis lost between its commit and its mark): longer than any write transaction should last.
+WRITE_LEASE = 60.0
+
+
+READ = """
+local n = tonumber(ARGV[1])
+local now = redis.call('TIME')
+local ms = now[1] * 1000 + math.floor(now[2] / 1000)
+local answer, busy = {}, 0
+for i = 1, n do
+    local generation = redis.call('GET', KEYS[i])
+    if not generation then
+        redis.call('SET', KEYS[i], ARGV[2], 'NX')
+        generation = redis.call('GET', KEYS[i])
+    end
+    answer[i] = generation
+    busy = busy + redis.call('ZCOUNT', KEYS[n + i], ms, '+inf')
+end
+answer[n + 1] = busy
+answer[n + 2] = redis.call('GET', KEYS[2 * n + 1])
+return answer
+"""
+# Before a write commits: it is in flight (until it says it is done, or its lease runs out) and
+# the tables have a new generation. KEYS: generations, in-flight sets; ARGV: n, token, lease
+# in ms, the write's name.
+WRITING = """
+local n = tonumber(ARGV[1])
+local now = redis.call('TIME')
+local ms = now[1] * 1000 + math.floor(now[2] / 1000)
+for i = 1, n do
+    redis.call('ZREMRANGEBYSCORE', KEYS[n + i], '-inf', ms)
+    redis.call('ZADD', KEYS[n + i], ms + tonumber(ARGV[3]), ARGV[4])
+    redis.call('SET', KEYS[i], ARGV[2])
+end
+"""
+# Once it has committed: no longer in flight, and a new generation again. ARGV: n, token, then
+# the names of the writes (those of earlier writes that could not say so too).
+WRITTEN = """
+local n = tonumber(ARGV[1])
+for i = 1, n do
+    for j = 3, #ARGV do
+        redis.call('ZREM', KEYS[n + i], ARGV[j])
+    end
+    redis.call('SET', KEYS[i], ARGV[2])
+end
+"""
+
+
+def new_token() -> str:
+    """Unique in time: never a value an entry was stored under before."""
+    return f"{time.time_ns():x}.{secrets.token_hex(4)}"
+
+
+class CacheUnavailable(APIException):
+    """A write refused because Redis could not be told of it: answering it would let other
+    processes go on serving what it changed. Nothing was changed."""
+
+    status_code = 503
+    default_detail = (
+        "The cache of reads (Redis) cannot be reached, so this change could not be made "
+        "without leaving stale answers behind; nothing was changed. Try again shortly."
+    )
+    default_code = "cache_unavailable"
+
+
+class ResponseStore:
+    """The entries and generations of one database's answers, in one Redis database."""
+
+    def __init__(self, url: str, prefix: str, ttl: int, max_bytes: int) -> None:
+        self.url = url
+        self.client = redis.Redis.from_url(
+            url, socket_connect_timeout=0.5, socket_timeout=0.5, retry=Retry(NoBackoff(), 0)
+        )
+        self.prefix, self.ttl, self.max_bytes = prefix, ttl, max_bytes
+        self._read = self.client.register_script(READ)
+        self._writing = self.client.register_script(WRITING)
+        self._written = self.client.register_script(WRITTEN)
+        self._paused_until = 0.0
+        # Tables whose write committed but could not say so: their lease keeps readers off the
+        # cache meanwhile; replaced first thing once Redis answers, before this process reads.
+        self._unmarked: set[str] = set()
+        self._unmarked_names: set[str] = set()
+        self._lock = threading.Lock()
+
+    def _keys(self, tables: Iterable[str]) -> list[str]:
+        tables = sorted(tables)
+        return [f"{self.prefix}generation:{t}" for t in tables] + [
+            f"{self.prefix}writing:{t}" for t in tables
+        ]
+
+    # --- Writes ----------------------------------------------------------------------------------
+
+    def writing(self, tables: set[str], name: str) -> None:
+        """A write of these tables is about to commit: readers keep off their entries until
+        written() (or for WRITE_LEASE seconds). Raises CacheUnavailable if Redis cannot be told."""
+        args = [len(tables), new_token(), int(WRITE_LEASE * 1000), name]
+        try:
+            self._writing(keys=self._keys(tables), args=args)
+        except redis.RedisError as exc:
+            self._pause(exc, "could not be told of a write")
+            raise CacheUnavailable from exc
+
+    def written(self, tables: set[str], name: str = "") -> None:
+        """The write has committed: new generations, and the write no longer in flight."""
+        with self._lock:
+            tables = tables | self._unmarked
+            names = {name} - {""} | self._unmarked_names
+        if not tables:
+            return
+        for attempt in range(3):
+            try:
+                args = [len(tables), new_token(), *sorted(names)]
+                self._written(keys=self._keys(tables), args=args)
+            except redis.RedisError as exc:
+                error = exc
+                time.sleep(0.05 * (attempt + 1))
+                continue
+            with self._lock:
+                self._unmarked -= tables
+                self._unmarked_names -= names
+            return
+        with self._lock:
+            self._unmarked |= tables
+            self._unmarked_names |= names
+        self._pause(error, "could not be told that a write committed")
+
+    # --- Entries ---------------------------------------------------------------------------------
+
+    def lookup(self, key: str, tables: tuple[str, ...]) -> tuple[list[str] | None, bytes | None]:
+        """(the tables' generations, the entry) in one round trip; (None, None) when the cache
+        must be left alone: Redis paused, or a write of one of the tables in flight."""
+        if time.monotonic() < self._paused_until:
+            return None, None
+        if self._unmarked:
+            self.written(set())
+            if self._unmarked:
+                return None, None
+        keys = [*self._keys(tables), f"{self.prefix}entry:{key}"]
+        try:
+            *generations, busy, entry = self._read(keys=keys, args=[len(tables), new_token()])
+        except redis.RedisError as exc:
+            self._pause(exc, "could not read")
+            return None, None
+        if busy:
+            return None, None
+        return [value.decode() for value in generations], entry
+
+    def save(self, key: str, generations: list[str], headers: list, body: bytes) -> None:
+        if not any(name.lower() == "etag" for name, _ in headers):
+            # A stream's, which ConditionalGetMiddleware leaves without one.
+            etag = f'"{hashlib.md5(body, usedforsecurity=False).hexdigest()}"'
+            headers = [*headers, ["ETag", etag]]
+        meta = json.dumps({"generations": generations, "headers": headers}).encode()
+        try:
+            self.client.set(f"{self.prefix}entry:{key}", meta + b"\n" + body, ex=self.ttl)
+        except redis.RedisError as exc:
+            self._pause(exc, "could not store")
+
+    def _pause(self, exc: Exception, doing: str) -> None:
+        self._paused_until = time.monotonic() + PAUSE_AFTER_FAILURE
+        logger.warning(
+            "Response cache: Redis %s (%s); reads go to the database for %.0f s",
+            doing,
+            exc,
+            PAUSE_AFTER_FAILURE,
+        )
+
+
+_store: ResponseStore | None = None
+_store_lock = threading.Lock()
+
+
+def get_store() -> ResponseStore | None:
+    """This process's store, or None without REDIS_URL."""
+    global _store
+    if not settings.REDIS_URL:
+        return None
+    with _store_lock:
+        if _store is None:
+            name = connections[DEFAULT_DB_ALIAS].settings_dict["NAME"]
+            _store = ResponseStore(
+                settings.REDIS_URL,
+                # Databases sharing one Redis keep apart: a test database, another deployment.
+                prefix=f"news:{name}:",
+                ttl=settings.NEWS_CACHE_TTL,
+                max_bytes=settings.NEWS_CACHE_MAX_BYTES,
+            )
+        return _store
+
+
+def _forget_store(*, setting: str, **kwargs) -> None:
+    global _store
+    if setting in ("REDIS_URL", "NEWS_CACHE_TTL", "NEWS_CACHE_MAX_BYTES", "DATABASES"):
+        _store = None
+
+
+setting_changed.connect(_forget_store, dispatch_uid="news.cache.forget_store")
