@@ -71,9 +71,10 @@ def _pending_write(connection) -> _PendingWrite | None:
 def on_writing(sender, instance, using, **kwargs) -> None:
     """A save() or delete() outside a transaction commits as it runs: Redis is told before it
     runs (refused with CacheUnavailable if it cannot be), and after, by on_written."""
-    if get_store() is not None and not connections[using].in_atomic_block:
+    store = get_store()
+    if store is not None and not connections[using].in_atomic_block:
         instance._news_cache_write = new_token()
-        get_store().writing({sender._meta.db_table}, instance._news_cache_write)
+        store.writing({sender._meta.db_table}, instance._news_cache_write)
 
 
 def on_written(sender, using, instance=None, **kwargs) -> None:
@@ -85,8 +86,10 @@ def on_written(sender, using, instance=None, **kwargs) -> None:
 
 
 def on_migrated(sender, using, **kwargs) -> None:
-    # flush and migrate change rows without a model signal: every generation goes.
-    tables_written([POSTS, COMMENTS], using=using)
+    # flush and migrate change rows without a model signal: every generation goes, once (the
+    # signal comes once per app).
+    if sender.label == "news":
+        tables_written([POSTS, COMMENTS], using=using)
 
 
 def connect_receivers(models: Iterable[type]) -> None:
