@@ -6,13 +6,18 @@ from news.models import Comment, Post
 
 
 class StrictTextMixin:
-    """Only a JSON string is text: DRF alone would store the number 0 as "0"."""
+    """Only a JSON string is text: DRF alone would store the number 0 as "0"; and its length is
+    checked as sent."""
 
     default_error_messages = {"not_a_string": "Not a valid string."}
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("not_a_string")
+        # The limit holds for the value as sent (as the schema's maxLength says), not only once
+        # surrounding whitespace is trimmed.
+        if getattr(self, "max_length", None) is not None and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
         return super().to_internal_value(data)
 
 

@@ -371,6 +371,18 @@ def test_invalid_post_is_400_naming_the_field_and_writes_nothing(api_client, pay
     assert not ModelEvent.objects.exists()
 
 
+@pytest.mark.parametrize("title", ["\r" + "t" * 256, "t" * 256 + " "])
+def test_a_title_longer_than_256_characters_as_sent_is_refused_even_if_trimming_shortens_it(
+    api_client, title
+):
+    # The schema's maxLength applies to the value sent, before surrounding whitespace is trimmed.
+    response = api_client.post(POSTS, {"title": title})
+
+    assert response.status_code == 400
+    assert response.json() == {"title": ["Ensure this field has no more than 256 characters."]}
+    assert not Post.objects.exists()
+
+
 def test_title_of_256_and_body_of_1024_characters_are_accepted(api_client):
     response = api_client.post(POSTS, {"title": "t" * 256, "body": "b" * 1024})
 
