@@ -6,7 +6,7 @@
 Generates JSONPlaceholder-shaped posts and comments (fake_target.data) into a db.json served by
 json-server 0.17.4 (installed with npm into benchmarks/.json-server/ when missing), imports them
 from it with import_initial_data into a throwaway database (`<name>_api_throughput`), and starts
-the service as documented: gunicorn with news_project/gunicorn.conf.py, DJANGO_DEBUG=0, REDIS_URL
+the service as documented: `manage.py serve` (granian), DJANGO_DEBUG=0, REDIS_URL
 from --redis-url (its database flushed first). Every request is checked by hand on both sides
 first; then for each request wrk loads json-server and the service in turn, --rounds times, and
 the table gives the medians of req/s and p99. Goals: for reads, the service's req/s at least

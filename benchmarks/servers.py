@@ -1,11 +1,13 @@
 """The servers of the throughput benchmark (benchmarks/api_throughput.py): json-server, installed
-with npm into benchmarks/.json-server/ (a benchmark tool, git-ignored), and the service under
-gunicorn, started as documented; plus what they need before they start."""
+with npm into benchmarks/.json-server/ (a benchmark tool, git-ignored), and the service started as
+documented (`manage.py serve`); plus what they need before they start."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -86,7 +88,7 @@ def running(
             try:
                 process.wait(15)
             except subprocess.TimeoutExpired:
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)  # its worker processes too
                 process.wait()
 
 
@@ -110,9 +112,9 @@ def tail(path: Path, lines: int = 20) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-# Both servers log every request, each to its own file (`log`): gunicorn.conf.py sends the
-# service's access log to stdout, and json-server logs requests unless --quiet; a measurement of
-# both as they run by default, at the cost of one log line per request each.
+# Both servers log every request, each to its own file (`log`): `manage.py serve` writes an access
+# log line per request, and json-server logs requests unless --quiet; a measurement of both as
+# they run by default, at the cost of one log line per request each.
 
 
 def json_server(db_json: Path, *, log: Path, env: dict[str, str]) -> AbstractContextManager[Server]:
@@ -124,11 +126,9 @@ def json_server(db_json: Path, *, log: Path, env: dict[str, str]) -> AbstractCon
 
 
 def service(*, log: Path, env: dict[str, str]) -> AbstractContextManager[Server]:
-    """The service as documented: gunicorn with news_project/gunicorn.conf.py."""
+    """The service as documented: `manage.py serve`, with its default workers and threads."""
     port = free_port()
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    command = [str(gunicorn), "--config", "news_project/gunicorn.conf.py"]
-    command += ["news_project.wsgi:application", "--bind", f"127.0.0.1:{port}"]
+    command = [sys.executable, "manage.py", "serve", "--bind", f"127.0.0.1:{port}"]
     return running("the service", command, port=port, probe="/health/", log=log, env=env)
 
 

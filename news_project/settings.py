@@ -134,7 +134,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache ---------------------------------------------------------------------------------------
 # Throttle counters live here. "locmem" is per process; "database" (table django_cache, made by
-# manage.py createcachetable) is shared by every gunicorn worker, so a limit holds across them.
+# manage.py createcachetable) is shared by every server worker, so a limit holds across them.
 
 _CACHE_BACKENDS = {
     "locmem": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
@@ -247,7 +247,8 @@ SPECTACULAR_SETTINGS = {
 }
 
 # `?all=true` answers one server process streams at once (each holds one of its threads while
-# its client reads); more are refused with 503 and Retry-After. Keep it below gunicorn's threads.
+# its client reads); more are refused with 503 and Retry-After. Below `manage.py serve --threads`
+# (serve refuses to start otherwise), so that threads stay free for everything else.
 NEWS_MAX_STREAMS = env_int("NEWS_MAX_STREAMS", 2, minimum=1)
 
 # Author id given on the target to posts created through this API.

@@ -1,4 +1,4 @@
-"""WSGI entry point (gunicorn news_project.wsgi): Django, behind the cache of anonymous reads."""
+"""WSGI entry point (`manage.py serve` serves it): Django, behind the cache of anonymous reads."""
 
 import os
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -168,12 +169,12 @@ def race_behind_row_lock(
         assert not request.is_alive(), f"{request.method} {request.url} did not finish"
 
 
-# --- The service as it is deployed: gunicorn with news_project/gunicorn.conf.py ---------------
+# --- The service as it is deployed: `manage.py serve` (granian, news/serving.py) ----------------
 
 
-class Gunicorn:
-    """gunicorn serving the suite's database with the deployed configuration, on a free port;
-    `args` override that configuration as GUNICORN_CMD_ARGS would."""
+class Served:
+    """`manage.py serve` serving the suite's database, on a free port; `args` are more of its
+    options (`--workers 1`), `env` more of its environment."""
 
     def __init__(self, *args: str, **env: str) -> None:
         import socket
@@ -182,21 +183,23 @@ class Gunicorn:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
-        command = [sys.executable, "-m", "gunicorn", "--config", "news_project/gunicorn.conf.py"]
-        command += ["--bind", f"127.0.0.1:{port}", "--access-logfile", os.devnull, *args]
+        command = [sys.executable, "manage.py", "serve", "--bind", f"127.0.0.1:{port}"]
+        # A file, not a pipe: a pipe nobody reads would stop the server once full.
+        self.errors = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed by stop()
         self.process = subprocess.Popen(
-            [*command, "news_project.wsgi:application"],
+            [*command, "--no-access-log", *args],
             cwd=settings.BASE_DIR,
             env=manage_env(DJANGO_DEBUG="0", DJANGO_ALLOWED_HOSTS="127.0.0.1", **env),
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+            stderr=self.errors,
+            start_new_session=True,  # its workers with it: stop() can kill them all
         )
         deadline = time.monotonic() + 20
         while not self.answers():
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise AssertionError(f"gunicorn did not start: {self.process.stderr.read()}")
+                self.errors.seek(0)
+                raise AssertionError(f"manage.py serve did not start: {self.errors.read()}")
             time.sleep(0.05)
 
     def answers(self) -> bool:
@@ -214,21 +217,24 @@ class Gunicorn:
             return [int(pid) for pid in listing.read().split()]
 
     def stop(self) -> None:
+        import signal
+
         self.process.terminate()
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+        self.errors.close()
 
-    def __enter__(self) -> Gunicorn:
+    def __enter__(self) -> Served:
         return self
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
 
 
-# --- A GET through the whole WSGI application, as gunicorn calls it ------------------------------
+# --- A GET through the whole WSGI application, as the server calls it ---------------------------
 
 
 class WsgiAnswer:

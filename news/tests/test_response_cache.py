@@ -275,7 +275,7 @@ def test_a_server_starting_serves_nothing_stored_before_it(response_cache):
         read(url)
     assert read(url)[1] == "hit"
 
-    start_fresh()  # what news_project/gunicorn.conf.py does as a server starts
+    start_fresh()  # what manage.py serve does before its workers answer
 
     assert read(url)[1] == "miss"
 

@@ -1,4 +1,4 @@
-"""The service as deployed (gunicorn, news_project/gunicorn.conf.py): a write answered by one
+"""The service as deployed (`manage.py serve`: granian, news/serving.py): a write answered by one
 server process is seen by every later read from another, and slow clients neither lose the end
 of a long stream nor keep other requests waiting."""
 
@@ -12,7 +12,7 @@ import requests
 from django.db import connection
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from news.tests.support import Gunicorn, make_post
+from news.tests.support import Served, make_post
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -24,7 +24,7 @@ def test_a_write_answered_by_one_process_is_seen_by_the_next_read_from_another(
     env = {"REDIS_URL": request.getfixturevalue("response_cache").url} if cached else {}
     token = RefreshToken.for_user(user).access_token
     auth = {"Authorization": f"Bearer {token}"}
-    with Gunicorn(**env) as writer, Gunicorn(**env) as reader, requests.Session() as http:
+    with Served(**env) as writer, Served(**env) as reader, requests.Session() as http:
         post = http.post(f"{writer.url}/news/posts/", json={"title": "v0"}, headers=auth).json()
         comments = f"/news/posts/{post['id']}/comments/"
         reads = {
@@ -130,7 +130,7 @@ def long_comments(rows: int):
     return post
 
 
-def answer_times(server: Gunicorn, post) -> list[float]:
+def answer_times(server: Served, post) -> list[float]:
     """Seconds for /health/ and a post, five times, each checked."""
     waits = []
     for _ in range(5):
@@ -145,9 +145,9 @@ def answer_times(server: Gunicorn, post) -> list[float]:
 def test_slow_readers_get_all_of_a_long_stream_and_others_are_served_meanwhile():
     rows = 40_000
     post = long_comments(rows)
-    # A worker that does not answer its heartbeat for 2 s is replaced: a stream must not count.
-    # All four may land on one worker: let each worker stream four (the limit has its own test).
-    with Gunicorn("--timeout", "2", NEWS_MAX_STREAMS="4") as server:
+    # All four may land on one worker: let each worker stream four (the limit has its own test),
+    # with two threads more for everything else.
+    with Served("--threads", "6", NEWS_MAX_STREAMS="4") as server:
         for _ in range(4):  # every worker has streamed once: what it allocates for good
             requests.get(f"{server.url}/news/comments/?all=true", timeout=30)
         memory_before = rss_kib(server.workers())
@@ -164,7 +164,7 @@ def test_slow_readers_get_all_of_a_long_stream_and_others_are_served_meanwhile()
     assert max(waits) < 1.0, waits
     for reader in readers:
         assert (reader.error, reader.status) == (None, b"200")
-        assert reader.seconds > 4  # twice the worker timeout
+        assert reader.seconds > 4  # a stream as long as its reader takes
         comments = json.loads(reader.body)
         assert len(comments) == rows
         assert comments[-1]["name"] == f"name {rows}"
@@ -174,7 +174,7 @@ def test_slow_readers_get_all_of_a_long_stream_and_others_are_served_meanwhile()
 
 def test_more_slow_readers_than_threads_leave_threads_for_everything_else():
     post = long_comments(40_000)
-    with Gunicorn() as server:  # 4 workers of 4 threads, NEWS_MAX_STREAMS=2 each
+    with Served() as server:  # 2 workers of 4 threads, NEWS_MAX_STREAMS=2 each
         # As many as there are threads and more, each reading at 2 KB/s: the streams over the
         # limit are refused at once, and read as such.
         readers = [SlowReader(f"{server.url}/news/comments/?all=true", 2048) for _ in range(24)]
@@ -188,6 +188,6 @@ def test_more_slow_readers_than_threads_leave_threads_for_everything_else():
             reader.stop()
 
     assert max(waits) < 1.0, waits
-    assert statuses.count(b"200") <= 8
-    assert statuses.count(b"503") == 24 - statuses.count(b"200") >= 16
+    assert statuses.count(b"200") <= 4
+    assert statuses.count(b"503") == 24 - statuses.count(b"200") >= 20
     assert [reader.error for reader in readers] == [None] * 24

@@ -93,17 +93,12 @@ def test_the_cache_keeps_nothing_on_disk_and_evicts_answers_only(services):
     assert services["web"]["depends_on"]["redis"] == {"condition": "service_started"}
 
 
-def test_web_serves_with_the_gunicorn_configuration_the_dockerfile_uses(services):
+def test_web_serves_with_manage_py_serve_as_the_dockerfile_does(services):
     command = command_of(services["web"])
     dockerfile_cmd = next(line for line in dockerfile_stages()["app"] if line.startswith("CMD "))
 
-    assert command.endswith(
-        '&& exec gunicorn --config news_project/gunicorn.conf.py news_project.wsgi:application"'
-    )
-    assert dockerfile_cmd == (
-        'CMD ["gunicorn", "--config", "news_project/gunicorn.conf.py", '
-        '"news_project.wsgi:application"]'
-    )
+    assert command.endswith('&& exec python manage.py serve"')
+    assert dockerfile_cmd == 'CMD ["python", "manage.py", "serve"]'
 
 
 def test_the_fake_target_runs_only_with_the_offline_profile(services):

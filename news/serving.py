@@ -1,0 +1,66 @@
+"""The API as deployed: granian serving news_project.wsgi, started by `manage.py serve`.
+
+Worker processes of a few threads each. granian's own I/O (Rust, asynchronous) reads requests
+and writes answers, so a thread is held only while Django computes an answer, and a client that
+reads a finished answer slowly holds no thread at all. A `?all=true` stream is produced by the
+thread that serves it, as fast as its client reads; news/streams.py caps them per process, so
+threads stay free for everything else.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from django.conf import settings
+from django.db import connections
+from granian.constants import HTTPModes, Interfaces
+from granian.server import Server
+
+from news.cache import start_fresh
+
+APPLICATION = "news_project.wsgi:application"
+# Seconds a worker has, once told to stop, to finish the answers it is writing.
+STOP_SECONDS = 30
+
+
+class ServingError(Exception):
+    """The server cannot start as asked; the message says why."""
+
+
+def serve(*, host: str, port: int, workers: int, threads: int, access_log: bool = True) -> None:
+    """Serve until stopped (SIGTERM or SIGINT: answers being written are finished first)."""
+    if threads <= (streams := settings.NEWS_MAX_STREAMS):
+        raise ServingError(
+            f"--threads {threads} must be more than NEWS_MAX_STREAMS ({streams}): "
+            "streams of ?all=true would leave no thread for other requests"
+        )
+    try:
+        _check_address(host, port)
+    except OSError as exc:
+        raise ServingError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    # Nothing stored while this service ran without REDIS_URL, taking writes Redis never heard
+    # of, is served: every table gets a new generation before any worker answers.
+    start_fresh()
+    connections.close_all()  # the workers are forked from this process: they open their own
+    server = Server(
+        APPLICATION,
+        address=host,
+        port=port,
+        interface=Interfaces.WSGI,
+        workers=workers,
+        blocking_threads=threads,
+        http=HTTPModes.http1,
+        websockets=False,
+        log_access=access_log,
+        respawn_failed_workers=True,
+        workers_kill_timeout=STOP_SECONDS,
+    )
+    server.serve()
+
+
+def _check_address(host: str, port: int) -> None:
+    """Raise OSError, as granian would with a traceback, if host:port cannot be listened on."""
+    family, kind, protocol, _, where = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    with socket.socket(family, kind, protocol) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(where)

@@ -1,0 +1,106 @@
+"""`manage.py serve`: what it refuses with one line, and what it does as it starts and stops."""
+
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+import requests
+from django.conf import settings
+from django.core.management import CommandError, ManagementUtility, call_command
+
+from news.tests.support import Served, make_post, manage_env
+
+
+def serve_fails(*args: str) -> subprocess.CompletedProcess:
+    """`manage.py serve ARGS` run to its end (it must not start), with what it printed."""
+    command = [sys.executable, "manage.py", "serve", *args]
+    env = manage_env(DJANGO_DEBUG="0", DJANGO_ALLOWED_HOSTS="127.0.0.1")
+    return subprocess.run(
+        command, cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=30
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--bind", "8000"], "argument --bind: invalid HOST:PORT value: '8000'"),
+        (
+            ["--bind", "127.0.0.1:99999"],
+            "argument --bind: invalid HOST:PORT value: '127.0.0.1:99999'",
+        ),
+        (["--workers", "0"], "argument --workers: invalid positive number value: '0'"),
+        (["--threads", "many"], "argument --threads: invalid positive number value: 'many'"),
+    ],
+)
+def test_a_malformed_option_is_refused_with_exit_2(capsys, args, message):
+    with pytest.raises(SystemExit) as exited:
+        ManagementUtility(["manage.py", "serve", *args]).execute()
+
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"manage.py serve: error: {message}"
+
+
+def test_threads_not_above_the_streams_a_worker_may_hold_are_refused(settings):
+    settings.NEWS_MAX_STREAMS = 4
+
+    with pytest.raises(CommandError, match=r"--threads 4 must be more than NEWS_MAX_STREAMS \(4\)"):
+        call_command("serve", "--threads", "4", "--bind", "127.0.0.1:1")
+
+
+def test_an_address_in_use_is_refused_with_one_line_and_no_traceback():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        result = serve_fails("--bind", f"127.0.0.1:{port}")
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"CommandError: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_server_starting_serves_nothing_another_stored_before_it(response_cache):
+    post = make_post(title="Stored")
+    with Served(REDIS_URL=response_cache.url) as first:
+        url = f"{first.url}/news/posts/{post.pk}/"
+        caches = [requests.get(url, timeout=5).headers.get("X-Cache") for _ in range(3)]
+        assert caches[-1] == "hit"
+
+        with Served(REDIS_URL=response_cache.url):
+            answer = requests.get(url, timeout=5)  # the first server still runs
+
+    assert (answer.status_code, answer.headers["X-Cache"]) == (200, "miss")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_sigterm_stops_the_server_and_its_workers():
+    server = Served("--workers", "2")
+    workers = server.workers()
+    assert len(workers) == 2
+
+    server.process.send_signal(signal.SIGTERM)
+    code = server.process.wait(timeout=30)
+    server.stop()
+
+    assert code == 0
+    for pid in workers:
+        with pytest.raises(ProcessLookupError):
+            _still_running(pid)
+
+
+def _still_running(pid: int) -> None:
+    """Raise ProcessLookupError unless `pid` is a live process (a zombie counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            state = stat.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        raise ProcessLookupError(pid) from None
+    if state == "Z":
+        raise ProcessLookupError(pid)
