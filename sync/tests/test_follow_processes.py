@@ -12,7 +12,7 @@ import threading
 import time
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from news.tests.support import run_manage, start_manage
 from sync.locking import try_lock
@@ -156,9 +156,12 @@ def test_a_stop_signal_finishes_and_records_the_calls_in_flight_then_exits_0(
     follower = followers(fake_target.url, "--concurrency", "2")
     follower.wait_for_line("Following changes")
     fake_target.latency = 1.0
-    for post in posts:
-        post.title = "edited"
-        post.save()
+    # One commit, so one run holds all eight: saved one by one, a first run could take the
+    # first edit alone and deliver it before the stop (three calls, none of them wrong).
+    with transaction.atomic():
+        for post in posts:
+            post.title = "edited"
+            post.save()
     wait_for(lambda: fake_target.in_flight == 2, timeout=10, what="two calls in flight")
 
     stopped_at = time.monotonic()
