@@ -101,6 +101,14 @@ def test_web_serves_with_manage_py_serve_as_the_dockerfile_does(services):
     assert dockerfile_cmd == 'CMD ["python", "manage.py", "serve"]'
 
 
+def test_web_is_given_the_time_its_workers_take_to_finish_on_stop(services):
+    from news.serving import STOP_SECONDS
+
+    grace = services["web"]["stop_grace_period"]
+
+    assert grace.endswith("s") and int(grace[:-1]) > STOP_SECONDS
+
+
 def test_the_fake_target_runs_only_with_the_offline_profile(services):
     with_profiles = {name for name, service in services.items() if "profiles" in service}
 
