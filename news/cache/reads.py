@@ -93,7 +93,8 @@ def _cache_key(environ: dict) -> str | None:
         return None
     if "HTTP_AUTHORIZATION" in environ:
         return None  # a credential is checked on every request: a bad one must still fail
-    host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME')}:{environ.get('SERVER_PORT')}"
+    if not (host := environ.get("HTTP_HOST")):
+        return None  # Django decides (an empty Host is refused), never an entry of a named host
     url = f"{_scheme(environ)}://{host}{environ.get('SCRIPT_NAME', '')}{path}"
     parts = (url, environ.get("QUERY_STRING", ""), environ.get("HTTP_ACCEPT", ""))
     return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogateescape")).hexdigest()

@@ -202,6 +202,10 @@ class Served:
                 raise AssertionError(f"manage.py serve did not start: {self.errors.read()}")
             time.sleep(0.05)
 
+    def address(self) -> tuple[str, int]:
+        host, port = self.url.removeprefix("http://").split(":")
+        return host, int(port)
+
     def answers(self) -> bool:
         import urllib.request
 

@@ -320,3 +320,16 @@ def test_a_write_whose_commit_redis_missed_is_in_flight_only_until_it_is_told(
         ("After", "hit"),
         ("After", "hit"),
     ]
+
+
+def test_a_request_without_a_host_is_never_answered_from_the_cache(response_cache):
+    post = make_post()
+    url = f"/news/posts/{post.pk}/"
+    for _ in range(2):  # stored under the host the server's own name and port also give
+        read(url, HTTP_HOST="testserver:80")
+    assert read(url, HTTP_HOST="testserver:80")[1] == "hit"
+
+    answer, cache = read(url, HTTP_HOST="")  # an empty Host header, or none (HTTP/1.0)
+
+    assert (answer.status_code, cache) == (400, None)
+    assert answer.json() == {"detail": "Bad request."}

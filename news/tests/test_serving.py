@@ -191,3 +191,73 @@ def test_more_slow_readers_than_threads_leave_threads_for_everything_else():
     assert statuses.count(b"200") <= 4
     assert statuses.count(b"503") == 24 - statuses.count(b"200") >= 20
     assert [reader.error for reader in readers] == [None] * 24
+
+
+# --- Request bodies ------------------------------------------------------------------------------
+
+
+def token_for(user) -> dict[str, str]:
+    return {"Authorization": f"Bearer {RefreshToken.for_user(user).access_token}"}
+
+
+def test_a_chunked_body_is_read_like_any_other(user):
+    post = make_post(created_by=user, title="Before")
+    with Served() as server:
+        url = f"{server.url}/news/posts/{post.pk}/"
+        headers = {**token_for(user), "Content-Type": "application/json"}
+        # A generator body: requests sends it with Transfer-Encoding: chunked, no Content-Length.
+        answer = requests.patch(url, data=iter([b'{"title": ', b'"After"}']), headers=headers)
+        created = requests.post(
+            f"{url}comments/",
+            data=iter([b'{"name": "c", ', b'"email": "a@b.cd"}']),
+            headers=headers,
+        )
+        too_big = requests.patch(url, data=iter([b" " * 2_000_000] * 2), headers=headers)
+
+    assert (answer.status_code, answer.json()["title"]) == (200, "After")
+    post.refresh_from_db()
+    assert post.title == "After"
+    assert created.status_code == 201
+    assert post.comments.get().name == "c"
+    assert too_big.status_code == 413
+    assert too_big.json() == {
+        "detail": "The request body is larger than the limit of 2621440 bytes."
+    }
+
+
+def test_a_body_sent_slowly_holds_no_transaction_and_no_lock(user):
+    post = make_post(created_by=user, title="Before")
+    body = json.dumps({"title": "Slow"}).encode()
+    with Served() as server, socket.create_connection(server.address(), timeout=10) as slow:
+        head = (
+            f"PATCH /news/posts/{post.pk}/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: {token_for(user)['Authorization']}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        slow.sendall(head.encode() + body[:1])  # then nothing, for now
+        time.sleep(1)
+
+        started = time.monotonic()
+        other = requests.patch(
+            f"{server.url}/news/posts/{post.pk}/",
+            json={"title": "Quick"},
+            headers=token_for(user),
+            timeout=5,
+        )
+        took = time.monotonic() - started
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND state LIKE 'idle in transaction%%'"
+            )
+            (idle_in_transaction,) = cursor.fetchone()
+
+        slow.sendall(body[1:])
+        slow_status = slow.recv(4096).split(b"\r\n", 1)[0]
+
+    assert (other.status_code, other.json()["title"]) == (200, "Quick")
+    assert took < 1.0
+    assert idle_in_transaction == 0
+    assert slow_status == b"HTTP/1.1 200 OK"
+    post.refresh_from_db()
+    assert post.title == "Slow"
