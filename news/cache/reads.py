@@ -38,10 +38,6 @@ def tables_read(path: str) -> tuple[str, ...]:
     return (POSTS, COMMENTS)
 
 
-# One round trip a read: the tables' generations (started if missing), whether a write of one of
-# them is in flight, and the entry. KEYS: generations, then in-flight sets, then the entry;
-
-
 class CachedReads:
     """Wraps the WSGI application (news_project/wsgi.py): a hit is answered before Django runs
     at all, with neither a request object, middleware, nor the database.

@@ -32,6 +32,8 @@ PAUSE_AFTER_FAILURE = 5.0
 WRITE_LEASE = 60.0
 
 
+# One round trip a read: the tables' generations (started if missing), how many writes of them
+# are in flight, and the entry. KEYS: generations, in-flight sets, the entry; ARGV: n, token.
 READ = """
 local n = tonumber(ARGV[1])
 local now = redis.call('TIME')
