@@ -20,14 +20,14 @@ So a run killed at any moment leaves only calls that the next run may safely rep
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from queue import SimpleQueue
 
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
-from sync.batching import chunked
+from sync.batching import ramped
 from sync.client import TargetApiClient
 from sync.locking import RunLock, exclusive_run
 from sync.models import SyncRun
@@ -41,6 +41,8 @@ from sync.syncing.report import FailedEntity, SyncOptions, SyncReport
 FLUSH_EVERY_RESULTS = 100
 FLUSH_EVERY_SECONDS = 0.5
 ERROR_SUMMARY_LINES = 20
+# Calls handed to the worker threads ahead of them, per thread; also a phase's first batch.
+LOOK_AHEAD = 4
 
 ProgressCallback = Callable[[int], None]
 FailureCallback = Callable[[FailedEntity], None]
@@ -179,42 +181,78 @@ class Runner:
     # --- Sending ----------------------------------------------------------------------------------
 
     def deliver(self, plan: Plan, steps: Callable[[tuple[Call, ...]], Followups]) -> None:
-        """Send the plan phase by phase; `steps` turns a batch of calls into first steps."""
+        """Send the plan phase by phase; `steps` turns a batch of calls into first steps.
+
+        Within a phase the calls flow without a pause: the next batch is loaded and made ready
+        when the calls under way run low, not once they have all been answered. A phase's first
+        batch is small (each next one twice as large, up to the batch size), so its first calls
+        go out at once. The answers that need a decision are decided once the calls before them
+        are answered, in rounds (at most a batch of them at a time).
+        """
         self.on_planned(len(plan.calls))
+        first = self.options.concurrency * LOOK_AHEAD
         with ThreadPoolExecutor(max_workers=self.options.concurrency) as pool:
             for _phase, calls in plan.by_phase():
-                for batch in chunked(calls, self.options.batch_size):
-                    if self._stopping():
-                        self._not_sent(batch)
-                        continue
-                    self._rounds(pool, steps(tuple(batch)))
+                batches = ramped(calls, first=first, size=self.options.batch_size)
+                stream = self._first_steps(batches, steps)
+                more = True
+                while more:
+                    undecided, more = self._send_all(pool, stream, hold_at=self.options.batch_size)
+                    self._flush()
+                    self._rounds(pool, undecided)
+                self._flush()
 
-    def _rounds(self, pool: ThreadPoolExecutor, first: Followups) -> None:
-        step = first
+    def _first_steps(
+        self, batches: Iterable[list[Call]], steps: Callable[[tuple[Call, ...]], Followups]
+    ) -> Iterator[Delivery]:
+        """The first steps of a phase's calls, a batch at a time, each batch made ready (its
+        creates flagged) before its first call goes out; none once the run is stopping."""
+        for batch in batches:
+            if self._stopping():
+                self._not_sent(batch)
+                continue
+            step = steps(tuple(batch))
+            self._settle(step.outcomes)
+            self._ready(step.deliveries)
+            yield from step.deliveries
+
+    def _ready(self, deliveries: list[Delivery]) -> None:
+        """Commit what must be known before these calls are sent: creates flagged, and the hash
+        of what the target holds forgotten before a PUT."""
+        posts = [d for d in deliveries if d.action is Action.POST]
+        puts = [d for d in deliveries if d.action is Action.PUT]
+        if (posts or puts) and not self._stopping():
+            outcomes.flag_creates(posts)
+            outcomes.unsettle(puts)
+
+    def _rounds(self, pool: ThreadPoolExecutor, undecided: list[Outcome]) -> None:
+        """Decide what follows the answers that need thought, send that, and so on."""
         last_round = self.max_posts + 2  # each POST, then a PUT to the record found
         for round_number in range(1, last_round + 1):
-            self._settle(step.outcomes)
-            posts = [d for d in step.deliveries if d.action is Action.POST]
-            puts = [d for d in step.deliveries if d.action is Action.PUT]
-            if (posts or puts) and not self._stopping():
-                outcomes.flag_creates(posts)
-                outcomes.unsettle(puts)
-            undecided = self._send_all(pool, step.deliveries)
-            self._flush()
             if not undecided or self.lock_lost:
                 return
             step = decisions.decide(
                 undecided, last_round=round_number == last_round, max_posts=self.max_posts
             )
-        self._settle(step.outcomes)
+            self._settle(step.outcomes)
+            if round_number == last_round:
+                return  # what is left stays pending for the next run
+            self._ready(step.deliveries)
+            undecided, _ = self._send_all(pool, step.deliveries)
+            self._flush()
 
-    def _send_all(self, pool: ThreadPoolExecutor, deliveries: list[Delivery]) -> list[Outcome]:
-        """Send every step, recording final outcomes as they arrive; return those to decide."""
+    def _send_all(
+        self, pool: ThreadPoolExecutor, deliveries: Iterable[Delivery], *, hold_at: int = 0
+    ) -> tuple[list[Outcome], bool]:
+        """Send every step, recording final outcomes as they arrive; return those to decide,
+        and whether steps are left: with `hold_at`, sending pauses once that many wait for a
+        decision (the rest are sent by the next call with the same iterator)."""
         undecided: list[Outcome] = []
         # Each finished call puts itself here: one hand-off per call, where waiting on the
         # calls in flight (concurrent.futures.wait) visits every one of them each time.
         finished: SimpleQueue[Future[Outcome]] = SimpleQueue()
         in_flight = 0
+        paused = False
 
         def collect() -> int:
             """Record the calls that finished (waiting for one); return how many."""
@@ -236,11 +274,14 @@ class Runner:
             pool.submit(self.dispatcher.send, delivery).add_done_callback(finished.put)
             in_flight += 1
             # A bounded queue, so results are recorded while calls are sent.
-            if in_flight >= self.options.concurrency * 4:
+            if in_flight >= self.options.concurrency * LOOK_AHEAD:
                 in_flight -= collect()
+                if hold_at and len(undecided) >= hold_at:
+                    paused = True
+                    break
         while in_flight:
             in_flight -= collect()
-        return undecided
+        return undecided, paused
 
     def _settle(self, final: list[Outcome]) -> None:
         for _ in final:

@@ -1,6 +1,6 @@
 import pytest
 
-from sync.batching import chunked
+from sync.batching import chunked, ramped
 
 
 @pytest.mark.parametrize(
@@ -32,3 +32,23 @@ def test_chunked_reads_a_generator_lazily():
 def test_chunked_refuses_a_size_below_one():
     with pytest.raises(ValueError, match="at least 1"):
         list(chunked([1], 0))
+
+
+@pytest.mark.parametrize(
+    ("first", "size", "expected"),
+    [
+        (2, 100, [2, 4, 8, 16, 32, 38]),
+        (3, 10, [3, 6, 10, 10, 10, 10, 10, 10, 10, 10, 10, 1]),
+        (50, 20, [20, 20, 20, 20, 20]),
+    ],
+)
+def test_ramped_starts_small_doubles_up_to_the_size_and_keeps_order(first, size, expected):
+    batches = list(ramped(range(100), first=first, size=size))
+
+    assert [len(batch) for batch in batches] == expected
+    assert [item for batch in batches for item in batch] == list(range(100))
+
+
+def test_ramped_refuses_a_size_below_one():
+    with pytest.raises(ValueError, match="at least 1"):
+        list(ramped([1], first=0, size=5))

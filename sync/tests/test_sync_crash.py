@@ -150,6 +150,38 @@ def test_a_run_killed_at_any_moment_is_finished_by_the_next_without_duplicates(
     assert len(writes(fake_target)) <= calls_needed + sent_before_kill
 
 
+@needs_shared_database
+@pytest.mark.django_db(transaction=True)
+def test_a_run_killed_with_creates_flagged_ahead_of_their_calls_leaves_no_duplicate(
+    fake_target, make_post, sync
+):
+    posts = [make_post(title=f"new {n}") for n in range(60)]
+    fake_target.latency = 0.05
+    # Batches of 8, 16, 20 and 16: the next is flagged while the calls before it are under way.
+    killed = start_sync(fake_target.url, "--concurrency", "2", "--batch-size", "20")
+
+    def flagged_ahead() -> bool:
+        sent = {r.body["id"] for r in fake_target.calls("POST")}
+        flagged = EntitySyncState.objects.filter(create_unconfirmed=True)
+        return bool(sent) and len(set(flagged.values_list("entity_pk", flat=True)) - sent) >= 10
+
+    wait_for(flagged_ahead, what="creates flagged ahead of their calls")
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(5)
+    wait_for(lambda: fake_target.in_flight == 0, what="calls in flight at the kill")
+    wait_for(lock_is_free, timeout=5, what="the lock to be released")
+    fake_target.latency = 0
+
+    report = sync(concurrency=4)
+
+    assert report.ok, report.failed
+    assert target_state(fake_target) == expected_target()
+    created = [r.body["id"] for r in fake_target.calls("POST") if r.status == 201]
+    assert sorted(created) == [post.pk for post in posts], "a post missing or created twice"
+    assert pending_count() == 0
+    assert not EntitySyncState.objects.filter(create_unconfirmed=True).exists()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_row_created_while_a_full_run_sends_is_left_for_the_next_run_and_sent_once(
     fake_target, seed, make_post, sync

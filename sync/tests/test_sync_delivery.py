@@ -241,18 +241,50 @@ def make_posts_with_comments(count: int) -> None:
 def test_payloads_are_loaded_with_a_few_queries_per_batch_not_one_per_object(
     fake_target, sync, django_assert_max_num_queries
 ):
-    make_posts_with_comments(50)  # 100 calls: one batch of posts, one of comments
+    make_posts_with_comments(50)  # 100 calls: batches of 16, 32 and 2 posts, the same of comments
     with CaptureQueriesContext(connection) as small:
         sync(concurrency=4, batch_size=100)
-    make_posts_with_comments(300)  # 600 calls: six batches
+    make_posts_with_comments(300)  # 600 calls: 16, 32, 64, 100 and 88 of each
 
     # A handful of queries per batch (load, flag, record), nowhere near one per object.
-    with django_assert_max_num_queries(80) as large:
+    with django_assert_max_num_queries(110) as large:
         report = sync(concurrency=4, batch_size=100)
 
     assert report.calls_made == 600 and report.ok
+    # Six times the calls, four more batches.
     assert len(large.captured_queries) - len(small.captured_queries) <= 4 * 12
     assert target_state(fake_target) == expected_target()
+
+
+def test_one_slow_answer_holds_up_no_later_batch_of_its_phase(fake_target, make_post, sync):
+    posts = [make_post(title=f"post {n}") for n in range(40)]
+    fake_target.stall(1.5, method="POST", times=1)  # the first create sent
+
+    report = sync(concurrency=2, batch_size=10)  # batches of 8, 10, 10, 10 and 2
+
+    assert report.ok and report.calls_made == 40
+    [stalled] = [r for r in fake_target.calls("POST") if r.answered_at - r.received_at >= 1.5]
+    others = [r for r in fake_target.calls("POST") if r is not stalled]
+    # Every other create, those of the last batch included, went out while it was under way.
+    assert max(r.received_at for r in others) < stalled.answered_at
+    assert sorted(r.body["id"] for r in fake_target.calls("POST")) == [p.pk for p in posts]
+    assert target_state(fake_target) == expected_target()
+
+
+def test_more_lost_answers_than_a_batch_are_decided_as_they_come_without_duplicates(
+    fake_target, make_post, sync
+):
+    posts = [make_post(title=f"post {n}") for n in range(30)]
+    fake_target.drop(method="POST", after_processing=True)  # every create applied, unanswered
+
+    report = sync(concurrency=2, batch_size=5)
+
+    assert report.ok and report.calls_made == 30
+    assert sorted(r.body["id"] for r in fake_target.calls("POST")) == [p.pk for p in posts]
+    assert len(fake_target.calls("GET")) == 30  # one lookup each
+    assert target_state(fake_target) == expected_target()
+    assert pending_count() == 0
+    assert not EntitySyncState.objects.filter(create_unconfirmed=True).exists()
 
 
 # --- Remote ids ----------------------------------------------------------------------------------
