@@ -3,6 +3,8 @@ PUT the target could not apply. Decided in the main thread, with the database at
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from sync.matching import Lookup, pick_records, unique_by_id
 from sync.planner import EntityKey, Kind, Op
 from sync.syncing.deliveries import Action, Delivery, Followups, Outcome, Result
@@ -10,10 +12,19 @@ from sync.syncing.loading import claimed_records
 from sync.target import holds
 
 
-def decide(undecided: list[Outcome], *, last_round: bool, max_posts: int) -> Followups:
-    """The next step for each call whose answer needs thought."""
+def decide(
+    undecided: list[Outcome],
+    *,
+    last_round: bool,
+    max_posts: int,
+    deleted: Mapping[tuple[Kind, int], float] | None = None,
+) -> Followups:
+    """The next step for each call whose answer needs thought.
+
+    `deleted`: the records this run has deleted, and when each DELETE was answered.
+    """
     next_steps = Followups()
-    picks = pick([o for o in undecided if o.result is Result.FOUND])
+    picks = pick([o for o in undecided if o.result is Result.FOUND], deleted or {})
     for outcome in undecided:
         delivery = outcome.delivery
         wrote = delivery.wrote or delivery.action is not Action.FIND
@@ -37,12 +48,15 @@ def decide(undecided: list[Outcome], *, last_round: bool, max_posts: int) -> Fol
     return next_steps
 
 
-def pick(found: list[Outcome]) -> dict[EntityKey, dict | None]:
+def pick(
+    found: list[Outcome], deleted: Mapping[tuple[Kind, int], float]
+) -> dict[EntityKey, dict | None]:
     """One record (or none) per entity, from everything the round's lookups found.
 
     Lookups run at different moments of a round, so one may miss a record another saw;
     records of the same content are interchangeable, so each entity chooses among all of
-    them.
+    them. A record this run deleted after every lookup that saw it had started is gone: it is
+    not taken (a record seen after its id was deleted is a new one under the same id).
     """
     picks: dict[EntityKey, dict | None] = {}
     for kind in Kind:
@@ -51,7 +65,9 @@ def pick(found: list[Outcome]) -> dict[EntityKey, dict | None]:
             continue
         pool = unique_by_id(record for o in of_kind for record in o.candidates)
         besides = [o.delivery.entity.pk for o in of_kind]
-        claimed = claimed_records(kind, pool, besides=besides)
+        claimed = claimed_records(kind, pool, besides=besides) | _deleted_since_seen(
+            kind, of_kind, deleted
+        )
         lookups = [
             Lookup(
                 o.delivery.entity,
@@ -62,6 +78,24 @@ def pick(found: list[Outcome]) -> dict[EntityKey, dict | None]:
         ]
         picks.update(pick_records(lookups, claimed))
     return picks
+
+
+def _deleted_since_seen(
+    kind: Kind, lookups: list[Outcome], deleted: Mapping[tuple[Kind, int], float]
+) -> set[tuple[Kind, int]]:
+    """The records found that a DELETE of this run removed after the last lookup that saw them
+    had started."""
+    last_seen: dict[int, float] = {}
+    for outcome in lookups:
+        for record in outcome.candidates:
+            ident = record.get("id")
+            if isinstance(ident, int):
+                last_seen[ident] = max(last_seen.get(ident, 0.0), outcome.seen_at)
+    return {
+        (kind, ident)
+        for ident, seen in last_seen.items()
+        if deleted.get((kind, ident), -1.0) >= seen
+    }
 
 
 def _contents(delivery: Delivery) -> tuple[dict, ...]:

@@ -45,6 +45,9 @@ class Delivery:
     wrote: bool = False
     # A record of the target that no entity of ours holds (a full run deletes it).
     foreign: bool = False
+    # The entity's first POST: no earlier one can have landed, so if it is never sent, the
+    # target holds nothing of it (its create flag is lifted).
+    first_post: bool = False
 
     @property
     def entity(self) -> EntityKey:
@@ -72,6 +75,8 @@ class Outcome:
     permanent: bool = False
     sent: bool = True  # False: decided without a call, or never sent
     no_call: bool = False  # DONE without any write in this run
+    # When it was seen (time.monotonic()): a lookup's start, a DELETE's answer.
+    seen_at: float = 0.0
 
     @property
     def ok(self) -> bool:

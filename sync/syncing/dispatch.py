@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 
 from sync.client import TargetApiClient
 from sync.errors import TargetApiError
@@ -53,12 +52,9 @@ class Dispatcher:
         self,
         client: TargetApiClient,
         stop: StopSignal,
-        guard: Callable[[], bool] = lambda: True,
     ) -> None:
         self.client = client
         self.stop = stop
-        # Asked before each call; False (the run lost its lock) sends nothing more.
-        self.guard = guard
         self._lock = threading.Lock()
         self._unreachable_in_a_row = 0
 
@@ -94,7 +90,7 @@ class Dispatcher:
         if delivery.action is Action.DELETE:
             assert delivery.remote_id is not None
             client.delete(resource, delivery.remote_id)
-            return Outcome(delivery, Result.DONE, http_status=200)
+            return Outcome(delivery, Result.DONE, http_status=200, seen_at=time.monotonic())
         if delivery.action is Action.FIND:
             return self._find(delivery, delivery.lookups)
         assert delivery.record is not None
@@ -125,11 +121,17 @@ class Dispatcher:
         return Outcome(delivery, Result.DONE, record={**delivery.record, "id": remote_id})
 
     def _find(self, delivery: Delivery, lookups, *, error: str = "") -> Outcome:
+        started = time.monotonic()
         found = []
         for wanted in unique_contents(lookups):
             found += self.client.find(delivery.resource, wanted)
         return Outcome(
-            delivery, Result.FOUND, candidates=unique_by_id(found), error=error, http_status=200
+            delivery,
+            Result.FOUND,
+            candidates=unique_by_id(found),
+            error=error,
+            http_status=200,
+            seen_at=started,
         )
 
     def _count(self, exc: TargetApiError | None) -> None:

@@ -89,7 +89,7 @@ def first_steps(runner: Runner, calls: tuple[Call, ...]) -> Followups:
             lookups = tuple(r for r in (state.unconfirmed_record, record) if r)
             steps.deliveries.append(Delivery(call, Action.FIND, record=record, lookups=lookups))
         else:
-            steps.deliveries.append(Delivery(call, Action.POST, record=record))
+            steps.deliveries.append(Delivery(call, Action.POST, record=record, first_post=True))
     return steps
 
 

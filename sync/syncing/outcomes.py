@@ -220,8 +220,10 @@ class OutcomeWriter:
                 state.last_error = outcome.error[:2000]
                 state.last_failed_at = now
                 refused_create = outcome.delivery.action is Action.POST and outcome.permanent
-                if refused_create and outcome.delivery.call.op is Op.CREATE:
-                    # The target answered, so a create it refused is not waiting there.
+                never_sent = outcome.delivery.first_post and not outcome.sent
+                if never_sent or (refused_create and outcome.delivery.call.op is Op.CREATE):
+                    # The target answered, so a create it refused is not waiting there; a
+                    # first create never sent cannot be there either.
                     state.create_unconfirmed = False
                     state.unconfirmed_record = None
                 if outcome.permanent:

@@ -1,9 +1,10 @@
 """sync_changes: deliver the pending change log (or a full diff) to the target.
 
 A run reads what is pending, plans the fewest calls (`sync.planner`), then sends them phase by
-phase in rounds: a round sends its steps in parallel and records what came of them; steps that
-need a decision (a lost answer to a POST, a record found by content, a PUT the target could not
-apply) are decided in the main thread and sent in the next round.
+phase: a phase's first steps go to worker threads in parallel, batch after batch without a pause,
+and what came of them is recorded as the answers arrive; steps that need a decision (a lost
+answer to a POST, a record found by content, a PUT the target could not apply) are decided in the
+main thread and sent in rounds.
 
 Crash safety rests on these rules:
 
@@ -31,7 +32,7 @@ from sync.batching import ramped
 from sync.client import TargetApiClient
 from sync.locking import RunLock, exclusive_run
 from sync.models import SyncRun
-from sync.planner import Call, Op, Plan
+from sync.planner import Call, Kind, Op, Plan
 from sync.syncing import decisions, full, incremental, outcomes
 from sync.syncing.deliveries import Action, Delivery, Followups, Outcome, Result
 from sync.syncing.dispatch import Dispatcher, StopSignal
@@ -107,7 +108,7 @@ class Runner:
         self.on_progress = on_progress
         self.report = SyncReport(mode="full" if full else "incremental", dry_run=dry_run)
         self.stop = stop or StopSignal()
-        self.dispatcher = Dispatcher(client, self.stop, guard=self._lock_still_held)
+        self.dispatcher = Dispatcher(client, self.stop)
         self.client = client
         self.writer = outcomes.OutcomeWriter(
             report=self.report, max_attempts=options.max_attempts, on_failure=on_failure
@@ -117,6 +118,9 @@ class Runner:
         self.answered = 0  # calls the target answered with something other than a 5xx
         self.lock_lost = False
         self._buffer: list[Outcome] = []
+        # The records this run deleted, and when each DELETE was answered: a lookup that started
+        # before then may still have seen one (decisions.pick takes none of them).
+        self.deleted: dict[tuple[Kind, int], float] = {}
         self._last_flush = time.monotonic()
 
     # --- Run --------------------------------------------------------------------------------------
@@ -232,7 +236,10 @@ class Runner:
             if not undecided or self.lock_lost:
                 return
             step = decisions.decide(
-                undecided, last_round=round_number == last_round, max_posts=self.max_posts
+                undecided,
+                last_round=round_number == last_round,
+                max_posts=self.max_posts,
+                deleted=self.deleted,
             )
             self._settle(step.outcomes)
             if round_number == last_round:
@@ -264,6 +271,9 @@ class Runner:
                 outcome = future.result()
                 if outcome.http_status is not None and outcome.http_status < 500:
                     self.answered += 1
+                delivery = outcome.delivery
+                if delivery.action is Action.DELETE and outcome.ok and outcome.sent:
+                    self.deleted[(delivery.entity.kind, delivery.remote_id)] = outcome.seen_at
                 if outcome.result in (Result.FOUND, Result.GONE):
                     undecided.append(outcome)
                 else:
@@ -311,11 +321,6 @@ class Runner:
         if not self.lock_lost and (not quick or self.lock.lost(quick=True)) and self.lock.lost():
             self._lose_lock()
         return self.stop.is_set()
-
-    def _lock_still_held(self) -> bool:
-        """Asked by the worker threads before each call: a cheap sign, no query. On a sign of
-        loss they send nothing more; the main thread confirms and stops the run."""
-        return not (self.lock_lost or self.lock.lost(quick=True))
 
     def _lose_lock(self) -> None:
         self.lock_lost = True

@@ -5,6 +5,7 @@ Every test drives the real service against the fake target and asserts what reac
 """
 
 import time
+from collections.abc import Callable
 
 import pytest
 from django.db import connection
@@ -12,8 +13,9 @@ from django.test.utils import CaptureQueriesContext
 
 from news.models import Comment, Post
 from sync.client import TargetApiClient
-from sync.models import EntitySyncState, SyncRun
+from sync.models import EntitySyncState, ModelEvent, SyncRun
 from sync.planner import Kind, Phase
+from sync.recording import recording_disabled
 from sync.syncing.dispatch import CIRCUIT_BREAKER_THRESHOLD
 from sync.tests.helpers import (
     calls_by_op,
@@ -399,6 +401,67 @@ def test_an_update_answered_404_creates_the_record_again(fake_target, seed, sync
     assert fake_target.calls("POST")[0].body == post_record(post)
     assert report.ok
     assert target_state(fake_target) == expected_target()
+    assert pending_count() == 0
+
+
+def unconfirmed_twins(fake_target, sync, make: Callable[[str], object]) -> tuple[object, object]:
+    """Two entities of the same content on a target that picks its own ids: the first one's
+    create landed but is unconfirmed (its answer and its lookup failed), the second is mapped."""
+    fake_target.assign_ids = True
+    first, second = make("twin"), make("twin")
+    fake_target.fail(500, method="POST", times=1, after_processing=True)
+    fake_target.fail(503, method="GET")
+    assert not sync(concurrency=1).ok
+    fake_target.clear_faults()
+    assert state_of(first).create_unconfirmed and state_of(second).remote_id is not None
+    return first, second
+
+
+@pytest.mark.parametrize("batch_size", [1, 500])
+@pytest.mark.parametrize("kind", ["post", "comment"])
+def test_a_lookup_never_takes_a_record_that_another_delete_removed_meanwhile(
+    fake_target, seed, make_post, make_comment, sync, kind, batch_size
+):
+    [post], _ = seed(1)
+    with recording_disabled():  # our next ids are not the ones the target hands out
+        for _ in range(5):
+            make_post(title="gap").delete()
+            Comment.objects.create(post=post, name="gap", email="g@example.com").delete()
+    if kind == "post":
+        first, second = unconfirmed_twins(fake_target, sync, lambda text: make_post(title=text))
+    else:
+        first, second = unconfirmed_twins(
+            fake_target, sync, lambda text: make_comment(post, body=text)
+        )
+    first.delete()  # its copy is looked up, then deleted
+    second.delete()  # a DELETE of its id, in the same phase
+
+    assert sync(concurrency=4, batch_size=batch_size).ok
+    assert target_state(fake_target) == expected_target(), "a copy left on the target"
+    assert pending_count() == 0
+
+
+def test_a_lookup_takes_a_record_under_an_id_the_target_gave_again_after_a_delete(
+    fake_target, seed, sync
+):
+    fake_target.assign_ids = True
+    [lost, kept, removed], _ = seed(3)
+    fake_target.posts.pop(lost.pk)  # gone from the target behind our back
+    lost.title = "edited"
+    lost.save()  # a PUT answered 404, then a POST
+    with recording_disabled():
+        Post.objects.filter(pk=removed.pk).delete()  # its edit pending, its row gone: a DELETE
+    ModelEvent.objects.create(entity_table="news_post", entity_pk=removed.pk, type="UPDATED")
+    # The POST that creates `lost` again gets the highest id, freed by that DELETE; its answer
+    # is lost, so a lookup finds the record after the DELETE was answered.
+    fake_target.drop(method="POST", times=1, after_processing=True)
+
+    report = sync(concurrency=2)
+
+    assert report.ok, report.failed
+    assert [r.status for r in fake_target.calls("POST")] == [None]
+    assert target_state(fake_target) == expected_target(), "a duplicate on the target"
+    assert state_of(lost).remote_id == removed.pk
     assert pending_count() == 0
 
 

@@ -313,6 +313,24 @@ def test_a_run_starts_no_call_once_its_time_budget_is_used_up(fake_target, seed,
     assert target_state(fake_target) == expected_target()
 
 
+def test_creates_a_stopped_run_never_sent_cost_the_next_run_no_lookup(fake_target, make_post, sync):
+    posts = [make_post(title=f"new {n}") for n in range(40)]
+    fake_target.latency = 0.1
+
+    report = sync(concurrency=2, time_budget=0.5)  # batches of 8 and 16 made ready, a few sent
+
+    assert report.stopped_early
+    sent = {r.body["id"] for r in fake_target.calls("POST")}
+    assert 2 <= len(sent) < 24
+    fake_target.latency = 0
+    fake_target.reset_log()
+    assert sync().ok
+    # One POST for each create not sent before, no lookup: nothing of them can be on the target.
+    assert [r.method for r in fake_target.calls()] == ["POST"] * (40 - len(sent))
+    assert target_state(fake_target) == expected_target()
+    assert sorted(sent | {r.body["id"] for r in fake_target.calls()}) == [p.pk for p in posts]
+
+
 # --- 7. No call for a change that changes nothing ----------------------------------------------
 
 
