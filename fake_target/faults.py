@@ -24,7 +24,9 @@ class Fault:
     connection without answering) or "stall" (wait `seconds`, then serve normally).
     `times` counts the requests it still applies to (None: no limit); `share` is the probability
     that it applies to a matching request (seeded, so runs repeat). With `after_processing` the
-    request is served first (a write is applied) and then answered or dropped as told.
+    request is served first (a write is applied) and then answered or dropped as told; a stall
+    then waits between serving and answering (an answer that travels back slowly). An answer or
+    a drop waits `seconds` before anything else.
     """
 
     kind: str
@@ -86,8 +88,10 @@ class Faults:
         method: str | None = None,
         path: str | None = None,
         after_processing: bool = False,
+        delay: float = 0.0,
     ) -> Fault:
-        """Answer matching requests with `status` and `body` (bytes, text or JSON) instead."""
+        """Answer matching requests with `status` and `body` (bytes, text or JSON) instead,
+        `delay` seconds after they arrive."""
         if isinstance(body, str):
             raw = body.encode()
         elif isinstance(body, bytes):
@@ -101,6 +105,7 @@ class Faults:
                 body=raw,
                 content_type=content_type,
                 retry_after=None if retry_after is None else str(retry_after),
+                seconds=delay,
                 times=times,
                 share=share,
                 writes_only=writes_only,
@@ -114,7 +119,7 @@ class Faults:
         """Answer matching requests with an error status (a 429 gets `Retry-After: 1`).
 
         Options are those of `answer`: times, share, writes_only, method, path, retry_after,
-        body, after_processing.
+        body, after_processing, delay.
         """
         if status == 429:
             options.setdefault("retry_after", 1)
@@ -129,11 +134,14 @@ class Faults:
         method: str | None = None,
         path: str | None = None,
         after_processing: bool = False,
+        delay: float = 0.0,
     ) -> Fault:
-        """Close the connection without answering; with `after_processing` apply the write first."""
+        """Close the connection without answering, `delay` seconds after the request arrived;
+        with `after_processing` apply the write first."""
         return self._add(
             Fault(
                 kind="drop",
+                seconds=delay,
                 times=times,
                 share=share,
                 writes_only=writes_only,
@@ -152,8 +160,10 @@ class Faults:
         writes_only: bool = False,
         method: str | None = None,
         path: str | None = None,
+        after_processing: bool = False,
     ) -> Fault:
-        """Wait `seconds` (on top of `latency`) before serving matching requests."""
+        """Wait `seconds` (on top of `latency`) before serving matching requests; with
+        `after_processing`, serve them first (a write is applied) and wait before answering."""
         return self._add(
             Fault(
                 kind="stall",
@@ -163,6 +173,7 @@ class Faults:
                 writes_only=writes_only,
                 method=method,
                 path=path,
+                after_processing=after_processing,
             )
         )
 

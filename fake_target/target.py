@@ -167,8 +167,9 @@ class FakeTarget(Faults, JsonServerRoutes):
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             fault = self._take_fault(method, path)
+        stall_after = fault is not None and fault.kind == "stall" and fault.after_processing
         try:
-            delay = self.latency + (fault.seconds if fault and fault.kind == "stall" else 0.0)
+            delay = self.latency + (fault.seconds if fault and not stall_after else 0.0)
             if delay > 0:
                 time.sleep(delay)
             if fault is not None and fault.kind != "stall" and not fault.after_processing:
@@ -184,6 +185,8 @@ class FakeTarget(Faults, JsonServerRoutes):
                     answer = fault_answer(fault)
             request.status = answer.status
             request.answered_at = time.time()
+            if stall_after:
+                time.sleep(fault.seconds)
             return answer
         finally:
             with self._lock:

@@ -317,6 +317,34 @@ def test_stall_delays_only_matching_requests(target, http):
     assert fast < 0.25 <= slow
 
 
+def test_a_stall_after_processing_applies_the_write_then_answers_late(target, http):
+    target.stall(0.5, method="DELETE", times=1, after_processing=True)
+    answered = []
+    deleting = threading.Thread(
+        target=lambda: answered.append(http.delete(f"{target.url}/posts/1").status_code)
+    )
+    started = time.monotonic()
+    deleting.start()
+
+    # The record is gone while the answer is still on its way.
+    while 1 in target.posts and time.monotonic() - started < 0.4:
+        time.sleep(0.01)
+    assert 1 not in target.posts and answered == []
+    deleting.join(5)
+    assert answered == [200] and time.monotonic() - started >= 0.5
+
+
+def test_a_drop_with_a_delay_applies_the_write_only_after_it(target, http):
+    target.drop(times=1, method="POST", after_processing=True, delay=0.3)
+    started = time.monotonic()
+
+    with pytest.raises(requests.ConnectionError):
+        http.post(f"{target.url}/posts", json={"id": 10, "title": "t"})
+
+    assert time.monotonic() - started >= 0.3
+    assert target.posts[10] == {"id": 10, "title": "t"}
+
+
 def test_a_stalled_answer_times_the_client_out(target):
     target.stall(1.0, path="/posts")
     client = TargetApiClient(base_url=target.url, timeout=0.2, retries=0)

@@ -75,8 +75,10 @@ class Outcome:
     permanent: bool = False
     sent: bool = True  # False: decided without a call, or never sent
     no_call: bool = False  # DONE without any write in this run
-    # When it was seen (time.monotonic()): a lookup's start, a DELETE's answer.
-    seen_at: float = 0.0
+    # When a lookup's or a DELETE's first request went out and its last answer came back
+    # (time.monotonic()): what the target held in between is uncertain.
+    sent_at: float = 0.0
+    answered_at: float = 0.0
 
     @property
     def ok(self) -> bool:

@@ -89,8 +89,15 @@ class Dispatcher:
         client, resource = self.client, delivery.resource
         if delivery.action is Action.DELETE:
             assert delivery.remote_id is not None
+            sent_at = time.monotonic()
             client.delete(resource, delivery.remote_id)
-            return Outcome(delivery, Result.DONE, http_status=200, seen_at=time.monotonic())
+            return Outcome(
+                delivery,
+                Result.DONE,
+                http_status=200,
+                sent_at=sent_at,
+                answered_at=time.monotonic(),
+            )
         if delivery.action is Action.FIND:
             return self._find(delivery, delivery.lookups)
         assert delivery.record is not None
@@ -121,7 +128,7 @@ class Dispatcher:
         return Outcome(delivery, Result.DONE, record={**delivery.record, "id": remote_id})
 
     def _find(self, delivery: Delivery, lookups, *, error: str = "") -> Outcome:
-        started = time.monotonic()
+        sent_at = time.monotonic()
         found = []
         for wanted in unique_contents(lookups):
             found += self.client.find(delivery.resource, wanted)
@@ -131,7 +138,8 @@ class Dispatcher:
             candidates=unique_by_id(found),
             error=error,
             http_status=200,
-            seen_at=started,
+            sent_at=sent_at,
+            answered_at=time.monotonic(),
         )
 
     def _count(self, exc: TargetApiError | None) -> None:

@@ -118,9 +118,9 @@ class Runner:
         self.answered = 0  # calls the target answered with something other than a 5xx
         self.lock_lost = False
         self._buffer: list[Outcome] = []
-        # The records this run deleted, and when each DELETE was answered: a lookup that started
-        # before then may still have seen one (decisions.pick takes none of them).
-        self.deleted: dict[tuple[Kind, int], float] = {}
+        # The records this run deleted, and when each DELETE was sent and answered: a lookup
+        # may have seen one before it went (decisions.pick tells them apart).
+        self.deleted: dict[tuple[Kind, int], tuple[float, float]] = {}
         self._last_flush = time.monotonic()
 
     # --- Run --------------------------------------------------------------------------------------
@@ -273,7 +273,10 @@ class Runner:
                     self.answered += 1
                 delivery = outcome.delivery
                 if delivery.action is Action.DELETE and outcome.ok and outcome.sent:
-                    self.deleted[(delivery.entity.kind, delivery.remote_id)] = outcome.seen_at
+                    self.deleted[(delivery.entity.kind, delivery.remote_id)] = (
+                        outcome.sent_at,
+                        outcome.answered_at,
+                    )
                 if outcome.result in (Result.FOUND, Result.GONE):
                     undecided.append(outcome)
                 else:

@@ -465,6 +465,37 @@ def test_a_lookup_takes_a_record_under_an_id_the_target_gave_again_after_a_delet
     assert pending_count() == 0
 
 
+def test_a_lookup_made_while_a_delete_of_its_id_is_answered_looks_again(
+    fake_target, make_post, sync
+):
+    fake_target.assign_ids = True
+    with recording_disabled():  # our next ids are not the ones the target hands out
+        for _ in range(5):
+            make_post(title="gap").delete()
+    gone, kept = make_post(title="gone"), make_post(title="kept")
+    fake_target.fail(500, method="POST", times=1, after_processing=True)  # `gone` lands as 1
+    fake_target.drop(method="POST", times=1)  # `kept` never lands
+    fake_target.fail(503, method="GET")  # and neither is confirmed
+    assert not sync(concurrency=1).ok
+    fake_target.clear_faults()
+    with recording_disabled():
+        Post.objects.filter(pk=gone.pk).delete()  # its create pending, its row gone
+    # The next run deletes record 1 and creates `kept` in the same round. The DELETE is applied
+    # at once but answered late; the POST is applied after it, under the same id 1 (the target
+    # gives the highest id plus one), and its answer is lost. Its lookup, made while the
+    # DELETE's answer is on its way, cannot tell which record 1 it saw.
+    fake_target.stall(0.5, method="DELETE", times=1, after_processing=True)
+    fake_target.drop(method="POST", times=1, after_processing=True, delay=0.2)
+    fake_target.reset_log()
+
+    report = sync(concurrency=2)
+
+    assert report.ok, report.failed
+    assert len(fake_target.calls("POST")) == 1, "created twice"
+    assert target_state(fake_target) == expected_target()
+    assert state_of(kept).remote_id == 1
+
+
 # --- Failures ------------------------------------------------------------------------------------
 
 
