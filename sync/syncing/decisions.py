@@ -72,7 +72,9 @@ def pick(
         of_kind = [o for o in found if o.delivery.entity.kind is kind]
         if not of_kind:
             continue
-        pool = unique_by_id(record for o in of_kind for record in o.candidates)
+        # Each id as the newest lookup saw it: an id given again holds another record.
+        newest_first = sorted(of_kind, key=lambda o: o.sent_at, reverse=True)
+        pool = unique_by_id(record for o in newest_first for record in o.candidates)
         besides = [o.delivery.entity.pk for o in of_kind]
         gone, unsure = _deleted_records(kind, of_kind, deleted)
         again |= {

@@ -63,6 +63,7 @@ class Dispatcher:
             return Outcome(
                 delivery, Result.FAILED, error=f"not sent: {self.stop.reason}", sent=False
             )
+        sent_at = time.monotonic()
         try:
             outcome = self._send(delivery)
         except TargetApiError as exc:
@@ -73,6 +74,8 @@ class Dispatcher:
                 error=str(exc),
                 http_status=exc.status,
                 permanent=not exc.transient,
+                sent_at=sent_at,
+                answered_at=time.monotonic(),
             )
         self._count(None)
         return outcome

@@ -145,10 +145,12 @@ class OutcomeWriter:
         for outcome in done:
             call = outcome.delivery.call
             self.report.entities_synced += 1 + len(call.covers)
-            if outcome.no_call:
-                self.report.entities_unchanged += 1
-            else:
+            if not outcome.no_call:
                 self.report.calls[call.op] += 1
+            elif outcome.record is not None:
+                # The target already held exactly this record. (No call and no record: the
+                # entity was never there and must not be, like one created and deleted.)
+                self.report.entities_unchanged += 1
         for outcome in failures:
             entity = outcome.delivery.entity
             if _wrote(outcome):

@@ -20,6 +20,7 @@ So a run killed at any moment leaves only calls that the next run may safely rep
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -118,8 +119,9 @@ class Runner:
         self.answered = 0  # calls the target answered with something other than a 5xx
         self.lock_lost = False
         self._buffer: list[Outcome] = []
-        # The records this run deleted, and when each DELETE was sent and answered: a lookup
-        # may have seen one before it went (decisions.pick tells them apart).
+        # The records this run deleted or tried to, and when each DELETE was sent and answered
+        # (never, if it failed): a lookup may have seen one before it went (decisions.pick
+        # tells them apart).
         self.deleted: dict[tuple[Kind, int], tuple[float, float]] = {}
         self._last_flush = time.monotonic()
 
@@ -272,11 +274,11 @@ class Runner:
                 if outcome.http_status is not None and outcome.http_status < 500:
                     self.answered += 1
                 delivery = outcome.delivery
-                if delivery.action is Action.DELETE and outcome.ok and outcome.sent:
-                    self.deleted[(delivery.entity.kind, delivery.remote_id)] = (
-                        outcome.sent_at,
-                        outcome.answered_at,
-                    )
+                if delivery.action is Action.DELETE and outcome.sent:
+                    # A DELETE that failed may still be applied at any time.
+                    answered_at = outcome.answered_at if outcome.ok else math.inf
+                    key = (delivery.entity.kind, delivery.remote_id)
+                    self.deleted[key] = (outcome.sent_at, answered_at)
                 if outcome.result in (Result.FOUND, Result.GONE):
                     undecided.append(outcome)
                 else:

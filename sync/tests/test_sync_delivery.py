@@ -14,8 +14,10 @@ from django.test.utils import CaptureQueriesContext
 from news.models import Comment, Post
 from sync.client import TargetApiClient
 from sync.models import EntitySyncState, ModelEvent, SyncRun
-from sync.planner import Kind, Phase
+from sync.planner import Call, EntityKey, Kind, Op, Phase
 from sync.recording import recording_disabled
+from sync.syncing.decisions import pick
+from sync.syncing.deliveries import Action, Delivery, Outcome, Result
 from sync.syncing.dispatch import CIRCUIT_BREAKER_THRESHOLD
 from sync.tests.helpers import (
     calls_by_op,
@@ -494,6 +496,55 @@ def test_a_lookup_made_while_a_delete_of_its_id_is_answered_looks_again(
     assert len(fake_target.calls("POST")) == 1, "created twice"
     assert target_state(fake_target) == expected_target()
     assert state_of(kept).remote_id == 1
+
+
+def test_a_record_whose_delete_failed_is_not_taken_by_a_lookup_that_may_have_seen_it_go(
+    fake_target, make_post, sync
+):
+    fake_target.assign_ids = True
+    with recording_disabled():  # our next ids are not the ones the target hands out
+        for _ in range(5):
+            make_post(title="gap").delete()
+    gone, kept = make_post(title="twin"), make_post(title="twin")
+    fake_target.fail(500, method="POST", times=1, after_processing=True)  # `gone` lands as 1
+    fake_target.drop(method="POST", times=1)  # `kept` never lands
+    fake_target.fail(503, method="GET")  # and neither is confirmed
+    assert not sync(concurrency=1).ok
+    fake_target.clear_faults()
+    with recording_disabled():
+        Post.objects.filter(pk=gone.pk).delete()  # its create pending, its row gone
+    # Record 1 is deleted, but every try is answered 503; the POST of `kept` never arrives, so
+    # its lookup sees record 1 while the DELETE is under way.
+    fake_target.fail(503, method="DELETE", times=5, after_processing=True, delay=0.2)
+    fake_target.drop(method="POST", times=1)
+
+    assert not sync(concurrency=2).ok  # the DELETE failed: its events stay pending
+    assert sync(concurrency=2).ok
+
+    assert target_state(fake_target) == expected_target(), "a record missing or left"
+    assert state_of(kept).remote_id in fake_target.posts
+    assert pending_count() == 0
+
+
+def test_records_found_under_an_id_given_again_are_taken_as_the_newest_lookup_saw_them():
+    old, new = {"userId": 1, "title": "old", "body": ""}, {"userId": 1, "title": "new", "body": ""}
+
+    def lookup(pk: int, content: dict, started: float) -> Outcome:
+        call = Call(Op.CREATE, EntityKey(Kind.POST, pk))
+        return Outcome(
+            Delivery(call, Action.FIND, lookups=(content,)),
+            Result.FOUND,
+            candidates=({"id": 1, **content},),
+            sent_at=started,
+            answered_at=started + 0.1,
+        )
+
+    before, after = lookup(7, old, started=1.0), lookup(8, new, started=3.0)
+    # Record 1 was deleted between the two lookups, and the target gave its id to a new one.
+    picks, again = pick([before, after], {(Kind.POST, 1): (1.5, 2.0)})
+
+    assert picks == {before.delivery.entity: None, after.delivery.entity: {"id": 1, **new}}
+    assert again == set()
 
 
 # --- Failures ------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from django.db import IntegrityError, connections, transaction
 from news.models import Comment, Post
 from sync.models import EntitySyncState
 from sync.planner import Kind, Op
+from sync.recording import recording_disabled
 from sync.syncing import outcomes
 from sync.target import TABLES
 from sync.tests.helpers import (
@@ -357,6 +358,22 @@ def test_saves_and_edits_that_leave_the_target_record_as_it_was_send_nothing(
     assert report.summary().startswith(
         "Synced 4 entities with 1 calls (0 created, 1 updated, 0 deleted), 3 needing no call;"
     )
+    assert pending_count() == 0
+
+
+def test_a_create_whose_row_is_gone_is_counted_as_synced_not_as_needing_no_call(
+    fake_target, make_post, sync
+):
+    logged, gone = make_post(title="created and deleted"), make_post(title="row gone")
+    logged.delete()  # both events pending: the plan settles it
+    with recording_disabled():
+        Post.objects.filter(pk=gone.pk).delete()  # its delete not logged yet: the run finds out
+
+    report = sync()
+
+    # Neither was ever on the target, so neither is "already as the target holds it".
+    assert (report.calls_made, report.entities_synced, report.entities_unchanged) == (0, 2, 0)
+    assert fake_target.calls() == []
     assert pending_count() == 0
 
 
