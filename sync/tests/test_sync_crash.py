@@ -396,6 +396,8 @@ def test_changes_logged_during_a_run_are_left_for_the_next_run(fake_target, seed
     assert outcome["report"].calls_made == 6
     assert set(ModelEvent.objects.pending().values_list("id", flat=True)) == during
     assert len(during) == 3
+    # Its row may have been read before or after that change (batches are read as calls go).
+    waiting_is_current = fake_target.posts[waiting.pk]["body"] == "changed during the run"
 
     fake_target.reset_log()
     fake_target.latency = 0
@@ -403,8 +405,10 @@ def test_changes_logged_during_a_run_are_left_for_the_next_run(fake_target, seed
 
     assert report.ok
     assert sorted(writes(fake_target)) == sorted(
-        [("POST", "/posts"), ("PUT", f"/posts/{sent.pk}"), ("PUT", f"/posts/{waiting.pk}")]
+        [("POST", "/posts"), ("PUT", f"/posts/{sent.pk}")]
+        + ([] if waiting_is_current else [("PUT", f"/posts/{waiting.pk}")])
     )
+    assert report.entities_unchanged == (1 if waiting_is_current else 0)
     assert target_state(fake_target) == expected_target()
     assert Post.objects.get(pk=new.pk).title == "created during the run"
     assert pending_count() == 0
