@@ -114,6 +114,20 @@ def make_workload(seed, make_post, make_comment) -> int:
     return 16 + 10 + 16 + 8 + 4 + 3 * 2 + 3
 
 
+def kill_and_settle(killed: subprocess.Popen, fake_target) -> int:
+    """kill -9 the run, wait for its calls in flight and its lock to end, and make the target
+    fast again; returns the writes the target had received at the kill."""
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(5)
+    assert killed.returncode == -signal.SIGKILL
+    sent = len(writes(fake_target))
+    wait_for(lambda: fake_target.in_flight == 0, what="calls in flight at the kill")
+    # The lock died with the process (PostgreSQL notices the closed connection at once).
+    wait_for(lock_is_free, timeout=5, what="the lock to be released")
+    fake_target.latency = 0
+    return sent
+
+
 @needs_shared_database
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("calls_before_kill", [1, 12, 35])
@@ -127,15 +141,8 @@ def test_a_run_killed_at_any_moment_is_finished_by_the_next_without_duplicates(
     killed = start_sync(fake_target.url, "--concurrency", "4", "--batch-size", "20")
 
     wait_for(lambda: len(writes(fake_target)) >= calls_before_kill, what="the first calls")
-    killed.send_signal(signal.SIGKILL)
-    killed.wait(5)
-    assert killed.returncode == -signal.SIGKILL
-    sent_before_kill = len(writes(fake_target))
+    sent_before_kill = kill_and_settle(killed, fake_target)
     assert sent_before_kill < calls_needed, "the run finished before it was killed"
-    wait_for(lambda: fake_target.in_flight == 0, what="calls in flight at the kill")
-    # The lock died with the process (PostgreSQL notices the closed connection at once).
-    wait_for(lock_is_free, timeout=5, what="the lock to be released")
-    fake_target.latency = 0
 
     report = sync(concurrency=4)
 
@@ -166,11 +173,7 @@ def test_a_run_killed_with_creates_flagged_ahead_of_their_calls_leaves_no_duplic
         return bool(sent) and len(set(flagged.values_list("entity_pk", flat=True)) - sent) >= 10
 
     wait_for(flagged_ahead, what="creates flagged ahead of their calls")
-    killed.send_signal(signal.SIGKILL)
-    killed.wait(5)
-    wait_for(lambda: fake_target.in_flight == 0, what="calls in flight at the kill")
-    wait_for(lock_is_free, timeout=5, what="the lock to be released")
-    fake_target.latency = 0
+    kill_and_settle(killed, fake_target)
 
     report = sync(concurrency=4)
 

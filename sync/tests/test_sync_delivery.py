@@ -467,21 +467,29 @@ def test_a_lookup_takes_a_record_under_an_id_the_target_gave_again_after_a_delet
     assert pending_count() == 0
 
 
-def test_a_lookup_made_while_a_delete_of_its_id_is_answered_looks_again(
-    fake_target, make_post, sync
-):
+def one_landed_one_lost(fake_target, make_post, sync, gone_title: str, kept_title: str) -> Post:
+    """On a target that picks its own ids: a post whose create landed as record 1 but was never
+    confirmed, its row since gone (its create still pending), and one whose create never
+    landed (unconfirmed too); returns that one."""
     fake_target.assign_ids = True
     with recording_disabled():  # our next ids are not the ones the target hands out
         for _ in range(5):
             make_post(title="gap").delete()
-    gone, kept = make_post(title="gone"), make_post(title="kept")
+    gone, kept = make_post(title=gone_title), make_post(title=kept_title)
     fake_target.fail(500, method="POST", times=1, after_processing=True)  # `gone` lands as 1
     fake_target.drop(method="POST", times=1)  # `kept` never lands
     fake_target.fail(503, method="GET")  # and neither is confirmed
     assert not sync(concurrency=1).ok
     fake_target.clear_faults()
     with recording_disabled():
-        Post.objects.filter(pk=gone.pk).delete()  # its create pending, its row gone
+        Post.objects.filter(pk=gone.pk).delete()
+    return kept
+
+
+def test_a_lookup_made_while_a_delete_of_its_id_is_answered_looks_again(
+    fake_target, make_post, sync
+):
+    kept = one_landed_one_lost(fake_target, make_post, sync, "gone", "kept")
     # The next run deletes record 1 and creates `kept` in the same round. The DELETE is applied
     # at once but answered late; the POST is applied after it, under the same id 1 (the target
     # gives the highest id plus one), and its answer is lost. Its lookup, made while the
@@ -501,18 +509,7 @@ def test_a_lookup_made_while_a_delete_of_its_id_is_answered_looks_again(
 def test_a_record_whose_delete_failed_is_not_taken_by_a_lookup_that_may_have_seen_it_go(
     fake_target, make_post, sync
 ):
-    fake_target.assign_ids = True
-    with recording_disabled():  # our next ids are not the ones the target hands out
-        for _ in range(5):
-            make_post(title="gap").delete()
-    gone, kept = make_post(title="twin"), make_post(title="twin")
-    fake_target.fail(500, method="POST", times=1, after_processing=True)  # `gone` lands as 1
-    fake_target.drop(method="POST", times=1)  # `kept` never lands
-    fake_target.fail(503, method="GET")  # and neither is confirmed
-    assert not sync(concurrency=1).ok
-    fake_target.clear_faults()
-    with recording_disabled():
-        Post.objects.filter(pk=gone.pk).delete()  # its create pending, its row gone
+    kept = one_landed_one_lost(fake_target, make_post, sync, "twin", "twin")
     # Record 1 is deleted, but every try is answered 503; the POST of `kept` never arrives, so
     # its lookup sees record 1 while the DELETE is under way.
     fake_target.fail(503, method="DELETE", times=5, after_processing=True, delay=0.2)
