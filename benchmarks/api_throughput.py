@@ -4,7 +4,7 @@
         .venv/bin/python benchmarks/api_throughput.py [--rounds 3] [--seconds 10] [--rows [N]]
 
 Generates JSONPlaceholder-shaped posts and comments (fake_target.data) into a db.json served by
-json-server 0.17.4 (installed with npm into benchmarks/.json-server/ when missing), imports them
+json-server 0.17.4 (installed with npm into testing/.json-server/ when missing), imports them
 from it with import_initial_data into a throwaway database (`<name>_api_throughput`), and starts
 the service as documented: `manage.py serve` (granian), DJANGO_DEBUG=0, REDIS_URL
 from --redis-url (its database flushed first). Every request is checked by hand on both sides

@@ -1,10 +1,9 @@
 """The servers of the throughput benchmark (benchmarks/api_throughput.py): json-server, installed
-with npm into benchmarks/.json-server/ (a benchmark tool, git-ignored), and the service started as
+with npm into testing/.json-server/ (a test tool, git-ignored), and the service started as
 documented (`manage.py serve`); plus what they need before they start."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -22,7 +21,6 @@ from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 JSON_SERVER_VERSION = "0.17.4"
-JSON_SERVER_DIR = ROOT / "benchmarks" / ".json-server"
 START_SECONDS = 30.0
 
 
@@ -33,24 +31,13 @@ def require(program: str, hint: str) -> None:
 
 
 def json_server_executable() -> Path:
-    """json-server, installed with npm into benchmarks/.json-server/ unless it is there already."""
-    package = JSON_SERVER_DIR / "node_modules" / "json-server" / "package.json"
+    """json-server 0.17.4, installed with npm into testing/.json-server/ unless it is there."""
+    from testing.json_server import JsonServerMissing, install
+
     try:
-        installed = json.loads(package.read_text())["version"]
-    except (OSError, ValueError, KeyError):
-        installed = None
-    if installed != JSON_SERVER_VERSION:
-        require("npm", "apt-get install npm")
-        where = JSON_SERVER_DIR.relative_to(ROOT)
-        print(f"installing json-server {JSON_SERVER_VERSION} into {where}/ with npm", flush=True)
-        npm = ["npm", "install", "--prefix", str(JSON_SERVER_DIR), "--no-audit", "--no-fund"]
-        npm += ["--loglevel", "error", f"json-server@{JSON_SERVER_VERSION}"]
-        result = subprocess.run(npm, capture_output=True, text=True)
-        if result.returncode != 0:
-            last = (result.stderr or result.stdout).strip().splitlines()[-1:]
-            raise SystemExit(f"npm install json-server@{JSON_SERVER_VERSION} failed: {last}")
-    require("node", "apt-get install nodejs")
-    return JSON_SERVER_DIR / "node_modules" / ".bin" / "json-server"
+        return install(JSON_SERVER_VERSION)
+    except JsonServerMissing as missing:
+        raise SystemExit(str(missing)) from None
 
 
 def free_port() -> int:

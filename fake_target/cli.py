@@ -33,7 +33,37 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="answer writes but keep nothing, like the public JSONPlaceholder site",
     )
+    parser.add_argument(
+        "--string-ids",
+        action="store_true",
+        help="string ids, as json-server 1.0 gives them: a POST gets a random one",
+    )
+    parser.add_argument(
+        "--answers-without-ids",
+        action="store_true",
+        help="answer a POST with the record it stored, without its id",
+    )
+    parser.add_argument(
+        "--rewrite",
+        action="append",
+        default=[],
+        metavar="FIELD=HOW",
+        type=_rewrite,
+        help="store FIELD rewritten: lower (lower case) or strip (trimmed); repeatable",
+    )
     return parser.parse_args(argv)
+
+
+REWRITES = {"lower": str.lower, "strip": str.strip}
+
+
+def _rewrite(value: str) -> tuple[str, object]:
+    name, _, how = value.partition("=")
+    if not name or how not in REWRITES:
+        raise argparse.ArgumentTypeError(
+            f"expected FIELD=lower or FIELD=strip, e.g. email=lower; got {value!r}"
+        )
+    return name, REWRITES[how]
 
 
 def cannot_listen(host: str, port: int, error: OSError) -> str:
@@ -54,6 +84,9 @@ def main(argv: list[str] | None = None) -> None:
         latency=args.latency,
         assign_ids=args.assign_ids,
         stores_nothing=args.stores_nothing,
+        string_ids=args.string_ids,
+        answers_without_ids=args.answers_without_ids,
+        rewrite=dict(args.rewrite),
     )
     server.load_generated(args.posts, comments_per_post=args.comments_per_post, seed=args.seed)
     try:

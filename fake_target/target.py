@@ -6,6 +6,7 @@ import copy
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -52,14 +53,20 @@ class FakeTarget(Faults, JsonServerRoutes):
         seed: int = 0,
         assign_ids: bool = False,
         stores_nothing: bool = False,
+        string_ids: bool = False,
+        answers_without_ids: bool = False,
+        rewrite: dict[str, Callable[[Any], Any]] | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.latency = latency
         self.assign_ids = assign_ids
         self.stores_nothing = stores_nothing
-        self.posts: dict[int, Record] = {}
-        self.comments: dict[int, Record] = {}
+        self.string_ids = string_ids
+        self.answers_without_ids = answers_without_ids
+        self.rewrite = dict(rewrite or {})
+        self.posts: dict[Any, Record] = {}
+        self.comments: dict[Any, Record] = {}
         self.requests: list[RecordedRequest] = []
         self.faults: list[Fault] = []
         self.in_flight = 0
@@ -112,10 +119,17 @@ class FakeTarget(Faults, JsonServerRoutes):
     # --- State ----------------------------------------------------------------------------------
 
     def load(self, *, posts: list[Record], comments: list[Record]) -> None:
-        """Replace both collections with copies of these records."""
+        """Replace both collections with copies of these records; with `string_ids`, numeric
+        ids become strings, as json-server 1.0 reads its file (a postId stays as it is)."""
         with self._lock:
-            self.posts = {record["id"]: dict(record) for record in posts}
-            self.comments = {record["id"]: dict(record) for record in comments}
+            self.posts = dict(self._keyed(record) for record in posts)
+            self.comments = dict(self._keyed(record) for record in comments)
+
+    def _keyed(self, record: Record) -> tuple[Any, Record]:
+        record = dict(record)
+        if self.string_ids and isinstance(record.get("id"), int):
+            record["id"] = str(record["id"])
+        return record["id"], record
 
     def load_generated(
         self, posts: int, *, comments_per_post: int = COMMENTS_PER_POST, seed: int = 0

@@ -270,6 +270,9 @@ SYNC_LOCK_FILE = os.environ.get("SYNC_LOCK_FILE", str(BASE_DIR / ".sync_changes.
 SYNC_TIME_BUDGET = env_float("SYNC_TIME_BUDGET", 50.0)
 # The target deletes a post's comments with the post (json-server does): no call per comment.
 SYNC_TARGET_CASCADES = env_bool("SYNC_TARGET_CASCADES", False)
+# A full run deletes at most this many of the target's records that no row of ours holds, unless
+# run with --allow-deletes: a wrong URL must not empty someone else's target.
+SYNC_FULL_MAX_DELETES = env_int("SYNC_FULL_MAX_DELETES", 10)
 
 # --- Following the change log live (sync_changes --follow) and watching the sync -----------------
 

@@ -105,7 +105,7 @@ class EntitySyncStateAdmin(ReadOnlyAdmin):
         "last_error",
     ]
     list_filter = [EntityTableFilter, FailureFilter]
-    search_fields = ["=entity_pk", "=remote_id"]
+    search_fields = ["=entity_pk", "=remote_key"]
     ordering = ["entity_table", "entity_pk"]
     actions = ["retry"]
 

@@ -8,7 +8,7 @@ from django.db import transaction
 from django.db.models import Count, F, Min, Q
 from django.utils import timezone
 
-from sync.models import EntitySyncState, ModelEvent, SyncRun
+from sync.models import EntitySyncState, ModelEvent, SyncRun, SyncTarget
 from sync.notifications import notify_followers
 from sync.planner import EntityKey
 from sync.target import KINDS, TABLES
@@ -92,6 +92,11 @@ def prune_history(
 def recent_runs(*, limit: int = 5) -> list[SyncRun]:
     """The newest sync runs, newest first."""
     return list(SyncRun.objects.order_by("-started_at", "-id")[:limit])
+
+
+def current_target() -> SyncTarget | None:
+    """The target the sync state describes, once an import or a run has named one."""
+    return SyncTarget.objects.order_by("pk").first()
 
 
 def failed_entities(*, limit: int = 50) -> tuple[list[EntitySyncState], int]:

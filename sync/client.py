@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import urllib3
 from requests.utils import (
@@ -34,9 +34,11 @@ from urllib3.util import make_headers
 from urllib3.util.retry import Retry
 
 from sync.errors import TRANSIENT_STATUSES, TargetApiError
-from sync.target import holds
+from sync.target import RemoteId, holds
 
 RESOURCES = ("posts", "comments")
+# How much of an error answer's body a message quotes, on one line.
+QUOTED_CHARACTERS = 100
 
 
 class RateLimiter:
@@ -145,22 +147,42 @@ class TargetApiClient:
             raise TargetApiError(f"GET {self._url(resource)} did not answer with a JSON list")
         return data
 
-    def get(self, resource: str, remote_id: int) -> dict[str, Any] | None:
+    def get(self, resource: str, remote_id: RemoteId) -> dict[str, Any] | None:
         """One record, or None when the target does not have it."""
         response = self._request("GET", self._url(resource, remote_id), missing_ok=True)
         return None if response.status_code == 404 else self._object(response)
 
-    def find(self, resource: str, wanted: dict[str, Any]) -> list[dict[str, Any]]:
+    def find(
+        self,
+        resource: str,
+        wanted: dict[str, Any],
+        *,
+        filters: tuple[str, ...] | None = None,
+        rewritten: frozenset[str] = frozenset(),
+        loose: bool = False,
+    ) -> list[dict[str, Any]]:
         """The records whose fields (the id aside) all equal `wanted`'s.
 
-        Asks with json-server's equality filters (`?userId=1&title=...`) and checks every answer
-        itself, so a target that ignores the filters is still answered correctly.
+        Asks with json-server's equality filters (`?userId=1&title=...`) on the fields named by
+        `filters` (default: all), and checks every answer itself (`sync.target.holds`, with
+        `rewritten` and `loose`), so a target that ignores the filters is still answered
+        correctly. A value that json-server 1.0 would read as another type (the text "5" read
+        as the number 5) is not filtered on, only checked.
         """
-        params = {name: _query_value(value) for name, value in wanted.items() if name != "id"}
+        names = [name for name in wanted if name != "id" and (filters is None or name in filters)]
+        params = {
+            name: _query_value(wanted[name])
+            for name in names
+            if name not in rewritten and filterable(wanted[name])
+        }
         data = self._json(self._request("GET", self._url(resource), params=params))
         if not isinstance(data, list):
             raise TargetApiError(f"GET {self._url(resource)} did not answer with a JSON list")
-        return [record for record in data if isinstance(record, dict) and holds(record, wanted)]
+        return [
+            record
+            for record in data
+            if isinstance(record, dict) and holds(record, wanted, rewritten=rewritten, loose=loose)
+        ]
 
     def create(self, resource: str, payload: dict[str, Any]) -> dict[str, Any]:
         """POST a record (its `id` included) and return what the target answered.
@@ -179,24 +201,26 @@ class TargetApiClient:
                 time.sleep(self._backoff(attempt, exc))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def update(self, resource: str, remote_id: int, payload: dict[str, Any]) -> dict | None:
+    def update(self, resource: str, remote_id: RemoteId, payload: dict[str, Any]) -> dict | None:
         """PUT the whole record; None when the target does not have it (404)."""
         response = self._request(
             "PUT", self._url(resource, remote_id), json=payload, missing_ok=True
         )
         return None if response.status_code == 404 else self._object(response, strict=False)
 
-    def delete(self, resource: str, remote_id: int) -> bool:
+    def delete(self, resource: str, remote_id: RemoteId) -> bool:
         """DELETE a record; False when the target did not have it (404), which is no failure."""
         response = self._request("DELETE", self._url(resource, remote_id), missing_ok=True)
         return response.status_code != 404
 
     # --- Plumbing -------------------------------------------------------------------------------
 
-    def _url(self, resource: str, remote_id: int | None = None) -> str:
+    def _url(self, resource: str, remote_id: RemoteId | None = None) -> str:
         if resource not in RESOURCES:
             raise ValueError(f"unknown resource {resource!r}")
-        return f"{self.base_url}/{resource}" + ("" if remote_id is None else f"/{remote_id}")
+        if remote_id is None:
+            return f"{self.base_url}/{resource}"
+        return f"{self.base_url}/{resource}/{quote(str(remote_id), safe='')}"
 
     def _request(
         self,
@@ -228,8 +252,7 @@ class TargetApiClient:
         if not 200 <= response.status_code < 300:
             text = response.text[:500]
             raise TargetApiError(
-                f"{method} {url}: HTTP {response.status_code} {response.reason}".rstrip()
-                + (f": {text[:200]}" if text else ""),
+                f"{method} {url}: {_described(response)}",
                 status=response.status_code,
                 body=text,
                 retry_after=response.headers.get("Retry-After"),
@@ -270,6 +293,64 @@ class TargetApiClient:
             return min(retry_after, Retry.DEFAULT_RETRY_AFTER_MAX)
         delay = self.backoff_factor * (2**attempt) + random.uniform(0, self.backoff_factor)
         return min(self.backoff_max, delay)
+
+
+def canonical_url(url: str) -> str:
+    """A base URL as the sync state names its target: scheme and host in lower case, the
+    default port, credentials and a trailing slash left out (`HTTP://u:p@Host:80/api/` is
+    `http://host/api`)."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is not None and (scheme, port) not in (("http", 80), ("https", 443)):
+        host = f"{host}:{port}"
+    # Credentials in the URL are no part of the target's name (and are not stored).
+    return urlunsplit((scheme, host, parts.path.rstrip("/"), parts.query, ""))
+
+
+def _described(response: Response) -> str:
+    """An error answer on one line: its status, its content type and the start of its body.
+
+    An HTML error page or a stack trace is quoted, not pasted: whitespace collapsed, at most
+    QUOTED_CHARACTERS characters.
+    """
+    status = f"HTTP {response.status_code} {response.reason}".rstrip()
+    content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+    if content_type:
+        status += f" ({content_type})"
+    text = " ".join(response.text.split())
+    if len(text) > QUOTED_CHARACTERS:
+        text = text[: QUOTED_CHARACTERS - 3].rstrip() + "..."
+    return f"{status}: {text}" if text else status
+
+
+def filterable(value: Any) -> bool:
+    """True when json-server, 0.17 or 1.0, surely filters on this value as what it is.
+
+    json-server 1.0 reads a filter's text as a number, a boolean or null where JavaScript can,
+    then compares strictly: the text "5" or "true" would not find itself. Such texts (and None,
+    which has no filter text) are left to the check on our side.
+    """
+    if value is None:
+        return False
+    if not isinstance(value, str):
+        return True
+    stripped = value.strip().lower()
+    if stripped in ("true", "false", "null") or stripped.lstrip("+-").startswith(
+        ("0x", "0o", "0b")
+    ):
+        return False
+    try:
+        float(stripped)
+    except ValueError:
+        return True
+    return False
 
 
 def _query_value(value: Any) -> str:

@@ -16,6 +16,14 @@ class SyncLocked(SyncError):
     """Another sync_changes run holds the lock."""
 
 
+class TargetChanged(SyncError):
+    """The sync state describes another target than the one this run was given."""
+
+
+class FullRunRefused(SyncError):
+    """A full run would delete more of the target's records than it may without being told."""
+
+
 class ImportRefused(SyncError):
     """The database already holds posts or comments."""
 

@@ -1,6 +1,8 @@
 """The change log and the state the synchronisation keeps between runs."""
 
-from django.db import models
+from __future__ import annotations
+
+from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -8,10 +10,10 @@ from sync.planner import EventType
 
 
 class ModelEventQuerySet(models.QuerySet):
-    def pending(self) -> "ModelEventQuerySet":
+    def pending(self) -> ModelEventQuerySet:
         return self.filter(synced_at__isnull=True)
 
-    def synced(self) -> "ModelEventQuerySet":
+    def synced(self) -> ModelEventQuerySet:
         return self.filter(synced_at__isnull=False)
 
 
@@ -49,21 +51,34 @@ class ModelEvent(models.Model):
 class EntitySyncState(models.Model):
     """What the target holds for one entity, and how its delivery is going.
 
-    A row with `remote_id` set means the target holds the entity under that id, as
+    A row with `remote_id` set means the target holds the entity under that id (the target's own
+    value, a number or a string; `remote_key` is its text, by which records are told apart), as
     `delivered_hash` describes. `remote_id` is empty while the entity is not known to be on the
     target; `create_unconfirmed` then says a POST may have landed there without an answer.
     """
 
     entity_table = models.CharField(max_length=63)
     entity_pk = models.BigIntegerField()
-    remote_id = models.BigIntegerField(
-        null=True, blank=True, help_text="The entity's id on the target; empty: not known there."
+    remote_id = models.JSONField(
+        null=True, blank=True, help_text="The entity's id on the target, as the target gave it."
+    )
+    # NULL, not "": the entities that have none stay out of the unique constraint below.
+    remote_key = models.CharField(  # noqa: DJ001
+        max_length=255,
+        null=True,
+        blank=True,
+        help_text='The remote id\'s text: "5" and 5 are one record. Empty: not known there.',
     )
     delivered_hash = models.CharField(
-        max_length=32, blank=True, help_text="Hash of the record the target last acknowledged."
+        max_length=32, blank=True, help_text="Hash of the record last sent and acknowledged."
     )
-    remote_parent_id = models.BigIntegerField(
-        null=True, blank=True, help_text="A comment's postId on the target."
+    acknowledged_hash = models.CharField(
+        max_length=32,
+        blank=True,
+        help_text="Hash of the record as the target said it stored it, when that differs.",
+    )
+    remote_parent_key = models.CharField(  # noqa: DJ001 - NULL as for remote_key
+        max_length=255, null=True, blank=True, help_text="A comment's postId on the target."
     )
     create_unconfirmed = models.BooleanField(
         default=False,
@@ -71,6 +86,12 @@ class EntitySyncState(models.Model):
     )
     unconfirmed_record = models.JSONField(
         null=True, blank=True, help_text="The record of the unconfirmed create, as sent."
+    )
+    unconfirmed_run = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="The sync run that sent the unconfirmed create; it may land until that run "
+        "has ended and a timeout has passed.",
     )
     attempts = models.PositiveIntegerField(
         default=0, help_text="Runs in a row whose call for this entity failed."
@@ -92,15 +113,40 @@ class EntitySyncState(models.Model):
             ),
             # One record on the target belongs to at most one entity of a kind.
             models.UniqueConstraint(
-                fields=["entity_table", "remote_id"],
-                condition=Q(remote_id__isnull=False),
-                name="sync_state_unique_remote_id",
+                fields=["entity_table", "remote_key"],
+                condition=Q(remote_key__isnull=False),
+                name="sync_state_unique_remote_key",
             ),
         ]
         verbose_name = "entity sync state"
 
     def __str__(self) -> str:
         return f"{self.entity_table}#{self.entity_pk}"
+
+
+class SyncTarget(models.Model):
+    """The target the sync state describes: its ids and mappings mean nothing on another one.
+
+    One row. The import and `sync_changes --full` adopt a target; an incremental run against
+    another one is refused. `rewrites` lists, per kind, the fields the target was seen to store
+    otherwise than they were sent (a trimmed or lowercased text).
+    """
+
+    url = models.CharField(max_length=2000, help_text="The target's base URL, normalised.")
+    adopted_at = models.DateTimeField(default=timezone.now)
+    rewrites = models.JSONField(
+        default=dict, blank=True, help_text="Fields the target rewrites, by kind."
+    )
+
+    def __str__(self) -> str:
+        return self.url
+
+    @classmethod
+    def adopt(cls, url: str) -> SyncTarget:
+        """From now on the sync state describes the target at `url`: one row, its rewrites new."""
+        with transaction.atomic():
+            cls.objects.all().delete()
+            return cls.objects.create(url=url)
 
 
 class SyncRun(models.Model):
@@ -115,8 +161,10 @@ class SyncRun(models.Model):
         SUCCEEDED = "succeeded", "succeeded"
         PARTIAL = "partial", "some entities failed"
         FAILED = "failed", "failed"
+        ABANDONED = "abandoned", "abandoned (its process ended without finishing it)"
 
     mode = models.CharField(max_length=11, choices=Mode.choices, default=Mode.INCREMENTAL)
+    target = models.CharField(max_length=2000, blank=True, help_text="The target's base URL.")
     dry_run = models.BooleanField(default=False)
     status = models.CharField(max_length=9, choices=Status.choices, default=Status.RUNNING)
     started_at = models.DateTimeField(default=timezone.now)

@@ -1,17 +1,26 @@
-"""The target's shape of posts and comments: kinds, tables, resources, field names, records.
+"""The target's shape of posts and comments: kinds, tables, resources, field names, records, ids.
 
-Every other module asks this one what a record on the target looks like, so the camelCase names
-and the id mapping are written out once.
+Every other module asks this one what a record on the target looks like, so the camelCase names,
+the id mapping and the way two records are compared are written out once.
+
+Remote ids are the target's own values (`sync.ids`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from news.models import Comment, Post
+from sync.ids import (
+    MAX_REMOTE_ID_LENGTH,
+    RemoteId,
+    comparable_id,
+    readable_id,
+    remote_key,
+)
 from sync.planner import Kind
 
 Record = dict[str, Any]
@@ -31,10 +40,26 @@ FIELDS: dict[Kind, dict[str, str]] = {
         "body": "body",
     },
 }
+# Fields that hold the target's ids: compared by their text, as the target compares them.
+ID_FIELDS = frozenset({"id", "postId"})
+# Fields of free text: a target may rewrite them (trim, lowercase), and they need no filter.
+TEXT_FIELDS: dict[Kind, tuple[str, ...]] = {
+    Kind.POST: ("title", "body"),
+    Kind.COMMENT: ("name", "email", "body"),
+}
+# Fields no target is expected to rewrite (numbers and links): a lookup that tolerates rewritten
+# texts filters on these alone.
+FIXED_FIELDS: dict[Kind, tuple[str, ...]] = {Kind.POST: ("userId",), Kind.COMMENT: ("postId",)}
 _KIND_OF_MODEL = {model: kind for kind, model in MODELS.items()}
+__all__ = ["MAX_REMOTE_ID_LENGTH", "RemoteId", "comparable_id", "readable_id", "remote_key"]
 
 
-def to_record(obj: Post | Comment, *, remote_id: int, post_remote_id: int | None = None) -> Record:
+# --- Records --------------------------------------------------------------------------------------
+
+
+def to_record(
+    obj: Post | Comment, *, remote_id: RemoteId, post_remote_id: RemoteId | None = None
+) -> Record:
     """The record the target should hold for `obj`, under the target's ids."""
     kind = _KIND_OF_MODEL[type(obj)]
     record = {name: getattr(obj, attribute) for name, attribute in FIELDS[kind].items()}
@@ -54,18 +79,73 @@ def content(record: Mapping[str, Any]) -> Record:
     return {name: value for name, value in record.items() if name != "id"}
 
 
+def our_fields(kind: Kind, record: Mapping[str, Any]) -> Record:
+    """The fields of `record` that we send, as the target holds them; others left out."""
+    return {name: record[name] for name in FIELDS[kind] if name in record}
+
+
+def acknowledged(kind: Kind, sent: Mapping[str, Any], answer: Mapping[str, Any]) -> Record:
+    """What the target says it made of `sent`: each field we sent, as its answer shows it.
+
+    A target that answers with less (`{}`, or only the id) is taken to hold what was sent.
+    """
+    return {
+        name: answer[name] if name in answer and name != "id" else value
+        for name, value in our_fields(kind, sent).items()
+    }
+
+
 def record_hash(record: Mapping[str, Any]) -> str:
     """A short, stable fingerprint of a record, to tell whether the target already holds it."""
-    text = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    comparable = {
+        name: comparable_id(value) if name in ID_FIELDS else value for name, value in record.items()
+    }
+    text = json.dumps(comparable, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
-def holds(found: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
-    """True when `found` carries every field of `wanted` (its id aside) with the same value."""
-    return all(name in found and found[name] == value for name, value in content(wanted).items())
+def normalised(value: Any) -> Any:
+    """A text as targets that rewrite text tend to store it: trimmed, spaces collapsed, one case."""
+    return " ".join(value.split()).casefold() if isinstance(value, str) else value
 
 
-def parent_remote_id(record: Mapping[str, Any]) -> int | None:
-    """A comment record's postId, the link a target that cascades deletes follows."""
-    value = record.get("postId")
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+def same_value(name: str, found: Any, wanted: Any, *, loose: bool = False) -> bool:
+    """One field equal: ids by their text, and with `loose` texts once normalised."""
+    if name in ID_FIELDS:
+        return comparable_id(found) == comparable_id(wanted)
+    if loose:
+        return normalised(found) == normalised(wanted)
+    return found == wanted
+
+
+def holds(
+    found: Mapping[str, Any],
+    wanted: Mapping[str, Any],
+    *,
+    rewritten: Collection[str] = (),
+    loose: bool = False,
+) -> bool:
+    """True when `found` carries every field of `wanted` (its id aside) with the same value.
+
+    Fields in `rewritten` (the target is known to rewrite them), or every field with `loose`,
+    are compared once normalised (`normalised`).
+    """
+    return all(
+        name in found and same_value(name, found[name], value, loose=loose or name in rewritten)
+        for name, value in content(wanted).items()
+    )
+
+
+def rewritten_fields(kind: Kind, sent: Mapping[str, Any], stored: Mapping[str, Any]) -> set[str]:
+    """The text fields the target stored otherwise than they were sent."""
+    return {
+        name
+        for name in TEXT_FIELDS[kind]
+        if name in sent and name in stored and stored[name] != sent[name]
+    }
+
+
+def parent_remote_key(record: Mapping[str, Any]) -> str | None:
+    """A comment record's postId, canonical: the link a target that cascades deletes follows."""
+    value = readable_id(record.get("postId"))
+    return None if value is None else remote_key(value)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
-from sync.client import TargetApiClient
+from sync.client import TargetApiClient, canonical_url
 from sync.errors import ImportRefused, ImportValidationError
 from sync.importing.checks import RecordProblem, clean_records
 from sync.importing.writing import count, refuse_unless_empty, write
@@ -50,7 +50,9 @@ def import_initial_data(
     Refuses a database that already has posts or comments. Every record is checked with the
     API's rules before anything is written; the rows are then inserted in one transaction with
     change recording off (they already exist on the target) and the id sequences are moved past
-    the largest imported id, so rows created later through the API get fresh ids.
+    the largest imported id, so rows created later through the API get fresh ids. Ids that are
+    whole numbers are kept; others (strings such as json-server 1.0's) get local ids, and every
+    remote id is kept in the row's sync state. The target becomes the one the sync describes.
     """
     started = time.perf_counter()
     refuse_unless_empty()
@@ -64,7 +66,7 @@ def import_initial_data(
     checked = time.perf_counter()
 
     with _progress_bar(progress, 2 * (len(posts) + len(comments)), "Importing") as bar:
-        write(posts, comments, bar, batch_size)
+        write(posts, comments, bar, batch_size, target=canonical_url(client.base_url))
     finished = time.perf_counter()
     return ImportReport(
         source=client.base_url,

@@ -19,7 +19,7 @@ from news.models import Comment, Post
 from news.serializers import CommentSerializer, PostSerializer
 from sync.errors import ImportValidationError
 from sync.planner import Kind
-from sync.target import FIELDS
+from sync.target import FIELDS, MAX_REMOTE_ID_LENGTH, readable_id, remote_key
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,8 @@ class RecordProblem:
     def __str__(self) -> str:
         if is_integer(self.record_id):
             where = f"id={self.record_id}"
+        elif readable_id(self.record_id) is not None:
+            where = f"id={json.dumps(self.record_id)}"
         elif self.record_id is None:
             where = f"record #{self.position} (no id)"
         else:
@@ -40,13 +42,37 @@ class RecordProblem:
         return f"{self.resource} {where}, field {self.field}: {self.message}"
 
 
-class TargetIdField(serializers.IntegerField):
-    """An id as the target sends it: a JSON integer (not "7", 7.0 or true)."""
+class JsonIntegerField(serializers.IntegerField):
+    """A number as the target sends it: a JSON integer (not "7", 7.0 or true)."""
 
     def to_internal_value(self, data):
         if not is_integer(data):
             self.fail("invalid")
         return data  # what IntegerField makes of an int, without its text round trip
+
+
+class TargetIdField(serializers.IntegerField):
+    """An id as the target gives it: a JSON integer (at least 1), or a string, kept as it is.
+
+    Not 7.0, true, null or "": json-server 1.0 and many APIs give string ids ("Q2rmeYny5Gc", a
+    UUID); json-server 0.17 gives integers.
+    """
+
+    default_error_messages = {
+        "invalid": (
+            "An id must be a JSON integer or a string of 1 to "
+            f"{MAX_REMOTE_ID_LENGTH} printable characters."
+        ),
+    }
+
+    def to_internal_value(self, data):
+        if readable_id(data) is None:
+            self.fail("invalid")
+        return data  # kept exactly: what IntegerField makes of an int, without its round trip
+
+    def run_validators(self, value) -> None:
+        if is_integer(value):  # the range checks hold for numbers only
+            super().run_validators(value)
 
 
 class _FastSurrogateValidator(ProhibitSurrogateCharactersValidator):
@@ -67,7 +93,7 @@ class _TargetRecordMixin:
 
     serializer_field_mapping = {
         **serializers.ModelSerializer.serializer_field_mapping,
-        models.IntegerField: TargetIdField,
+        models.IntegerField: JsonIntegerField,
     }
     id_fields: dict[str, models.Field]
 
@@ -175,7 +201,13 @@ def clean_records(
     posts = _clean_resource(post_checker, raw_posts, bar, report_posts)
     # Posts with other problems still count as present, so their comments add no noise; when a
     # post id itself is broken, it is the likely cause of "missing" posts and is reported alone.
-    post_ids = None if post_ids_broken else {record["id"] for record in raw_posts}
+    post_ids = (
+        None
+        if post_ids_broken
+        else {
+            remote_key(value) for r in raw_posts if (value := readable_id(r.get("id"))) is not None
+        }
+    )
     comments = _clean_resource(comment_checker, raw_comments, bar, report, post_ids=post_ids)
     if total:
         raise ImportValidationError(problems, total)
@@ -188,21 +220,23 @@ def _clean_resource(
     bar: tqdm,
     report: Callable[[list[RecordProblem]], None],
     *,
-    post_ids: set[int] | None = None,
+    post_ids: set[str] | None = None,
 ) -> list[dict]:
     """Checks each record, that no id repeats and, given `post_ids`, that each post exists."""
     cleaned: list[dict] = []
-    first_position: dict[int, int] = {}
+    first_position: dict[str, int] = {}
     for position, record in enumerate(records, start=1):
         values, problems = checker.clean(position, record)
         record_id = values.get("id")
         if record_id is not None:
-            if record_id in first_position:
-                message = f"Duplicate id (also record #{first_position[record_id]})."
+            # "7" and 7 are one record to the target.
+            key = remote_key(record_id)
+            if key in first_position:
+                message = f"Duplicate id (also record #{first_position[key]})."
                 problems.append(checker.problem(position, record, "id", message))
             else:
-                first_position[record_id] = position
-        if not problems and post_ids is not None and values["post_id"] not in post_ids:
+                first_position[key] = position
+        if not problems and post_ids is not None and remote_key(values["post_id"]) not in post_ids:
             message = f"Post {values['post_id']} is not among the target's posts."
             problems.append(checker.problem(position, record, "postId", message))
         if problems:

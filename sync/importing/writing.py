@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django.core.management.color import no_style
 from django.db import connection, models, transaction
 from django.utils import timezone
@@ -11,10 +13,13 @@ from news.models import Comment, Post
 from news.signals import rows_created
 from sync.batching import chunked
 from sync.errors import ImportRefused
-from sync.models import EntitySyncState
+from sync.models import EntitySyncState, SyncTarget
 from sync.planner import Kind
 from sync.recording import recording_disabled
-from sync.target import FIELDS, TABLES, parent_remote_id, record_hash
+from sync.target import FIELDS, TABLES, RemoteId, parent_remote_key, record_hash, remote_key
+
+# The largest id the database's bigint keys hold.
+MAX_LOCAL_ID = 2**63 - 1
 
 
 def refuse_unless_empty() -> None:
@@ -26,7 +31,53 @@ def refuse_unless_empty() -> None:
         )
 
 
-def write(posts: list[dict], comments: list[dict], bar: tqdm, batch_size: int) -> None:
+def write(
+    posts: list[dict], comments: list[dict], bar: tqdm, batch_size: int, *, target: str
+) -> None:
+    """Insert the checked records (ids as the target gave them) under local ids, with a sync
+    state each that keeps the remote id, and name `target` as the one the state describes."""
+    post_rows, post_ids = _with_local_ids(posts)
+    comment_rows, _ = _with_local_ids(comments)
+    for row in comment_rows:
+        row["post_id"] = post_ids[remote_key(row["post_id"])]
+    states = _delivered_states(posts, post_rows, comments, comment_rows)
+    _insert(post_rows, comment_rows, states, bar, batch_size, target=target)
+
+
+def _with_local_ids(records: list[dict]) -> tuple[list[dict], dict[str, int]]:
+    """The rows under local ids, and each remote id's local one (by remote key).
+
+    A record whose id is a whole number (7, or "7") keeps it, as json-server 0.17 and the
+    public JSONPlaceholder give them; the others (json-server 1.0's "Q2rmeYny5Gc", UUIDs) get
+    the next free ids after the largest kept one, in the target's order.
+    """
+    kept = {r_key: int(r_key) for r in records if _keepable(r_key := remote_key(r["id"]))}
+    next_id = max(kept.values(), default=0) + 1
+    local: dict[str, int] = {}
+    rows = []
+    for record in records:
+        key = remote_key(record["id"])
+        if key in kept:
+            local[key] = kept[key]
+        else:
+            local[key], next_id = next_id, next_id + 1
+        rows.append({**record, "id": local[key]})
+    return rows, local
+
+
+def _keepable(key: str) -> bool:
+    return key.isdigit() and not key.startswith("0") and int(key) <= MAX_LOCAL_ID
+
+
+def _insert(
+    posts: list[dict],
+    comments: list[dict],
+    states: list[dict],
+    bar: tqdm,
+    batch_size: int,
+    *,
+    target: str,
+) -> None:
     postgres = connection.vendor == "postgresql"
     with transaction.atomic(), recording_disabled():
         if postgres:
@@ -37,7 +88,6 @@ def write(posts: list[dict], comments: list[dict], bar: tqdm, batch_size: int) -
         refuse_unless_empty()
         # What the target holds of each row, so the sync knows it is there and unchanged.
         EntitySyncState.objects.filter(entity_table__in=TABLES.values()).delete()
-        states = _delivered_states(posts, comments)
         for model, rows in ((Post, posts), (Comment, comments), (EntitySyncState, states)):
             if postgres:
                 _copy_rows(model, rows, bar, batch_size)
@@ -51,22 +101,30 @@ def write(posts: list[dict], comments: list[dict], bar: tqdm, batch_size: int) -
                     model.objects.bulk_create([model(**values) for values in batch])
                     bar.update(len(batch))
         reset_sequences()
+        SyncTarget.adopt(target)
 
 
-def _delivered_states(posts: list[dict], comments: list[dict]) -> list[dict]:
-    """One sync state per imported row: on the target under its own id, as imported."""
+def _delivered_states(
+    posts: list[dict], post_rows: list[dict], comments: list[dict], comment_rows: list[dict]
+) -> list[dict]:
+    """One sync state per imported row: on the target under the id it gave, as imported."""
     states = []
-    for kind, rows in ((Kind.POST, posts), (Kind.COMMENT, comments)):
+    for kind, records, rows in (
+        (Kind.POST, posts, post_rows),
+        (Kind.COMMENT, comments, comment_rows),
+    ):
         table, fields = TABLES[kind], FIELDS[kind].items()
-        for values in rows:
+        for values, row in zip(records, rows, strict=True):
             record = {name: values.get(attribute) for name, attribute in fields}
+            remote_id: RemoteId = values["id"]
             states.append(
                 {
                     "entity_table": table,
-                    "entity_pk": values["id"],
-                    "remote_id": values["id"],
+                    "entity_pk": row["id"],
+                    "remote_id": remote_id,
+                    "remote_key": remote_key(remote_id),
                     "delivered_hash": record_hash(record),
-                    "remote_parent_id": parent_remote_id(record),
+                    "remote_parent_key": parent_remote_key(record),
                 }
             )
     return states
@@ -98,11 +156,24 @@ def _copy_rows(model: type[models.Model], rows: list[dict], bar: tqdm, batch_siz
         f"COPY {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
         "FROM STDIN"
     )
+    # JSON columns take JSON text (a string id is "Q2rmeYny5Gc" in quotes).
+    json_columns = {f.attname for f in fields if isinstance(f, models.JSONField)}
     with connection.cursor() as cursor, cursor.copy(sql) as copy:
         for batch in chunked(rows, batch_size):
             for values in batch:
-                copy.write_row([values.get(name, fill[name]) for name in names])
+                copy.write_row(
+                    [
+                        _json_text(values.get(name, fill[name]))
+                        if name in json_columns
+                        else values.get(name, fill[name])
+                        for name in names
+                    ]
+                )
             bar.update(len(batch))
+
+
+def _json_text(value) -> str | None:
+    return None if value is None else json.dumps(value)
 
 
 def reset_sequences() -> None:

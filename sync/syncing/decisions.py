@@ -4,14 +4,23 @@ PUT the target could not apply. Decided in the main thread, with the database at
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
-from sync.matching import Lookup, pick_records, unique_by_id
+from sync.matching import Lookup, key_of, pick_records, taken_by, unique_by_id
 from sync.planner import EntityKey, Kind, Op
-from sync.syncing.deliveries import Action, Delivery, Followups, Outcome, Result
+from sync.syncing.deliveries import (
+    Action,
+    Delivery,
+    Followups,
+    Outcome,
+    Record,
+    Result,
+    Rewrites,
+)
 from sync.syncing.loading import claimed_records
-from sync.target import holds
+from sync.target import content, holds, our_fields, rewritten_fields
 
-Deleted = Mapping[tuple[Kind, int], tuple[float, float]]
+Deleted = Mapping[tuple[Kind, str], tuple[float, float]]
 
 
 def decide(
@@ -20,13 +29,19 @@ def decide(
     last_round: bool,
     max_posts: int,
     deleted: Deleted | None = None,
+    rewrites: Rewrites | None = None,
+    wait_until: float = float("inf"),
 ) -> Followups:
     """The next step for each call whose answer needs thought.
 
-    `deleted`: the records this run has deleted, with when each DELETE was sent and answered.
+    `deleted`: the records this run has deleted (by kind and remote key), with when each DELETE
+    was sent and answered. `rewrites`: the fields the target is known to rewrite. `wait_until`:
+    the latest moment (time.monotonic()) this run may wait for a POST that may still land.
     """
+    rewrites = rewrites or Rewrites()
     next_steps = Followups()
-    picks, again = pick([o for o in undecided if o.result is Result.FOUND], deleted or {})
+    found = [o for o in undecided if o.result is Result.FOUND]
+    picks, again = pick(found, deleted or {}, rewrites)
     for outcome in undecided:
         delivery = outcome.delivery
         wrote = delivery.wrote or delivery.action is not Action.FIND
@@ -48,24 +63,29 @@ def decide(
                 next_steps,
                 last_round=last_round,
                 max_posts=max_posts,
+                rewrites=rewrites,
+                wait_until=wait_until,
             )
         )
     return next_steps
 
 
 def pick(
-    found: list[Outcome], deleted: Deleted
+    found: list[Outcome], deleted: Deleted, rewrites: Rewrites | None = None
 ) -> tuple[dict[EntityKey, dict | None], set[EntityKey]]:
     """One record (or none) per entity, from everything the round's lookups found; and the
     entities that must look again.
 
     Lookups run at different moments of a round, so one may miss a record another saw;
     records of the same content are interchangeable, so each entity chooses among all of
-    them. A record under an id this run deleted is taken only if a lookup that saw it began
-    after the DELETE was answered (a new record under the same id: a target may give an id
-    again). Seen only before the DELETE was sent, it is gone; seen while the DELETE was under
-    way, it may be either, and the entities that saw it look again in the next round.
+    them: first among the records that hold its content (texts the target is known to rewrite
+    compared normalised), then among those that hold it once every text is normalised. A
+    record under an id this run deleted is taken only if a lookup that saw it began after the
+    DELETE was answered (a new record under the same id: a target may give an id again). Seen
+    only before the DELETE was sent, it is gone; seen while the DELETE was under way, it may be
+    either, and the entities that saw it look again in the next round.
     """
+    rewrites = rewrites or Rewrites()
     picks: dict[EntityKey, dict | None] = {}
     again: set[EntityKey] = set()
     for kind in Kind:
@@ -75,38 +95,64 @@ def pick(
         # Each id as the newest lookup saw it: an id given again holds another record.
         newest_first = sorted(of_kind, key=lambda o: o.sent_at, reverse=True)
         pool = unique_by_id(record for o in newest_first for record in o.candidates)
+        close_pool = unique_by_id(record for o in newest_first for record in o.close_candidates)
         besides = [o.delivery.entity.pk for o in of_kind]
         gone, unsure = _deleted_records(kind, of_kind, deleted)
         again |= {
-            o.delivery.entity for o in of_kind if any(r.get("id") in unsure for r in o.candidates)
+            o.delivery.entity
+            for o in of_kind
+            if any(key_of(r) in unsure for r in (*o.candidates, *o.close_candidates))
         }
-        claimed = claimed_records(kind, pool, besides=besides)
+        claimed = claimed_records(kind, (*pool, *close_pool), besides=besides)
         claimed |= {(kind, ident) for ident in gone | unsure}
-        lookups = [
+        deciding = [o for o in of_kind if o.delivery.entity not in again]
+        rewritten = rewrites.of(kind)
+        exact = [
             Lookup(
                 o.delivery.entity,
                 o.delivery.entity.pk,
-                tuple(r for r in pool if any(holds(r, c) for c in _contents(o.delivery))),
+                tuple(
+                    r
+                    for r in pool
+                    if any(holds(r, c, rewritten=rewritten) for c in _contents(o.delivery))
+                ),
             )
-            for o in of_kind
-            if o.delivery.entity not in again
+            for o in deciding
         ]
-        picks.update(pick_records(lookups, claimed))
+        first = pick_records(exact, claimed)
+        picks.update(first)
+        close = [
+            Lookup(
+                o.delivery.entity,
+                o.delivery.entity.pk,
+                tuple(
+                    r
+                    for r in (*pool, *close_pool)
+                    if any(holds(r, c, loose=True) for c in _contents(o.delivery))
+                ),
+            )
+            for o in deciding
+            if first.get(o.delivery.entity) is None
+        ]
+        if close:
+            second = pick_records(close, claimed | taken_by(first))
+            picks.update({key: record for key, record in second.items() if record is not None})
     return picks, again
 
 
 def _deleted_records(
     kind: Kind, lookups: list[Outcome], deleted: Deleted
-) -> tuple[set[int], set[int]]:
+) -> tuple[set[str], set[str]]:
     """The ids found that a DELETE of this run removed after the lookups saw them (gone), and
     those that the lookups saw while such a DELETE was under way (unsure)."""
-    seen: dict[int, list[Outcome]] = {}
+    seen: dict[str, list[Outcome]] = {}
     for outcome in lookups:
-        for record in outcome.candidates:
-            if isinstance(record.get("id"), int):
-                seen.setdefault(record["id"], []).append(outcome)
-    gone: set[int] = set()
-    unsure: set[int] = set()
+        for record in (*outcome.candidates, *outcome.close_candidates):
+            ident = key_of(record)
+            if ident is not None:
+                seen.setdefault(ident, []).append(outcome)
+    gone: set[str] = set()
+    unsure: set[str] = set()
     for ident, outcomes in seen.items():
         window = deleted.get((kind, ident))
         if window is None:
@@ -138,6 +184,8 @@ def _look_again(
             lookups=_contents(delivery),
             posts_sent=delivery.posts_sent + (1 if delivery.action is Action.POST else 0),
             wrote=wrote,
+            may_land_until=delivery.may_land_until,
+            landed=delivery.landed,
         )
     )
     return []
@@ -156,9 +204,27 @@ def _after_lookup(
     *,
     last_round: bool,
     max_posts: int,
+    rewrites: Rewrites,
+    wait_until: float,
 ) -> list[Outcome]:
     """What follows a lookup by content: a step for the next round, or a final outcome."""
     delivery = outcome.delivery
+    kind = delivery.entity.kind
+    if picked is None and outcome.sent_at < delivery.may_land_until:
+        # An earlier run's POST may still be on its way: finding nothing proves nothing yet.
+        # Look again once it can no longer land, if this run may wait that long.
+        if last_round or delivery.may_land_until > wait_until:
+            error = "its create, sent by an earlier run, may still land: the next run looks again"
+            return [Outcome(delivery, Result.FAILED, error=error)]
+        next_steps.deliveries.append(
+            replace(
+                delivery,
+                lookups=_contents(delivery),
+                wrote=wrote,
+                not_before=delivery.may_land_until,
+            )
+        )
+        return []
     if delivery.call.op is Op.DELETE:
         if picked is None:  # nothing of it on the target
             return [Outcome(delivery, Result.DONE, sent=False, no_call=not wrote)]
@@ -169,24 +235,63 @@ def _after_lookup(
     record = delivery.record or {}
     if picked is not None:
         adopted = {**record, "id": picked["id"]}
-        if holds(picked, record):
-            return [Outcome(delivery, Result.DONE, record=adopted, sent=False, no_call=not wrote)]
+        stored = our_fields(kind, {**picked, "id": picked["id"]})
+        sent = _sent_content(delivery, picked, rewrites.of(kind))
+        rewritten = frozenset(rewritten_fields(kind, sent, picked)) if sent else frozenset()
+        if holds(picked, record, rewritten=rewrites.of(kind)) or (
+            sent is not None and content(sent) == content(record)
+        ):
+            # The target holds our record, as it stores what it is sent.
+            rewrites.learn(kind, rewritten)
+            return [
+                Outcome(
+                    delivery,
+                    Result.DONE,
+                    record=adopted,
+                    sent=False,
+                    no_call=not wrote,
+                    acknowledged=None if stored == our_fields(kind, adopted) else stored,
+                    rewritten=rewritten,
+                )
+            ]
         # Ours, with an older content: make it equal. The PUT is the create's one call.
+        rewrites.learn(kind, rewritten)
         next_steps.deliveries.append(
             Delivery(delivery.call, Action.PUT, remote_id=picked["id"], record=adopted, wrote=True)
         )
         return []
     posts_sent = delivery.posts_sent + (1 if delivery.action is Action.POST else 0)
-    if posts_sent >= max_posts or last_round:
-        error = outcome.error or "its create may have landed"
-        return [
-            Outcome(
-                delivery,
-                Result.FAILED,
-                error=f"{error}; not found on the target yet: the next run looks again",
-            )
-        ]
+    if delivery.landed or posts_sent >= max_posts or last_round:
+        return [_unresolved(outcome, landed=delivery.landed)]
     next_steps.deliveries.append(
         Delivery(delivery.call, Action.POST, record=record, posts_sent=posts_sent, wrote=wrote)
     )
     return []
+
+
+def _sent_content(delivery: Delivery, picked: Record, rewritten) -> Record | None:
+    """The content the picked record was made from: the first one it holds, exactly or once
+    texts are normalised (what a POST sent, before a later edit)."""
+    for wanted in _contents(delivery):
+        if holds(picked, wanted, rewritten=rewritten):
+            return wanted
+    for wanted in _contents(delivery):
+        if holds(picked, wanted, loose=True):
+            return wanted
+    return None
+
+
+def _unresolved(outcome: Outcome, *, landed: bool) -> Outcome:
+    """A create whose record was not found. Counted towards parking when the target answered
+    its POST (with a 5xx such as json-server's "duplicate id", or a 2xx without an id): a target
+    that keeps the record where no lookup finds it would otherwise be sent to for ever."""
+    error = outcome.error or "its create may have landed"
+    if landed:
+        error += "; no record with its content was found (the target may rewrite what it stores)"
+        return Outcome(outcome.delivery, Result.FAILED, error=error, permanent=True)
+    return Outcome(
+        outcome.delivery,
+        Result.FAILED,
+        error=f"{error}; not found on the target yet: the next run looks again",
+        http_status=outcome.write_status,
+    )

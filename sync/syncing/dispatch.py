@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
+from dataclasses import replace
 
-from sync.client import TargetApiClient
+from sync.client import TargetApiClient, filterable
 from sync.errors import TargetApiError
 from sync.matching import unique_by_id
-from sync.syncing.deliveries import Action, Delivery, Outcome, Result
-from sync.target import content
+from sync.syncing.deliveries import Action, Delivery, Outcome, Record, Result, Rewrites
+from sync.target import (
+    FIXED_FIELDS,
+    acknowledged,
+    content,
+    our_fields,
+    readable_id,
+    rewritten_fields,
+)
 
 # Consecutive calls that found the target unreachable before the run stops sending.
 CIRCUIT_BREAKER_THRESHOLD = 10
@@ -32,6 +41,12 @@ class StopSignal:
                 self.reason = reason
                 self._event.set()
 
+    def wait(self, seconds: float) -> None:
+        """Sleep up to `seconds`, waking early once the run is stopped."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0 and not self.is_set():
+            self._event.wait(min(left, 0.1))
+
     def request(self, reason: str) -> None:
         """Like set(), but safe in a signal handler: it takes no lock, the next check sees it."""
         self._requested = reason
@@ -52,16 +67,25 @@ class Dispatcher:
         self,
         client: TargetApiClient,
         stop: StopSignal,
+        rewrites: Rewrites | None = None,
     ) -> None:
         self.client = client
         self.stop = stop
+        self.rewrites = rewrites or Rewrites()
         self._lock = threading.Lock()
         self._unreachable_in_a_row = 0
 
     def send(self, delivery: Delivery) -> Outcome:
+        wait = delivery.not_before - time.monotonic()
+        if wait > 0:
+            self.stop.wait(wait)
         if self.stop.is_set():
             return Outcome(
-                delivery, Result.FAILED, error=f"not sent: {self.stop.reason}", sent=False
+                delivery,
+                Result.FAILED,
+                error=f"not sent: {self.stop.reason}",
+                sent=False,
+                stopped=True,
             )
         sent_at = time.monotonic()
         try:
@@ -106,9 +130,10 @@ class Dispatcher:
         assert delivery.record is not None
         if delivery.action is Action.PUT:
             assert delivery.remote_id is not None
-            if client.update(resource, delivery.remote_id, delivery.record) is None:
+            answer = client.update(resource, delivery.remote_id, delivery.record)
+            if answer is None:
                 return Outcome(delivery, Result.GONE, http_status=404)
-            return Outcome(delivery, Result.DONE, record=delivery.record, http_status=200)
+            return self._done(delivery, delivery.record, answer, http_status=200)
         try:
             answer = client.create(resource, delivery.record)
         except TargetApiError as exc:
@@ -121,28 +146,78 @@ class Dispatcher:
                 return Outcome(delivery, Result.FAILED, error=f"{exc}; looked for on the next run")
             # The POST may have landed: look for it now; the run decides whose it is.
             try:
-                return self._find(delivery, (delivery.record,), error=str(exc))
+                return self._find(
+                    delivery, (delivery.record,), error=str(exc), write_status=exc.status
+                )
             except TargetApiError as lookup:
                 # No answer of the POST's own: nothing here counts towards parking.
                 return Outcome(delivery, Result.FAILED, error=f"{exc}; the lookup failed: {lookup}")
-        remote_id = answer.get("id")
-        if not isinstance(remote_id, int) or isinstance(remote_id, bool):
-            remote_id = delivery.record["id"]
-        return Outcome(delivery, Result.DONE, record={**delivery.record, "id": remote_id})
+        remote_id = readable_id(answer.get("id"))
+        if remote_id is None:
+            # Created, but under an id we cannot read: never taken as ours by id. Which record
+            # it is, is found by its content, as after a lost answer; it is not sent again.
+            error = (
+                f"POST /{resource} was answered without a usable id "
+                f"({_shown(answer.get('id'))}): looked for by its content"
+            )
+            landed = replace(delivery, landed=True)
+            try:
+                return self._find(landed, (delivery.record,), error=error, write_status=201)
+            except TargetApiError as lookup:
+                return Outcome(landed, Result.FAILED, error=f"{error}; the lookup failed: {lookup}")
+        return self._done(delivery, {**delivery.record, "id": remote_id}, answer, http_status=201)
 
-    def _find(self, delivery: Delivery, lookups, *, error: str = "") -> Outcome:
+    def _done(
+        self, delivery: Delivery, record: Record, answer: Mapping, *, http_status: int
+    ) -> Outcome:
+        """A write the target applied: what it holds now, as it said it stored it."""
+        kind = delivery.entity.kind
+        stored = acknowledged(kind, record, answer)
+        rewritten = frozenset(rewritten_fields(kind, record, stored))
+        self.rewrites.learn(kind, rewritten)
+        return Outcome(
+            delivery,
+            Result.DONE,
+            record=record,
+            http_status=http_status,
+            acknowledged=None if stored == our_fields(kind, record) else stored,
+            rewritten=rewritten,
+        )
+
+    def _find(
+        self,
+        delivery: Delivery,
+        lookups,
+        *,
+        error: str = "",
+        write_status: int | None = None,
+    ) -> Outcome:
+        """Look for the records holding these contents; failing that, for records that hold
+        them once texts are normalised (a target that trims or lowercases what it stores),
+        among those with the same fixed fields (the post's user, the comment's post)."""
+        kind = delivery.entity.kind
+        rewritten = self.rewrites.of(kind)
         sent_at = time.monotonic()
-        found = []
-        for wanted in unique_contents(lookups):
-            found += self.client.find(delivery.resource, wanted)
+        contents = unique_contents(lookups)
+        found: list[Record] = []
+        for wanted in contents:
+            found += self.client.find(delivery.resource, wanted, rewritten=rewritten)
+        close: list[Record] = []
+        if not found:
+            fixed = FIXED_FIELDS[kind]
+            for wanted in contents:
+                if any(name in wanted and filterable(wanted[name]) for name in fixed):
+                    close += self.client.find(delivery.resource, wanted, filters=fixed, loose=True)
         return Outcome(
             delivery,
             Result.FOUND,
             candidates=unique_by_id(found),
+            close_candidates=unique_by_id(close),
             error=error,
             http_status=200,
             sent_at=sent_at,
             answered_at=time.monotonic(),
+            write_status=write_status,
         )
 
     def _count(self, exc: TargetApiError | None) -> None:
@@ -156,6 +231,12 @@ class Dispatcher:
                     f"stopped after {self._unreachable_in_a_row} calls in a row found the "
                     "target unreachable"
                 )
+
+
+def _shown(value: object) -> str:
+    """An id as a message shows it: at most 40 characters."""
+    text = "none" if value is None else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def unique_contents(records) -> list[dict]:

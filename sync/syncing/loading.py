@@ -12,20 +12,19 @@ from typing import Any
 
 from django.db.models import Max
 
-from sync.models import EntitySyncState, ModelEvent
+from sync.matching import key_of
+from sync.models import EntitySyncState, ModelEvent, SyncRun, SyncTarget
 from sync.planner import EntityKey, Event, EventType, Kind, Presence
-from sync.target import KINDS, MODELS, TABLES, holds, to_record
-
-Record = dict[str, Any]
+from sync.target import KINDS, MODELS, TABLES, Record, RemoteId, holds, remote_key, to_record
 
 
 @dataclass(frozen=True)
 class Facts:
     """What an entity's sync state says, as far as planning needs it."""
 
-    remote_id: int | None
+    remote_id: RemoteId | None
     unconfirmed: bool
-    remote_parent_id: int | None
+    remote_parent_key: str | None
     parked_at: datetime | None
     parked_event_id: int | None
     delivered_hash: str = ""
@@ -44,7 +43,7 @@ FACT_FIELDS = (
     "entity_pk",
     "remote_id",
     "create_unconfirmed",
-    "remote_parent_id",
+    "remote_parent_key",
     "parked_at",
     "parked_event_id",
     "delivered_hash",
@@ -99,14 +98,16 @@ def pending_event_ids(kind: Kind, pks: Iterable[int]) -> dict[int, list[int]]:
 
 @dataclass
 class Batch:
-    """The rows, states and post ids on the target of one batch of one kind."""
+    """The rows, states and post ids on the target of one batch of one kind, and until when
+    the unconfirmed creates among them may still land (time.time())."""
 
     kind: Kind
     rows: dict[int, Any]
     states: dict[int, EntitySyncState]
-    post_remote_ids: dict[int, int]
+    post_remote_ids: dict[int, RemoteId]
+    may_land_until: dict[int, float]
 
-    def record(self, pk: int, remote_id: int) -> Record | None:
+    def record(self, pk: int, remote_id: RemoteId) -> Record | None:
         """The record the target should hold for row `pk`; None when the row is gone."""
         obj = self.rows.get(pk)
         if obj is None:
@@ -118,51 +119,99 @@ class Batch:
         )
 
 
-def load_batch(kind: Kind, pks: list[int], *, rows: bool) -> Batch:
-    """Three queries at most: the states, the rows, and the remote ids of the comments' posts."""
+def load_batch(kind: Kind, pks: list[int], *, rows: bool, settle_time: float = 0.0) -> Batch:
+    """Four queries at most: the states, the rows, the remote ids of the comments' posts, and
+    when the runs that sent unconfirmed creates ended (plus `settle_time`)."""
     states = {
         s.entity_pk: s
         for s in EntitySyncState.objects.filter(entity_table=TABLES[kind], entity_pk__in=pks)
     }
     objects: dict[int, Any] = MODELS[kind].objects.in_bulk(pks) if rows else {}
-    post_remote_ids: dict[int, int] = {}
+    post_remote_ids: dict[int, RemoteId] = {}
     if kind is Kind.COMMENT and objects:
-        post_remote_ids = dict(
-            EntitySyncState.objects.filter(
-                entity_table=TABLES[Kind.POST],
-                entity_pk__in={obj.post_id for obj in objects.values()},
-                remote_id__isnull=False,
-            ).values_list("entity_pk", "remote_id")
-        )
-    return Batch(kind, objects, states, post_remote_ids)
+        post_remote_ids = post_remote_ids_of({obj.post_id for obj in objects.values()})
+    may_land_until = landing_deadlines(states.values(), settle_time=settle_time)
+    return Batch(kind, objects, states, post_remote_ids, may_land_until)
+
+
+def post_remote_ids_of(post_pks: Iterable[int]) -> dict[int, RemoteId]:
+    """Each post's id on the target, where it has one (one query)."""
+    return dict(
+        EntitySyncState.objects.filter(
+            entity_table=TABLES[Kind.POST], entity_pk__in=set(post_pks), remote_key__isnull=False
+        ).values_list("entity_pk", "remote_id")
+    )
+
+
+def landing_deadlines(states: Iterable[EntitySyncState], *, settle_time: float) -> dict[int, float]:
+    """For each unconfirmed create, the moment (time.time()) after which its POST can no longer
+    land: the end of the run that sent it, plus `settle_time`. A run that is gone from the
+    history ended long ago."""
+    by_run: dict[int, list[int]] = {}
+    for state in states:
+        if state.create_unconfirmed and state.unconfirmed_run is not None:
+            by_run.setdefault(state.unconfirmed_run, []).append(state.entity_pk)
+    if not by_run:
+        return {}
+    ended = dict(SyncRun.objects.filter(pk__in=by_run).values_list("pk", "finished_at"))
+    deadlines: dict[int, float] = {}
+    for run_id, pks in by_run.items():
+        if run_id not in ended:
+            until = 0.0  # pruned from the history: it ended long ago
+        elif ended[run_id] is None:
+            until = float("inf")  # this very run
+        else:
+            until = ended[run_id].timestamp() + settle_time
+        for pk in pks:
+            deadlines[pk] = until
+    return deadlines
 
 
 def claimed_records(
     kind: Kind, records: Iterable[Mapping[str, Any]], *, besides: Iterable[int]
-) -> set[tuple[Kind, int]]:
-    """The records that entities other than `besides` hold, or may hold.
+) -> set[tuple[Kind, str]]:
+    """The records that entities other than `besides` hold, or may hold (by remote key).
 
     Held: mapped to another entity. May hold: the record has the id of another entity whose own
     create is unconfirmed, and that entity's unconfirmed record's content (a target that keeps
     the ids it is sent would have created exactly that).
     """
-    by_id = {r["id"]: r for r in records if isinstance(r.get("id"), int)}
-    if not by_id:
+    by_key = {ident: r for r in records if (ident := key_of(r)) is not None}
+    if not by_key:
         return set()
     besides = list(besides)
     states = EntitySyncState.objects.filter(entity_table=TABLES[kind]).exclude(
         entity_pk__in=besides
     )
     claimed = {
-        (kind, remote_id)
-        for remote_id in states.filter(remote_id__in=list(by_id)).values_list(
-            "remote_id", flat=True
-        )
+        (kind, key)
+        for key in states.filter(remote_key__in=list(by_key)).values_list("remote_key", flat=True)
     }
+    own_ids = {int(key): key for key in by_key if _is_pk(key)}
+    if not own_ids:
+        return claimed
     unconfirmed = states.filter(
-        entity_pk__in=list(by_id), create_unconfirmed=True, remote_id__isnull=True
+        entity_pk__in=list(own_ids), create_unconfirmed=True, remote_key__isnull=True
     ).values_list("entity_pk", "unconfirmed_record")
     for pk, sent in unconfirmed:
-        if sent and holds(by_id[pk], sent):
-            claimed.add((kind, pk))
+        if sent and holds(by_key[own_ids[pk]], sent):
+            claimed.add((kind, remote_key(pk)))
     return claimed
+
+
+def the_target() -> SyncTarget | None:
+    """The target the sync state describes, if one was adopted."""
+    return SyncTarget.objects.order_by("pk").first()
+
+
+def unfinished_runs(*, besides: int | None) -> list[int]:
+    """Runs recorded as running, other than `besides`: their process ended without finishing
+    them (read while holding the run lock)."""
+    running = SyncRun.objects.filter(status=SyncRun.Status.RUNNING)
+    if besides is not None:
+        running = running.exclude(pk=besides)
+    return list(running.values_list("pk", flat=True))
+
+
+def _is_pk(key: str) -> bool:
+    return key.isdigit() and len(key) < 19 and not key.startswith("0")

@@ -11,11 +11,18 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from sync.models import EntitySyncState, ModelEvent
+from sync.models import EntitySyncState, ModelEvent, SyncRun, SyncTarget
 from sync.planner import EntityKey, Kind, Op
 from sync.syncing.deliveries import Action, Delivery, Outcome, Result
 from sync.syncing.report import FailedEntity, SyncReport
-from sync.target import TABLES, parent_remote_id, record_hash
+from sync.target import (
+    TABLES,
+    Record,
+    parent_remote_key,
+    readable_id,
+    record_hash,
+    remote_key,
+)
 
 # What a failed call records about an entity, and a delivered one resets.
 FAILURE_FIELDS = [
@@ -28,10 +35,13 @@ FAILURE_FIELDS = [
 ]
 DELIVERED_FIELDS = [
     "remote_id",
+    "remote_key",
     "delivered_hash",
-    "remote_parent_id",
+    "acknowledged_hash",
+    "remote_parent_key",
     "create_unconfirmed",
     "unconfirmed_record",
+    "unconfirmed_run",
     *FAILURE_FIELDS,
 ]
 
@@ -64,46 +74,91 @@ def forget(keys: Iterable[EntityKey]) -> None:
         EntitySyncState.objects.filter(entity_table=table, entity_pk__in=pks).delete()
 
 
-def delivered_state(key: EntityKey, record: dict) -> EntitySyncState:
+def delivered_state(
+    key: EntityKey, record: Record, acknowledged: Record | None = None
+) -> EntitySyncState:
+    """The state of an entity the target holds as `record` (under its remote id); `acknowledged`
+    is what the target said it stored, when that differs from what was sent."""
+    remote_id = readable_id(record["id"])
+    assert remote_id is not None, f"{key}: no usable remote id in {record!r}"
+    stored = {**acknowledged, "id": remote_id} if acknowledged is not None else None
+    hashed = record_hash(record)
     return EntitySyncState(
         entity_table=TABLES[key.kind],
         entity_pk=key.pk,
-        remote_id=record["id"],
-        delivered_hash=record_hash(record),
-        remote_parent_id=parent_remote_id(record),
+        remote_id=remote_id,
+        remote_key=remote_key(remote_id),
+        delivered_hash=hashed,
+        acknowledged_hash=""
+        if stored is None or record_hash(stored) == hashed
+        else record_hash(stored),
+        remote_parent_key=parent_remote_key(record),
         create_unconfirmed=False,
         unconfirmed_record=None,
+        unconfirmed_run=None,
     )
 
 
 def unsettle(deliveries: Iterable[Delivery]) -> None:
-    """Before a PUT: what the target holds is unknown until it answers, so forget the hash
+    """Before a PUT: what the target holds is unknown until it answers, so forget the hashes
     (an edit reverted later must be sent again) and the parent (no cascade is assumed)."""
     by_table: dict[str, list[int]] = {}
     for d in deliveries:
         by_table.setdefault(TABLES[d.entity.kind], []).append(d.entity.pk)
     for table, pks in by_table.items():
         EntitySyncState.objects.filter(entity_table=table, entity_pk__in=pks).update(
-            delivered_hash="", remote_parent_id=None
+            delivered_hash="", acknowledged_hash="", remote_parent_key=None
         )
 
 
-def flag_creates(deliveries: Iterable[Delivery]) -> None:
-    """Commit "this POST may land" before it is sent, with the record, for the next run to find."""
+def flag_creates(deliveries: Iterable[Delivery], *, run_id: int | None) -> None:
+    """Commit "this POST may land" before it is sent, with the record and the run that sends
+    it, for the next run to find."""
     upsert_states(
         [
             EntitySyncState(
                 entity_table=TABLES[d.entity.kind],
                 entity_pk=d.entity.pk,
                 remote_id=None,
+                remote_key=None,
                 delivered_hash="",
+                acknowledged_hash="",
                 create_unconfirmed=True,
                 unconfirmed_record=d.record,
+                unconfirmed_run=run_id,
             )
             for d in deliveries
         ],
-        ["remote_id", "delivered_hash", "create_unconfirmed", "unconfirmed_record", "updated_at"],
+        [
+            "remote_id",
+            "remote_key",
+            "delivered_hash",
+            "acknowledged_hash",
+            "create_unconfirmed",
+            "unconfirmed_record",
+            "unconfirmed_run",
+            "updated_at",
+        ],
     )
+
+
+def abandon(run_ids: Iterable[int]) -> None:
+    """Runs whose process ended without finishing them: ended now, as far as anyone knows."""
+    SyncRun.objects.filter(pk__in=list(run_ids), status=SyncRun.Status.RUNNING).update(
+        status=SyncRun.Status.ABANDONED,
+        finished_at=timezone.now(),
+        error_summary="abandoned: its process ended without finishing it (found by a later run)",
+    )
+
+
+def adopt_target(url: str) -> None:
+    """From now on the sync state describes the target at `url`."""
+    SyncTarget.adopt(url)
+
+
+def save_rewrites(rewrites: dict[str, list[str]]) -> None:
+    """Remember the fields the target rewrites, for later runs' lookups and comparisons."""
+    SyncTarget.objects.update(rewrites=rewrites)
 
 
 class OutcomeWriter:
@@ -130,7 +185,11 @@ class OutcomeWriter:
         with transaction.atomic():
             done, conflicts = self._without_conflicts([o for o in ours if o.ok])
             mark_synced(event_id for o in done for event_id in o.delivery.call.event_ids)
-            kept = [delivered_state(o.delivery.entity, o.record) for o in done if o.record]
+            kept = [
+                delivered_state(o.delivery.entity, o.record, o.acknowledged)
+                for o in done
+                if o.record
+            ]
             upsert_states(kept, DELIVERED_FIELDS)
             forget(
                 key
@@ -146,7 +205,7 @@ class OutcomeWriter:
             call = outcome.delivery.call
             self.report.entities_synced += 1 + len(call.covers)
             if not outcome.no_call:
-                self.report.calls[call.op] += 1
+                self.report.calls[outcome.delivery.op] += 1
             elif outcome.record is not None:
                 # The target already held exactly this record. (No call and no record: the
                 # entity was never there and must not be, like one created and deleted.)
@@ -154,7 +213,7 @@ class OutcomeWriter:
         for outcome in failures:
             entity = outcome.delivery.entity
             if _wrote(outcome):
-                self.report.failed_calls[outcome.delivery.call.op] += 1
+                self.report.failed_calls[outcome.delivery.op] += 1
             if entity.kind is Kind.POST and outcome.delivery.call.op is Op.CREATE:
                 self.undelivered_posts.add(entity.pk)
             failed = FailedEntity(
@@ -168,20 +227,24 @@ class OutcomeWriter:
 
     def _without_conflicts(self, done: list[Outcome]) -> tuple[list[Outcome], list[Outcome]]:
         """Outcomes whose record another entity holds become failures: the mapping is 1:1."""
-        holders: dict[tuple[str, int], int] = {}
+        holders: dict[tuple[str, str], int] = {}
         for kind in {o.delivery.entity.kind for o in done if o.record}:
-            ids = [o.remote_id for o in done if o.record and o.delivery.entity.kind is kind]
+            keys = [
+                remote_key(o.remote_id)
+                for o in done
+                if o.record and o.delivery.entity.kind is kind and o.remote_id is not None
+            ]
             rows = EntitySyncState.objects.filter(
-                entity_table=TABLES[kind], remote_id__in=ids
-            ).values_list("remote_id", "entity_pk")
-            holders.update(((TABLES[kind], rid), pk) for rid, pk in rows)
+                entity_table=TABLES[kind], remote_key__in=keys
+            ).values_list("remote_key", "entity_pk")
+            holders.update(((TABLES[kind], key), pk) for key, pk in rows)
         kept, conflicts = [], []
         for outcome in done:
             entity = outcome.delivery.entity
             if outcome.record is None:
                 kept.append(outcome)
                 continue
-            slot = (TABLES[entity.kind], outcome.remote_id)
+            slot = (TABLES[entity.kind], remote_key(outcome.remote_id))
             holder = holders.setdefault(slot, entity.pk)
             if holder == entity.pk:
                 kept.append(outcome)
@@ -228,6 +291,7 @@ class OutcomeWriter:
                     # first create never sent cannot be there either.
                     state.create_unconfirmed = False
                     state.unconfirmed_record = None
+                    state.unconfirmed_run = None
                 if outcome.permanent:
                     self._count_attempt(state, outcome, now)
                 elif (
@@ -237,7 +301,10 @@ class OutcomeWriter:
                     # A failed lookup says nothing about the entity's own writes.
                     self.server_errors[outcome.delivery.entity] = outcome
                 rows.append(state)
-            upsert_states(rows, ["create_unconfirmed", "unconfirmed_record", *FAILURE_FIELDS])
+            upsert_states(
+                rows,
+                ["create_unconfirmed", "unconfirmed_record", "unconfirmed_run", *FAILURE_FIELDS],
+            )
 
     def _count_attempt(self, state: EntitySyncState, outcome: Outcome, now: datetime) -> None:
         """One more run in a row that failed; parked once it reaches the limit."""

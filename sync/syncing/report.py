@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sync.planner import Call, EntityKey, Op
+from sync.target import RemoteId
 
 
 @dataclass(frozen=True)
@@ -14,8 +15,10 @@ class SyncOptions:
     max_attempts: int = 5
     # Seconds after which a run starts no new call; what is left stays pending. 0: no limit.
     time_budget: float = 0.0
-    # The target deletes a post's comments with it (json-server does).
+    # The target deletes a post's comments with it (json-server 0.17 does).
     cascade_deletes: bool = False
+    # A full run deletes at most this many records that no entity of ours holds; None: any.
+    max_foreign_deletes: int | None = 10
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,7 @@ class PlannedCall:
     """A call as a dry run shows it: method, the target's path, the entity."""
 
     call: Call
-    remote_id: int | None
+    remote_id: RemoteId | None
     foreign: bool = False  # a record of the target that no entity of ours holds
 
     def __str__(self) -> str:
@@ -60,6 +63,9 @@ class SyncReport:
     duration: float = 0.0
     run_id: int | None = None
     stopped_early: str = ""
+    # The target's base URL, normalised, and whether this run adopted it.
+    target: str = ""
+    adopted_target: bool = False
     notices: list[str] = field(default_factory=list)
 
     @property

@@ -30,14 +30,16 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from sync.batching import ramped
-from sync.client import TargetApiClient
+from sync.client import TargetApiClient, canonical_url
+from sync.errors import TargetChanged
 from sync.locking import RunLock, exclusive_run
 from sync.models import SyncRun
 from sync.planner import Call, Kind, Op, Plan
-from sync.syncing import decisions, full, incremental, outcomes
-from sync.syncing.deliveries import Action, Delivery, Followups, Outcome, Result
+from sync.syncing import decisions, full, incremental, loading, outcomes
+from sync.syncing.deliveries import Action, Delivery, Followups, Outcome, Result, Rewrites
 from sync.syncing.dispatch import Dispatcher, StopSignal
 from sync.syncing.report import FailedEntity, SyncOptions, SyncReport
+from sync.target import remote_key
 
 # Successful calls are recorded at least this often (in results or seconds).
 FLUSH_EVERY_RESULTS = 100
@@ -109,7 +111,10 @@ class Runner:
         self.on_progress = on_progress
         self.report = SyncReport(mode="full" if full else "incremental", dry_run=dry_run)
         self.stop = stop or StopSignal()
-        self.dispatcher = Dispatcher(client, self.stop)
+        self.target = loading.the_target()
+        self.report.target = canonical_url(client.base_url)
+        rewrites = Rewrites(self.target.rewrites if self._same_target() else None)
+        self.dispatcher = Dispatcher(client, self.stop, rewrites)
         self.client = client
         self.writer = outcomes.OutcomeWriter(
             report=self.report, max_attempts=options.max_attempts, on_failure=on_failure
@@ -118,24 +123,42 @@ class Runner:
         self.max_posts = max(1, client.retries + 1)
         self.answered = 0  # calls the target answered with something other than a 5xx
         self.lock_lost = False
+        # Some call was left unsent because the run was stopping.
+        self.left_unsent = False
         self._buffer: list[Outcome] = []
         # The records this run deleted or tried to, and when each DELETE was sent and answered
         # (never, if it failed): a lookup may have seen one before it went (decisions.pick
         # tells them apart).
-        self.deleted: dict[tuple[Kind, int], tuple[float, float]] = {}
+        self.deleted: dict[tuple[Kind, str], tuple[float, float]] = {}
         self._last_flush = time.monotonic()
 
     # --- Run --------------------------------------------------------------------------------------
 
+    def _same_target(self) -> bool:
+        return self.target is not None and self.target.url == self.report.target
+
+    def _check_target(self) -> None:
+        """An incremental run sends only to the target its sync state describes."""
+        if self.target is None or self._same_target() or self.full:
+            return
+        raise TargetChanged(
+            f"The sync state describes the target {self.target.url}, not {self.report.target}: "
+            "its ids there mean nothing here, so nothing was sent. Check the URL; to move to "
+            f"this target, run sync_changes --full --url {self.report.target} (it compares "
+            "the whole target and adopts it)"
+        )
+
     def execute(self) -> SyncReport:
         started = time.monotonic()
+        self._check_target()
         if self.options.time_budget:
             self.stop.deadline = started + self.options.time_budget
             self.stop.budget = self.options.time_budget
         run = None
         if not self.dry_run:
+            outcomes.abandon(loading.unfinished_runs(besides=None))
             mode = SyncRun.Mode.FULL if self.full else SyncRun.Mode.INCREMENTAL
-            run = SyncRun.objects.create(mode=mode)
+            run = SyncRun.objects.create(mode=mode, target=self.report.target)
             self.report.run_id = run.pk
         try:
             (full.run if self.full else incremental.run)(self)
@@ -149,9 +172,20 @@ class Runner:
             if run is not None:
                 self._finish(run, started, status=SyncRun.Status.FAILED, error=str(exc))
             raise
-        if self.stop.is_set():
+        if self.stop.is_set() and (self.left_unsent or self.lock_lost):
             self.report.stopped_early = self.stop.reason
         if run is not None:
+            if self.lock_lost:
+                pass  # nothing more is recorded without the lock
+            elif self.target is None and self.answered:
+                # The first run that reached a target (no import named one): it names it.
+                outcomes.adopt_target(self.report.target)
+                outcomes.save_rewrites(self.dispatcher.rewrites.as_json())
+            elif self.full and not self._same_target() and not self.report.stopped_early:
+                # A full run that went through makes the target hold our records: adopt it.
+                outcomes.adopt_target(self.report.target)
+                outcomes.save_rewrites(self.dispatcher.rewrites.as_json())
+                self.report.adopted_target = self.target is not None
             status = SyncRun.Status.SUCCEEDED if self.report.ok else SyncRun.Status.PARTIAL
             self._finish(run, started, status=status)
         self.report.duration = time.monotonic() - started
@@ -228,7 +262,7 @@ class Runner:
         posts = [d for d in deliveries if d.action is Action.POST]
         puts = [d for d in deliveries if d.action is Action.PUT]
         if (posts or puts) and not self._stopping():
-            outcomes.flag_creates(posts)
+            outcomes.flag_creates(posts, run_id=self.report.run_id)
             outcomes.unsettle(puts)
 
     def _rounds(self, pool: ThreadPoolExecutor, undecided: list[Outcome]) -> None:
@@ -242,6 +276,8 @@ class Runner:
                 last_round=round_number == last_round,
                 max_posts=self.max_posts,
                 deleted=self.deleted,
+                rewrites=self.dispatcher.rewrites,
+                wait_until=self.stop.deadline or math.inf,
             )
             self._settle(step.outcomes)
             if round_number == last_round:
@@ -277,8 +313,10 @@ class Runner:
                 if delivery.action is Action.DELETE and outcome.sent:
                     # A DELETE that failed may still be applied at any time.
                     answered_at = outcome.answered_at if outcome.ok else math.inf
-                    key = (delivery.entity.kind, delivery.remote_id)
+                    key = (delivery.entity.kind, remote_key(delivery.remote_id))
                     self.deleted[key] = (outcome.sent_at, answered_at)
+                if outcome.stopped:
+                    self.left_unsent = True
                 if outcome.result in (Result.FOUND, Result.GONE):
                     undecided.append(outcome)
                 else:
@@ -309,6 +347,10 @@ class Runner:
     def _flush(self) -> None:
         buffered, self._buffer = self._buffer, []
         self._last_flush = time.monotonic()
+        rewrites = self.dispatcher.rewrites
+        if rewrites.changed and self._same_target() and not self.lock_lost:
+            rewrites.changed = False
+            outcomes.save_rewrites(rewrites.as_json())
         if not buffered:
             return
         if self.lock_lost or self.lock.lost():
@@ -332,6 +374,7 @@ class Runner:
         self.stop.set("stopped: it lost its run lock (the database session that held it ended)")
 
     def _not_sent(self, calls: Iterable[Call]) -> None:
+        self.left_unsent = True
         for call in calls:
             self.report.failed.append(
                 FailedEntity(call.key, str(call), f"not sent: {self.stop.reason}")

@@ -14,7 +14,7 @@ from sync.locking import _advisory_key
 from sync.models import EntitySyncState, ModelEvent
 from sync.planner import Kind, Op, Phase
 from sync.syncing import SyncReport
-from sync.target import TABLES, to_record
+from sync.target import ID_FIELDS, TABLES, comparable_id, to_record
 
 PHASE_OF = {
     ("POST", "/posts"): Phase.POST_CREATE,
@@ -59,6 +59,21 @@ def expected_target() -> dict[str, list[dict[str, Any]]]:
             ),
             key=lambda record: record["id"],
         ),
+    }
+
+
+def canonical_state(state: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """Records with their ids as the target compares them ("5" and 5 alike), sorted by id."""
+
+    def canonical(record: dict[str, Any]) -> dict[str, Any]:
+        return {
+            name: comparable_id(value) if name in ID_FIELDS else value
+            for name, value in record.items()
+        }
+
+    return {
+        name: sorted((canonical(r) for r in records), key=lambda r: str(r["id"]))
+        for name, records in state.items()
     }
 
 

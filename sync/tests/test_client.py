@@ -156,7 +156,8 @@ def test_gives_up_after_the_retries_with_the_last_answer(target, target_client):
     error = caught.value
     assert (error.status, error.transient) == (503, True)
     assert str(error) == (
-        f'PUT {target.url}/posts/1: HTTP 503 Service Unavailable: {{"error":"maintenance"}}'
+        f"PUT {target.url}/posts/1: HTTP 503 Service Unavailable (application/json): "
+        '{"error":"maintenance"}'
     )
     assert methods(target) == ["PUT"] * 3  # retries=2
 
@@ -255,7 +256,8 @@ def test_a_permanent_error_on_a_post_is_raised_at_once(target, target_client):
     assert (caught.value.status, caught.value.transient) == (400, False)
     assert caught.value.body == '{"error":"title is required"}'
     assert str(caught.value) == (
-        f'POST {target.url}/posts: HTTP 400 Bad Request: {{"error":"title is required"}}'
+        f"POST {target.url}/posts: HTTP 400 Bad Request (application/json): "
+        '{"error":"title is required"}'
     )
     assert methods(target) == ["POST"]
 

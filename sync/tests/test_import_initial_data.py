@@ -20,7 +20,7 @@ from sync.importing import (
     ImportValidationError,
     import_initial_data,
 )
-from sync.models import ModelEvent
+from sync.models import EntitySyncState, ModelEvent, SyncTarget
 
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(30)]
 
@@ -153,6 +153,64 @@ def test_ids_continue_after_the_largest_imported_id_even_with_gaps(fake_target, 
 
     assert api_client.post("/news/posts/", {"title": "next"}).json()["id"] == 41
     assert Comment.objects.create(post_id=7, name="n", email="a@b.co").id == 901
+
+
+def test_a_string_id_target_is_imported_under_local_ids_with_its_ids_kept(fake_target):
+    fake_target.string_ids = True
+    fake_target.load(
+        posts=[
+            {"userId": 1, "id": 3, "title": "three", "body": "b"},  # served as "3"
+            {"userId": 2, "id": "Q2rmeYny5Gc", "title": "created there", "body": "b"},
+        ],
+        comments=[
+            {"postId": 3, "id": 1, "name": "on three", "email": "a@b.co", "body": "c"},
+            {"postId": "Q2rmeYny5Gc", "id": "x-9", "name": "on Q2", "email": "a@b.co", "body": ""},
+        ],
+    )
+
+    output = run_import(fake_target.url)
+
+    assert SUMMARY.match(output.strip())
+    assert list(Post.objects.order_by("id").values_list("id", "title")) == [
+        (3, "three"),
+        (4, "created there"),
+    ]
+    assert list(Comment.objects.order_by("id").values_list("id", "post_id", "name")) == [
+        (1, 3, "on three"),
+        (2, 4, "on Q2"),
+    ]
+    states = {
+        (s.entity_table, s.entity_pk): (s.remote_id, s.remote_key)
+        for s in EntitySyncState.objects.all()
+    }
+    assert states == {
+        ("news_post", 3): ("3", "3"),
+        ("news_post", 4): ("Q2rmeYny5Gc", "Q2rmeYny5Gc"),
+        ("news_comment", 1): ("1", "1"),
+        ("news_comment", 2): ("x-9", "x-9"),
+    }
+    assert SyncTarget.objects.get().url == fake_target.url
+
+
+def test_an_import_from_a_string_id_target_syncs_to_it_without_a_second_copy(fake_target, sync):
+    fake_target.string_ids = True
+    fake_target.load_generated(3)
+    run_import(fake_target.url)
+    post = Post.objects.get(pk=2)
+    post.title = "edited"
+    post.save()
+    comment = Comment.objects.create(post=post, name="new", email="n@b.co", body="b")
+
+    assert sync().ok
+    assert len(fake_target.posts) == 3 and len(fake_target.comments) == 16
+    assert fake_target.posts["2"]["title"] == "edited"
+    [new] = [c for c in fake_target.comments.values() if c["name"] == "new"]
+    assert new["postId"] == "2"
+    assert (
+        EntitySyncState.objects.get(entity_pk=comment.pk, entity_table="news_comment").remote_id
+        == new["id"]
+    )
+    assert sync(full=True).calls_made == 0
 
 
 def test_an_empty_target_imports_nothing_and_says_so(fake_target):
@@ -292,13 +350,29 @@ BAD_RECORDS = {
         _drop("posts", 6, "userId"),
         "posts id=7, field userId: This field is required.",
     ),
-    "id as text": (
-        _set("posts", 6, "id", "7"),
-        'posts record #7 (id="7"), field id: A valid integer is required.',
-    ),
     "fractional id": (
         _set("comments", 2, "id", 3.5),
-        "comments record #3 (id=3.5), field id: A valid integer is required.",
+        "comments record #3 (id=3.5), field id: An id must be a JSON integer or a string of 1 "
+        "to 255 printable characters.",
+    ),
+    "id true": (
+        _set("posts", 6, "id", True),
+        "posts record #7 (id=true), field id: An id must be a JSON integer or a string of 1 "
+        "to 255 printable characters.",
+    ),
+    "empty id": (
+        _set("posts", 6, "id", ""),
+        'posts record #7 (id=""), field id: An id must be a JSON integer or a string of 1 '
+        "to 255 printable characters.",
+    ),
+    "id too long": (
+        _set("posts", 6, "id", "x" * 256),
+        "posts record #7 (id=" + '"' + "x" * 256 + '"' + "), field id: An id must be a JSON "
+        "integer or a string of 1 to 255 printable characters.",
+    ),
+    "the same id as text and as a number": (
+        _set("posts", 7, "id", "7"),
+        'posts id="7", field id: Duplicate id (also record #7).',
     ),
     "missing id": (
         _drop("posts", 6, "id"),
@@ -336,9 +410,9 @@ BAD_RECORDS = {
         _set("comments", 4, "postId", 999),
         "comments id=5, field postId: Post 999 is not among the target's posts.",
     ),
-    "postId as text": (
-        _set("comments", 4, "postId", "1"),
-        "comments id=5, field postId: A valid integer is required.",
+    "postId of a missing post, as text": (
+        _set("comments", 4, "postId", "999"),
+        "comments id=5, field postId: Post 999 is not among the target's posts.",
     ),
 }
 

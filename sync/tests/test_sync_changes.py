@@ -147,9 +147,9 @@ def test_failed_entities_are_named_one_line_each_and_exit_1(fake_target, seed, s
     assert result.code == 1
     assert result.lines[:-1] == [
         f"FAILED PUT post {first.pk}: PUT {fake_target.url}/posts/{first.pk}: "
-        f'HTTP 400 Bad Request: {{"error":"no"}}',
+        f'HTTP 400 Bad Request (application/json): {{"error":"no"}}',
         f"FAILED PUT post {second.pk}: PUT {fake_target.url}/posts/{second.pk}: "
-        f'HTTP 422 Unprocessable Entity: {{"error":"nope"}}',
+        f'HTTP 422 Unprocessable Entity (application/json): {{"error":"nope"}}',
     ]
     assert result.summary() == (1, 1, 0, 1, 0, 0, 2)
     assert result.error == (
@@ -217,7 +217,7 @@ def test_a_parked_entity_is_named_in_the_output(fake_target, seed, sync_command,
     call_command("sync_status", stdout=status)
     assert (
         f"news_post#{post.pk} PARKED after 1 failed run: PUT {fake_target.url}/posts/"
-        f'{post.pk}: HTTP 400 Bad Request: {{"error":"Bad Request"}}'
+        f'{post.pk}: HTTP 400 Bad Request (application/json): {{"error":"Bad Request"}}'
     ) in status.getvalue()
     assert "incremental partial: 0 synced, 1 failed" in status.getvalue()
 
@@ -516,7 +516,7 @@ def test_full_leaves_the_events_of_failed_entities_pending(fake_target, drifted,
     assert result.code == 1
     assert [line for line in result.lines if line.startswith("FAILED")] == [
         f"FAILED PUT post {posts[3].pk}: PUT {fake_target.url}/posts/{posts[3].pk}: "
-        'HTTP 400 Bad Request: {"error":"Bad Request"}'
+        'HTTP 400 Bad Request (application/json): {"error":"Bad Request"}'
     ]
     assert pending_count() == 1
     assert Post.objects.count() == 4 and Comment.objects.count() == 4

@@ -149,11 +149,18 @@ def test_identical_new_posts_each_keep_their_own_copy(assigning_target, make_pos
 
 
 def test_the_database_refuses_two_entities_holding_one_record(db):
-    EntitySyncState.objects.create(entity_table="news_post", entity_pk=1, remote_id=101)
+    EntitySyncState.objects.create(
+        entity_table="news_post", entity_pk=1, remote_id=101, remote_key="101"
+    )
     with pytest.raises(IntegrityError), transaction.atomic():
-        EntitySyncState.objects.create(entity_table="news_post", entity_pk=2, remote_id=101)
+        # "101" is the same record as 101 to the target.
+        EntitySyncState.objects.create(
+            entity_table="news_post", entity_pk=2, remote_id="101", remote_key="101"
+        )
     # Another kind may use the same id, and any number of entities may hold none.
-    EntitySyncState.objects.create(entity_table="news_comment", entity_pk=2, remote_id=101)
+    EntitySyncState.objects.create(
+        entity_table="news_comment", entity_pk=2, remote_id=101, remote_key="101"
+    )
     EntitySyncState.objects.create(entity_table="news_post", entity_pk=3, remote_id=None)
     EntitySyncState.objects.create(entity_table="news_post", entity_pk=4, remote_id=None)
 

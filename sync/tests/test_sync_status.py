@@ -13,14 +13,14 @@ from django.utils import timezone
 from news.models import Comment, Post
 from sync.changelog import PendingGroup, pending_summary
 from sync.management.commands.sync_status import format_age
-from sync.models import EntitySyncState, ModelEvent, SyncRun
+from sync.models import EntitySyncState, ModelEvent, SyncRun, SyncTarget
 
 pytestmark = pytest.mark.django_db
 
 
-def run_all() -> str:
+def run_all(*args: str) -> str:
     out = StringIO()
-    call_command("sync_status", stdout=out)
+    call_command("sync_status", *args, stdout=out)
     return out.getvalue()
 
 
@@ -114,7 +114,20 @@ def test_says_when_no_sync_has_run_and_nothing_failed():
     output = run_all()
 
     assert "Last sync runs\n  No sync has run yet.\n" in output
-    assert output.endswith("Failed entities\n  None.\n")
+    assert "Failed entities\n  None.\n" in output
+    assert output.endswith("Target\n  None yet: the import or the first run names it.\n")
+
+
+def test_names_the_target_and_the_fields_it_rewrites():
+    SyncTarget.objects.create(url="http://127.0.0.1:3000", rewrites={"comment": ["email"]})
+
+    output = run_all()
+
+    assert output.splitlines()[-1].startswith("  http://127.0.0.1:3000 (since ")
+    assert output.splitlines()[-1].endswith("; it rewrites comment email")
+    document = json.loads(run_all("--json"))
+    assert document["target"]["url"] == "http://127.0.0.1:3000"
+    assert document["target"]["rewrites"] == {"comment": ["email"]}
 
 
 def test_lists_the_last_runs_newest_first_with_their_counts():
@@ -171,7 +184,7 @@ def test_lists_failed_entities_parked_first_with_their_errors():
     )
     EntitySyncState.objects.create(entity_table="news_post", entity_pk=8, remote_id=108)
 
-    section = run_all().split("Failed entities (3)\n")[1]
+    section = run_all().split("Failed entities (3)\n")[1].split("Target\n")[0]
 
     assert section.splitlines() == [
         "  news_comment#9 PARKED after 5 failed runs: POST /comments: HTTP 422",
@@ -229,6 +242,7 @@ def test_json_gives_the_same_facts_as_the_text(settings):
         {
             "id": run.pk,
             "mode": "incremental",
+            "target": "",
             "status": "partial",
             "started_at": run.started_at.isoformat(),
             "finished_at": run.finished_at.isoformat(),

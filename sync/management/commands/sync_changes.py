@@ -48,6 +48,12 @@ class Command(BaseCommand):
             help="seconds after which the run starts no new call; 0 means no limit",
         )
         parser.add_argument(
+            "--allow-deletes",
+            action="store_true",
+            help="with --full: delete every record of the target that the database lacks, even "
+            f"more than SYNC_FULL_MAX_DELETES ({settings.SYNC_FULL_MAX_DELETES})",
+        )
+        parser.add_argument(
             "--follow",
             action="store_true",
             help="keep running: sync each change as it commits, until SIGTERM or SIGINT; a "
@@ -78,6 +84,9 @@ class Command(BaseCommand):
             max_attempts=settings.SYNC_MAX_ATTEMPTS,
             time_budget=options["time_budget"],
             cascade_deletes=settings.SYNC_TARGET_CASCADES,
+            max_foreign_deletes=None
+            if options["allow_deletes"]
+            else settings.SYNC_FULL_MAX_DELETES,
         )
         client = TargetApiClient.from_settings(
             url=url,
@@ -175,6 +184,8 @@ class Command(BaseCommand):
             self._write_report(report)
 
     def _write_report(self, report: SyncReport) -> None:
+        if report.adopted_target:
+            self.stdout.write(f"The sync state now describes the target {report.target}")
         for notice in report.notices:
             self.stdout.write(notice)
         self._say(report.summary())
@@ -201,6 +212,8 @@ class Command(BaseCommand):
             problems.append("--follow cannot go with --dry-run or --full")
         if options["retry_parked"] and options["dry_run"]:
             problems.append("--retry-parked changes the database: it cannot go with --dry-run")
+        if options["allow_deletes"] and not options["full"]:
+            problems.append("--allow-deletes goes with --full")
         if options["entity"] and not options["retry_parked"]:
             problems.append("--entity goes with --retry-parked")
         problems += [f"--entity {p}" for p in map(entity_problem, options["entity"]) if p]

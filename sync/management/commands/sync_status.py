@@ -8,11 +8,12 @@ from django.utils import timezone
 from sync import monitoring
 from sync.changelog import (
     PendingGroup,
+    current_target,
     failed_entities,
     pending_summary,
     recent_runs,
 )
-from sync.models import EntitySyncState, SyncRun
+from sync.models import EntitySyncState, SyncRun, SyncTarget
 
 
 def format_age(age: timedelta) -> str:
@@ -33,7 +34,7 @@ def format_age(age: timedelta) -> str:
 class Command(BaseCommand):
     help = (
         "Show what the synchronisation still has to do: pending change events per table and "
-        "type, the last sync runs, and entities whose delivery failed."
+        "type, the last sync runs, entities whose delivery failed, and the target."
     )
 
     def add_arguments(self, parser) -> None:
@@ -56,8 +57,10 @@ class Command(BaseCommand):
         runs = recent_runs(limit=5)
         failures, failed_total = failed_entities(limit=50)
         health = monitoring.health(max_age=settings.SYNC_HEALTH_MAX_AGE, now=now)
+        target = current_target()
         if options["json"]:
             document = {
+                "target": target_document(target),
                 "pending": pending_document(pending),
                 "runs": [run_document(run) for run in runs],
                 "failed_entities": {
@@ -71,6 +74,7 @@ class Command(BaseCommand):
             self.write_pending(pending)
             self.write_runs(runs, now=now)
             self.write_failures(failures, failed_total)
+            self.write_target(target)
         if options["check"] and not health.ok:
             raise CommandError(
                 f"lagging: the oldest change waiting is {health.oldest_age:.0f} s old "
@@ -82,6 +86,18 @@ class Command(BaseCommand):
         self.stdout.write(self.style.MIGRATE_HEADING(title))
         for line in lines:
             self.stdout.write(f"  {line}")
+
+    def write_target(self, target: SyncTarget | None) -> None:
+        if target is None:
+            self.write_section("Target", ["None yet: the import or the first run names it."])
+            return
+        line = f"{target.url} (since {target.adopted_at:%Y-%m-%d %H:%M:%S})"
+        rewrites = [
+            f"{kind} {field}" for kind, fields in target.rewrites.items() for field in fields
+        ]
+        if rewrites:
+            line += f"; it rewrites {', '.join(rewrites)}"
+        self.write_section("Target", [line])
 
     def write_pending(self, groups: list[PendingGroup]) -> None:
         if not groups:
@@ -160,11 +176,18 @@ def pending_document(groups: list[PendingGroup]) -> dict:
     }
 
 
+def target_document(target: SyncTarget | None) -> dict | None:
+    if target is None:
+        return None
+    return {"url": target.url, "adopted_at": _iso(target.adopted_at), "rewrites": target.rewrites}
+
+
 def run_document(run: SyncRun) -> dict:
     took = (run.finished_at - run.started_at) if run.finished_at else None
     return {
         "id": run.pk,
         "mode": run.mode,
+        "target": run.target,
         "status": run.status,
         "started_at": _iso(run.started_at),
         "finished_at": _iso(run.finished_at),

@@ -1,0 +1,46 @@
+"""Remote ids: the target's own values, and how records are told apart by them.
+
+A remote id is kept as the target gave it: a JSON integer (json-server 0.17) or a string
+(json-server 1.0 gives `"Q2rmeYny5Gc"`, many APIs give UUIDs). Two ids are the same record when
+their text is the same (`remote_key`): json-server 0.17 treats `"5"` and `5` alike.
+
+Pure code: no Django, no HTTP.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+RemoteId = int | str
+
+MAX_REMOTE_ID_LENGTH = 255
+_INTEGER = re.compile(r"-?(0|[1-9][0-9]{0,18})")
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def readable_id(value: object) -> RemoteId | None:
+    """`value` as a remote id the engine can keep and address, or None.
+
+    A JSON integer, or a non-empty string of at most 255 printable characters; not a boolean, a
+    float, null, an object or a list.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip() and len(value) <= MAX_REMOTE_ID_LENGTH:
+        return None if _UNPRINTABLE.search(value) else value
+    return None
+
+
+def remote_key(value: RemoteId) -> str:
+    """The canonical form of a remote id, by which records are told apart: its text."""
+    return str(value)
+
+
+def comparable_id(value: Any) -> Any:
+    """An id value as comparisons and hashes see it: `"5"` and `5` are one, other text stays."""
+    if isinstance(value, str) and _INTEGER.fullmatch(value):
+        return int(value)
+    return value
