@@ -528,6 +528,21 @@ def test_an_error_answer_is_one_line_and_nothing_is_written(target, status):
     assert_nothing_written()
 
 
+def test_an_html_error_page_is_quoted_on_one_line_by_its_start(target):
+    page = (
+        "<!DOCTYPE html>\n<html>\n<body>\n" + "<pre>Traceback (most recent call last):</pre>\n" * 50
+    )
+    target.answer(502, body=page, content_type="text/html; charset=utf-8", path="/posts")
+
+    message = failed_import(target.url)
+
+    prefix = f"Cannot read the target: GET {target.url}/posts: HTTP 502 Bad Gateway (text/html): "
+    assert message.startswith(prefix + "<!DOCTYPE html> <html> <body> <pre>Traceback")
+    quoted = message.removeprefix(prefix).removesuffix(" " + NOTHING_IMPORTED)
+    assert len(quoted) <= 101 and "\n" not in message
+    assert_nothing_written()
+
+
 def test_an_answer_that_is_not_json_is_one_line_and_nothing_is_written(target):
     target.answer(200, body="<html>\n<p>Down for maintenance</p>\n</html>", path="/posts")
 
