@@ -44,6 +44,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="answer a POST with the record it stored, without its id",
     )
     parser.add_argument(
+        "--rate-limit",
+        type=float,
+        default=0.0,
+        metavar="N",
+        help="serve at most N requests a second, answering 429 with Retry-After beyond it",
+    )
+    parser.add_argument(
         "--rewrite",
         action="append",
         default=[],
@@ -87,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         string_ids=args.string_ids,
         answers_without_ids=args.answers_without_ids,
         rewrite=dict(args.rewrite),
+        rate_limit=args.rate_limit,
     )
     server.load_generated(args.posts, comments_per_post=args.comments_per_post, seed=args.seed)
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -66,6 +67,29 @@ def fault_answer(fault: Fault) -> Answer:
     if fault.retry_after is not None:
         headers["Retry-After"] = fault.retry_after
     return Answer(fault.status, fault.body, headers)
+
+
+class TokenBucket:
+    """At most `rate` requests a second, in bursts of at most `burst`: what an API's rate limit
+    lets through. Thread-safe."""
+
+    def __init__(self, rate: float, *, burst: float | None = None) -> None:
+        self.rate = rate
+        self.burst = burst if burst is not None else max(1.0, rate / 5)
+        self._tokens = self.burst
+        self._at = time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self) -> float:
+        """0 when a request may pass (its token taken), else the seconds until one may."""
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+            self._at = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return 0.0
+            return (1 - self._tokens) / self.rate
 
 
 class Faults:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import random
 import threading
 import time
@@ -12,7 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from fake_target.data import COMMENTS_PER_POST, generate_dataset
-from fake_target.faults import Answer, Fault, Faults, fault_answer
+from fake_target.faults import Answer, Fault, Faults, TokenBucket, fault_answer
 from fake_target.routes import JsonServerRoutes
 from fake_target.server import Handler, Server
 from fake_target.wire import JSON_TYPE, WRITE_METHODS, Record, dump, parse_body
@@ -56,6 +57,7 @@ class FakeTarget(Faults, JsonServerRoutes):
         string_ids: bool = False,
         answers_without_ids: bool = False,
         rewrite: dict[str, Callable[[Any], Any]] | None = None,
+        rate_limit: float = 0.0,
     ) -> None:
         self.host = host
         self.port = port
@@ -65,6 +67,7 @@ class FakeTarget(Faults, JsonServerRoutes):
         self.string_ids = string_ids
         self.answers_without_ids = answers_without_ids
         self.rewrite = dict(rewrite or {})
+        self.rate_limit = rate_limit
         self.posts: dict[Any, Record] = {}
         self.comments: dict[Any, Record] = {}
         self.requests: list[RecordedRequest] = []
@@ -170,6 +173,15 @@ class FakeTarget(Faults, JsonServerRoutes):
 
     # --- Serving --------------------------------------------------------------------------------
 
+    @property
+    def rate_limit(self) -> float:
+        """Requests a second the target serves (0: no limit); beyond it, 429 with Retry-After."""
+        return self._bucket.rate if self._bucket else 0.0
+
+    @rate_limit.setter
+    def rate_limit(self, rate: float) -> None:
+        self._bucket = TokenBucket(rate) if rate > 0 else None
+
     def _handle(self, method: str, raw_path: str, raw_body: bytes) -> Answer:
         parts = urlsplit(raw_path)
         path = "/" + parts.path.strip("/")
@@ -181,6 +193,10 @@ class FakeTarget(Faults, JsonServerRoutes):
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             fault = self._take_fault(method, path)
+        wait = self._bucket.take() if self._bucket else 0.0
+        if wait and fault is None:
+            fault = Fault(kind="answer", status=429, body=b'{"error":"Too Many Requests"}')
+            fault.retry_after = str(max(1, math.ceil(wait)))
         stall_after = fault is not None and fault.kind == "stall" and fault.after_processing
         try:
             delay = self.latency + (fault.seconds if fault and not stall_after else 0.0)

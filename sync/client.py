@@ -34,9 +34,9 @@ from urllib3.util import make_headers
 from urllib3.util.retry import Retry
 
 from sync.errors import TRANSIENT_STATUSES, TargetApiError
+from sync.planner import Kind
 from sync.target import RemoteId, holds
 
-RESOURCES = ("posts", "comments")
 # How much of an error answer's body a message quotes, on one line.
 QUOTED_CHARACTERS = 100
 
@@ -216,7 +216,7 @@ class TargetApiClient:
     # --- Plumbing -------------------------------------------------------------------------------
 
     def _url(self, resource: str, remote_id: RemoteId | None = None) -> str:
-        if resource not in RESOURCES:
+        if resource not in {kind.resource for kind in Kind}:
             raise ValueError(f"unknown resource {resource!r}")
         if remote_id is None:
             return f"{self.base_url}/{resource}"

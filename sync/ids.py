@@ -10,6 +10,7 @@ Pure code: no Django, no HTTP.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 RemoteId = int | str
@@ -44,3 +45,20 @@ def comparable_id(value: Any) -> Any:
     if isinstance(value, str) and _INTEGER.fullmatch(value):
         return int(value)
     return value
+
+
+def key_of(record: Mapping[str, Any]) -> str | None:
+    """The record's id as records are told apart, or None when it has no usable id."""
+    value = readable_id(record.get("id"))
+    return None if value is None else remote_key(value)
+
+
+def unique_by_id(records: Iterable[Mapping[str, Any]]) -> tuple[Mapping[str, Any], ...]:
+    """Records in the order first seen, each id once ("5" and 5 are one id); records without a
+    usable id are left out (nothing could address them)."""
+    seen: dict[str, Mapping[str, Any]] = {}
+    for record in records:
+        ident = key_of(record)
+        if ident is not None:
+            seen.setdefault(ident, record)
+    return tuple(seen.values())

@@ -39,6 +39,70 @@ def http():
         yield session
 
 
+# --- Other kinds of target ------------------------------------------------------------------------
+
+
+def test_string_ids_as_json_server_1_gives_them(target, http):
+    target.string_ids = True
+    target.load(posts=POSTS, comments=COMMENTS)
+
+    assert [p["id"] for p in http.get(f"{target.url}/posts").json()] == ["1", "2", "5"]
+    created = http.post(f"{target.url}/posts", json={"id": 99, "userId": 3, "title": "t"}).json()
+    assert isinstance(created["id"], str) and len(created["id"]) == 11
+    assert http.get(f"{target.url}/posts/{created['id']}").json() == created
+    assert http.get(f"{target.url}/posts/99").status_code == 404
+    # Filters read "1" as the number 1 and compare strictly, as json-server 1.0 does.
+    assert len(http.get(f"{target.url}/comments?postId=1").json()) == 2
+    http.post(f"{target.url}/comments", json={"postId": "1", "name": "d"})
+    assert len(http.get(f"{target.url}/comments?postId=1").json()) == 2
+    # Deleting a post leaves its comments; those that name it as it is named lose their post.
+    linked = http.post(f"{target.url}/comments", json={"postId": "2", "name": "e"}).json()
+    assert http.delete(f"{target.url}/posts/2").status_code == 200
+    assert target.comments[linked["id"]]["postId"] is None
+    assert target.comments["3"]["postId"] == 2  # 2 is not "2" to json-server 1.0
+
+
+def test_answers_without_ids_store_the_record_but_leave_its_id_out(target, http):
+    target.answers_without_ids = True
+
+    answer = http.post(f"{target.url}/posts", json={"id": 9, "userId": 3, "title": "t"})
+
+    assert (answer.status_code, answer.json()) == (201, {"userId": 3, "title": "t"})
+    assert target.posts[9]["title"] == "t"
+
+
+def test_rewrite_stores_fields_as_a_target_that_normalises_them(target, http):
+    target.rewrite = {"email": str.lower, "name": str.strip}
+
+    answer = http.post(f"{target.url}/comments", json={"name": " N ", "email": "A@B.CO"}).json()
+    http.put(f"{target.url}/comments/1", json={"name": "x ", "email": "X@Y.Z", "postId": 1})
+
+    assert (answer["name"], answer["email"]) == ("N", "a@b.co")
+    assert (target.comments[1]["name"], target.comments[1]["email"]) == ("x", "x@y.z")
+
+
+def test_a_rate_limit_answers_429_with_retry_after_beyond_it(target, http):
+    target.rate_limit = 20
+
+    statuses = [http.get(f"{target.url}/posts/1").status_code for _ in range(30)]
+    time.sleep(0.5)  # ten more requests' worth of tokens
+
+    assert statuses.count(200) < 10 and 429 in statuses
+    refused = next(r for r in target.calls() if r.status == 429)
+    assert refused.status == 429
+    assert http.get(f"{target.url}/posts/1").status_code == 200
+    assert http.get(f"{target.url}/posts/99").headers.get("Retry-After") is None
+
+
+def test_a_429_of_the_rate_limit_says_when_to_come_back(target, http):
+    target.rate_limit = 1
+    http.get(f"{target.url}/posts/1")
+
+    answer = http.get(f"{target.url}/posts/1")
+
+    assert (answer.status_code, answer.headers["Retry-After"]) == (429, "1")
+
+
 # --- json-server semantics ---------------------------------------------------------------------
 
 

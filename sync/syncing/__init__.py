@@ -2,6 +2,6 @@
 
 from sync.syncing.dispatch import StopSignal
 from sync.syncing.report import FailedEntity, SyncOptions, SyncReport
-from sync.syncing.run import sync_changes
+from sync.syncing.service import sync_changes
 
 __all__ = ["FailedEntity", "StopSignal", "SyncOptions", "SyncReport", "sync_changes"]

@@ -1,26 +1,23 @@
 """What follows an answer that needs thought: a lost answer to a POST, a lookup's findings, a
-PUT the target could not apply. Decided in the main thread, with the database at hand."""
+PUT the target could not apply; and which record on the target is an entity's own.
+
+Pure code: the outcomes of a round and the records other entities claim in, the next steps and
+final outcomes out. No database and no HTTP: the run reads the claims (`loading.claimed_for`)
+and sends the steps. Records are told apart by the text of their ids (`sync.ids.remote_key`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
-from sync.matching import Lookup, key_of, pick_records, taken_by, unique_by_id
+from sync.ids import comparable_id, key_of, remote_key, unique_by_id
 from sync.planner import EntityKey, Kind, Op
-from sync.syncing.deliveries import (
-    Action,
-    Delivery,
-    Followups,
-    Outcome,
-    Record,
-    Result,
-    Rewrites,
-)
-from sync.syncing.loading import claimed_records
-from sync.target import content, holds, our_fields, rewritten_fields
+from sync.syncing.deliveries import Action, Delivery, Outcome, Result, Rewrites, Steps
+from sync.target import Record, content, holds, our_fields, rewritten_fields
 
 Deleted = Mapping[tuple[Kind, str], tuple[float, float]]
+Claimed = set[tuple[Kind, str]]
 
 
 def decide(
@@ -28,34 +25,36 @@ def decide(
     *,
     last_round: bool,
     max_posts: int,
+    claimed: Claimed = frozenset(),
     deleted: Deleted | None = None,
     rewrites: Rewrites | None = None,
     wait_until: float = float("inf"),
-) -> Followups:
+) -> Steps:
     """The next step for each call whose answer needs thought.
 
-    `deleted`: the records this run has deleted (by kind and remote key), with when each DELETE
-    was sent and answered. `rewrites`: the fields the target is known to rewrite. `wait_until`:
-    the latest moment (time.monotonic()) this run may wait for a POST that may still land.
+    `claimed`: the records (by kind and remote key) that other entities hold or may hold.
+    `deleted`: the records this run has deleted, with when each DELETE was sent and answered.
+    `rewrites`: the fields the target is known to rewrite. `wait_until`: the latest moment
+    (time.monotonic()) this run may wait for a POST that may still land.
     """
     rewrites = rewrites or Rewrites()
-    next_steps = Followups()
+    next_steps = Steps()
     found = [o for o in undecided if o.result is Result.FOUND]
-    picks, again = pick(found, deleted or {}, rewrites)
+    picks, again = pick(found, deleted or {}, rewrites, claimed=claimed)
     for outcome in undecided:
         delivery = outcome.delivery
         wrote = delivery.wrote or delivery.action is not Action.FIND
         if outcome.result is Result.GONE:
             # The target lost the record: create it again (flagged like any create).
             record = {**(delivery.record or {}), "id": delivery.entity.pk}
-            next_steps.deliveries.append(
+            next_steps.to_send.append(
                 Delivery(delivery.call, Action.POST, record=record, wrote=True)
             )
             continue
         if delivery.entity in again:
-            next_steps.outcomes.extend(_look_again(outcome, wrote, next_steps, last_round))
+            next_steps.settled.extend(_look_again(outcome, wrote, next_steps, last_round))
             continue
-        next_steps.outcomes.extend(
+        next_steps.settled.extend(
             _after_lookup(
                 outcome,
                 picks.get(delivery.entity),
@@ -71,7 +70,11 @@ def decide(
 
 
 def pick(
-    found: list[Outcome], deleted: Deleted, rewrites: Rewrites | None = None
+    found: list[Outcome],
+    deleted: Deleted,
+    rewrites: Rewrites | None = None,
+    *,
+    claimed: Claimed = frozenset(),
 ) -> tuple[dict[EntityKey, dict | None], set[EntityKey]]:
     """One record (or none) per entity, from everything the round's lookups found; and the
     entities that must look again.
@@ -96,19 +99,17 @@ def pick(
         newest_first = sorted(of_kind, key=lambda o: o.sent_at, reverse=True)
         pool = unique_by_id(record for o in newest_first for record in o.candidates)
         close_pool = unique_by_id(record for o in newest_first for record in o.close_candidates)
-        besides = [o.delivery.entity.pk for o in of_kind]
         gone, unsure = _deleted_records(kind, of_kind, deleted)
         again |= {
             o.delivery.entity
             for o in of_kind
             if any(key_of(r) in unsure for r in (*o.candidates, *o.close_candidates))
         }
-        claimed = claimed_records(kind, (*pool, *close_pool), besides=besides)
-        claimed |= {(kind, ident) for ident in gone | unsure}
+        taken = set(claimed) | {(kind, ident) for ident in gone | unsure}
         deciding = [o for o in of_kind if o.delivery.entity not in again]
         rewritten = rewrites.of(kind)
         exact = [
-            Lookup(
+            Candidates(
                 o.delivery.entity,
                 o.delivery.entity.pk,
                 tuple(
@@ -119,10 +120,10 @@ def pick(
             )
             for o in deciding
         ]
-        first = pick_records(exact, claimed)
+        first = pick_records(exact, taken)
         picks.update(first)
         close = [
-            Lookup(
+            Candidates(
                 o.delivery.entity,
                 o.delivery.entity.pk,
                 tuple(
@@ -135,7 +136,7 @@ def pick(
             if first.get(o.delivery.entity) is None
         ]
         if close:
-            second = pick_records(close, claimed | taken_by(first))
+            second = pick_records(close, taken | taken_by(first))
             picks.update({key: record for key, record in second.items() if record is not None})
     return picks, again
 
@@ -168,7 +169,7 @@ def _deleted_records(
 
 
 def _look_again(
-    outcome: Outcome, wrote: bool, next_steps: Followups, last_round: bool
+    outcome: Outcome, wrote: bool, next_steps: Steps, last_round: bool
 ) -> list[Outcome]:
     """A lookup that saw a record it cannot tell from one this run deleted: one more lookup,
     made once that DELETE has been answered."""
@@ -176,12 +177,12 @@ def _look_again(
     if last_round:
         error = "a record found may be one this run deleted: the next run looks again"
         return [Outcome(delivery, Result.FAILED, error=error)]
-    next_steps.deliveries.append(
+    next_steps.to_send.append(
         Delivery(
             delivery.call,
             Action.FIND,
             record=delivery.record,
-            lookups=_contents(delivery),
+            sought=_contents(delivery),
             posts_sent=delivery.posts_sent + (1 if delivery.action is Action.POST else 0),
             wrote=wrote,
             may_land_until=delivery.may_land_until,
@@ -193,14 +194,14 @@ def _look_again(
 
 def _contents(delivery: Delivery) -> tuple[dict, ...]:
     """What a lookup for this delivery looks for: the contents it may have sent."""
-    return tuple(r for r in (*delivery.lookups, delivery.record) if r)
+    return tuple(r for r in (*delivery.sought, delivery.record) if r)
 
 
 def _after_lookup(
     outcome: Outcome,
     picked: dict | None,
     wrote: bool,
-    next_steps: Followups,
+    next_steps: Steps,
     *,
     last_round: bool,
     max_posts: int,
@@ -216,10 +217,10 @@ def _after_lookup(
         if last_round or delivery.may_land_until > wait_until:
             error = "its create, sent by an earlier run, may still land: the next run looks again"
             return [Outcome(delivery, Result.FAILED, error=error)]
-        next_steps.deliveries.append(
+        next_steps.to_send.append(
             replace(
                 delivery,
-                lookups=_contents(delivery),
+                sought=_contents(delivery),
                 wrote=wrote,
                 not_before=delivery.may_land_until,
             )
@@ -228,7 +229,7 @@ def _after_lookup(
     if delivery.call.op is Op.DELETE:
         if picked is None:  # nothing of it on the target
             return [Outcome(delivery, Result.DONE, sent=False, no_call=not wrote)]
-        next_steps.deliveries.append(
+        next_steps.to_send.append(
             Delivery(delivery.call, Action.DELETE, remote_id=picked["id"], wrote=True)
         )
         return []
@@ -256,14 +257,14 @@ def _after_lookup(
             ]
         # Ours, with an older content: make it equal. The PUT is the create's one call.
         rewrites.learn(kind, rewritten)
-        next_steps.deliveries.append(
+        next_steps.to_send.append(
             Delivery(delivery.call, Action.PUT, remote_id=picked["id"], record=adopted, wrote=True)
         )
         return []
     posts_sent = delivery.posts_sent + (1 if delivery.action is Action.POST else 0)
     if delivery.landed or posts_sent >= max_posts or last_round:
         return [_unresolved(outcome, landed=delivery.landed)]
-    next_steps.deliveries.append(
+    next_steps.to_send.append(
         Delivery(delivery.call, Action.POST, record=record, posts_sent=posts_sent, wrote=wrote)
     )
     return []
@@ -295,3 +296,70 @@ def _unresolved(outcome: Outcome, *, landed: bool) -> Outcome:
         error=f"{error}; not found on the target yet: the next run looks again",
         http_status=outcome.write_status,
     )
+
+
+# --- Which record is whose ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """An entity whose create may have landed: the id its POST carried, the records that may be
+    its own."""
+
+    key: EntityKey
+    own_id: int
+    records: tuple[Record, ...]
+
+
+def pick_records(
+    lookups: Sequence[Candidates], claimed: Iterable[tuple[Kind, str]]
+) -> dict[EntityKey, Record | None]:
+    """Give each entity at most one of its candidates, never one that another entity holds.
+
+    `claimed` are the records other entities are known to hold. Entities whose own id is among
+    their candidates take that record first (a target that keeps the ids it is sent); the others
+    then take the newest record still free, in entity order: on a target that picks its own
+    ids, records it held before ours came earlier (lower ids, or earlier in its list). Records
+    with the same content are interchangeable, so this never leaves a duplicate behind when each
+    has its copy.
+    """
+    taken: Claimed = set(claimed)
+    picked: dict[EntityKey, Record | None] = {lookup.key: None for lookup in lookups}
+    for lookup in lookups:
+        for record in lookup.records:
+            ident = (lookup.key.kind, key_of(record))
+            if ident[1] == remote_key(lookup.own_id) and ident not in taken:
+                picked[lookup.key] = record
+                taken.add(ident)
+                break
+    for lookup in sorted(lookups, key=lambda lookup: lookup.key):
+        if picked[lookup.key] is not None:
+            continue
+        free = [
+            record
+            for record in lookup.records
+            if key_of(record) is not None and (lookup.key.kind, key_of(record)) not in taken
+        ]
+        if free:
+            record = newest(free)
+            picked[lookup.key] = record
+            taken.add((lookup.key.kind, key_of(record)))
+    return picked
+
+
+def newest(records: Sequence[Record]) -> Record:
+    """The record the target made last: the highest id when every id is a number, else the last
+    one the target listed."""
+    ids = [comparable_id(record.get("id")) for record in records]
+    if all(isinstance(ident, int) and not isinstance(ident, bool) for ident in ids):
+        return records[ids.index(max(ids))]
+    return records[-1]
+
+
+def taken_by(picks: Mapping[EntityKey, Record | None]) -> Claimed:
+    """The records these picks gave to their entities."""
+    return {
+        (key.kind, ident)
+        for key, record in picks.items()
+        if record is not None and (ident := key_of(record)) is not None
+    }

@@ -1,14 +1,56 @@
-"""What a run sends (a Delivery) and what came of it (an Outcome): plain values between layers."""
+"""Plain values passed between the run's modules: what the sync knows of an entity (SyncState)
+and a full run's snapshot; what a run sends (a Delivery, one step of a call) and what came of it
+(an Outcome); the steps a source or a round of decisions hands the run (Steps); the fields the
+target rewrites; what a source offers (Source)."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING, Protocol
 
-from sync.planner import Call, EntityKey, Kind, Op
+from sync.planner import Call, EntityKey, Kind, Op, Plan, Presence
 from sync.target import Record, RemoteId, readable_id
+
+if TYPE_CHECKING:
+    from sync.syncing.report import FailedEntity, PlannedCall
+
+
+@dataclass(frozen=True, slots=True)
+class SyncState:
+    """What the sync knows of an entity on the target, as a run reads it (EntitySyncState)."""
+
+    remote_id: RemoteId | None = None
+    delivered_hash: str = ""
+    acknowledged_hash: str = ""
+    remote_parent_key: str | None = None
+    unconfirmed: bool = False
+    unconfirmed_record: Record | None = None
+    unconfirmed_run: int | None = None
+    parked_at: datetime | None = None
+    parked_event_id: int | None = None
+
+    @property
+    def presence(self) -> Presence | None:
+        if self.remote_id is not None:
+            return Presence.PRESENT
+        if self.unconfirmed:
+            return Presence.UNCONFIRMED
+        return None  # nothing known: the events tell
+
+
+@dataclass
+class Snapshot:
+    """A full run's view of the database: pending events, sync states and every row's record,
+    read in one transaction."""
+
+    events: dict[EntityKey, list[int]] = field(default_factory=dict)
+    states: dict[EntityKey, SyncState] = field(default_factory=dict)
+    records: dict[EntityKey, Record] = field(default_factory=dict)  # under the target's ids
+    post_of: dict[EntityKey, int] = field(default_factory=dict)  # each comment's post pk
 
 
 class Action(StrEnum):
@@ -29,10 +71,10 @@ class Result(StrEnum):
 
 @dataclass(frozen=True)
 class Delivery:
-    """One step for one planned call.
+    """One step of one planned call: a write, or a lookup (FIND).
 
     `record` is what the target should hold afterwards (for a POST or PUT, what is sent);
-    `lookups` are the contents a FIND looks for (the first, for an earlier create, is what that
+    `sought` are the contents a lookup looks for (the first, for an earlier create, is what that
     POST sent). `wrote` is True once a write for this call has been sent in this run, so a call
     counts once however many steps it took.
     """
@@ -41,7 +83,7 @@ class Delivery:
     action: Action
     remote_id: RemoteId | None = None
     record: Record | None = None
-    lookups: tuple[Record, ...] = ()
+    sought: tuple[Record, ...] = ()
     posts_sent: int = 0
     wrote: bool = False
     # A record of the target that no entity of ours holds (a full run deletes it).
@@ -117,11 +159,12 @@ class Outcome:
 
 
 @dataclass
-class Followups:
-    """Steps a round leaves for the next one, and outcomes settled without a call."""
+class Steps:
+    """What a source or a round of decisions hands the run: steps to send, and final outcomes
+    reached without a call (settled: recorded as they are)."""
 
-    deliveries: list[Delivery] = field(default_factory=list)
-    outcomes: list[Outcome] = field(default_factory=list)
+    to_send: list[Delivery] = field(default_factory=list)
+    settled: list[Outcome] = field(default_factory=list)
 
 
 class Rewrites:
@@ -146,3 +189,21 @@ class Rewrites:
 
     def as_json(self) -> dict[str, list[str]]:
         return {kind.value: sorted(fields) for kind, fields in self._fields.items() if fields}
+
+
+class Source(Protocol):
+    """What a run delivers: the pending events (`incremental`) or a snapshot diffed with the
+    target (`full`). The run drives it and it never calls the run back: `plan` (reads only,
+    plus the target's lists), then, unless it is a dry run, `prepare` (the writes the plan
+    needs before any call), then `first_steps` for each batch of calls."""
+
+    events_pending: int
+    planned: tuple[PlannedCall, ...]
+    notices: list[str]
+    skipped: list[FailedEntity]  # left out of the plan (parked), reported as failed
+
+    def plan(self, *, dry_run: bool) -> Plan: ...
+
+    def prepare(self) -> Steps: ...
+
+    def first_steps(self, calls: tuple[Call, ...]) -> Steps: ...

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from sync.client import TargetApiClient, filterable
 from sync.errors import TargetApiError
-from sync.matching import unique_by_id
+from sync.ids import unique_by_id
 from sync.syncing.deliveries import Action, Delivery, Outcome, Record, Result, Rewrites
 from sync.target import (
     FIXED_FIELDS,
@@ -126,7 +126,7 @@ class Dispatcher:
                 answered_at=time.monotonic(),
             )
         if delivery.action is Action.FIND:
-            return self._find(delivery, delivery.lookups)
+            return self._find(delivery, delivery.sought)
         assert delivery.record is not None
         if delivery.action is Action.PUT:
             assert delivery.remote_id is not None

@@ -1,52 +1,36 @@
-"""Database reads of a run: pending events, what the target holds, rows and their records.
+"""Database reads of a run: pending events, sync states, rows and their records, the records
+other entities claim, the target and the runs before this one.
 
 Reads only. Every read is a bounded number of queries per batch, never one per object.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
+from django.db import connection, transaction
 from django.db.models import Max
 
-from sync.matching import key_of
+from sync.ids import key_of
 from sync.models import EntitySyncState, ModelEvent, SyncRun, SyncTarget
-from sync.planner import EntityKey, Event, EventType, Kind, Presence
+from sync.planner import EntityKey, Event, EventType, Kind
+from sync.syncing.deliveries import Outcome, Snapshot, SyncState
 from sync.target import KINDS, MODELS, TABLES, Record, RemoteId, holds, remote_key, to_record
 
-
-@dataclass(frozen=True)
-class Facts:
-    """What an entity's sync state says, as far as planning needs it."""
-
-    remote_id: RemoteId | None
-    unconfirmed: bool
-    remote_parent_key: str | None
-    parked_at: datetime | None
-    parked_event_id: int | None
-    delivered_hash: str = ""
-
-    @property
-    def presence(self) -> Presence | None:
-        if self.remote_id is not None:
-            return Presence.PRESENT
-        if self.unconfirmed:
-            return Presence.UNCONFIRMED
-        return None  # nothing known: the events tell
-
-
-FACT_FIELDS = (
-    "entity_table",
-    "entity_pk",
+# The columns of a sync state a run reads, in SyncState's order.
+STATE_FIELDS = (
     "remote_id",
-    "create_unconfirmed",
+    "delivered_hash",
+    "acknowledged_hash",
     "remote_parent_key",
+    "create_unconfirmed",
+    "unconfirmed_record",
+    "unconfirmed_run",
     "parked_at",
     "parked_event_id",
-    "delivered_hash",
 )
 
 
@@ -66,20 +50,64 @@ def pending_events(horizon: int) -> list[Event]:
     ]
 
 
-def facts_of(keys: Iterable[EntityKey]) -> dict[EntityKey, Facts]:
-    """The sync state of these entities: one query per kind and 5,000 entities."""
+def states_of(keys: Iterable[EntityKey]) -> dict[EntityKey, SyncState]:
+    """The sync states of these entities: one query per kind and 5,000 entities."""
     by_kind: dict[Kind, list[int]] = {}
     for key in keys:
         by_kind.setdefault(key.kind, []).append(key.pk)
-    facts: dict[EntityKey, Facts] = {}
+    states: dict[EntityKey, SyncState] = {}
     for kind, pks in by_kind.items():
         for start in range(0, len(pks), 5000):
             rows = EntitySyncState.objects.filter(
                 entity_table=TABLES[kind], entity_pk__in=pks[start : start + 5000]
-            ).values_list(*FACT_FIELDS)
-            for _table, pk, *values in rows:
-                facts[EntityKey(kind, pk)] = Facts(*values)
-    return facts
+            ).values_list("entity_pk", *STATE_FIELDS)
+            for pk, *values in rows:
+                states[EntityKey(kind, pk)] = SyncState(*values)
+    return states
+
+
+def all_states() -> Iterable[tuple[EntityKey, SyncState]]:
+    """Every sync state, read in chunks (a full run's snapshot)."""
+    rows = EntitySyncState.objects.filter(entity_table__in=KINDS).values_list(
+        "entity_table", "entity_pk", *STATE_FIELDS
+    )
+    for table, pk, *values in rows.iterator(chunk_size=5000):
+        yield EntityKey(KINDS[table], pk), SyncState(*values)
+
+
+def read_snapshot() -> Snapshot:
+    snap = Snapshot()
+    # Only a transaction of its own can be made REPEATABLE READ (not one nested in another).
+    own_transaction = not connection.in_atomic_block
+    with transaction.atomic():
+        if connection.vendor == "postgresql" and own_transaction:
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        pending = ModelEvent.objects.pending().filter(entity_table__in=KINDS).order_by("id")
+        for event_id, table, pk in pending.values_list("id", "entity_table", "entity_pk").iterator(
+            chunk_size=5000
+        ):
+            snap.events.setdefault(EntityKey(KINDS[table], pk), []).append(event_id)
+        snap.states.update(all_states())
+        post_ids: dict[int, RemoteId] = {}
+        for kind, model in MODELS.items():
+            for obj in model.objects.order_by("pk").iterator(chunk_size=5000):
+                key = EntityKey(kind, obj.pk)
+                remote_id = snapshot_remote_id(snap, key)
+                if kind is Kind.POST:
+                    post_ids[obj.pk] = remote_id
+                    snap.records[key] = to_record(obj, remote_id=remote_id)
+                else:
+                    snap.post_of[key] = obj.post_id
+                    snap.records[key] = to_record(
+                        obj, remote_id=remote_id, post_remote_id=post_ids.get(obj.post_id)
+                    )
+    return snap
+
+
+def snapshot_remote_id(snap: Snapshot, key: EntityKey) -> RemoteId:
+    known = snap.states.get(key)
+    return key.pk if known is None or known.remote_id is None else known.remote_id
 
 
 def pending_event_ids(kind: Kind, pks: Iterable[int]) -> dict[int, list[int]]:
@@ -98,12 +126,12 @@ def pending_event_ids(kind: Kind, pks: Iterable[int]) -> dict[int, list[int]]:
 
 @dataclass
 class Batch:
-    """The rows, states and post ids on the target of one batch of one kind, and until when
-    the unconfirmed creates among them may still land (time.time())."""
+    """The rows, sync states and post ids on the target of one batch of one kind, and until when
+    the unconfirmed creates among them may still land (time.monotonic())."""
 
     kind: Kind
     rows: dict[int, Any]
-    states: dict[int, EntitySyncState]
+    states: dict[int, SyncState]
     post_remote_ids: dict[int, RemoteId]
     may_land_until: dict[int, float]
 
@@ -122,15 +150,12 @@ class Batch:
 def load_batch(kind: Kind, pks: list[int], *, rows: bool, settle_time: float = 0.0) -> Batch:
     """Four queries at most: the states, the rows, the remote ids of the comments' posts, and
     when the runs that sent unconfirmed creates ended (plus `settle_time`)."""
-    states = {
-        s.entity_pk: s
-        for s in EntitySyncState.objects.filter(entity_table=TABLES[kind], entity_pk__in=pks)
-    }
+    states = {key.pk: state for key, state in states_of(EntityKey(kind, pk) for pk in pks).items()}
     objects: dict[int, Any] = MODELS[kind].objects.in_bulk(pks) if rows else {}
     post_remote_ids: dict[int, RemoteId] = {}
     if kind is Kind.COMMENT and objects:
         post_remote_ids = post_remote_ids_of({obj.post_id for obj in objects.values()})
-    may_land_until = landing_deadlines(states.values(), settle_time=settle_time)
+    may_land_until = landing_deadlines(states, settle_time=settle_time)
     return Batch(kind, objects, states, post_remote_ids, may_land_until)
 
 
@@ -143,28 +168,41 @@ def post_remote_ids_of(post_pks: Iterable[int]) -> dict[int, RemoteId]:
     )
 
 
-def landing_deadlines(states: Iterable[EntitySyncState], *, settle_time: float) -> dict[int, float]:
-    """For each unconfirmed create, the moment (time.time()) after which its POST can no longer
-    land: the end of the run that sent it, plus `settle_time`. A run that is gone from the
-    history ended long ago."""
+def landing_deadlines(states: Mapping[int, SyncState], *, settle_time: float) -> dict[int, float]:
+    """For each unconfirmed create (by pk), the moment (time.monotonic()) after which its POST
+    can no longer land: the end of the run that sent it, plus `settle_time`. A run gone from
+    the history ended long ago (0); one not ended yet is this very run (never)."""
     by_run: dict[int, list[int]] = {}
-    for state in states:
-        if state.create_unconfirmed and state.unconfirmed_run is not None:
-            by_run.setdefault(state.unconfirmed_run, []).append(state.entity_pk)
+    for pk, state in states.items():
+        if state.unconfirmed and state.unconfirmed_run is not None:
+            by_run.setdefault(state.unconfirmed_run, []).append(pk)
     if not by_run:
         return {}
     ended = dict(SyncRun.objects.filter(pk__in=by_run).values_list("pk", "finished_at"))
     deadlines: dict[int, float] = {}
+    offset = time.monotonic() - time.time()
     for run_id, pks in by_run.items():
         if run_id not in ended:
-            until = 0.0  # pruned from the history: it ended long ago
+            until = 0.0
         elif ended[run_id] is None:
-            until = float("inf")  # this very run
+            until = float("inf")
         else:
-            until = ended[run_id].timestamp() + settle_time
+            until = ended[run_id].timestamp() + settle_time + offset
         for pk in pks:
             deadlines[pk] = until
     return deadlines
+
+
+def claimed_for(found: Iterable[Outcome]) -> set[tuple[Kind, str]]:
+    """The records these lookups found that entities other than theirs hold or may hold."""
+    claimed: set[tuple[Kind, str]] = set()
+    for kind in Kind:
+        of_kind = [o for o in found if o.delivery.entity.kind is kind]
+        if of_kind:
+            records = [r for o in of_kind for r in (*o.candidates, *o.close_candidates)]
+            besides = [o.delivery.entity.pk for o in of_kind]
+            claimed |= claimed_records(kind, records, besides=besides)
+    return claimed
 
 
 def claimed_records(
@@ -204,12 +242,10 @@ def the_target() -> SyncTarget | None:
     return SyncTarget.objects.order_by("pk").first()
 
 
-def unfinished_runs(*, besides: int | None) -> list[int]:
-    """Runs recorded as running, other than `besides`: their process ended without finishing
-    them (read while holding the run lock)."""
+def unfinished_runs() -> list[int]:
+    """Runs recorded as running: read while holding the run lock, before this run starts, their
+    process ended without finishing them."""
     running = SyncRun.objects.filter(status=SyncRun.Status.RUNNING)
-    if besides is not None:
-        running = running.exclude(pk=besides)
     return list(running.values_list("pk", flat=True))
 
 

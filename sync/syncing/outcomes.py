@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from sync.models import EntitySyncState, ModelEvent, SyncRun, SyncTarget
@@ -74,6 +74,17 @@ def forget(keys: Iterable[EntityKey]) -> None:
         EntitySyncState.objects.filter(entity_table=table, entity_pk__in=pks).delete()
 
 
+def settle_without_call(
+    states: list[EntitySyncState], *, gone: Iterable[EntityKey], event_ids: Iterable[int]
+) -> None:
+    """What the target is seen to hold already, in one transaction: these states recorded, the
+    entities `gone` forgotten (the target holds nothing of them), the events settled."""
+    with transaction.atomic():
+        upsert_states(states, DELIVERED_FIELDS)
+        forget(gone)
+        mark_synced(event_ids)
+
+
 def delivered_state(
     key: EntityKey, record: Record, acknowledged: Record | None = None
 ) -> EntitySyncState:
@@ -99,7 +110,7 @@ def delivered_state(
     )
 
 
-def unsettle(deliveries: Iterable[Delivery]) -> None:
+def forget_delivered(deliveries: Iterable[Delivery]) -> None:
     """Before a PUT: what the target holds is unknown until it answers, so forget the hashes
     (an edit reverted later must be sent again) and the parent (no cascade is assumed)."""
     by_table: dict[str, list[int]] = {}
@@ -142,13 +153,63 @@ def flag_creates(deliveries: Iterable[Delivery], *, run_id: int | None) -> None:
     )
 
 
-def abandon(run_ids: Iterable[int]) -> None:
-    """Runs whose process ended without finishing them: ended now, as far as anyone knows."""
-    SyncRun.objects.filter(pk__in=list(run_ids), status=SyncRun.Status.RUNNING).update(
+def start_run(*, full: bool, target: str, unfinished: Iterable[int]) -> int:
+    """Record a run as started; the runs still recorded as running (`unfinished`, read under
+    the run lock) ended without finishing: they are abandoned, ended now as far as anyone
+    knows."""
+    SyncRun.objects.filter(pk__in=list(unfinished), status=SyncRun.Status.RUNNING).update(
         status=SyncRun.Status.ABANDONED,
         finished_at=timezone.now(),
         error_summary="abandoned: its process ended without finishing it (found by a later run)",
     )
+    mode = SyncRun.Mode.FULL if full else SyncRun.Mode.INCREMENTAL
+    return SyncRun.objects.create(mode=mode, target=target).pk
+
+
+def finish_run(
+    run_id: int, report: SyncReport, *, status: str, summary: list[str], lock_lost: bool
+) -> None:
+    """Record how a run ended: its status, its counts and the first lines of what went wrong.
+
+    After a lost lock the session that held it is gone: the end is recorded on a new one, if
+    the database answers at all.
+    """
+    if lock_lost:
+        connection.close()
+    try:
+        _finish_run(run_id, report, status=status, summary=summary)
+    except DatabaseError:
+        if not lock_lost:
+            raise
+
+
+def _finish_run(run_id: int, report: SyncReport, *, status: str, summary: list[str]) -> None:
+    SyncRun.objects.filter(pk=run_id).update(
+        status=status,
+        finished_at=timezone.now(),
+        events_pending=report.events_pending,
+        calls_created=report.calls[Op.CREATE],
+        calls_updated=report.calls[Op.UPDATE],
+        calls_deleted=report.calls[Op.DELETE],
+        calls_failed_created=report.failed_calls[Op.CREATE],
+        calls_failed_updated=report.failed_calls[Op.UPDATE],
+        calls_failed_deleted=report.failed_calls[Op.DELETE],
+        entities_synced=report.entities_synced,
+        entities_unchanged=report.entities_unchanged,
+        entities_failed=len(report.failed),
+        error_summary="\n".join(summary),
+    )
+
+
+def unpark(keys: Iterable[EntityKey]) -> None:
+    """These parked entities changed since: their next call is sent, their count starts again."""
+    by_table: dict[str, list[int]] = {}
+    for key in keys:
+        by_table.setdefault(TABLES[key.kind], []).append(key.pk)
+    for table, pks in by_table.items():
+        EntitySyncState.objects.filter(entity_table=table, entity_pk__in=pks).update(
+            parked_at=None, parked_event_id=None, attempts=0
+        )
 
 
 def adopt_target(url: str) -> None:
@@ -177,6 +238,12 @@ class OutcomeWriter:
         self.server_errors: dict[EntityKey, Outcome] = {}
         # Posts not on the target: their new comments are held back, not sent to fail.
         self.undelivered_posts: set[int] = set()
+
+    def skipped(self, failures: list[FailedEntity]) -> None:
+        """Entities this run leaves out (parked): reported as failed, nothing recorded."""
+        for failed in failures:
+            self.report.failed.append(failed)
+            self.on_failure(failed)
 
     def write(self, outcomes: list[Outcome]) -> None:
         if not outcomes:

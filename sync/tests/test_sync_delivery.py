@@ -529,7 +529,7 @@ def test_records_found_under_an_id_given_again_are_taken_as_the_newest_lookup_sa
     def lookup(pk: int, content: dict, started: float) -> Outcome:
         call = Call(Op.CREATE, EntityKey(Kind.POST, pk))
         return Outcome(
-            Delivery(call, Action.FIND, lookups=(content,)),
+            Delivery(call, Action.FIND, sought=(content,)),
             Result.FOUND,
             candidates=({"id": 1, **content},),
             sent_at=started,
@@ -538,7 +538,7 @@ def test_records_found_under_an_id_given_again_are_taken_as_the_newest_lookup_sa
 
     before, after = lookup(7, old, started=1.0), lookup(8, new, started=3.0)
     # Record 1 was deleted between the two lookups, and the target gave its id to a new one.
-    picks, again = pick([before, after], {(Kind.POST, 1): (1.5, 2.0)})
+    picks, again = pick([before, after], {(Kind.POST, "1"): (1.5, 2.0)})
 
     assert picks == {before.delivery.entity: None, after.delivery.entity: {"id": 1, **new}}
     assert again == set()

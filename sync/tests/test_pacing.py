@@ -1,0 +1,144 @@
+"""Pacing: the rate and the calls in flight follow what the target allows, below the ceilings."""
+
+import threading
+
+import pytest
+
+from sync.pacing import Pacer
+
+
+class Clock:
+    """A clock that moves only when told to, or when someone sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(round(seconds, 3))
+        self.now += seconds
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+def pacer(clock, **ceilings) -> Pacer:
+    return Pacer(clock=clock, sleep=clock.sleep, **ceilings)
+
+
+def answered(pacer: Pacer, clock: Clock, calls: int, *, every: float, status: int = 200) -> None:
+    for _ in range(calls):
+        pacer.acquire()
+        clock.now += every
+        pacer.release(status, latency=0.01)
+
+
+def test_calls_are_spaced_by_the_rate_ceiling(clock):
+    paced = pacer(clock, max_rps=10)
+
+    for _ in range(3):
+        paced.acquire()
+        paced.release(200, latency=0.01)
+
+    assert clock.slept == [0.1, 0.1]
+
+
+def test_a_retry_after_pauses_every_call_not_only_the_one_that_got_it(clock):
+    paced = pacer(clock)
+    answered(paced, clock, 10, every=0.01)
+    paced.acquire()
+    paced.release(429, latency=0.01, retry_after=2.0)
+    clock.now += 0.5
+
+    paced.acquire()  # another call, in another thread as far as the pacer knows
+
+    assert clock.slept[-1] == pytest.approx(1.5)
+
+
+def test_a_slowdown_lowers_the_rate_below_what_the_target_accepted(clock):
+    paced = pacer(clock, max_rps=0)
+    answered(paced, clock, 100, every=0.02)  # 50 a second accepted
+
+    paced.note_congestion()
+
+    assert paced.rate == pytest.approx(45, rel=0.05)
+
+
+def test_many_429s_at_once_are_one_slowdown(clock):
+    paced = pacer(clock, max_rps=100)
+    answered(paced, clock, 100, every=0.02)
+
+    for _ in range(8):
+        paced.note_congestion()
+    once = paced.rate
+    clock.now += 1.5
+    paced.note_congestion()
+
+    assert once == pytest.approx(45, rel=0.05)
+    assert paced.rate < once
+
+
+def test_quiet_intervals_raise_the_rate_slowly_near_the_last_slowdown_never_past_the_ceiling(clock):
+    paced = pacer(clock, max_rps=60)
+    answered(paced, clock, 100, every=0.02)
+    paced.note_congestion()
+    after_slowdown = paced.rate
+
+    answered(paced, clock, 200, every=0.03)  # six quiet seconds
+    slow = paced.rate
+    answered(paced, clock, 3000, every=0.03)
+
+    assert after_slowdown < slow < after_slowdown / 0.9 * 1.1
+    assert paced.rate == 60
+
+
+def test_calls_in_flight_are_cut_by_a_slowdown_and_grow_back_to_the_ceiling(clock):
+    paced = pacer(clock, max_concurrency=8)
+    answered(paced, clock, 50, every=0.02)
+    paced.note_congestion()
+
+    assert paced.concurrency == 5
+    answered(paced, clock, 500, every=0.02)
+    assert paced.concurrency == 8
+
+
+def test_a_call_waits_for_a_place_among_the_calls_in_flight():
+    paced = Pacer(max_concurrency=1)
+    paced.acquire()
+    entered = threading.Event()
+
+    def second() -> None:
+        paced.acquire()
+        entered.set()
+
+    waiting = threading.Thread(target=second)
+    waiting.start()
+    assert not entered.wait(0.2)
+    paced.release(200, latency=0.01)
+    assert entered.wait(2)
+    waiting.join()
+
+
+def test_answers_much_slower_than_the_first_ones_slow_the_pace(clock):
+    paced = pacer(clock, max_rps=100, max_concurrency=8)
+    for latency in [0.01] * 20 + [0.2] * 20:
+        paced.acquire()
+        clock.now += 0.02
+        paced.release(200, latency=latency)
+
+    assert paced.rate < 100 and paced.concurrency < 8
+
+
+def test_a_run_resumes_from_the_rate_the_last_one_settled_on(clock):
+    paced = pacer(clock, max_rps=50)
+
+    paced.resume(30)
+
+    assert paced.rate == 30
+    paced.resume(80)
+    assert paced.rate == 50
