@@ -79,6 +79,25 @@ class SyncCollector(Collector):
             value=last.timestamp() if last else 0.0,
         )
 
+        verification = monitoring.last_verification()
+        differences = GaugeMetricFamily(
+            "news_sync_verify_differences",
+            "Records the last sync_changes --verify found missing on the target, extra there, "
+            "or different, by kind (none: no verification yet).",
+            labels=["kind", "what"],
+        )
+        for resource, counts in sorted((verification.counts if verification else {}).items()):
+            for what, count in sorted(counts.items()):
+                differences.add_metric([resource, what], count)
+        yield differences
+        yield GaugeMetricFamily(
+            "news_sync_verify_timestamp_seconds",
+            "End of the last sync_changes --verify (Unix time; 0: none yet).",
+            value=verification.finished_at.timestamp()
+            if verification and verification.finished_at
+            else 0.0,
+        )
+
         lag = monitoring.lag_histogram()
         histogram = HistogramMetricFamily(
             "news_sync_lag_seconds",

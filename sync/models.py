@@ -190,3 +190,27 @@ class SyncRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.mode} run {self.pk} ({self.status})"
+
+
+class SyncVerification(models.Model):
+    """One comparison of the target with the database (`sync_changes --verify`): what differed.
+
+    `counts` is {resource: {"missing": n, "extra": n, "different": n}}; `differences` lists the
+    first of them.
+    """
+
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    target = models.CharField(max_length=2000, help_text="The target's base URL.")
+    equal = models.BooleanField(default=False)
+    counts = models.JSONField(default=dict, blank=True)
+    differences = models.JSONField(default=list, blank=True)
+    awaiting = models.PositiveIntegerField(
+        default=0, help_text="Differences of entities whose changes wait for the next run."
+    )
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"verification {self.pk} ({'equal' if self.equal else 'differs'})"

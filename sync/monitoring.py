@@ -24,7 +24,7 @@ from django.db.models import (
 )
 from django.utils import timezone
 
-from sync.models import EntitySyncState, ModelEvent, SyncRun
+from sync.models import EntitySyncState, ModelEvent, SyncRun, SyncVerification
 from sync.planner import EventType, Op
 from sync.target import TABLES
 
@@ -160,6 +160,11 @@ def last_success_at() -> datetime | None:
         .values_list("finished_at", flat=True)
         .first()
     )
+
+
+def last_verification() -> SyncVerification | None:
+    """The newest comparison of the target with the database (`sync_changes --verify`)."""
+    return SyncVerification.objects.order_by("-started_at", "-id").first()
 
 
 def lag_histogram(buckets: Sequence[float] = LAG_BUCKETS) -> LagHistogram:

@@ -108,6 +108,11 @@ class FullSource:
         self._steps = {step.call: step for step in steps}
         return Plan(calls=sort_calls(self._steps))
 
+    @property
+    def awaiting(self) -> set[EntityKey]:
+        """The entities whose changes wait for delivery (pending events in the snapshot)."""
+        return set(self._snap.events)
+
     def prepare(self) -> Steps:
         assert self._settle is not None, "plan first"
         _settle_what_needs_no_call(self._snap, *self._settle)

@@ -11,7 +11,7 @@ from datetime import datetime
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from sync.models import EntitySyncState, ModelEvent, SyncRun, SyncTarget
+from sync.models import EntitySyncState, ModelEvent, SyncRun, SyncTarget, SyncVerification
 from sync.planner import EntityKey, Kind, Op
 from sync.syncing.deliveries import Action, Delivery, Outcome, Result
 from sync.syncing.report import FailedEntity, SyncReport
@@ -210,6 +210,21 @@ def unpark(keys: Iterable[EntityKey]) -> None:
         EntitySyncState.objects.filter(entity_table=table, entity_pk__in=pks).update(
             parked_at=None, parked_event_id=None, attempts=0
         )
+
+
+def record_verification(
+    *, target: str, counts: dict, differences: list[dict], awaiting: int
+) -> int:
+    """Keep what a verification found, for sync_status and /metrics."""
+    total = sum(sum(by_what.values()) for by_what in counts.values())
+    return SyncVerification.objects.create(
+        target=target,
+        finished_at=timezone.now(),
+        equal=total == 0,
+        counts=counts,
+        differences=differences,
+        awaiting=awaiting,
+    ).pk
 
 
 def adopt_target(url: str) -> None:

@@ -115,16 +115,21 @@ def test_says_when_no_sync_has_run_and_nothing_failed():
 
     assert "Last sync runs\n  No sync has run yet.\n" in output
     assert "Failed entities\n  None.\n" in output
-    assert output.endswith("Target\n  None yet: the import or the first run names it.\n")
+    assert "Target\n  None yet: the import or the first run names it.\n" in output
+    assert output.endswith(
+        "Last verification\n  None yet: sync_changes --verify compares the target with the "
+        "database.\n"
+    )
 
 
 def test_names_the_target_and_the_fields_it_rewrites():
     SyncTarget.objects.create(url="http://127.0.0.1:3000", rewrites={"comment": ["email"]})
 
-    output = run_all()
+    lines = run_all().splitlines()
+    target = lines[lines.index("Target") + 1]
 
-    assert output.splitlines()[-1].startswith("  http://127.0.0.1:3000 (since ")
-    assert output.splitlines()[-1].endswith("; it rewrites comment email")
+    assert target.startswith("  http://127.0.0.1:3000 (since ")
+    assert target.endswith("; it rewrites comment email")
     document = json.loads(run_all("--json"))
     assert document["target"]["url"] == "http://127.0.0.1:3000"
     assert document["target"]["rewrites"] == {"comment": ["email"]}

@@ -1,3 +1,4 @@
+import json
 import signal
 
 from django.conf import settings
@@ -10,7 +11,7 @@ from sync.client import TargetApiClient
 from sync.errors import SyncError, SyncLocked
 from sync.following import Follower, FollowOptions
 from sync.management.arguments import entity_key, entity_problem, url_problem
-from sync.syncing import FailedEntity, SyncOptions, SyncReport, sync_changes
+from sync.syncing import FailedEntity, SyncOptions, SyncReport, sync_changes, verify_target
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -52,6 +53,18 @@ class Command(BaseCommand):
             action="store_true",
             help="with --full: delete every record of the target that the database lacks, even "
             f"more than SYNC_FULL_MAX_DELETES ({settings.SYNC_FULL_MAX_DELETES})",
+        )
+        parser.add_argument(
+            "--verify",
+            action="store_true",
+            help="compare the target with the database and say what differs; sends no call, "
+            "takes no lock, changes nothing but the record of this check (exit 1 when they "
+            "differ)",
+        )
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            help="with --verify: print the result as JSON, the differences listed (at most 100)",
         )
         parser.add_argument(
             "--follow",
@@ -99,6 +112,9 @@ class Command(BaseCommand):
                 self._follow(client, sync_options)
             finally:
                 client.close()
+            return
+        if options["verify"]:
+            self._verify(client, as_json=options["json"])
             return
         interactive = self.stdout.isatty()
         bar = tqdm(total=0, unit="call", disable=not interactive, leave=False)
@@ -178,6 +194,24 @@ class Command(BaseCommand):
             f"Stopped ({follower.stop_reason}) after {follower.runs} runs; the run lock is released"
         )
 
+    def _verify(self, client: TargetApiClient, *, as_json: bool) -> None:
+        try:
+            with client:
+                result = verify_target(client=client)
+        except SyncError as exc:
+            raise CommandError(f"Verify failed: {exc}", returncode=EXIT_FAILED) from None
+        if as_json:
+            self._say(json.dumps(result.as_dict(), indent=2))
+        else:
+            for line in result.lines():
+                self._say(line)
+        if not result.equal:
+            raise CommandError(
+                f"The target differs from the database in {result.total} records; "
+                "sync_changes --full repairs it (docs/operations.md, verifying)",
+                returncode=EXIT_FAILED,
+            )
+
     def _write_run(self, report: SyncReport) -> None:
         """A follower's run: its summary, unless it had nothing to do."""
         if report.events_pending or report.failed or report.calls_made or report.stopped_early:
@@ -212,6 +246,14 @@ class Command(BaseCommand):
             problems.append("--follow cannot go with --dry-run or --full")
         if options["retry_parked"] and options["dry_run"]:
             problems.append("--retry-parked changes the database: it cannot go with --dry-run")
+        if options["verify"] and any(
+            options[name] for name in ("full", "dry_run", "follow", "retry_parked")
+        ):
+            problems.append(
+                "--verify goes alone: not with --full, --dry-run, --follow or --retry-parked"
+            )
+        if options["json"] and not options["verify"]:
+            problems.append("--json goes with --verify")
         if options["allow_deletes"] and not options["full"]:
             problems.append("--allow-deletes goes with --full")
         if options["entity"] and not options["retry_parked"]:

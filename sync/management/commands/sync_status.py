@@ -13,7 +13,7 @@ from sync.changelog import (
     pending_summary,
     recent_runs,
 )
-from sync.models import EntitySyncState, SyncRun, SyncTarget
+from sync.models import EntitySyncState, SyncRun, SyncTarget, SyncVerification
 
 
 def format_age(age: timedelta) -> str:
@@ -58,9 +58,11 @@ class Command(BaseCommand):
         failures, failed_total = failed_entities(limit=50)
         health = monitoring.health(max_age=settings.SYNC_HEALTH_MAX_AGE, now=now)
         target = current_target()
+        verification = monitoring.last_verification()
         if options["json"]:
             document = {
                 "target": target_document(target),
+                "verification": verification_document(verification),
                 "pending": pending_document(pending),
                 "runs": [run_document(run) for run in runs],
                 "failed_entities": {
@@ -75,6 +77,7 @@ class Command(BaseCommand):
             self.write_runs(runs, now=now)
             self.write_failures(failures, failed_total)
             self.write_target(target)
+            self.write_verification(verification, now=now)
         if options["check"] and not health.ok:
             raise CommandError(
                 f"lagging: the oldest change waiting is {health.oldest_age:.0f} s old "
@@ -98,6 +101,25 @@ class Command(BaseCommand):
         if rewrites:
             line += f"; it rewrites {', '.join(rewrites)}"
         self.write_section("Target", [line])
+
+    def write_verification(self, verification: SyncVerification | None, *, now) -> None:
+        if verification is None:
+            lines = ["None yet: sync_changes --verify compares the target with the database."]
+        else:
+            when = verification.finished_at or verification.started_at
+            total = sum(sum(by_what.values()) for by_what in verification.counts.values())
+            found = "equal" if verification.equal else f"{total} differences"
+            lines = [
+                f"#{verification.pk} {when:%Y-%m-%d %H:%M:%S} ({format_age(now - when)} ago): "
+                f"{found}"
+            ]
+            lines += [
+                f"{resource}: {c['missing']} missing, {c['extra']} extra, "
+                f"{c['different']} different"
+                for resource, c in verification.counts.items()
+                if any(c.values())
+            ]
+        self.write_section("Last verification", lines)
 
     def write_pending(self, groups: list[PendingGroup]) -> None:
         if not groups:
@@ -180,6 +202,19 @@ def target_document(target: SyncTarget | None) -> dict | None:
     if target is None:
         return None
     return {"url": target.url, "adopted_at": _iso(target.adopted_at), "rewrites": target.rewrites}
+
+
+def verification_document(verification: SyncVerification | None) -> dict | None:
+    if verification is None:
+        return None
+    return {
+        "id": verification.pk,
+        "finished_at": _iso(verification.finished_at),
+        "target": verification.target,
+        "equal": verification.equal,
+        "counts": verification.counts,
+        "awaiting": verification.awaiting,
+    }
 
 
 def run_document(run: SyncRun) -> dict:

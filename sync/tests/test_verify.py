@@ -1,0 +1,130 @@
+"""sync_changes --verify: proving the target equal, read-only, without the run lock."""
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+
+from sync.locking import exclusive_run
+from sync.models import EntitySyncState, ModelEvent, SyncVerification
+from sync.tests.helpers import writes
+
+pytestmark = pytest.mark.django_db
+
+
+def verify(url: str, *args: str) -> tuple[int, str, str]:
+    out = StringIO()
+    try:
+        call_command("sync_changes", "--url", url, "--verify", *args, stdout=out)
+    except CommandError as exc:
+        return exc.returncode, out.getvalue(), str(exc)
+    return 0, out.getvalue(), ""
+
+
+def states() -> list[tuple]:
+    return sorted(EntitySyncState.objects.values_list("entity_pk", "remote_key", "delivered_hash"))
+
+
+def test_an_equal_target_exits_0_and_says_so(fake_target, seed):
+    seed(3, comments_per_post=2)
+
+    code, output, _ = verify(fake_target.url)
+
+    assert code == 0
+    assert output.splitlines()[0].startswith(f"Verified {fake_target.url} against the database")
+    assert output.splitlines()[0].endswith(": equal")
+    assert "  posts: 0 missing, 0 extra, 0 different" in output.splitlines()
+    assert SyncVerification.objects.get().equal
+
+
+def test_a_raw_sql_update_never_reaches_the_change_log_and_verify_finds_it(fake_target, seed):
+    [post, _], _ = seed(2)
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE news_post SET title = %s WHERE id = %s", ["changed in SQL", post.pk])
+    assert ModelEvent.objects.count() == 0
+
+    code, output, error = verify(fake_target.url)
+
+    assert code == 1
+    assert "  posts: 0 missing, 0 extra, 1 different" in output.splitlines()
+    assert error.startswith("The target differs from the database in 1 records;")
+    assert "--full" in error
+
+
+def test_missing_extra_and_different_records_are_counted_per_kind(fake_target, seed):
+    [kept, edited, gone], [comment, *_] = seed(3, comments_per_post=1)
+    fake_target.posts[edited.pk]["title"] = "drifted"
+    del fake_target.posts[gone.pk]
+    fake_target.comments[900] = {"id": 900, "postId": kept.pk, "name": "x", "email": "x@y.z"}
+    del fake_target.comments[comment.pk]
+
+    code, output, _ = verify(fake_target.url)
+
+    assert code == 1
+    assert "  posts: 1 missing, 0 extra, 1 different" in output.splitlines()
+    assert "  comments: 1 missing, 1 extra, 0 different" in output.splitlines()
+
+
+def test_it_sends_nothing_changes_no_state_and_takes_no_lock(fake_target, seed):
+    [post], _ = seed(1)
+    post.title = "edited"
+    post.save()
+    before = states()
+
+    with exclusive_run():  # a run holds the lock meanwhile
+        code, output, _ = verify(fake_target.url)
+
+    assert code == 1
+    assert "1 of them are changes the next run delivers (pending events)" in output
+    assert writes(fake_target) == []
+    assert states() == before
+    assert ModelEvent.objects.pending().count() == 1
+
+
+def test_json_lists_the_differences_capped(fake_target, seed):
+    seed(2)
+    fake_target.posts.update(
+        {n: {"id": n, "userId": 1, "title": "x", "body": "y"} for n in range(500, 650)}
+    )
+
+    code, output, _ = verify(fake_target.url, "--json")
+
+    document = json.loads(output)
+    assert code == 1
+    assert (document["equal"], document["total"]) == (False, 150)
+    assert document["counts"]["posts"] == {"missing": 0, "extra": 150, "different": 0}
+    assert document["listed"] == len(document["differences"]) == 100
+    assert document["differences"][0] == {
+        "kind": "post",
+        "what": "extra",
+        "entity": None,
+        "remote_id": 500,
+        "awaiting_delivery": False,
+    }
+
+
+def test_sync_status_and_metrics_show_the_last_verification(fake_target, seed, client):
+    [post], _ = seed(1)
+    fake_target.posts[post.pk]["body"] = "drifted"
+    verify(fake_target.url)
+
+    status = StringIO()
+    call_command("sync_status", stdout=status)
+    lines = status.getvalue().splitlines()
+    at = lines.index("Last verification")
+    assert lines[at + 1].endswith("ago): 1 differences")
+    assert lines[at + 2] == "  posts: 0 missing, 0 extra, 1 different"
+    metrics = client.get("/metrics").content.decode()
+    assert 'news_sync_verify_differences{kind="posts",what="different"} 1.0' in metrics
+    assert "news_sync_verify_timestamp_seconds 0.0" not in metrics
+
+
+@pytest.mark.parametrize("other", ["--full", "--dry-run", "--follow", "--retry-parked"])
+def test_verify_goes_alone(fake_target, other):
+    code, _, error = verify(fake_target.url, other)
+
+    assert code == 2
+    assert "--verify goes alone" in error
