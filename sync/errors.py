@@ -5,6 +5,7 @@ Every error the sync app raises is a SyncError, so an edge catches one hierarchy
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 
@@ -73,3 +74,16 @@ class TargetApiError(SyncError):
 
 # Answers worth trying again later: a server error or a rate limit.
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+_CALL = re.compile(r"^(?:GET|POST|PUT|PATCH|DELETE) \S+: ")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+ERROR_CLASS_WORDS = 8
+
+
+def error_class(message: str) -> str:
+    """A failure's message as failures alike share it: without the call's URL, its numbers
+    (ids, seconds) as #, its first words. `PUT http://t/posts/7: no answer within 10 s` and
+    `PUT http://t/posts/8: no answer within 10 s` are both `no answer within # s`."""
+    text = _NUMBER.sub("#", _CALL.sub("", " ".join(message.split())))
+    return " ".join(text.split()[:ERROR_CLASS_WORDS])[:120]

@@ -97,6 +97,14 @@ class EntitySyncState(models.Model):
         default=0, help_text="Runs in a row whose call for this entity failed."
     )
     last_error = models.TextField(blank=True)
+    last_status = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="HTTP status of the last failure; empty: no answer."
+    )
+    error_class = models.CharField(
+        max_length=120,
+        blank=True,
+        help_text="The last error without its URL, ids and numbers: failures alike group by it.",
+    )
     last_failed_at = models.DateTimeField(null=True, blank=True)
     parked_at = models.DateTimeField(
         null=True, blank=True, help_text="Given up after SYNC_MAX_ATTEMPTS; a new change retries."
@@ -214,3 +222,27 @@ class SyncVerification(models.Model):
 
     def __str__(self) -> str:
         return f"verification {self.pk} ({'equal' if self.equal else 'differs'})"
+
+
+class SyncDecision(models.Model):
+    """An operator's decision about failing entities, kept in the sync history: who, when, how
+    many, with which filters. `retry`: sent again; `discard`: the target keeps what it has."""
+
+    class Action(models.TextChoices):
+        RETRY = "retry", "retried"
+        DISCARD = "discard", "discarded (the target keeps what it has)"
+
+    action = models.CharField(max_length=7, choices=Action.choices)
+    actor = models.CharField(max_length=150, help_text="Who decided: a user name.")
+    decided_at = models.DateTimeField(default=timezone.now)
+    count = models.PositiveIntegerField(default=0)
+    filters = models.JSONField(default=dict, blank=True)
+    entities = models.JSONField(
+        default=list, blank=True, help_text="The first entities it applied to, as kind:id."
+    )
+
+    class Meta:
+        ordering = ["-decided_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} of {self.count} by {self.actor}"

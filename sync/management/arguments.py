@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import getpass
+import re
+from datetime import timedelta
 from urllib.parse import urlsplit
 
+from sync.changelog import ParkedFilter
 from sync.planner import EntityKey, Kind
 
 
@@ -47,3 +51,47 @@ def entity_key(value: str) -> EntityKey:
     """An entity given as KIND:ID; check it with entity_problem() first."""
     kind, _, pk = value.strip().partition(":")
     return EntityKey(Kind(kind), int(pk))
+
+
+_AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def age_problem(value: str) -> str | None:
+    """What is wrong with an age such as 30m, 2h or 7d, or None."""
+    if not _AGE.match(value.strip()):
+        return f"must be a number and a unit (s, m, h or d), e.g. 2h; got {value!r}"
+    return None
+
+
+def age(value: str) -> timedelta:
+    """An age given as 30m, 2h, 7d; check it with age_problem() first."""
+    number, unit = _AGE.match(value.strip()).groups()
+    return timedelta(seconds=float(number) * _UNITS[unit])
+
+
+def status_problem(value: str) -> str | None:
+    """What is wrong with an HTTP status given to filter on (100-599, or none), or None."""
+    text = value.strip().lower()
+    if text == "none" or (text.isdigit() and 100 <= int(text) <= 599):
+        return None
+    return f"must be an HTTP status such as 422, or none (no answer); got {value!r}"
+
+
+def parked_filter(options: dict) -> ParkedFilter:
+    """The parked entities an operator named with --kind, --status, --older-than, --entity."""
+    status = options.get("status")
+    return ParkedFilter(
+        kind=Kind(options["kind"]) if options.get("kind") else None,
+        status=None if status is None else (0 if status.strip().lower() == "none" else int(status)),
+        older_than=age(options["older_than"]) if options.get("older_than") else None,
+        entities=tuple(entity_key(v) for v in options.get("entity") or ()) or None,
+    )
+
+
+def actor() -> str:
+    """Who runs this command, as an operator decision names them: the system user."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

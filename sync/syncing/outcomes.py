@@ -11,6 +11,7 @@ from datetime import datetime
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from sync.errors import error_class
 from sync.models import EntitySyncState, ModelEvent, SyncRun, SyncTarget, SyncVerification
 from sync.planner import EntityKey, Kind, Op
 from sync.syncing.deliveries import Action, Delivery, Outcome, Result
@@ -28,6 +29,8 @@ from sync.target import (
 FAILURE_FIELDS = [
     "attempts",
     "last_error",
+    "last_status",
+    "error_class",
     "last_failed_at",
     "parked_at",
     "parked_event_id",
@@ -365,6 +368,8 @@ class OutcomeWriter:
             for pk, outcome in outcomes.items():
                 state = existing.get(pk) or EntitySyncState(entity_table=table, entity_pk=pk)
                 state.last_error = outcome.error[:2000]
+                state.last_status = outcome.http_status
+                state.error_class = error_class(outcome.error)
                 state.last_failed_at = now
                 refused_create = outcome.delivery.action is Action.POST and outcome.permanent
                 never_sent = outcome.delivery.first_post and not outcome.sent

@@ -91,7 +91,7 @@ ENTITY_FORMAT = "--entity must be post:ID or comment:ID with a positive ID, e.g.
         (["--retry-parked", "--entity", "post:abc"], ENTITY_FORMAT + "'post:abc'"),
         (["--retry-parked", "--entity", "album:5"], ENTITY_FORMAT + "'album:5'"),
         (["--retry-parked", "--entity", "comment:0"], ENTITY_FORMAT + "'comment:0'"),
-        (["--entity", "post:5"], "--entity goes with --retry-parked"),
+        (["--entity", "post:5"], "--entity goes with --retry-parked or --discard-parked"),
         (
             ["--retry-parked", "--dry-run"],
             "--retry-parked changes the database: it cannot go with --dry-run",

@@ -1,16 +1,25 @@
 import json
 import signal
+import sys
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 from tqdm import tqdm
 
-from sync.changelog import retry_parked
+from sync.changelog import ParkedFilter, discard_parked, retry_parked
 from sync.client import TargetApiClient
 from sync.errors import SyncError, SyncLocked
 from sync.following import Follower, FollowOptions
-from sync.management.arguments import entity_key, entity_problem, url_problem
+from sync.management.arguments import (
+    actor,
+    age_problem,
+    entity_problem,
+    parked_filter,
+    status_problem,
+    url_problem,
+)
+from sync.planner import Kind
 from sync.syncing import FailedEntity, SyncOptions, SyncReport, sync_changes, verify_target
 
 EXIT_FAILED = 1
@@ -82,15 +91,46 @@ class Command(BaseCommand):
             action="append",
             default=[],
             metavar="KIND:ID",
-            help="with --retry-parked: only this entity, e.g. post:5 (repeatable)",
+            help="with --retry-parked or --discard-parked: only this entity, e.g. post:5 "
+            "(repeatable)",
+        )
+        parser.add_argument(
+            "--discard-parked",
+            action="store_true",
+            help="the target keeps what it has for the parked entities (the filters narrow them): "
+            "their pending changes are dropped and they leave the failing lists; asks first",
+        )
+        parser.add_argument(
+            "--kind",
+            choices=[kind.value for kind in Kind],
+            help="with --retry-parked or --discard-parked: only posts, or only comments",
+        )
+        parser.add_argument(
+            "--status",
+            metavar="HTTP_STATUS",
+            help="with --retry-parked or --discard-parked: only those whose last failure had this "
+            "HTTP status (e.g. 422), or none (no answer)",
+        )
+        parser.add_argument(
+            "--older-than",
+            metavar="AGE",
+            help="with --retry-parked or --discard-parked: only those parked longer ago than "
+            "AGE, e.g. 30m, 2h, 7d",
+        )
+        parser.add_argument(
+            "--yes",
+            action="store_true",
+            help="with --discard-parked: do not ask",
         )
 
     def handle(self, *args, **options) -> None:
         url = (options["url"] or settings.FAKE_API_URL).rstrip("/")
         self._check_usage(url, options)
+        if options["discard_parked"]:
+            self._discard(parked_filter(options), confirmed=options["yes"])
+            return
         if options["retry_parked"]:
-            entities = [entity_key(value) for value in options["entity"]] or None
-            self._say(_unparked(retry_parked(entities=entities)))
+            self._say(_unparked(retry_parked(filters=parked_filter(options), actor=actor())))
         sync_options = SyncOptions(
             concurrency=options["concurrency"],
             batch_size=options["batch_size"],
@@ -194,6 +234,33 @@ class Command(BaseCommand):
             f"Stopped ({follower.stop_reason}) after {follower.runs} runs; the run lock is released"
         )
 
+    def _discard(self, filters: ParkedFilter, *, confirmed: bool) -> None:
+        """Ask (unless --yes), then record that the target keeps what it has for these."""
+        if not confirmed:
+            if not sys.stdin.isatty():
+                raise CommandError(
+                    "--discard-parked drops the pending changes of parked entities: confirm with "
+                    "--yes (no terminal to ask on)",
+                    returncode=EXIT_USAGE,
+                )
+            described = ", ".join(f"{k} {v}" for k, v in filters.as_dict().items()) or "all"
+            answer = input(
+                f"Discard the pending changes of the parked entities ({described})? [y/N] "
+            )
+            if answer.strip().lower() not in ("y", "yes"):
+                self._say("Nothing discarded")
+                return
+        discarded = discard_parked(filters=filters, actor=actor())
+        if not discarded:
+            self._say("No parked entities to discard")
+            return
+        named = ", ".join(str(key) for key in discarded[:20])
+        more = f" and {len(discarded) - 20} more" if len(discarded) > 20 else ""
+        self._say(
+            f"Discarded {len(discarded)} entities ({named}{more}): the target keeps what it has "
+            "for them; their next change is sent"
+        )
+
     def _verify(self, client: TargetApiClient, *, as_json: bool) -> None:
         try:
             with client:
@@ -244,6 +311,24 @@ class Command(BaseCommand):
             problems.append("--time-budget must be 0 (no limit) or more")
         if options["follow"] and (options["dry_run"] or options["full"]):
             problems.append("--follow cannot go with --dry-run or --full")
+        parked_action = options["retry_parked"] or options["discard_parked"]
+        if options["retry_parked"] and options["discard_parked"]:
+            problems.append("--retry-parked and --discard-parked: one or the other")
+        if options["discard_parked"] and any(
+            options[name] for name in ("full", "dry_run", "follow", "verify")
+        ):
+            problems.append("--discard-parked goes alone: not with --full, --dry-run or --follow")
+        for name in ("kind", "status", "older_than"):
+            if options[name] is not None and not parked_action:
+                problems.append(
+                    f"--{name.replace('_', '-')} goes with --retry-parked or --discard-parked"
+                )
+        if options["yes"] and not options["discard_parked"]:
+            problems.append("--yes goes with --discard-parked")
+        if options["status"] is not None and status_problem(options["status"]):
+            problems.append(f"--status {status_problem(options['status'])}")
+        if options["older_than"] is not None and age_problem(options["older_than"]):
+            problems.append(f"--older-than {age_problem(options['older_than'])}")
         if options["retry_parked"] and options["dry_run"]:
             problems.append("--retry-parked changes the database: it cannot go with --dry-run")
         if options["verify"] and any(
@@ -256,8 +341,8 @@ class Command(BaseCommand):
             problems.append("--json goes with --verify")
         if options["allow_deletes"] and not options["full"]:
             problems.append("--allow-deletes goes with --full")
-        if options["entity"] and not options["retry_parked"]:
-            problems.append("--entity goes with --retry-parked")
+        if options["entity"] and not parked_action:
+            problems.append("--entity goes with --retry-parked or --discard-parked")
         problems += [f"--entity {p}" for p in map(entity_problem, options["entity"]) if p]
         if problems:
             raise CommandError("; ".join(problems), returncode=EXIT_USAGE)

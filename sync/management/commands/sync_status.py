@@ -7,13 +7,16 @@ from django.utils import timezone
 
 from sync import monitoring
 from sync.changelog import (
+    FailureGroup,
     PendingGroup,
     current_target,
     failed_entities,
+    failure_groups,
     pending_summary,
+    recent_decisions,
     recent_runs,
 )
-from sync.models import EntitySyncState, SyncRun, SyncTarget, SyncVerification
+from sync.models import EntitySyncState, SyncDecision, SyncRun, SyncTarget, SyncVerification
 
 
 def format_age(age: timedelta) -> str:
@@ -44,6 +47,12 @@ class Command(BaseCommand):
             help="print the same facts, and the health figures, as one JSON document",
         )
         parser.add_argument(
+            "--failing",
+            action="store_true",
+            help="only the failing and parked entities, grouped by kind and error, with counts "
+            "and the age of the oldest failure",
+        )
+        parser.add_argument(
             "--check",
             action="store_true",
             help="exit 1 when the oldest change waiting is SYNC_HEALTH_MAX_AGE seconds old or "
@@ -52,6 +61,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         now = timezone.now()
+        if options["failing"]:
+            self.write_failing(failure_groups(), now=now, as_json=options["json"])
+            return
         # One section per concern, each a service call plus a writer; add new sections here.
         pending = pending_summary(now=now)
         runs = recent_runs(limit=5)
@@ -59,8 +71,10 @@ class Command(BaseCommand):
         health = monitoring.health(max_age=settings.SYNC_HEALTH_MAX_AGE, now=now)
         target = current_target()
         verification = monitoring.last_verification()
+        decisions = recent_decisions(limit=5)
         if options["json"]:
             document = {
+                "decisions": [decision_document(d) for d in decisions],
                 "target": target_document(target),
                 "verification": verification_document(verification),
                 "pending": pending_document(pending),
@@ -76,6 +90,7 @@ class Command(BaseCommand):
             self.write_pending(pending)
             self.write_runs(runs, now=now)
             self.write_failures(failures, failed_total)
+            self.write_decisions(decisions)
             self.write_target(target)
             self.write_verification(verification, now=now)
         if options["check"] and not health.ok:
@@ -89,6 +104,39 @@ class Command(BaseCommand):
         self.stdout.write(self.style.MIGRATE_HEADING(title))
         for line in lines:
             self.stdout.write(f"  {line}")
+
+    def write_failing(self, groups: list[FailureGroup], *, now, as_json: bool) -> None:
+        failing = sum(group.failing for group in groups)
+        parked = sum(group.parked for group in groups)
+        if as_json:
+            document = {
+                "failing": failing,
+                "parked": parked,
+                "groups": [failure_group_document(group, now=now) for group in groups],
+            }
+            self.stdout.write(json.dumps(document, indent=2))
+            return
+        title = f"Failing entities by kind and error ({failing} failing, {parked} parked)"
+        if not groups:
+            self.write_section(title, ["None."])
+            return
+        lines = [f"{'kind':<8} {'status':>6} {'failing':>7} {'parked':>6} {'oldest':>7}  error"]
+        lines += [
+            f"{group.kind.value:<8} {group.status or 'none':>6} {group.failing:>7} "
+            f"{group.parked:>6} {format_age(group.oldest_age(now)):>7}  {group.error_class}"
+            for group in groups
+        ]
+        self.write_section(title, lines)
+
+    def write_decisions(self, decisions: list[SyncDecision]) -> None:
+        if not decisions:
+            return
+        lines = [
+            f"{d.decided_at:%Y-%m-%d %H:%M:%S} {d.actor}: {d.count} {d.get_action_display()}"
+            + (f" ({_described(d.filters)})" if d.filters else "")
+            for d in decisions
+        ]
+        self.write_section("Operator decisions", lines)
 
     def write_target(self, target: SyncTarget | None) -> None:
         if target is None:
@@ -196,6 +244,33 @@ def pending_document(groups: list[PendingGroup]) -> dict:
             for group in groups
         ],
     }
+
+
+def failure_group_document(group: FailureGroup, *, now) -> dict:
+    return {
+        "kind": group.kind.value,
+        "status": group.status,
+        "error_class": group.error_class,
+        "failing": group.failing,
+        "parked": group.parked,
+        "oldest_failed_at": _iso(group.oldest_failed_at),
+        "oldest_age_seconds": _seconds(group.oldest_age(now)),
+    }
+
+
+def decision_document(decision: SyncDecision) -> dict:
+    return {
+        "action": decision.action,
+        "actor": decision.actor,
+        "decided_at": _iso(decision.decided_at),
+        "count": decision.count,
+        "filters": decision.filters,
+        "entities": decision.entities,
+    }
+
+
+def _described(filters: dict) -> str:
+    return ", ".join(f"{name} {value}" for name, value in filters.items())
 
 
 def target_document(target: SyncTarget | None) -> dict | None:
