@@ -341,7 +341,8 @@ def filterable(value: Any) -> bool:
         return False
     if not isinstance(value, str):
         return True
-    stripped = value.strip().lower()
+    # JavaScript trims a byte order mark too, where Python does not.
+    stripped = value.strip().strip("\ufeff").strip().lower()
     if stripped in ("true", "false", "null") or stripped.lstrip("+-").startswith(
         ("0x", "0o", "0b")
     ):

@@ -136,25 +136,34 @@ class SyncTarget(models.Model):
     """The target the sync state describes: its ids and mappings mean nothing on another one.
 
     One row. The import and `sync_changes --full` adopt a target; an incremental run against
-    another one is refused. `rewrites` lists, per kind, the fields the target was seen to store
-    otherwise than they were sent (a trimmed or lowercased text).
+    another one is refused, and so is one while a full run that adopted it has not gone through
+    (the sync state describes the two targets in part). `rewrites` lists, per kind, the fields
+    the target was seen to store otherwise than they were sent (a trimmed or lowercased text).
     """
 
     url = models.CharField(max_length=2000, help_text="The target's base URL, normalised.")
     adopted_at = models.DateTimeField(default=timezone.now)
+    complete = models.BooleanField(
+        default=True,
+        help_text="False while a full run that adopted it has not gone through: only --full runs.",
+    )
     rewrites = models.JSONField(
         default=dict, blank=True, help_text="Fields the target rewrites, by kind."
+    )
+    keeps_ids = models.BooleanField(
+        null=True, blank=True, help_text="Whether it keeps the ids it is sent; empty: not known."
     )
 
     def __str__(self) -> str:
         return self.url
 
     @classmethod
-    def adopt(cls, url: str) -> SyncTarget:
-        """From now on the sync state describes the target at `url`: one row, its rewrites new."""
+    def adopt(cls, url: str, *, complete: bool = True) -> SyncTarget:
+        """From now on the sync state describes the target at `url`: one row, what is known of
+        it new."""
         with transaction.atomic():
             cls.objects.all().delete()
-            return cls.objects.create(url=url)
+            return cls.objects.create(url=url, complete=complete)
 
 
 class SyncRun(models.Model):

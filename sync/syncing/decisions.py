@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 from sync.ids import comparable_id, key_of, remote_key, unique_by_id
 from sync.planner import EntityKey, Kind, Op
-from sync.syncing.deliveries import Action, Delivery, Outcome, Result, Rewrites, Steps
+from sync.syncing.deliveries import Action, Delivery, Outcome, Result, Steps, TargetTraits
 from sync.target import Record, content, holds, our_fields, rewritten_fields
 
 Deleted = Mapping[tuple[Kind, str], tuple[float, float]]
@@ -27,20 +27,21 @@ def decide(
     max_posts: int,
     claimed: Claimed = frozenset(),
     deleted: Deleted | None = None,
-    rewrites: Rewrites | None = None,
+    traits: TargetTraits | None = None,
     wait_until: float = float("inf"),
 ) -> Steps:
     """The next step for each call whose answer needs thought.
 
     `claimed`: the records (by kind and remote key) that other entities hold or may hold.
     `deleted`: the records this run has deleted, with when each DELETE was sent and answered.
-    `rewrites`: the fields the target is known to rewrite. `wait_until`: the latest moment
-    (time.monotonic()) this run may wait for a POST that may still land.
+    `traits`: what the target is known to do (the fields it rewrites, whether it keeps the ids
+    it is sent). `wait_until`: the latest moment (time.monotonic()) this run may wait for a
+    POST that may still land.
     """
-    rewrites = rewrites or Rewrites()
+    traits = traits or TargetTraits()
     next_steps = Steps()
     found = [o for o in undecided if o.result is Result.FOUND]
-    picks, again = pick(found, deleted or {}, rewrites, claimed=claimed)
+    picks, again = pick(found, deleted or {}, traits, claimed=claimed)
     for outcome in undecided:
         delivery = outcome.delivery
         wrote = delivery.wrote or delivery.action is not Action.FIND
@@ -62,7 +63,7 @@ def decide(
                 next_steps,
                 last_round=last_round,
                 max_posts=max_posts,
-                rewrites=rewrites,
+                traits=traits,
                 wait_until=wait_until,
             )
         )
@@ -72,7 +73,7 @@ def decide(
 def pick(
     found: list[Outcome],
     deleted: Deleted,
-    rewrites: Rewrites | None = None,
+    traits: TargetTraits | None = None,
     *,
     claimed: Claimed = frozenset(),
 ) -> tuple[dict[EntityKey, dict | None], set[EntityKey]]:
@@ -80,15 +81,17 @@ def pick(
     entities that must look again.
 
     Lookups run at different moments of a round, so one may miss a record another saw;
-    records of the same content are interchangeable, so each entity chooses among all of
-    them: first among the records that hold its content (texts the target is known to rewrite
-    compared normalised), then among those that hold it once every text is normalised. A
-    record under an id this run deleted is taken only if a lookup that saw it began after the
+    records of the same content are interchangeable, so each entity chooses among all of them
+    that hold its content (texts the target is known to rewrite compared normalised). Its own
+    id is preferred only on a target known to keep the ids it is sent, and not when its first
+    POST found a record already there. A record under its own id that holds its content once
+    every text is normalised (`close_candidates`) is taken only where none holds it exactly.
+    A record under an id this run deleted is taken only if a lookup that saw it began after the
     DELETE was answered (a new record under the same id: a target may give an id again). Seen
     only before the DELETE was sent, it is gone; seen while the DELETE was under way, it may be
     either, and the entities that saw it look again in the next round.
     """
-    rewrites = rewrites or Rewrites()
+    traits = traits or TargetTraits()
     picks: dict[EntityKey, dict | None] = {}
     again: set[EntityKey] = set()
     for kind in Kind:
@@ -98,7 +101,6 @@ def pick(
         # Each id as the newest lookup saw it: an id given again holds another record.
         newest_first = sorted(of_kind, key=lambda o: o.sent_at, reverse=True)
         pool = unique_by_id(record for o in newest_first for record in o.candidates)
-        close_pool = unique_by_id(record for o in newest_first for record in o.close_candidates)
         gone, unsure = _deleted_records(kind, of_kind, deleted)
         again |= {
             o.delivery.entity
@@ -107,15 +109,34 @@ def pick(
         }
         taken = set(claimed) | {(kind, ident) for ident in gone | unsure}
         deciding = [o for o in of_kind if o.delivery.entity not in again]
-        rewritten = rewrites.of(kind)
+        rewritten = traits.rewrites(kind)
+        holding = {
+            o.delivery.entity: tuple(
+                r
+                for r in pool
+                if any(holds(r, c, rewritten=rewritten) for c in _contents(o.delivery))
+            )
+            for o in deciding
+        }
+        # A record under another entity's own id, holding what that entity sent, may be its:
+        # left to it (as claimed_records does across rounds).
+        reserved = {
+            remote_key(o.delivery.entity.pk): o.delivery.entity
+            for o in deciding
+            if not o.own_id_taken
+            and any(
+                key_of(r) == remote_key(o.delivery.entity.pk) for r in holding[o.delivery.entity]
+            )
+        }
         exact = [
             Candidates(
                 o.delivery.entity,
-                o.delivery.entity.pk,
+                o.delivery.entity.pk if traits.keeps_ids and not o.own_id_taken else None,
                 tuple(
                     r
-                    for r in pool
-                    if any(holds(r, c, rewritten=rewritten) for c in _contents(o.delivery))
+                    for r in holding[o.delivery.entity]
+                    if reserved.get(key_of(r), o.delivery.entity) == o.delivery.entity
+                    and not (o.own_id_taken and key_of(r) == remote_key(o.delivery.entity.pk))
                 ),
             )
             for o in deciding
@@ -123,20 +144,12 @@ def pick(
         first = pick_records(exact, taken)
         picks.update(first)
         close = [
-            Candidates(
-                o.delivery.entity,
-                o.delivery.entity.pk,
-                tuple(
-                    r
-                    for r in (*pool, *close_pool)
-                    if any(holds(r, c, loose=True) for c in _contents(o.delivery))
-                ),
-            )
+            Candidates(o.delivery.entity, o.delivery.entity.pk, o.close_candidates)
             for o in deciding
-            if first.get(o.delivery.entity) is None
+            if first.get(o.delivery.entity) is None and o.close_candidates
         ]
         if close:
-            second = pick_records(close, taken | taken_by(first))
+            second = pick_records(close, taken | taken_by(first), own_id_only=True)
             picks.update({key: record for key, record in second.items() if record is not None})
     return picks, again
 
@@ -205,7 +218,7 @@ def _after_lookup(
     *,
     last_round: bool,
     max_posts: int,
-    rewrites: Rewrites,
+    traits: TargetTraits,
     wait_until: float,
 ) -> list[Outcome]:
     """What follows a lookup by content: a step for the next round, or a final outcome."""
@@ -226,6 +239,13 @@ def _after_lookup(
             )
         )
         return []
+    if picked is None and traits.version > outcome.traits_version and not last_round:
+        # More became known of the target after this lookup was sent (a rewrite, that it keeps
+        # the ids it is sent): look again with it.
+        next_steps.to_send.append(
+            replace(delivery, action=Action.FIND, sought=_contents(delivery), wrote=wrote)
+        )
+        return []
     if delivery.call.op is Op.DELETE:
         if picked is None:  # nothing of it on the target
             return [Outcome(delivery, Result.DONE, sent=False, no_call=not wrote)]
@@ -237,13 +257,13 @@ def _after_lookup(
     if picked is not None:
         adopted = {**record, "id": picked["id"]}
         stored = our_fields(kind, {**picked, "id": picked["id"]})
-        sent = _sent_content(delivery, picked, rewrites.of(kind))
+        sent = _sent_content(delivery, picked, traits.rewrites(kind))
         rewritten = frozenset(rewritten_fields(kind, sent, picked)) if sent else frozenset()
-        if holds(picked, record, rewritten=rewrites.of(kind)) or (
+        if holds(picked, record, rewritten=traits.rewrites(kind)) or (
             sent is not None and content(sent) == content(record)
         ):
             # The target holds our record, as it stores what it is sent.
-            rewrites.learn(kind, rewritten)
+            traits.learn_rewrites(kind, rewritten)
             return [
                 Outcome(
                     delivery,
@@ -256,7 +276,7 @@ def _after_lookup(
                 )
             ]
         # Ours, with an older content: make it equal. The PUT is the create's one call.
-        rewrites.learn(kind, rewritten)
+        traits.learn_rewrites(kind, rewritten)
         next_steps.to_send.append(
             Delivery(delivery.call, Action.PUT, remote_id=picked["id"], record=adopted, wrote=True)
         )
@@ -303,35 +323,42 @@ def _unresolved(outcome: Outcome, *, landed: bool) -> Outcome:
 
 @dataclass(frozen=True)
 class Candidates:
-    """An entity whose create may have landed: the id its POST carried, the records that may be
-    its own."""
+    """An entity whose create may have landed: the records that may be its own, and its own id
+    where a record under it is likely its own (None elsewhere)."""
 
     key: EntityKey
-    own_id: int
+    own_id: int | None
     records: tuple[Record, ...]
 
 
 def pick_records(
-    lookups: Sequence[Candidates], claimed: Iterable[tuple[Kind, str]]
+    lookups: Sequence[Candidates],
+    claimed: Iterable[tuple[Kind, str]],
+    *,
+    own_id_only: bool = False,
 ) -> dict[EntityKey, Record | None]:
     """Give each entity at most one of its candidates, never one that another entity holds.
 
-    `claimed` are the records other entities are known to hold. Entities whose own id is among
-    their candidates take that record first (a target that keeps the ids it is sent); the others
-    then take the newest record still free, in entity order: on a target that picks its own
-    ids, records it held before ours came earlier (lower ids, or earlier in its list). Records
-    with the same content are interchangeable, so this never leaves a duplicate behind when each
-    has its copy.
+    `claimed` are the records other entities are known to hold. Entities with an own id (a
+    target that keeps the ids it is sent) among their candidates take that record first; the
+    others then take the newest record still free, in entity order: on a target that picks its
+    own ids, records it held before ours came earlier (lower ids, or earlier in its list).
+    Records with the same content are interchangeable, so this never leaves a duplicate behind
+    when each has its copy. With `own_id_only`, only a record under the own id is taken.
     """
     taken: Claimed = set(claimed)
     picked: dict[EntityKey, Record | None] = {lookup.key: None for lookup in lookups}
     for lookup in lookups:
+        if lookup.own_id is None:
+            continue
         for record in lookup.records:
             ident = (lookup.key.kind, key_of(record))
             if ident[1] == remote_key(lookup.own_id) and ident not in taken:
                 picked[lookup.key] = record
                 taken.add(ident)
                 break
+    if own_id_only:
+        return picked
     for lookup in sorted(lookups, key=lambda lookup: lookup.key):
         if picked[lookup.key] is not None:
             continue

@@ -144,6 +144,10 @@ class Outcome:
     acknowledged: Record | None = None
     # Fields the target was seen to store otherwise than they were sent.
     rewritten: frozenset[str] = frozenset()
+    # FOUND: the record under the entity's own id was there before its first POST.
+    own_id_taken: bool = False
+    # FOUND: what was known of the target when the lookup was sent (TargetTraits.version).
+    traits_version: int = 0
 
     @property
     def ok(self) -> bool:
@@ -167,27 +171,42 @@ class Steps:
     settled: list[Outcome] = field(default_factory=list)
 
 
-class Rewrites:
-    """The fields the target rewrites, by kind: known when a run starts, and learned as its
-    answers show them (any worker thread may learn)."""
+class TargetTraits:
+    """What the target is known to do: the fields it rewrites, by kind, and whether it keeps the
+    ids it is sent. Known when a run starts, and learned as its answers show them (any worker
+    thread may learn); `version` counts what was learned."""
 
-    def __init__(self, known: Mapping[str, Iterable[str]] | None = None) -> None:
-        known = known or {}
-        self._fields = {kind: frozenset(known.get(kind.value, ())) for kind in Kind}
+    def __init__(
+        self, rewrites: Mapping[str, Iterable[str]] | None = None, keeps_ids: bool | None = None
+    ) -> None:
+        rewrites = rewrites or {}
+        self._fields = {kind: frozenset(rewrites.get(kind.value, ())) for kind in Kind}
+        self.keeps_ids = keeps_ids
         self._lock = threading.Lock()
         self.changed = False
+        self.version = 0
 
-    def of(self, kind: Kind) -> frozenset[str]:
+    def rewrites(self, kind: Kind) -> frozenset[str]:
         return self._fields[kind]
 
-    def learn(self, kind: Kind, fields: Iterable[str]) -> None:
+    def learn_rewrites(self, kind: Kind, fields: Iterable[str]) -> None:
         new = frozenset(fields) - self._fields[kind]
         if new:
             with self._lock:
                 self._fields[kind] = self._fields[kind] | new
                 self.changed = True
+                self.version += 1
 
-    def as_json(self) -> dict[str, list[str]]:
+    def learn_ids(self, *, kept: bool) -> None:
+        """A create was answered with an id: the one it was sent (kept), or another."""
+        if self.keeps_ids is not kept:
+            with self._lock:
+                # Once seen picking its own, the target is never again taken to keep ours.
+                self.keeps_ids = kept if self.keeps_ids is None else False
+                self.changed = True
+                self.version += 1
+
+    def rewrites_json(self) -> dict[str, list[str]]:
         return {kind.value: sorted(fields) for kind, fields in self._fields.items() if fields}
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from sync.ids import comparable_id, key_of, remote_key
 from sync.planner import EntityKey, Kind
-from sync.syncing.deliveries import Snapshot, SyncState
+from sync.syncing.deliveries import Snapshot, SyncState, TargetTraits
 from sync.target import ID_FIELDS, Record, holds, our_fields, record_hash
 
 
@@ -58,15 +58,15 @@ def holds_already(
     )
 
 
-def diff(snap: Snapshot, remote: dict[Kind, list[Record]]) -> Diff:
+def diff(snap: Snapshot, remote: dict[Kind, list[Record]], traits: TargetTraits) -> Diff:
     """Who holds which of the target's records.
 
     Mapped entities hold the record under their remote id. An entity whose create is
-    unconfirmed holds the record under its own id only if that record holds what it sent (a
-    target that keeps the ids it is sent); otherwise it is looked for by its content. Other
-    rows without a mapping are taken to be under their own id, as the import keeps ids; one
-    whose own id another entity holds is a clash, to be created. Records nobody holds, and
-    that hold no unconfirmed create's content, are foreign.
+    unconfirmed holds the record under its own id only on a target known to keep the ids it is
+    sent, and if that record holds what it sent; otherwise it is looked for by its content.
+    Other rows without a mapping are taken to be under their own id, as the import keeps ids;
+    one whose own id another entity holds is a clash, to be created. Records nobody holds, and
+    that hold no unconfirmed create's content (as the target is known to store it), are foreign.
     """
     diff = Diff()
     by_key: dict[tuple[Kind, str], Record] = {}
@@ -89,8 +89,9 @@ def diff(snap: Snapshot, remote: dict[Kind, list[Record]]) -> Diff:
         if known is not None and known.unconfirmed:
             contents = contents_of(entity, snap)
             record = by_key.get(slot)
-            own = record is not None and slot not in diff.owner
-            if own and any(holds(record, wanted) for wanted in contents):
+            own = record is not None and slot not in diff.owner and traits.keeps_ids
+            rewritten = traits.rewrites(entity.kind)
+            if own and any(holds(record, w, rewritten=rewritten) for w in contents):
                 diff.owner[slot] = entity
             else:
                 diff.lookups.append(entity)
@@ -108,7 +109,8 @@ def diff(snap: Snapshot, remote: dict[Kind, list[Record]]) -> Diff:
         sought = [
             wanted for entity, contents in unconfirmed if entity.kind is kind for wanted in contents
         ]
-        if any(holds(record, wanted, loose=True) for wanted in sought):
+        rewritten = traits.rewrites(kind)
+        if any(holds(record, wanted, rewritten=rewritten) for wanted in sought):
             continue  # maybe an unconfirmed create's: its lookup decides
         diff.foreign.append((kind, record))
     return diff

@@ -7,16 +7,17 @@ import time
 from collections.abc import Mapping
 from dataclasses import replace
 
-from sync.client import TargetApiClient, filterable
+from sync.client import TargetApiClient
 from sync.errors import TargetApiError
 from sync.ids import unique_by_id
-from sync.syncing.deliveries import Action, Delivery, Outcome, Record, Result, Rewrites
+from sync.syncing.deliveries import Action, Delivery, Outcome, Record, Result, TargetTraits
 from sync.target import (
-    FIXED_FIELDS,
     acknowledged,
     content,
+    holds,
     our_fields,
     readable_id,
+    remote_key,
     rewritten_fields,
 )
 
@@ -67,11 +68,11 @@ class Dispatcher:
         self,
         client: TargetApiClient,
         stop: StopSignal,
-        rewrites: Rewrites | None = None,
+        traits: TargetTraits | None = None,
     ) -> None:
         self.client = client
         self.stop = stop
-        self.rewrites = rewrites or Rewrites()
+        self.traits = traits or TargetTraits()
         self._lock = threading.Lock()
         self._unreachable_in_a_row = 0
 
@@ -97,7 +98,8 @@ class Dispatcher:
                 Result.FAILED,
                 error=str(exc),
                 http_status=exc.status,
-                permanent=not exc.transient,
+                # A failed lookup says nothing of the entity's own writes: never counted.
+                permanent=not exc.transient and delivery.action is not Action.FIND,
                 sent_at=sent_at,
                 answered_at=time.monotonic(),
             )
@@ -144,10 +146,16 @@ class Dispatcher:
                 # The target may still be working on it: a lookup now could miss it, and a
                 # second POST would then duplicate it. The flag stays; the next run looks.
                 return Outcome(delivery, Result.FAILED, error=f"{exc}; looked for on the next run")
-            # The POST may have landed: look for it now; the run decides whose it is.
+            # The POST may have landed: look for it now; the run decides whose it is. A first
+            # POST answered "duplicate id" met a record that was there before it: not ours.
+            taken = delivery.first_post and "duplicate" in exc.body.lower()
             try:
                 return self._find(
-                    delivery, (delivery.record,), error=str(exc), write_status=exc.status
+                    delivery,
+                    (delivery.record,),
+                    error=str(exc),
+                    write_status=exc.status,
+                    own_id_taken=taken,
                 )
             except TargetApiError as lookup:
                 # No answer of the POST's own: nothing here counts towards parking.
@@ -161,10 +169,16 @@ class Dispatcher:
                 f"({_shown(answer.get('id'))}): looked for by its content"
             )
             landed = replace(delivery, landed=True)
+            # What it says it stored still tells how it stores it.
+            kind = delivery.entity.kind
+            stored = acknowledged(kind, delivery.record, answer)
+            self.traits.learn_rewrites(kind, rewritten_fields(kind, delivery.record, stored))
             try:
                 return self._find(landed, (delivery.record,), error=error, write_status=201)
             except TargetApiError as lookup:
                 return Outcome(landed, Result.FAILED, error=f"{error}; the lookup failed: {lookup}")
+        kept = remote_key(remote_id) == remote_key(delivery.record.get("id", ""))
+        self.traits.learn_ids(kept=kept)
         return self._done(delivery, {**delivery.record, "id": remote_id}, answer, http_status=201)
 
     def _done(
@@ -174,7 +188,7 @@ class Dispatcher:
         kind = delivery.entity.kind
         stored = acknowledged(kind, record, answer)
         rewritten = frozenset(rewritten_fields(kind, record, stored))
-        self.rewrites.learn(kind, rewritten)
+        self.traits.learn_rewrites(kind, rewritten)
         return Outcome(
             delivery,
             Result.DONE,
@@ -187,27 +201,29 @@ class Dispatcher:
     def _find(
         self,
         delivery: Delivery,
-        lookups,
+        sought,
         *,
         error: str = "",
         write_status: int | None = None,
+        own_id_taken: bool = False,
     ) -> Outcome:
-        """Look for the records holding these contents; failing that, for records that hold
-        them once texts are normalised (a target that trims or lowercases what it stores),
-        among those with the same fixed fields (the post's user, the comment's post)."""
+        """Look for the records holding these contents (the fields the target is known to
+        rewrite compared normalised). Finding none on a target known to keep the ids it is
+        sent, look at the record under the entity's own id: taken if it holds the content once
+        texts are normalised (a rewrite not seen before)."""
         kind = delivery.entity.kind
-        rewritten = self.rewrites.of(kind)
+        traits_version = self.traits.version
+        rewritten = self.traits.rewrites(kind)
         sent_at = time.monotonic()
-        contents = unique_contents(lookups)
+        contents = unique_contents(sought)
         found: list[Record] = []
         for wanted in contents:
             found += self.client.find(delivery.resource, wanted, rewritten=rewritten)
         close: list[Record] = []
-        if not found:
-            fixed = FIXED_FIELDS[kind]
-            for wanted in contents:
-                if any(name in wanted and filterable(wanted[name]) for name in fixed):
-                    close += self.client.find(delivery.resource, wanted, filters=fixed, loose=True)
+        if not found and self.traits.keeps_ids and not own_id_taken:
+            record = self.client.get(delivery.resource, delivery.entity.pk)
+            if record is not None and any(holds(record, w, loose=True) for w in contents):
+                close.append(record)
         return Outcome(
             delivery,
             Result.FOUND,
@@ -218,6 +234,8 @@ class Dispatcher:
             sent_at=sent_at,
             answered_at=time.monotonic(),
             write_status=write_status,
+            own_id_taken=own_id_taken,
+            traits_version=traits_version,
         )
 
     def _count(self, exc: TargetApiError | None) -> None:

@@ -23,7 +23,7 @@ from sync.errors import FullRunRefused
 from sync.ids import key_of
 from sync.planner import Call, EntityKey, Kind, Op, Plan, plan_full, sort_calls
 from sync.syncing import diffing, loading, outcomes
-from sync.syncing.deliveries import Action, Delivery, Rewrites, Snapshot, Steps
+from sync.syncing.deliveries import Action, Delivery, Outcome, Result, Snapshot, Steps, TargetTraits
 from sync.syncing.report import FailedEntity, PlannedCall, SyncOptions
 from sync.target import (
     Record,
@@ -45,12 +45,12 @@ class FullSource:
         *,
         client: TargetApiClient,
         options: SyncOptions,
-        rewrites: Rewrites,
+        traits: TargetTraits,
         settle_time: float,
     ) -> None:
         self.client = client
         self.options = options
-        self.rewrites = rewrites
+        self.traits = traits
         self.settle_time = settle_time
         self.events_pending = 0
         self.planned: tuple[PlannedCall, ...] = ()
@@ -66,7 +66,7 @@ class FullSource:
         snap = self._snap = loading.read_snapshot()
         self.events_pending = sum(len(ids) for ids in snap.events.values())
         remote = {kind: self.client.list(kind.resource) for kind in Kind}
-        diff = diffing.diff(snap, remote)
+        diff = diffing.diff(snap, remote, self.traits)
         remote_by_key = {
             (kind, key): record
             for kind, records in remote.items()
@@ -81,11 +81,7 @@ class FullSource:
         steps += [_lookup_step(key, snap, until.get(key.pk, 0.0)) for key in diff.lookups]
         # A row whose own id another entity holds on the target is not there yet: create it.
         steps += [
-            Delivery(
-                Call(Op.CREATE, key, tuple(snap.events.get(key, ()))),
-                Action.POST,
-                record={**snap.records[key], "id": key.pk},
-            )
+            _create_step(Call(Op.CREATE, key, tuple(snap.events.get(key, ()))), snap)
             for key in sorted(diff.clashes)
         ]
         foreign = _foreign_steps(diff)
@@ -119,7 +115,7 @@ class FullSource:
         return Steps()
 
     def first_steps(self, calls: tuple[Call, ...]) -> Steps:
-        return Steps(to_send=_with_current_posts([self._steps[c] for c in calls], self._snap))
+        return _with_current_posts([self._steps[c] for c in calls], self._snap)
 
     def _sides(
         self, diff: diffing.Diff, remote_by_key: dict[tuple[Kind, str], Record]
@@ -141,7 +137,7 @@ class FullSource:
                 record,
                 snap.records[entity],
                 snap.states.get(entity),
-                self.rewrites.of(entity.kind),
+                self.traits.rewrites(entity.kind),
             ):
                 theirs[entity] = local[entity]
         return local, theirs
@@ -193,8 +189,17 @@ def _step(call: Call, snap: Snapshot) -> Delivery:
         return Delivery(entity_call, Action.DELETE, remote_id=remote_id)
     record = snap.records[key]
     if call.op is Op.CREATE:
-        return Delivery(entity_call, Action.POST, record={**record, "id": key.pk})
+        return _create_step(entity_call, snap)
     return Delivery(entity_call, Action.PUT, remote_id=remote_id, record=record)
+
+
+def _create_step(call: Call, snap: Snapshot) -> Delivery:
+    """A POST; its first one unless an earlier POST of it may have landed, so that, never sent,
+    its create flag is lifted again."""
+    known = snap.states.get(call.key)
+    record = {**snap.records[call.key], "id": call.key.pk}
+    first = known is None or not known.unconfirmed
+    return Delivery(call, Action.POST, record=record, first_post=first)
 
 
 def _refusal(foreign: list[Delivery], cap: int) -> str:
@@ -239,16 +244,21 @@ def _settle_what_needs_no_call(
     )
 
 
-def _with_current_posts(steps: list[Delivery], snap: Snapshot) -> list[Delivery]:
-    """Comments carry their post's id on the target as it is now (a post may be new)."""
+def _with_current_posts(steps: list[Delivery], snap: Snapshot) -> Steps:
+    """Comments carry their post's id on the target as it is now (a post may be new); one whose
+    post is not on the target (its create failed) is held back, not sent to fail."""
     comments = [s for s in steps if s.entity.kind is Kind.COMMENT and s.record is not None]
     if not comments:
-        return steps
+        return Steps(to_send=steps)
     post_ids = loading.post_remote_ids_of(snap.post_of[s.entity] for s in comments)
-    current = []
+    ready = Steps()
     for step in steps:
         post_pk = snap.post_of.get(step.entity)
-        if step in comments and post_pk in post_ids:
+        if step in comments and post_pk not in post_ids:
+            error = f"held back: post {post_pk} is not on the target"
+            ready.settled.append(Outcome(step, Result.FAILED, error=error, sent=False))
+            continue
+        if step in comments:
             step = replace(step, record={**step.record, "postId": post_ids[post_pk]})
-        current.append(step)
-    return current
+        ready.to_send.append(step)
+    return ready

@@ -14,7 +14,7 @@ from django.utils import timezone
 from sync.errors import error_class
 from sync.models import EntitySyncState, ModelEvent, SyncRun, SyncTarget, SyncVerification
 from sync.planner import EntityKey, Kind, Op
-from sync.syncing.deliveries import Action, Delivery, Outcome, Result
+from sync.syncing.deliveries import Action, Delivery, Outcome, Result, TargetTraits
 from sync.syncing.report import FailedEntity, SyncReport
 from sync.target import (
     TABLES,
@@ -230,14 +230,21 @@ def record_verification(
     ).pk
 
 
-def adopt_target(url: str) -> None:
-    """From now on the sync state describes the target at `url`."""
-    SyncTarget.adopt(url)
+def adopt_target(url: str, *, complete: bool = True) -> None:
+    """From now on the sync state describes the target at `url`; in part while not `complete`."""
+    SyncTarget.adopt(url, complete=complete)
 
 
-def save_rewrites(rewrites: dict[str, list[str]]) -> None:
-    """Remember the fields the target rewrites, for later runs' lookups and comparisons."""
-    SyncTarget.objects.update(rewrites=rewrites)
+def target_complete(url: str, traits: TargetTraits) -> None:
+    """A full run to `url` went through: the sync state describes it whole."""
+    SyncTarget.objects.filter(url=url).update(
+        complete=True, rewrites=traits.rewrites_json(), keeps_ids=traits.keeps_ids
+    )
+
+
+def save_traits(traits: TargetTraits) -> None:
+    """Remember what the target was seen to do, for later runs' lookups and comparisons."""
+    SyncTarget.objects.update(rewrites=traits.rewrites_json(), keeps_ids=traits.keeps_ids)
 
 
 class OutcomeWriter:
@@ -371,7 +378,13 @@ class OutcomeWriter:
                 state.last_status = outcome.http_status
                 state.error_class = error_class(outcome.error)
                 state.last_failed_at = now
-                refused_create = outcome.delivery.action is Action.POST and outcome.permanent
+                # A create the target refused (not one it answered without an id: that one
+                # landed, and is looked for again).
+                refused_create = (
+                    outcome.delivery.action is Action.POST
+                    and outcome.permanent
+                    and not outcome.delivery.landed
+                )
                 never_sent = outcome.delivery.first_post and not outcome.sent
                 if never_sent or (refused_create and outcome.delivery.call.op is Op.CREATE):
                     # The target answered, so a create it refused is not waiting there; a

@@ -72,8 +72,8 @@ class Runner:
         # (never, if it failed): a lookup may have seen one before it went (decisions.pick
         # tells them apart).
         self.deleted: dict[tuple[Kind, str], tuple[float, float]] = {}
-        # The fields the target rewrites are saved as they are learned (the target is ours).
-        self.save_rewrites = False
+        # What the target is seen to do is saved as it is learned (when the target is ours).
+        self.save_traits = False
         self._buffer: list[Outcome] = []
         self._last_flush = time.monotonic()
 
@@ -161,7 +161,7 @@ class Runner:
                 last_round=round_number == last_round,
                 max_posts=self.max_posts,
                 deleted=self.deleted,
-                rewrites=self.dispatcher.rewrites,
+                traits=self.dispatcher.traits,
                 wait_until=self.guard.stop.deadline or math.inf,
             )
             self._record(steps.settled)
@@ -238,8 +238,8 @@ class Runner:
     def _flush(self) -> None:
         buffered, self._buffer = self._buffer, []
         self._last_flush = time.monotonic()
-        rewrites = self.dispatcher.rewrites
-        if not (buffered or rewrites.changed):
+        traits = self.dispatcher.traits
+        if not (buffered or traits.changed):
             return
         if not self.guard.may_record():
             # Nothing is recorded without the lock: the next run repeats these safely.
@@ -248,9 +248,9 @@ class Runner:
                 for o in buffered
             ]
             return
-        if rewrites.changed and self.save_rewrites:
-            rewrites.changed = False
-            outcomes.save_rewrites(rewrites.as_json())
+        if traits.changed and self.save_traits:
+            traits.changed = False
+            outcomes.save_traits(traits)
         self.writer.write(buffered)
 
     def _not_sent(self, calls: Iterable[Call]) -> None:

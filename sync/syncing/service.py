@@ -11,7 +11,7 @@ from sync.errors import TargetChanged
 from sync.locking import RunLock, exclusive_run
 from sync.models import SyncRun, SyncTarget
 from sync.syncing import loading, outcomes
-from sync.syncing.deliveries import Rewrites, Source
+from sync.syncing.deliveries import Source, TargetTraits
 from sync.syncing.dispatch import Dispatcher, StopSignal
 from sync.syncing.full import FullSource
 from sync.syncing.guard import RunGuard
@@ -47,17 +47,22 @@ def sync_changes(
         url = canonical_url(client.base_url)
         target = loading.the_target()
         same = target is not None and target.url == url
-        if not (same or target is None or full):
-            raise TargetChanged(_changed(target, url))
+        if not full:
+            _check_target(target, url)
         if options.time_budget:
             guard.stop.deadline = started + options.time_budget
             guard.stop.budget = options.time_budget
         report = SyncReport(mode="full" if full else "incremental", dry_run=dry_run, target=url)
-        rewrites = Rewrites(target.rewrites if same else None)
+        traits = TargetTraits(target.rewrites, target.keeps_ids) if same else TargetTraits()
         if not dry_run:
             report.run_id = outcomes.start_run(
                 full=full, target=url, unfinished=loading.unfinished_runs()
             )
+            if full and not same:
+                # From its first write on, the sync state describes the new target (in part, when
+                # it described another: only a full run to it, or back, may run until one goes
+                # through).
+                outcomes.adopt_target(url, complete=target is None)
         writer = outcomes.OutcomeWriter(
             report=report,
             max_attempts=options.max_attempts,
@@ -66,7 +71,7 @@ def sync_changes(
         source: Source
         if full:
             source = FullSource(
-                client=client, options=options, rewrites=rewrites, settle_time=client.timeout
+                client=client, options=options, traits=traits, settle_time=client.timeout
             )
         else:
             source = IncrementalSource(
@@ -76,7 +81,7 @@ def sync_changes(
             )
         runner = Runner(
             source=source,
-            dispatcher=Dispatcher(client, guard.stop, rewrites),
+            dispatcher=Dispatcher(client, guard.stop, traits),
             writer=writer,
             guard=guard,
             options=options,
@@ -86,14 +91,20 @@ def sync_changes(
             on_planned=on_planned or (lambda total: None),
             on_progress=on_progress or (lambda done: None),
         )
-        runner.save_rewrites = same
+        runner.save_traits = same or (full and not dry_run)
         try:
             runner.execute()
         except BaseException as exc:
             _finish(report, guard, SyncRun.Status.FAILED, error=str(exc))
             raise
-        if not (dry_run or guard.lock_lost or same):
-            _adopt(report, rewrites, first=target is None and runner.answered > 0, full=full)
+        if not (dry_run or guard.lock_lost):
+            if full and not report.stopped_early:
+                outcomes.target_complete(url, traits)  # the full run went through
+                report.adopted_target = target is not None and not same
+            elif target is None and runner.answered:
+                # The first run that reached a target (no import named one) names it.
+                outcomes.adopt_target(url)
+                outcomes.save_traits(traits)
         status = SyncRun.Status.SUCCEEDED if report.ok else SyncRun.Status.PARTIAL
         _finish(report, guard, status)
         report.duration = time.monotonic() - started
@@ -105,21 +116,22 @@ def sync_changes(
         return execute(held)
 
 
-def _changed(target: SyncTarget, url: str) -> str:
-    return (
-        f"The sync state describes the target {target.url}, not {url}: its ids there mean "
-        "nothing here, so nothing was sent. Check the URL; to move to this target, run "
-        f"sync_changes --full --url {url} (it compares the whole target and adopts it)"
-    )
-
-
-def _adopt(report: SyncReport, rewrites: Rewrites, *, first: bool, full: bool) -> None:
-    """The first run that reached a target names it (when no import did); a full run that went
-    through makes another target hold our records: it adopts that one."""
-    if first or (full and not report.stopped_early):
-        outcomes.adopt_target(report.target)
-        outcomes.save_rewrites(rewrites.as_json())
-        report.adopted_target = not first
+def _check_target(target: SyncTarget | None, url: str) -> None:
+    """An incremental run sends only to the target the sync state describes, whole."""
+    if target is None:
+        return
+    if target.url != url:
+        raise TargetChanged(
+            f"The sync state describes the target {target.url}, not {url}: its ids there mean "
+            "nothing here, so nothing was sent. Check the URL; to move to this target, run "
+            f"sync_changes --full --url {url} (it compares the whole target and adopts it)"
+        )
+    if not target.complete:
+        raise TargetChanged(
+            f"A full run to {url} began and did not go through, so the sync state describes it "
+            f"only in part; nothing was sent. Run sync_changes --full --url {url} again (or "
+            "--full to the URL before, to go back)"
+        )
 
 
 def _finish(report: SyncReport, guard: RunGuard, status: str, *, error: str = "") -> None:

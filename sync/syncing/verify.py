@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from sync.client import TargetApiClient, canonical_url
 from sync.planner import Kind, Op
 from sync.syncing import loading, outcomes
-from sync.syncing.deliveries import Rewrites
+from sync.syncing.deliveries import TargetTraits
 from sync.syncing.full import FullSource
 from sync.syncing.report import SyncOptions
 
@@ -72,11 +72,11 @@ def verify_target(*, client: TargetApiClient, limit: int = 100) -> Verification:
     started = time.monotonic()
     url = canonical_url(client.base_url)
     target = loading.the_target()
-    known = target.rewrites if target is not None and target.url == url else None
+    same = target is not None and target.url == url
     source = FullSource(
         client=client,
         options=SyncOptions(max_foreign_deletes=None),
-        rewrites=Rewrites(known),
+        traits=TargetTraits(target.rewrites, target.keeps_ids) if same else TargetTraits(),
         settle_time=0.0,
     )
     source.plan(dry_run=True)

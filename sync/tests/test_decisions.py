@@ -11,7 +11,7 @@ import pytest
 
 from sync.planner import Call, EntityKey, Kind, Op
 from sync.syncing.decisions import decide
-from sync.syncing.deliveries import Action, Delivery, Outcome, Result, Rewrites
+from sync.syncing.deliveries import Action, Delivery, Outcome, Result, TargetTraits
 
 OURS = {"userId": 1, "title": "ours", "body": "b"}
 POST_7 = EntityKey(Kind.POST, 7)
@@ -23,9 +23,11 @@ def found(
     sought: tuple[dict, ...] = (OURS,),
     close: tuple[dict, ...] = (),
     sent_at: float = 10.0,
+    own_id_taken: bool = False,
     **delivery,
 ) -> Outcome:
-    """A lookup of post 7 that found `records` (and `close` ones, texts normalised)."""
+    """A lookup of post 7 that found `records` (and `close` ones: its own id's, texts
+    normalised)."""
     record = {**OURS, "id": 7} if op is Op.CREATE else None
     return Outcome(
         Delivery(Call(op, POST_7), Action.FIND, record=record, sought=sought, **delivery),
@@ -34,6 +36,7 @@ def found(
         close_candidates=close,
         sent_at=sent_at,
         answered_at=sent_at + 0.1,
+        own_id_taken=own_id_taken,
     )
 
 
@@ -42,10 +45,20 @@ def rec(ident, **fields) -> dict:
 
 
 CASES = {
-    "its own id among copies of its content is taken, with no call": (
+    "its own id among copies of its content is taken, on a target that keeps ids": (
         found(rec(9), rec(7)),
-        {},
+        {"keeps_ids": True},
         ("settled", Result.DONE, 7),
+    ),
+    "not on a target not known to keep them: the newest copy": (
+        found(rec(7), rec(9)),
+        {},
+        ("settled", Result.DONE, 9),
+    ),
+    "nor when its first POST met a record already under its id": (
+        found(rec(7), rec(5), own_id_taken=True),
+        {"keeps_ids": True},
+        ("settled", Result.DONE, 5),
     ),
     "the newest free copy on a target that picks its own ids": (
         found(rec(3), rec(8)),
@@ -59,7 +72,7 @@ CASES = {
     ),
     '"7" is the entity\'s own id 7': (
         found(rec("8"), rec("7")),
-        {},
+        {"keeps_ids": True},
         ("settled", Result.DONE, "7"),
     ),
     "a record another entity holds is never taken: the create goes again": (
@@ -127,10 +140,10 @@ CASES = {
         {"rewrites": {"post": ["title"]}},
         ("settled", Result.DONE, 9),
     ),
-    "a close match (texts normalised) is taken when nothing matches exactly": (
-        found(close=(rec(9, title=" Ours "),)),
-        {},
-        ("settled", Result.DONE, 9),
+    "its own id's record, texts normalised, on a target that keeps ids": (
+        found(close=(rec(7, title=" Ours "),)),
+        {"keeps_ids": True},
+        ("settled", Result.DONE, 7),
     ),
 }
 
@@ -143,7 +156,7 @@ def test_what_follows_a_lookup(outcome, given, expected):
         last_round=False,
         max_posts=given.get("max_posts", 5),
         deleted=given.get("deleted", {}),
-        rewrites=Rewrites(given.get("rewrites")),
+        traits=TargetTraits(given.get("rewrites"), given.get("keeps_ids")),
         wait_until=given.get("wait_until", math.inf),
     )
 
@@ -183,6 +196,29 @@ def test_on_the_last_round_nothing_more_is_sent():
 
     assert steps.to_send == []
     assert [o.result for o in steps.settled] == [Result.FAILED]
+
+
+def test_a_copy_under_another_entitys_own_id_is_left_to_it():
+    """Twins whose creates are both unconfirmed: the record under the second's id, holding
+    what it sent, is the second's, whatever the target does with ids."""
+    first = found(rec(8))
+    second = Outcome(
+        Delivery(
+            Call(Op.CREATE, EntityKey(Kind.POST, 8)),
+            Action.FIND,
+            record={**OURS, "id": 8},
+            sought=(OURS,),
+        ),
+        Result.FOUND,
+        candidates=(rec(8),),
+        sent_at=10.0,
+        answered_at=10.1,
+    )
+
+    steps = decide([first, second], last_round=False, max_posts=5)
+
+    assert [(o.delivery.entity.pk, o.remote_id) for o in steps.settled] == [(8, 8)]
+    assert [(d.entity.pk, d.action) for d in steps.to_send] == [(7, Action.POST)]
 
 
 def test_two_entities_with_the_same_content_each_get_their_own_copy():

@@ -19,7 +19,7 @@ from news.models import Post
 from sync.client import TargetApiClient
 from sync.models import EntitySyncState, SyncRun, SyncTarget
 from sync.planner import Call, EntityKey, Kind, Op
-from sync.syncing import outcomes
+from sync.syncing import SyncOptions, outcomes, sync_changes
 from sync.syncing.deliveries import Action, Delivery
 from sync.tests.helpers import (
     comment_record,
@@ -235,26 +235,33 @@ def test_full_settles_on_a_target_that_lowercases_emails(
     assert all(r.ok for r in reports)
 
 
+def learned_rewrite(fake_target, post, make_comment, sync) -> None:
+    """A first comment, delivered: the target's answer shows that it lowercases e-mails."""
+    make_comment(post, name="first", email="First@Example.com")
+    assert sync().ok
+    assert SyncTarget.objects.get().rewrites == {"comment": ["email"]}
+
+
 @pytest.mark.parametrize("ids", ["assigned", "kept"])
 def test_a_create_whose_answer_was_lost_is_found_though_the_target_rewrote_it(
     fake_target, make_post, make_comment, sync, ids
 ):
     fake_target.assign_ids = ids == "assigned"
-    fake_target.rewrite = {"email": str.lower, "name": str.strip}
+    fake_target.rewrite = {"email": str.lower}
     post = make_post()
     assert sync().ok
-    comment = make_comment(post, name="  Padded  ", email="Bob@Example.com")
+    learned_rewrite(fake_target, post, make_comment, sync)
+    comment = make_comment(post, name="second", email="Bob@Example.com")
     fake_target.drop(method="POST", times=1, after_processing=True)
     fake_target.reset_log()
 
     report = sync()
 
     assert report.ok, report.failed
-    assert len(fake_target.comments) == 1
     assert [m for m, _ in writes(fake_target)] == ["POST"]
-    stored = records(fake_target, "comments")[0]
+    [stored] = [c for c in records(fake_target, "comments") if c["name"] == "second"]
     assert state_of(comment).remote_id == stored["id"]
-    assert (stored["name"], stored["email"]) == ("Padded", "bob@example.com")
+    assert stored["email"] == "bob@example.com"
     assert pending_count() == 0
 
 
@@ -266,7 +273,8 @@ def test_a_create_flagged_by_a_killed_run_is_found_on_a_rewriting_target(
     fake_target.rewrite = {"email": str.lower}
     post = make_post()
     assert sync().ok
-    comment = make_comment(post, email="Carol@Example.com")
+    learned_rewrite(fake_target, post, make_comment, sync)
+    comment = make_comment(post, name="second", email="Carol@Example.com")
     sent = comment_record(comment, post_remote_id=state_of(post).remote_id)
     # A run flagged the create, sent it, and was killed before the answer: the target holds it,
     # under our id (json-server 0.17) or one of its own.
@@ -279,8 +287,86 @@ def test_a_create_flagged_by_a_killed_run_is_found_on_a_rewriting_target(
 
     assert report.ok, report.failed
     assert writes(fake_target) == []
-    assert list(fake_target.comments) == [landed]
     assert state_of(comment).remote_id == landed
+    assert len(fake_target.comments) == 2
+
+
+def test_a_first_rewrite_is_found_under_its_own_id_on_a_target_that_keeps_ids(
+    fake_target, make_post, make_comment, sync
+):
+    """No answer has shown the rewrite yet; the target keeps the ids it is sent (json-server
+    0.17), so the record under the comment's own id that holds it once normalised is its."""
+    fake_target.rewrite = {"name": str.strip}
+    post = make_post()
+    assert sync().ok  # the answer shows that the target keeps the ids it is sent
+    comment = make_comment(post, name="  Padded  ")
+    fake_target.drop(method="POST", times=1, after_processing=True)
+    fake_target.reset_log()
+
+    report = sync()
+
+    assert report.ok, report.failed
+    assert [m for m, _ in writes(fake_target)] == ["POST"]
+    assert list(fake_target.comments) == [comment.pk]
+    assert SyncTarget.objects.get().rewrites == {"comment": ["name"]}
+
+
+@pytest.mark.parametrize("ids", ["kept", "assigned", "string"])
+def test_a_lost_create_never_takes_a_record_that_differs_from_it_only_in_case(
+    fake_target, make_post, sync, ids
+):
+    fake_target.assign_ids = ids == "assigned"
+    fake_target.string_ids = ids == "string"
+    theirs = {"id": "t1" if ids == "string" else 1000, "userId": 1, "title": "hello world"}
+    fake_target.load(posts=[{**theirs, "body": "Some text"}], comments=[])
+    post = make_post(user_id=1, title="Hello World", body="some text")
+    fake_target.drop(method="POST", times=1)  # reset before the target applied it
+
+    assert sync().ok
+    post.body = "edited"
+    post.save()
+    assert sync().ok
+
+    assert fake_target.posts[theirs["id"]] == {**theirs, "body": "Some text"}
+    assert records(fake_target, "posts")[1]["body"] == "edited"
+    assert SyncTarget.objects.get().rewrites == {}
+
+
+@pytest.mark.parametrize("answer", ["without its id", "lost"])
+def test_a_record_of_someone_else_under_our_id_is_never_taken_on_a_target_that_picks_ids(
+    fake_target, make_post, sync, answer
+):
+    fake_target.assign_ids = True
+    post = make_post(user_id=9, title="same", body="same body")
+    foreign = {"id": post.pk, "userId": 9, "title": "same", "body": "same body"}
+    fake_target.load(posts=[foreign, {"id": post.pk + 1, "userId": 9, "title": "x"}], comments=[])
+    if answer == "lost":
+        fake_target.drop(method="POST", times=1, after_processing=True)
+    else:
+        fake_target.answers_without_ids = True
+
+    assert sync().ok
+    post.title = "edited"
+    post.save()
+    assert sync().ok
+
+    assert fake_target.posts[post.pk] == foreign
+    assert state_of(post).remote_id == post.pk + 2
+
+
+def test_a_create_answered_without_its_id_is_looked_for_not_sent_again_each_run(
+    string_target, make_post, make_comment, sync
+):
+    string_target.load(posts=[{"id": 1, "userId": 1, "title": "t", "body": "b"}], comments=[])
+    call_command("import_initial_data", "--url", string_target.url, stdout=StringIO())
+    string_target.rewrite = {"email": str.lower}
+    string_target.answers_without_ids = True
+    make_comment(Post.objects.get(), name="mine", email="Bob@Example.com")
+
+    for _ in range(4):
+        sync()
+
+    assert len([c for c in string_target.comments.values() if c["name"] == "mine"]) == 1
     assert pending_count() == 0
 
 
@@ -353,6 +439,42 @@ def test_a_full_run_killed_during_the_delete_leaves_it_for_the_next_run(
     assert sync().ok
     assert fake_target.posts == {}
     assert pending_count() == 0
+
+
+def test_full_holds_back_a_comment_whose_post_was_not_created(
+    string_target, make_post, make_comment, sync
+):
+    post = make_post(title="p")
+    make_comment(post, name="c")
+    string_target.drop(method="POST", path="/posts", times=3)  # every try of the post's create
+
+    first = sync(full=True)
+
+    assert not first.ok
+    assert [f.error for f in first.failed if f.entity.kind is Kind.COMMENT] == [
+        f"held back: post {post.pk} is not on the target"
+    ]
+    assert string_target.comments == {}
+    assert sync().ok
+    assert target_state(string_target) == expected_target()
+
+
+def test_creates_a_stopped_full_run_never_sent_cost_the_next_run_no_wait(string_target, make_post):
+    for n in range(12):
+        make_post(title=f"p{n}")
+    string_target.stall(0.3, method="POST")
+    with TargetApiClient(base_url=string_target.url, timeout=5.0, retries=0) as client:
+        stopped = sync_changes(
+            client=client, options=SyncOptions(concurrency=1, time_budget=0.5), full=True
+        )
+    string_target.clear_faults()
+    assert stopped.stopped_early
+
+    with TargetApiClient(base_url=string_target.url, timeout=5.0, retries=0) as client:
+        report = sync_changes(client=client, options=SyncOptions(concurrency=4, time_budget=2.0))
+
+    assert report.ok, report.failed[:1]
+    assert len(string_target.posts) == 12
 
 
 # --- A POST that lands after its run died -------------------------------------------------------
@@ -439,6 +561,40 @@ def test_full_adopts_a_new_target_and_incremental_runs_then_go_there(fake_target
         assert command(other.url)[0] == 0
         assert other.posts[post.pk]["title"] == "edited"
         assert command(fake_target.url)[0] == 1
+
+
+def test_a_full_run_to_a_new_target_that_stops_early_leaves_only_full_runs_allowed(
+    fake_target, make_post
+):
+    from fake_target import FakeTarget
+
+    fake_target.assign_ids = True
+    theirs = {"id": 1, "userId": 9, "title": "theirs", "body": "not ours"}
+    fake_target.load(posts=[theirs], comments=[])
+    posts = [make_post(title=f"p{n}") for n in range(3)]
+    assert command(fake_target.url)[0] == 0  # ours are 2, 3 and 4 there
+    with FakeTarget(assign_ids=True) as new:
+        new.stall(0.3, method="POST")
+        code, _, _ = command(new.url, "--full", "--time-budget", "0.2", "--concurrency", "1")
+        assert code == 1
+        for post in posts:
+            post.title += " edited"
+            post.save()
+
+        back, _, error = command(fake_target.url)
+        assert back == 1 and "began and did not go through" not in error
+        assert "describes the target " + new.url in error
+        again, _, error = command(new.url)
+        assert again == 1 and "did not go through" in error and "--full" in error
+        assert fake_target.posts[1] == theirs
+        new.clear_faults()
+        assert command(new.url, "--full")[0] == 0
+        assert command(new.url)[0] == 0
+        assert sorted(r["title"] for r in new.posts.values()) == [
+            "p0 edited",
+            "p1 edited",
+            "p2 edited",
+        ]
 
 
 def test_full_deletes_at_most_the_cap_of_records_no_row_holds_unless_allowed(
