@@ -251,6 +251,10 @@ SPECTACULAR_SETTINGS = {
 # (serve refuses to start otherwise), so that threads stay free for everything else.
 NEWS_MAX_STREAMS = env_int("NEWS_MAX_STREAMS", 2, minimum=1)
 
+# Seconds a request body has to arrive in full once its headers have (news_project/bodies.py):
+# later, the request is answered 408. The body is read by the server's own I/O, holding no thread.
+NEWS_BODY_TIMEOUT = env_float("NEWS_BODY_TIMEOUT", 30.0, minimum=0.1)
+
 # Author id given on the target to posts created through this API.
 NEWS_NEW_POST_USER_ID = env_int("NEWS_NEW_POST_USER_ID", 99999942)
 
