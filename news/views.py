@@ -9,9 +9,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, permissions, viewsets
 from rest_framework.exceptions import ValidationError
-from rest_framework.filters import OrderingFilter
 
-from news.filters import CommentFilter, PostFilter
+from news.filters import CommentFilter, PostFilter, StrictOrderingFilter
 from news.models import Comment, Post
 from news.permissions import IsOwnerOrStaffOrReadOnly
 from news.serializers import CommentSerializer, NewCommentSerializer, PostSerializer
@@ -187,7 +186,7 @@ class PostCommentViewSet(
 
     serializer_class = CommentSerializer
     permission_classes = [permissions.IsAuthenticatedOrReadOnly]
-    filter_backends = [OrderingFilter]
+    filter_backends = [StrictOrderingFilter]
     ordering_fields = ["id"]
     ordering = ["id"]
 

@@ -202,8 +202,9 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": env_int("NEWS_PAGE_SIZE", 20, minimum=1),
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.OrderingFilter",
+        "news.filters.StrictOrderingFilter",
     ],
+    "EXCEPTION_HANDLER": "news_project.exceptions.exception_handler",
     "DEFAULT_THROTTLE_RATES": {"token": env_rate("JWT_TOKEN_THROTTLE_RATE", "10/min")},
     # Throttles count per client address; X-Forwarded-For is trusted only behind this many proxies.
     "NUM_PROXIES": env_int("DJANGO_NUM_PROXIES", 0),
