@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Iterable, Iterator
 
 from django.conf import settings
 from django.utils.http import parse_etags
 
 from news.cache.store import COMMENTS, POSTS, get_store
+
+logger = logging.getLogger("news.cache")
 
 # Only headers a read may carry to another client. Set-Cookie is never stored (see storable()).
 STORED_HEADERS = frozenset(
@@ -56,11 +59,9 @@ class CachedReads:
         if key is None:
             return self.application(environ, start_response)
         generations, entry = store.lookup(key, tables_read(environ["PATH_INFO"]))
-        if entry is not None:
-            meta, _, body = entry.partition(b"\n")
-            meta = json.loads(meta)
-            if meta["generations"] == generations:
-                return _answer(environ, start_response, meta["headers"], body)
+        stored = _parsed(entry) if entry is not None else None
+        if stored is not None and stored[0] == generations:
+            return _answer(environ, start_response, stored[1], stored[2])
         if generations is None:
             return self.application(environ, start_response)
 
@@ -80,6 +81,30 @@ class CachedReads:
             store.save(key, generations, answer["headers"], body)
 
         return _SavingBody(chunks, store.max_bytes, save)
+
+
+def _parsed(entry: bytes) -> tuple[list, list, bytes] | None:
+    """(generations, headers, body) of a stored entry; None, logged, for one that does not parse
+    (a miss: the answer from the database then replaces it)."""
+    meta, _, body = entry.partition(b"\n")
+    try:
+        meta = json.loads(meta)
+        generations, headers = meta["generations"], meta["headers"]
+        if not (
+            isinstance(generations, list)
+            and isinstance(headers, list)
+            and all(
+                len(header) == 2 and all(isinstance(h, str) for h in header) for header in headers
+            )
+            and any(name.lower() == "etag" for name, _ in headers)
+        ):
+            raise ValueError("not the shape of an entry")
+    except (ValueError, TypeError, KeyError) as exc:
+        logger.warning(
+            "Response cache: an entry does not parse (%s); answered from the database", exc
+        )
+        return None
+    return generations, headers, body
 
 
 def _cache_key(environ: dict) -> str | None:
