@@ -2,8 +2,9 @@
 
 from django.db import transaction
 from django.utils.decorators import method_decorator
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework_simplejwt.views import TokenObtainPairView
+
+from accounts.throttles import AtomicScopedRateThrottle
 
 
 # Outside the request transaction: DRF rolls a request back on every error answer, and with the
@@ -12,5 +13,5 @@ from rest_framework_simplejwt.views import TokenObtainPairView
 class ThrottledTokenObtainPairView(TokenObtainPairView):
     """Password login, rate-limited per client to slow down password guessing."""
 
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [AtomicScopedRateThrottle]
     throttle_scope = "token"
