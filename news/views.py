@@ -5,11 +5,13 @@ from django.conf import settings
 from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, permissions, viewsets
 from rest_framework.exceptions import ValidationError
 
+from news.conventions import ConventionsMixin
 from news.filters import CommentFilter, PostFilter, StrictOrderingFilter
 from news.models import Comment, Post
 from news.permissions import IsOwnerOrStaffOrReadOnly
@@ -118,9 +120,12 @@ def json_rows(rows: list[dict]) -> bytes:
 
 
 @extend_schema_view(list=extend_schema(parameters=[ALL_PARAMETER]))
-class PostViewSet(AtomicWritesMixin, LockedWritesMixin, StreamAllMixin, viewsets.ModelViewSet):
+class PostViewSet(
+    AtomicWritesMixin, LockedWritesMixin, ConventionsMixin, StreamAllMixin, viewsets.ModelViewSet
+):
     """Posts: anyone reads; their creator or staff change them."""
 
+    detail_url_name = "post-detail"
     queryset = Post.objects.all()
     serializer_class = PostSerializer
     lookup_value_regex = CANONICAL_ID
@@ -143,9 +148,12 @@ class PostViewSet(AtomicWritesMixin, LockedWritesMixin, StreamAllMixin, viewsets
     list=extend_schema(parameters=[ALL_PARAMETER]),
     create=extend_schema(request=NewCommentSerializer, responses={201: CommentSerializer}),
 )
-class CommentViewSet(AtomicWritesMixin, LockedWritesMixin, StreamAllMixin, viewsets.ModelViewSet):
+class CommentViewSet(
+    AtomicWritesMixin, LockedWritesMixin, ConventionsMixin, StreamAllMixin, viewsets.ModelViewSet
+):
     """Comments: anyone reads; their creator or staff change them."""
 
+    detail_url_name = "comment-detail"
     queryset = Comment.objects.all()
     serializer_class = CommentSerializer
     lookup_value_regex = CANONICAL_ID
@@ -183,6 +191,11 @@ class PostCommentViewSet(
     viewsets.GenericViewSet,
 ):
     """The comments of one post; the post comes from the URL."""
+
+    def get_success_headers(self, data) -> dict[str, str]:
+        """A 201 names the new comment's URL."""
+        path = reverse("news:comment-detail", args=[data["id"]])
+        return {"Location": self.request.build_absolute_uri(path)}
 
     serializer_class = CommentSerializer
     permission_classes = [permissions.IsAuthenticatedOrReadOnly]

@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from corsheaders.defaults import default_headers as default_cors_headers
 from django.core.exceptions import ImproperlyConfigured
 
 from news_project.env import (
@@ -66,6 +67,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "corsheaders",
     "rest_framework",
     "rest_framework_simplejwt",
     "rest_framework_simplejwt.token_blacklist",
@@ -79,10 +81,16 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # ETag on every GET answer, and 304 Not Modified for a client that sends it back.
-    "django.middleware.http.ConditionalGetMiddleware",
+    # CORS first, as django-cors-headers asks: its headers go on every answer, a refusal too.
+    "news_project.headers.RefusingCorsMiddleware",
+    # gzip for answers of 200 bytes or more when the client accepts it (Vary: Accept-Encoding);
+    # before the ETag, which it makes weak on a compressed answer.
+    "django.middleware.gzip.GZipMiddleware",
+    # ETag on every GET and HEAD answer, and 304 Not Modified for a client that sends it back.
+    "news_project.headers.ConditionalMiddleware",
+    "news_project.headers.ReadCacheControl",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "news_project.static.CollectedFirstWhiteNoise",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "news_project.middleware.CanonicalUrlMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -180,14 +188,26 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-# Static files are served by WhiteNoise; finders make them work without collectstatic too, so
-# a missing STATIC_ROOT (development, tests) is expected and not worth a warning.
+# Static files are served by WhiteNoise, the collected ones (compressed) first; finders make
+# them work without collectstatic too (news_project/static.py), so a missing STATIC_ROOT
+# (development, tests) is expected and not worth a warning.
 WHITENOISE_USE_FINDERS = True
 warnings.filterwarnings("ignore", message="No directory at")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+
+# --- HTTP: browsers of other origins, and caches ------------------------------------------------
+
+# Origins (scheme://host[:port]) whose pages may call the API from a browser; none by default.
+CORS_ALLOWED_ORIGINS = env_list("DJANGO_CORS_ALLOWED_ORIGINS", "")
+CORS_URLS_REGEX = r"^/(news|api)/"
+CORS_ALLOW_HEADERS = (*default_cors_headers, "if-match", "if-none-match")
+CORS_EXPOSE_HEADERS = ["ETag", "Last-Modified", "Location", "Retry-After"]
+# Seconds an anonymous read of /news/ may be reused by a browser or a proxy without asking again
+# (Cache-Control: public, max-age); 0: it asks each time, and the ETag makes that cheap.
+NEWS_HTTP_MAX_AGE = env_int("NEWS_HTTP_MAX_AGE", 0)
 
 # --- REST API ------------------------------------------------------------------------------------
 

@@ -261,9 +261,9 @@ class WsgiAnswer:
         return self.headers[header.lower()]
 
 
-def wsgi_get(url: str, **headers: str) -> WsgiAnswer:
-    """GET `url` from news_project.wsgi.application, the cache of reads in front of Django; extra
-    CGI-style headers as in Django's test client (HTTP_ACCEPT="text/html")."""
+def wsgi_get(url: str, *, method: str = "GET", **headers: str) -> WsgiAnswer:
+    """GET (or `method`) `url` from news_project.wsgi.application, the cache of reads in front
+    of Django; extra CGI-style headers as in Django's test client (HTTP_ACCEPT="text/html")."""
     import io
 
     from django.core.signals import request_finished, request_started
@@ -273,7 +273,7 @@ def wsgi_get(url: str, **headers: str) -> WsgiAnswer:
 
     path, _, query = url.partition("?")
     environ = {
-        "REQUEST_METHOD": "GET",
+        "REQUEST_METHOD": method,
         "SCRIPT_NAME": "",
         "PATH_INFO": path,
         "QUERY_STRING": query,
