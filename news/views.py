@@ -27,7 +27,10 @@ ALL_PARAMETER = OpenApiParameter(
     ),
 )
 POST_PK_PARAMETER = OpenApiParameter(
-    "post_pk", OpenApiTypes.INT, OpenApiParameter.PATH, description="The post's id."
+    "post_pk",
+    {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+    OpenApiParameter.PATH,
+    description="The post's id.",
 )
 LINE_SEPARATOR, PARAGRAPH_SEPARATOR = "\u2028".encode(), "\u2029".encode()
 # Only an id written the one way the API writes it names an item: not 01, +1, " 1" or "\u0661".
