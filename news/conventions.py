@@ -45,16 +45,23 @@ class ConventionsMixin:
         path = reverse(f"news:{self.detail_url_name}", args=[data["id"]])
         return {"Location": self.request.build_absolute_uri(path)}
 
-    def get_object(self):
-        """The item; for a write with If-Match, only while it is as that ETag says (it is
-        locked already, so it cannot change between this check and the write)."""
-        instance = super().get_object()
+    def check_if_match(self, instance) -> None:
+        """With If-Match, a write goes on only while the item is as that ETag says. Checked once
+        the body is valid (a bad body is a 400 either way), on the locked row, so the item cannot
+        change between this check and the write."""
         if_match = self.request.headers.get("If-Match")
-        if if_match is not None and self.request.method not in ("GET", "HEAD", "OPTIONS"):
-            current = etag_of(self.get_serializer(instance).data)
-            if not matches(if_match, current):
-                raise PreconditionFailed
-        return instance
+        if if_match is not None and not matches(
+            if_match, etag_of(self.get_serializer(instance).data)
+        ):
+            raise PreconditionFailed
+
+    def perform_update(self, serializer) -> None:
+        self.check_if_match(serializer.instance)
+        super().perform_update(serializer)
+
+    def perform_destroy(self, instance) -> None:
+        self.check_if_match(instance)
+        super().perform_destroy(instance)
 
     def retrieve(self, request, *args, **kwargs):
         instance = self.get_object()

@@ -144,7 +144,7 @@ class PostViewSet(
         # Lock the comments before collecting them: an edit or delete of one of them already
         # under way finishes first, and one that comes later waits, then finds it gone.
         list(instance.comments.select_for_update().values_list("pk", flat=True))
-        instance.delete()
+        super().perform_destroy(instance)  # If-Match, then the delete
 
 
 @extend_schema_view(

@@ -124,3 +124,12 @@ def test_a_comment_with_a_stale_etag_is_412(api_client, user, make_comment):
 
     assert response.status_code == 412
     assert Comment.objects.get().name == "Meanwhile"
+
+
+def test_an_invalid_body_is_a_400_whatever_if_match_says(api_client, user, make_post):
+    post = make_post(created_by=user, title="Before")
+
+    response = api_client.put(f"/news/posts/{post.pk}/", {}, HTTP_IF_MATCH='"stale"')
+
+    assert response.status_code == 400
+    assert list(response.json()) == ["title"]
