@@ -103,6 +103,9 @@ class Answer:
                 kept.append(chunk)
                 size += len(chunk)
                 if size > WHOLE_BYTES:
+                    if environ["REQUEST_METHOD"] == "HEAD":
+                        kept = []  # a HEAD sends no body: the rest is not even produced
+                        break
                     self._write(b"".join(kept))
             if self.streaming:
                 self._to_loop({"type": "http.response.body", "body": b""})

@@ -371,3 +371,13 @@ def test_a_body_too_large_to_read_is_refused_with_connection_close(user):
     assert json.loads(body) == {
         "detail": "The request body is larger than the limit of 2621440 bytes."
     }
+
+
+def test_a_head_of_a_long_stream_answers_at_once_and_frees_its_thread():
+    post = long_comments(5_000)
+    with Served("--workers", "1") as server, requests.Session() as http:
+        heads = [http.head(f"{server.url}/news/comments/?all=true", timeout=5) for _ in range(6)]
+        after = http.get(f"{server.url}/news/posts/{post.pk}/", timeout=5)
+
+    assert [(head.status_code, head.content) for head in heads] == [(200, b"")] * 6
+    assert after.json()["title"] == "Still served"
