@@ -30,7 +30,7 @@ logger = logging.getLogger("news_project.serving")
 
 # An answer up to this size is handed back whole from its thread; a longer one is streamed.
 WHOLE_BYTES = 262144
-LATE = b'{"detail": "The request body did not arrive within %d seconds."}'
+LATE = b'{"detail": "The request body did not arrive within %g seconds."}'
 BROKEN = b'{"detail": "Internal server error."}'
 JSON = (b"content-type", b"application/json")
 CLOSE = (b"connection", b"close")
