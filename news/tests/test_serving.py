@@ -373,7 +373,7 @@ def test_a_body_too_large_to_read_is_refused_with_connection_close(user):
     }
 
 
-def test_a_head_of_a_long_stream_answers_at_once_and_frees_its_thread():
+def test_a_head_of_a_long_stream_has_no_body_and_the_connection_carries_on():
     post = long_comments(5_000)
     with Served("--workers", "1") as server, requests.Session() as http:
         heads = [http.head(f"{server.url}/news/comments/?all=true", timeout=5) for _ in range(6)]
