@@ -2,8 +2,14 @@
 
 from django.db import transaction
 from django.utils.decorators import method_decorator
-from rest_framework.throttling import ScopedRateThrottle
+from drf_spectacular.utils import extend_schema
+from rest_framework_simplejwt import views
 from rest_framework_simplejwt.views import TokenObtainPairView
+
+from accounts.throttles import AtomicScopedRateThrottle
+
+# What verify and logout answer: an empty object.
+EMPTY = {"type": "object", "properties": {}, "additionalProperties": False, "description": "{}"}
 
 
 # Outside the request transaction: DRF rolls a request back on every error answer, and with the
@@ -12,5 +18,15 @@ from rest_framework_simplejwt.views import TokenObtainPairView
 class ThrottledTokenObtainPairView(TokenObtainPairView):
     """Password login, rate-limited per client to slow down password guessing."""
 
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [AtomicScopedRateThrottle]
     throttle_scope = "token"
+
+
+@extend_schema(responses={200: EMPTY})
+class TokenVerifyView(views.TokenVerifyView):
+    """simplejwt's verify view: 200 with {} for a token the API accepts now."""
+
+
+@extend_schema(responses={200: EMPTY})
+class TokenBlacklistView(views.TokenBlacklistView):
+    """simplejwt's logout: 200 with {} once the refresh token is blacklisted."""

@@ -2,6 +2,8 @@ import re
 
 import django_filters
 from django import forms
+from rest_framework.exceptions import ValidationError
+from rest_framework.filters import OrderingFilter
 
 from news.models import Comment, Post
 
@@ -36,3 +38,28 @@ class CommentFilter(django_filters.FilterSet):
     class Meta:
         model = Comment
         fields = ["post_id"]
+
+
+class StrictOrderingFilter(OrderingFilter):
+    """`?ordering=` is one of the orderings the view allows, or a 400 that names them. DRF alone
+    drops what it does not know and answers in the default order, as if it had been obeyed."""
+
+    def get_ordering(self, request, queryset, view):
+        raw = request.query_params.get(self.ordering_param)
+        if raw is None:
+            return self.get_default_ordering(view)
+        allowed = self.allowed(view)
+        if raw not in allowed:
+            raise ValidationError({self.ordering_param: [f"Must be one of: {', '.join(allowed)}."]})
+        return [raw]
+
+    @staticmethod
+    def allowed(view) -> list[str]:
+        return [term for field in view.ordering_fields for term in (field, f"-{field}")]
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            parameter["schema"]["enum"] = self.allowed(view)
+            parameter["description"] = "The order of the results (default: id)."
+        return parameters

@@ -16,6 +16,19 @@ class CountedPaginator(Paginator):
         return super().count if rows is None else rows
 
 
+# More digits than any page or page size can have; Python refuses to read an int of 4,301 or more.
+MOST_DIGITS = 18
+
+
+def whole_number(raw: str) -> int | None:
+    """`raw` as a whole number written in ASCII digits, or None."""
+    if not (raw.isascii() and raw.isdigit()):
+        return None
+    if len(raw.lstrip("0")) > MOST_DIGITS:
+        return 10**MOST_DIGITS  # larger than anything that exists
+    return int(raw)
+
+
 class NewsPagination(PageNumberPagination):
     django_paginator_class = CountedPaginator
     page_size_query_param = "page_size"
@@ -27,18 +40,23 @@ class NewsPagination(PageNumberPagination):
         raw = request.query_params.get(self.page_size_query_param)
         if raw is None:
             return self.page_size
-        if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
+        size = whole_number(raw)
+        if size is None or size < 1:
             raise ValidationError({self.page_size_query_param: ["A whole number, 1 or more."]})
-        return min(int(raw), self.max_page_size)
+        return min(size, self.max_page_size)
 
     def get_page_number(self, request, paginator):
-        """A whole number from 1, or `last`; anything else (`0`, `abc`, ``) is 404 Invalid page."""
+        """A whole number from 1, or `last` (the last page, the first when there is none);
+        anything else (`0`, `abc`, ``) is 404 Invalid page."""
         page = request.query_params.get(self.page_query_param)
-        if page is None or page in self.last_page_strings:
-            return page or 1
-        if not (page.isascii() and page.isdigit()) or int(page) < 1:
-            raise NotFound(self.invalid_page_message.format(page_number=page, message=""))
-        return page
+        if page is None:
+            return 1
+        if page in self.last_page_strings:
+            return paginator.num_pages if paginator is not None else 1
+        number = whole_number(page)
+        if number is None or number < 1:
+            raise NotFound(self.invalid_page_message.format(page_number="", message=""))
+        return number
 
     def check_parameters(self, request) -> None:
         """Refuse a bad page or page_size even where they do not apply (`?all=true`)."""

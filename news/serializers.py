@@ -1,4 +1,5 @@
 from django.db import DatabaseError, models
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 
@@ -29,6 +30,7 @@ class StrictEmailField(StrictTextMixin, serializers.EmailField):
     pass
 
 
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": 2**63 - 1})
 class PostIdField(serializers.PrimaryKeyRelatedField):
     """A post's id as a JSON integer; not 1.9, 1e999, "1" or "\u0661", which DRF would take."""
 
@@ -96,4 +98,8 @@ class CommentSerializer(ReplaceOnPutSerializer):
 class NewCommentSerializer(CommentSerializer):
     """A comment created through /news/comments/: the post is named by `post_id`."""
 
-    post_id = PostIdField(source="post", queryset=Post.objects.all())
+    post_id = PostIdField(
+        source="post",
+        queryset=Post.objects.all(),
+        help_text="The id of an existing post; one that does not exist is a 400 naming post_id.",
+    )

@@ -1,24 +1,27 @@
-"""The API as deployed: granian serving news_project.wsgi, started by `manage.py serve`.
+"""The API as deployed: granian serving news_project.asgi, started by `manage.py serve`.
 
-Worker processes of a few threads each. granian's own I/O (Rust, asynchronous) reads requests
-and writes answers, so a thread is held only while Django computes an answer, and a client that
-reads a finished answer slowly holds no thread at all. A `?all=true` stream is produced by the
-thread that serves it, as fast as its client reads; news/streams.py caps them per process, so
-threads stay free for everything else.
+Worker processes of a few threads each. granian's own I/O (Rust, asynchronous) reads requests,
+their bodies included, and writes answers, so a thread is held only while Django computes an
+answer: neither a client that sends its body slowly nor one that reads a finished answer slowly
+holds one. A `?all=true` stream is produced by the thread that serves it, as fast as its client
+reads; news/streams.py caps them per process, so threads stay free for everything else.
 """
 
 from __future__ import annotations
 
 import socket
+from functools import partial
 
 from django.conf import settings
 from django.db import connections
+from django.utils.module_loading import import_string
 from granian.constants import HTTPModes, Interfaces
 from granian.server import Server
 
 from news.cache import start_fresh
 
-APPLICATION = "news_project.wsgi:application"
+# Called in each worker with its number of threads (news_project/asgi.py).
+APPLICATION = "news_project.asgi.application_for"
 # Seconds a worker has, once told to stop, to finish the answers it is writing.
 STOP_SECONDS = 30
 
@@ -46,16 +49,20 @@ def serve(*, host: str, port: int, workers: int, threads: int, access_log: bool 
         APPLICATION,
         address=host,
         port=port,
-        interface=Interfaces.WSGI,
+        interface=Interfaces.ASGINL,
         workers=workers,
-        blocking_threads=threads,
         http=HTTPModes.http1,
         websockets=False,
         log_access=access_log,
         respawn_failed_workers=True,
         workers_kill_timeout=STOP_SECONDS,
     )
-    server.serve()
+    server.serve(target_loader=partial(_application, threads), wrap_loader=False)
+
+
+def _application(threads: int):
+    """The application a worker serves, loaded in the worker."""
+    return import_string(APPLICATION)(threads)
 
 
 def _check_address(host: str, port: int) -> None:

@@ -5,13 +5,14 @@ from django.conf import settings
 from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, permissions, viewsets
 from rest_framework.exceptions import ValidationError
-from rest_framework.filters import OrderingFilter
 
-from news.filters import CommentFilter, PostFilter
+from news.conventions import ConventionsMixin
+from news.filters import CommentFilter, PostFilter, StrictOrderingFilter
 from news.models import Comment, Post
 from news.permissions import IsOwnerOrStaffOrReadOnly
 from news.serializers import CommentSerializer, NewCommentSerializer, PostSerializer
@@ -26,7 +27,10 @@ ALL_PARAMETER = OpenApiParameter(
     ),
 )
 POST_PK_PARAMETER = OpenApiParameter(
-    "post_pk", OpenApiTypes.INT, OpenApiParameter.PATH, description="The post's id."
+    "post_pk",
+    {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+    OpenApiParameter.PATH,
+    description="The post's id.",
 )
 LINE_SEPARATOR, PARAGRAPH_SEPARATOR = "\u2028".encode(), "\u2029".encode()
 # Only an id written the one way the API writes it names an item: not 01, +1, " 1" or "\u0661".
@@ -119,9 +123,12 @@ def json_rows(rows: list[dict]) -> bytes:
 
 
 @extend_schema_view(list=extend_schema(parameters=[ALL_PARAMETER]))
-class PostViewSet(AtomicWritesMixin, LockedWritesMixin, StreamAllMixin, viewsets.ModelViewSet):
+class PostViewSet(
+    AtomicWritesMixin, LockedWritesMixin, ConventionsMixin, StreamAllMixin, viewsets.ModelViewSet
+):
     """Posts: anyone reads; their creator or staff change them."""
 
+    detail_url_name = "post-detail"
     queryset = Post.objects.all()
     serializer_class = PostSerializer
     lookup_value_regex = CANONICAL_ID
@@ -137,16 +144,19 @@ class PostViewSet(AtomicWritesMixin, LockedWritesMixin, StreamAllMixin, viewsets
         # Lock the comments before collecting them: an edit or delete of one of them already
         # under way finishes first, and one that comes later waits, then finds it gone.
         list(instance.comments.select_for_update().values_list("pk", flat=True))
-        instance.delete()
+        super().perform_destroy(instance)  # If-Match, then the delete
 
 
 @extend_schema_view(
     list=extend_schema(parameters=[ALL_PARAMETER]),
     create=extend_schema(request=NewCommentSerializer, responses={201: CommentSerializer}),
 )
-class CommentViewSet(AtomicWritesMixin, LockedWritesMixin, StreamAllMixin, viewsets.ModelViewSet):
+class CommentViewSet(
+    AtomicWritesMixin, LockedWritesMixin, ConventionsMixin, StreamAllMixin, viewsets.ModelViewSet
+):
     """Comments: anyone reads; their creator or staff change them."""
 
+    detail_url_name = "comment-detail"
     queryset = Comment.objects.all()
     serializer_class = CommentSerializer
     lookup_value_regex = CANONICAL_ID
@@ -185,9 +195,14 @@ class PostCommentViewSet(
 ):
     """The comments of one post; the post comes from the URL."""
 
+    def get_success_headers(self, data) -> dict[str, str]:
+        """A 201 names the new comment's URL."""
+        path = reverse("news:comment-detail", args=[data["id"]])
+        return {"Location": self.request.build_absolute_uri(path)}
+
     serializer_class = CommentSerializer
     permission_classes = [permissions.IsAuthenticatedOrReadOnly]
-    filter_backends = [OrderingFilter]
+    filter_backends = [StrictOrderingFilter]
     ordering_fields = ["id"]
     ordering = ["id"]
 

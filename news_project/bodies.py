@@ -1,62 +1,88 @@
-"""Request bodies read in full before Django sees the request (news_project/wsgi.py).
+"""Request bodies read by the event loop before a thread is taken (news_project/asgi.py).
 
-- A client that sends its body slowly holds a thread while it does, but never a transaction or a
-  row lock: a write's transaction begins, and its row is locked, once the body is all here.
-- A chunked body (Transfer-Encoding: chunked, no Content-Length) is read like any other. Django
-  reads CONTENT_LENGTH bytes, so it would take such a body for an empty one: a PATCH would answer
-  200 and change nothing.
-
-A body over DATA_UPLOAD_MAX_MEMORY_SIZE is not read beyond the limit: Django then answers 413, as
-it does for a Content-Length over the limit (news_project.views.bad_request).
+- A client that sends its body slowly holds no thread, no transaction and no row lock: Django
+  runs once the body is all here. A body that is not all here within NEWS_BODY_TIMEOUT seconds
+  is answered 408, and the connection closed.
+- A chunked body (Transfer-Encoding: chunked, no Content-Length) is read like any other; Django is
+  given its length.
+- A body over DATA_UPLOAD_MAX_MEMORY_SIZE is not kept: Django answers 413, as it does for a
+  Content-Length over the limit (news_project.views.bad_request). It is read to its end and
+  dropped, up to DRAIN_FACTOR times the limit, so that the client's next request on the same
+  connection is answered; a longer one is not read, and the answer closes the connection
+  (`Connection: close`).
 """
 
 from __future__ import annotations
 
-import io
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
-from django.conf import settings
-
-READ_SIZE = 65536
-
-
-class WholeBodies:
-    """WSGI middleware: the body in memory, with its length, before the application runs."""
-
-    def __init__(self, application) -> None:
-        self.application = application
-
-    def __call__(self, environ, start_response):
-        declared = environ.get("CONTENT_LENGTH") or ""
-        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        if declared.isdigit() and int(declared) > 0:
-            length = int(declared)
-            if limit is not None and length > limit:
-                return self.application(environ, start_response)  # refused unread: 413
-            body = _read(environ["wsgi.input"], length)
-        elif chunked and not declared and environ.get("wsgi.input_terminated"):
-            # The server ends the stream where the body ends; one byte past the limit says 413.
-            body = _read(environ["wsgi.input"], None if limit is None else limit + 1)
-        else:
-            return self.application(environ, start_response)
-        # A body cut short (the client went away) keeps its declared length: Django reads what
-        # there is, and the parser refuses it.
-        environ = {
-            **environ,
-            "wsgi.input": io.BytesIO(body),
-            "CONTENT_LENGTH": declared if declared.isdigit() else str(len(body)),
-        }
-        return self.application(environ, start_response)
+# A refused body is read and dropped up to this many times DATA_UPLOAD_MAX_MEMORY_SIZE.
+DRAIN_FACTOR = 4
 
 
-def _read(stream, most: int | None) -> bytes:
-    """Up to `most` bytes of `stream` (all of it with None), to its end."""
-    parts, left = [], most
-    while left is None or left > 0:
-        part = stream.read(READ_SIZE if left is None else min(READ_SIZE, left))
-        if not part:
+@dataclass(frozen=True)
+class Body:
+    """A request's body as Django is given it."""
+
+    data: bytes = b""
+    # The length Django is told (CONTENT_LENGTH): over the limit for a refused body.
+    length: int = 0
+    # Read to its end: the connection can carry the client's next request.
+    read_whole: bool = True
+    # Not all here within NEWS_BODY_TIMEOUT (answered 408), or the client went away.
+    late: bool = False
+    gone: bool = False
+
+
+async def read_body(
+    headers: list[tuple[bytes, bytes]],
+    receive: Callable[[], Awaitable[dict]],
+    *,
+    limit: int,
+    seconds: float,
+) -> Body:
+    """The body of a request with these (ASGI) headers, read from `receive`."""
+    declared, chunked = _framing(headers)
+    if declared is None and not chunked:
+        return Body()  # HTTP/1.1: no Content-Length and not chunked means no body
+    if declared == 0:
+        return Body()
+    drain = DRAIN_FACTOR * limit
+    if declared is not None and declared > drain:
+        return Body(length=declared, read_whole=False)  # refused unread: 413, then close
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        try:
+            async with asyncio.timeout_at(deadline):
+                message = await receive()
+        except TimeoutError:
+            return Body(read_whole=False, late=True)
+        if message["type"] == "http.disconnect":
+            return Body(read_whole=False, gone=True)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size <= limit:
+            parts.append(chunk)
+        elif size > drain:
+            return Body(length=size, read_whole=False)
+        if not message.get("more_body", False):
             break
-        parts.append(part)
-        if left is not None:
-            left -= len(part)
-    return b"".join(parts)
+    if size > limit:
+        return Body(length=size)
+    return Body(data=b"".join(parts), length=size)
+
+
+def _framing(headers: list[tuple[bytes, bytes]]) -> tuple[int | None, bool]:
+    """(the Content-Length, or None; whether the body is chunked)."""
+    declared, chunked = None, False
+    for name, value in headers:
+        if name == b"content-length" and value.strip().isdigit():
+            declared = int(value)
+        elif name == b"transfer-encoding" and b"chunked" in value.lower():
+            chunked = True
+    return declared, chunked

@@ -2,16 +2,72 @@
 and `?all=true` lists as the plain array they are."""
 
 from drf_spectacular import openapi
-from drf_spectacular.utils import inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import SAFE_METHODS
 
+TOKEN_MESSAGE = inline_serializer(
+    "TokenMessage",
+    fields={
+        "token_class": serializers.CharField(),
+        "token_type": serializers.CharField(),
+        "message": serializers.CharField(),
+    },
+)
 ERROR = inline_serializer(
     "Error",
     fields={
         "detail": serializers.CharField(),
         "code": serializers.CharField(required=False, help_text="Set on token errors."),
+        "messages": serializers.ListField(
+            child=TOKEN_MESSAGE,
+            required=False,
+            help_text="Set on a refused access token: why each kind of token refused it.",
+        ),
     },
+)
+# Ids in paths: whole numbers written plainly (1, not 01); anything else is a 404.
+ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
+ID_PARAMETERS = ("id", "post_pk")
+IF_MATCH = OpenApiParameter(
+    "If-Match",
+    str,
+    OpenApiParameter.HEADER,
+    description="The ETag of a GET of the item: the change is made only if the item is still "
+    "as that answer showed it (412 otherwise, and nothing is changed).",
+)
+ETAG = OpenApiParameter(
+    "ETag",
+    str,
+    OpenApiParameter.HEADER,
+    response=[200, 201],
+    description="The answer's entity tag: send it in If-None-Match (304 while unchanged), or "
+    "in If-Match on a write.",
+)
+LOCATION = OpenApiParameter(
+    "Location",
+    OpenApiTypes.URI,
+    OpenApiParameter.HEADER,
+    response=[201],
+    description="The URL of the item created.",
+)
+READ_HEADERS = [
+    OpenApiParameter(
+        "Cache-Control",
+        str,
+        OpenApiParameter.HEADER,
+        response=[200],
+        description="public, max-age=N, must-revalidate without a token; private, no-cache "
+        "with one.",
+    ),
+]
+LAST_MODIFIED = OpenApiParameter(
+    "Last-Modified",
+    str,
+    OpenApiParameter.HEADER,
+    response=[200],
+    description="When the item last changed, to the second (the ETag is exact).",
 )
 FIELD_ERRORS = {
     "type": "object",
@@ -34,6 +90,7 @@ DESCRIPTIONS = {
     "403": "Only the author or staff may change this item",
     "404": "No such item, page or URL",
     "413": "The body is larger than the limit",
+    "412": "The item changed since the ETag sent in If-Match; nothing was changed",
     "415": "The body is not JSON",
     "429": "Too many attempts; retry after Retry-After seconds",
     "503": "A write: the cache of reads (REDIS_URL) cannot be told of it, and nothing was changed."
@@ -64,12 +121,44 @@ class AutoSchema(openapi.AutoSchema):
             codes.append("404")
         if has_body:
             codes += ["413", "415"]
+        if self._is_news_item_write():
+            codes.append("412")
         if self.view.get_throttles():
             codes.append("429")
         news = hasattr(self.view, "stream_all")
         if news and (self.method not in SAFE_METHODS or self._is_list_view()):
             codes.append("503")
         return sorted(codes)
+
+    def _is_news_item_write(self) -> bool:
+        return (
+            hasattr(self.view, "stream_all")
+            and "{id}" in self.path
+            and self.method in ("PUT", "PATCH", "DELETE")
+        )
+
+    def get_override_parameters(self):
+        parameters = list(super().get_override_parameters())
+        if not hasattr(self.view, "stream_all"):
+            return parameters
+        if self._is_news_item_write():
+            parameters.append(IF_MATCH)
+        if self.method != "DELETE":
+            parameters.append(ETAG)
+        if self.method == "POST":
+            parameters.append(LOCATION)
+        if self.method == "GET":
+            parameters += READ_HEADERS
+            if "{id}" in self.path:
+                parameters.append(LAST_MODIFIED)
+        return parameters
+
+    def _resolve_path_parameters(self, variables):
+        parameters = super()._resolve_path_parameters(variables)
+        for parameter in parameters:
+            if parameter["name"] in ID_PARAMETERS:
+                parameter["schema"] = dict(ID_SCHEMA)
+        return parameters
 
     def _error_response(self, code: str, direction: str) -> dict:
         body = FIELD_ERRORS if code == "400" else ERROR

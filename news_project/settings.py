@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from corsheaders.defaults import default_headers as default_cors_headers
 from django.core.exceptions import ImproperlyConfigured
 
 from news_project.env import (
@@ -66,6 +67,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "corsheaders",
     "rest_framework",
     "rest_framework_simplejwt",
     "rest_framework_simplejwt.token_blacklist",
@@ -79,10 +81,16 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # ETag on every GET answer, and 304 Not Modified for a client that sends it back.
-    "django.middleware.http.ConditionalGetMiddleware",
+    # CORS first, as django-cors-headers asks: its headers go on every answer, a refusal too.
+    "news_project.headers.RefusingCorsMiddleware",
+    # gzip for answers of 200 bytes or more when the client accepts it (Vary: Accept-Encoding);
+    # before the ETag, which it makes weak on a compressed answer.
+    "django.middleware.gzip.GZipMiddleware",
+    # ETag on every GET and HEAD answer, and 304 Not Modified for a client that sends it back.
+    "news_project.headers.ConditionalMiddleware",
+    "news_project.headers.ReadCacheControl",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "news_project.static.CollectedFirstWhiteNoise",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "news_project.middleware.CanonicalUrlMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -180,14 +188,26 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-# Static files are served by WhiteNoise; finders make them work without collectstatic too, so
-# a missing STATIC_ROOT (development, tests) is expected and not worth a warning.
+# Static files are served by WhiteNoise, the collected ones (compressed) first; finders make
+# them work without collectstatic too (news_project/static.py), so a missing STATIC_ROOT
+# (development, tests) is expected and not worth a warning.
 WHITENOISE_USE_FINDERS = True
 warnings.filterwarnings("ignore", message="No directory at")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+
+# --- HTTP: browsers of other origins, and caches ------------------------------------------------
+
+# Origins (scheme://host[:port]) whose pages may call the API from a browser; none by default.
+CORS_ALLOWED_ORIGINS = env_list("DJANGO_CORS_ALLOWED_ORIGINS", "")
+CORS_URLS_REGEX = r"^/(news|api)/"
+CORS_ALLOW_HEADERS = (*default_cors_headers, "if-match", "if-none-match")
+CORS_EXPOSE_HEADERS = ["ETag", "Last-Modified", "Location", "Retry-After"]
+# Seconds an anonymous read of /news/ may be reused by a browser or a proxy without asking again
+# (Cache-Control: public, max-age); 0: it asks each time, and the ETag makes that cheap.
+NEWS_HTTP_MAX_AGE = env_int("NEWS_HTTP_MAX_AGE", 0)
 
 # --- REST API ------------------------------------------------------------------------------------
 
@@ -202,8 +222,9 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": env_int("NEWS_PAGE_SIZE", 20, minimum=1),
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.OrderingFilter",
+        "news.filters.StrictOrderingFilter",
     ],
+    "EXCEPTION_HANDLER": "news_project.exceptions.exception_handler",
     "DEFAULT_THROTTLE_RATES": {"token": env_rate("JWT_TOKEN_THROTTLE_RATE", "10/min")},
     # Throttles count per client address; X-Forwarded-For is trusted only behind this many proxies.
     "NUM_PROXIES": env_int("DJANGO_NUM_PROXIES", 0),
@@ -250,6 +271,10 @@ SPECTACULAR_SETTINGS = {
 # its client reads); more are refused with 503 and Retry-After. Below `manage.py serve --threads`
 # (serve refuses to start otherwise), so that threads stay free for everything else.
 NEWS_MAX_STREAMS = env_int("NEWS_MAX_STREAMS", 2, minimum=1)
+
+# Seconds a request body has to arrive in full once its headers have (news_project/bodies.py):
+# later, the request is answered 408. The body is read by the server's own I/O, holding no thread.
+NEWS_BODY_TIMEOUT = env_float("NEWS_BODY_TIMEOUT", 30.0, minimum=0.1)
 
 # Author id given on the target to posts created through this API.
 NEWS_NEW_POST_USER_ID = env_int("NEWS_NEW_POST_USER_ID", 99999942)

@@ -1,9 +1,9 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework_simplejwt.views import TokenBlacklistView, TokenRefreshView, TokenVerifyView
+from rest_framework_simplejwt.views import TokenRefreshView
 
-from accounts.views import ThrottledTokenObtainPairView
+from accounts.views import ThrottledTokenObtainPairView, TokenBlacklistView, TokenVerifyView
 from news_project import views
 
 urlpatterns = [

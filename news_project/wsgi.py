@@ -1,4 +1,8 @@
-"""WSGI entry point (`manage.py serve` serves it): Django, behind the cache of anonymous reads."""
+"""WSGI entry point: Django, behind the cache of anonymous reads.
+
+`manage.py serve` runs it in threads behind news_project/asgi.py, which reads request bodies
+first; `runserver` (make run) serves it directly.
+"""
 
 import os
 
@@ -10,11 +14,10 @@ django_application = get_wsgi_application()
 
 # Imported once Django is set up (the settings above).
 from news.cache import CachedReads  # noqa: E402
-from news_project.bodies import WholeBodies  # noqa: E402
 from news_project.startup import check_cache_tables  # noqa: E402
 
 # A read the cache holds is answered before Django runs (news/cache/); without REDIS_URL this
-# only passes every request on. Bodies are read in full before Django runs (bodies.py).
-application = CachedReads(WholeBodies(django_application))
+# only passes every request on.
+application = CachedReads(django_application)
 
 check_cache_tables()

@@ -194,3 +194,43 @@ def test_with_the_database_cache_the_throttle_count_is_shared_through_the_databa
         (rows,) = cursor.fetchone()
     assert statuses == [400] * 10 + [429], statuses
     assert rows == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_attempts_with_the_database_cache_never_pass_the_limit(settings):
+    import threading
+
+    from django.core.cache import cache
+    from django.core.management import call_command
+    from django.db import connections
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "django_cache",
+        }
+    }
+    call_command("createcachetable", verbosity=0)
+    cache.clear()  # the table outlives the tests that wrote it
+    start = threading.Barrier(16)
+    statuses: list[int] = []
+
+    def attempt() -> None:
+        try:
+            client = APIClient()
+            start.wait(timeout=10)
+            statuses.append(client.post(TOKEN, {}).status_code)
+        finally:
+            connections.close_all()
+
+    for _ in range(3):  # three bursts in the same minute: 48 attempts, 10 allowed
+        threads = [threading.Thread(target=attempt) for _ in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+
+    assert len(statuses) == 48
+    assert statuses.count(400) == 10, statuses
+    assert statuses.count(429) == 38

@@ -1,13 +1,14 @@
 """A shared cache of anonymous API reads, kept exact by the writes themselves.
 
 With REDIS_URL set, a GET under /news/ without credentials is answered from Redis when an answer
-to the same URL (and Accept header) was stored there under the current *generation* of every table
-it reads. Each table's generation is a token in Redis that every write replaces once its
-transaction has committed, before the write is answered (news's own announcements: post_save,
-post_delete, rows_created and rows_updated; post_migrate, which flush and migrate send, replaces
-them all). So once a write has been answered, no process serves an answer stored before it: the
-entry's generations no longer match. A hit costs one round trip to Redis and is answered before
-Django runs (CachedReads wraps the WSGI application): no middleware, no database.
+to the same URL (and Accept, Accept-Encoding and Origin headers) was stored there under the
+current *generation* of every table it reads. Each table's generation is a token in Redis that
+every write replaces once its transaction has committed, before the write is answered (news's
+own announcements: post_save, post_delete, rows_created and rows_updated; post_migrate, which
+flush and migrate send, replaces them all). So once a write has been answered, no process serves
+an answer stored before it: the entry's generations no longer match. A hit costs one round trip
+to Redis and is answered before Django runs (CachedReads wraps the WSGI application): no
+middleware, no database.
 
 Tokens are unique in time, never counters: a generation key that Redis lost (restart, eviction)
 cannot come back with a value an old entry was stored under. Without REDIS_URL, or while Redis

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import re
 from collections.abc import Callable, Iterable, Iterator
 
 from django.conf import settings
 from django.utils.http import parse_etags
 
 from news.cache.store import COMMENTS, POSTS, get_store
+
+logger = logging.getLogger("news.cache")
 
 # Only headers a read may carry to another client. Set-Cookie is never stored (see storable()).
 STORED_HEADERS = frozenset(
@@ -22,8 +26,19 @@ STORED_HEADERS = frozenset(
         "referrer-policy",
         "cross-origin-opener-policy",
         "etag",
+        "last-modified",
+        "cache-control",
+        "content-encoding",
+        "access-control-allow-origin",
+        "access-control-allow-credentials",
+        "access-control-expose-headers",
     }
 )
+# Request headers an answer may vary on: each value (gzip accepted or not) has an entry of its own.
+KEYED_ON = frozenset({"accept", "accept-encoding", "origin"})
+# Headers a 304 repeats from the answer it stands for (RFC 9110, 15.4.5).
+NOT_MODIFIED_HEADERS = ("etag", "cache-control", "vary", "last-modified")
+ACCEPTS_GZIP = re.compile(r"\bgzip\b")
 
 
 def tables_read(path: str) -> tuple[str, ...]:
@@ -42,9 +57,10 @@ class CachedReads:
     """Wraps the WSGI application (news_project/wsgi.py): a hit is answered before Django runs
     at all, with neither a request object, middleware, nor the database.
 
-    Only an answer Django gave with 200 is stored, under the scheme, host, path, query and Accept
-    header of its request: a host Django refuses, a redirect to https or to a trailing slash,
-    never has an entry, so it always reaches Django.
+    Only an answer Django gave with 200 to a GET is stored, under the scheme, host, path, query,
+    Accept and Origin headers of its request and whether it accepts gzip (the headers answers
+    vary on): a host Django refuses, a redirect to https or to a trailing slash, never has an
+    entry, so it always reaches Django. A HEAD is answered from the GET's entry.
     """
 
     def __init__(self, application: Callable) -> None:
@@ -56,13 +72,11 @@ class CachedReads:
         if key is None:
             return self.application(environ, start_response)
         generations, entry = store.lookup(key, tables_read(environ["PATH_INFO"]))
-        if entry is not None:
-            meta, _, body = entry.partition(b"\n")
-            meta = json.loads(meta)
-            if meta["generations"] == generations:
-                return _answer(environ, start_response, meta["headers"], body)
-        if generations is None:
-            return self.application(environ, start_response)
+        stored = _parsed(entry) if entry is not None else None
+        if stored is not None and stored[0] == generations:
+            return _answer(environ, start_response, stored[1], stored[2])
+        if generations is None or environ["REQUEST_METHOD"] == "HEAD":
+            return self.application(environ, start_response)  # HEAD: answered, never stored
 
         answer: dict = {}
 
@@ -82,17 +96,43 @@ class CachedReads:
         return _SavingBody(chunks, store.max_bytes, save)
 
 
+def _parsed(entry: bytes) -> tuple[list, list, bytes] | None:
+    """(generations, headers, body) of a stored entry; None, logged, for one that does not parse
+    (a miss: the answer from the database then replaces it)."""
+    meta, _, body = entry.partition(b"\n")
+    try:
+        meta = json.loads(meta)
+        generations, headers = meta["generations"], meta["headers"]
+        if not (
+            isinstance(generations, list)
+            and isinstance(headers, list)
+            and all(
+                len(header) == 2 and all(isinstance(h, str) for h in header) for header in headers
+            )
+            and any(name.lower() == "etag" for name, _ in headers)
+        ):
+            raise ValueError("not the shape of an entry")
+    except (ValueError, TypeError, KeyError) as exc:
+        logger.warning(
+            "Response cache: an entry does not parse (%s); answered from the database", exc
+        )
+        return None
+    return generations, headers, body
+
+
 def _cache_key(environ: dict) -> str | None:
     """The entry's key, or None for a request the cache leaves alone."""
     path = environ.get("PATH_INFO", "")
-    if environ.get("REQUEST_METHOD") != "GET" or not path.startswith("/news/"):
+    if environ.get("REQUEST_METHOD") not in ("GET", "HEAD") or not path.startswith("/news/"):
         return None
     if "HTTP_AUTHORIZATION" in environ:
         return None  # a credential is checked on every request: a bad one must still fail
     if not (host := environ.get("HTTP_HOST")):
         return None  # Django decides (an empty Host is refused), never an entry of a named host
     url = f"{_scheme(environ)}://{host}{environ.get('SCRIPT_NAME', '')}{path}"
-    parts = (url, environ.get("QUERY_STRING", ""), environ.get("HTTP_ACCEPT", ""))
+    gzip = "gzip" if ACCEPTS_GZIP.search(environ.get("HTTP_ACCEPT_ENCODING", "")) else ""
+    origin = environ.get("HTTP_ORIGIN", "")
+    parts = (url, environ.get("QUERY_STRING", ""), environ.get("HTTP_ACCEPT", ""), gzip, origin)
     return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
 
 
@@ -114,7 +154,7 @@ def storable(headers: list[tuple[str, str]]) -> bool:
     return (
         "set-cookie" not in named
         and named.get("content-type", [""])[0].startswith("application/json")
-        and vary <= {"accept"}
+        and vary <= KEYED_ON
     )
 
 
@@ -155,12 +195,13 @@ def _answer(environ: dict, start_response: Callable, headers: list, body: bytes)
     etag = next(value for name, value in headers if name.lower() == "etag")
     if_none_match = environ.get("HTTP_IF_NONE_MATCH")
     if if_none_match and _matches(etag, parse_etags(if_none_match)):
-        start_response("304 Not Modified", [("ETag", etag), ("X-Cache", "hit")])
+        kept = [(n, v) for n, v in headers if n.lower() in NOT_MODIFIED_HEADERS]
+        start_response("304 Not Modified", [*kept, ("X-Cache", "hit")])
         return []
     sent = [(name, value) for name, value in headers]
     sent += [("Content-Length", str(len(body))), ("X-Cache", "hit")]
     start_response("200 OK", sent)
-    return [body]
+    return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
 
 
 def _matches(etag: str, candidates: list[str]) -> bool:

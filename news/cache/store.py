@@ -64,6 +64,7 @@ for i = 1, n do
     redis.call('ZADD', KEYS[n + i], ms + tonumber(ARGV[3]), ARGV[4])
     redis.call('SET', KEYS[i], ARGV[2])
 end
+return ARGV[2]
 """
 # Once it has committed: no longer in flight, and a new generation again. ARGV: n, token, then
 # the names of the writes (those of earlier writes that could not say so too).
@@ -75,7 +76,23 @@ for i = 1, n do
     end
     redis.call('SET', KEYS[i], ARGV[2])
 end
+return ARGV[2]
 """
+
+
+# What a Redis that fails, or answers garbage, makes the client raise: besides its own errors,
+# a reply of the wrong shape can break the client's handshake (HELLO) in any way.
+FAILURES = (redis.RedisError, AttributeError, TypeError, ValueError, IndexError, KeyError)
+
+
+class WrongReply(redis.RedisError):
+    """Redis answered, but not what the command answers: taken as Redis not answering."""
+
+
+def acknowledged(reply: object, token: str) -> None:
+    """A write script answers the token it wrote; anything else is no acknowledgement."""
+    if reply != token.encode():
+        raise WrongReply(f"expected the token written, got {reply!r:.80}")
 
 
 def new_token() -> str:
@@ -125,10 +142,11 @@ class ResponseStore:
     def writing(self, tables: set[str], name: str) -> None:
         """A write of these tables is about to commit: readers keep off their entries until
         written() (or for WRITE_LEASE seconds). Raises CacheUnavailable if Redis cannot be told."""
-        args = [len(tables), new_token(), int(WRITE_LEASE * 1000), name]
+        token = new_token()
+        args = [len(tables), token, int(WRITE_LEASE * 1000), name]
         try:
-            self._writing(keys=self._keys(tables), args=args)
-        except redis.RedisError as exc:
+            acknowledged(self._writing(keys=self._keys(tables), args=args), token)
+        except FAILURES as exc:
             self._pause(exc, "could not be told of a write")
             raise CacheUnavailable from exc
 
@@ -141,9 +159,10 @@ class ResponseStore:
             return
         for attempt in range(3):
             try:
-                args = [len(tables), new_token(), *sorted(names)]
-                self._written(keys=self._keys(tables), args=args)
-            except redis.RedisError as exc:
+                token = new_token()
+                args = [len(tables), token, *sorted(names)]
+                acknowledged(self._written(keys=self._keys(tables), args=args), token)
+            except FAILURES as exc:
                 error = exc
                 time.sleep(0.05 * (attempt + 1))
                 continue
@@ -169,13 +188,15 @@ class ResponseStore:
                 return None, None
         keys = [*self._keys(tables), f"{self.prefix}entry:{key}"]
         try:
-            *generations, busy, entry = self._read(keys=keys, args=[len(tables), new_token()])
-        except redis.RedisError as exc:
+            generations, busy, entry = _read_reply(
+                self._read(keys=keys, args=[len(tables), new_token()]), len(tables)
+            )
+        except FAILURES as exc:
             self._pause(exc, "could not read")
             return None, None
         if busy:
             return None, None
-        return [value.decode() for value in generations], entry
+        return generations, entry
 
     def save(self, key: str, generations: list[str], headers: list, body: bytes) -> None:
         if not any(name.lower() == "etag" for name, _ in headers):
@@ -185,7 +206,7 @@ class ResponseStore:
         meta = json.dumps({"generations": generations, "headers": headers}).encode()
         try:
             self.client.set(f"{self.prefix}entry:{key}", meta + b"\n" + body, ex=self.ttl)
-        except redis.RedisError as exc:
+        except FAILURES as exc:
             self._pause(exc, "could not store")
 
     def _pause(self, exc: Exception, doing: str) -> None:
@@ -196,6 +217,23 @@ class ResponseStore:
             exc,
             PAUSE_AFTER_FAILURE,
         )
+
+
+def _read_reply(reply: object, tables: int) -> tuple[list[str], int, bytes | None]:
+    """The READ script's answer: a generation a table, a count, then the entry or nil."""
+    if not (isinstance(reply, list) and len(reply) == tables + 2):
+        raise WrongReply(f"expected {tables + 2} values, got {reply!r:.80}")
+    *generations, busy, entry = reply
+    if not (
+        all(isinstance(value, bytes) for value in generations)
+        and isinstance(busy, int)
+        and (entry is None or isinstance(entry, bytes))
+    ):
+        raise WrongReply(f"values of the wrong types: {reply!r:.80}")
+    try:
+        return [value.decode() for value in generations], busy, entry
+    except UnicodeDecodeError as exc:
+        raise WrongReply(f"a generation that is not text: {reply!r:.80}") from exc
 
 
 _store: ResponseStore | None = None

@@ -144,7 +144,7 @@ def test_unknown_comment_is_404(anon_client, pk):
     response = anon_client.get(comment_url(pk))
 
     assert response.status_code == 404
-    assert "detail" in response.json()
+    assert response.json() == {"detail": "Not found."}
 
 
 # The user, the request's savepoint and its release, then a count and a page, or the one stream;
@@ -210,7 +210,7 @@ def test_comments_of_an_unknown_post_is_404(anon_client, params):
     response = anon_client.get(post_comments_url(999999), params)
 
     assert response.status_code == 404
-    assert "detail" in response.json()
+    assert response.json() == {"detail": "Not found."}
 
 
 # --- Creating ------------------------------------------------------------------------------------

@@ -102,6 +102,80 @@ def test_ordering_by_id(anon_client, ordering, reverse):
     assert [item["id"] for item in body["results"]] == sorted(ids, reverse=reverse)
 
 
+@pytest.mark.parametrize("ordering", ["title", "", "-title", "id,title", "id,-id", "ID"])
+@pytest.mark.parametrize("all_rows", [False, True], ids=["page", "all"])
+def test_ordering_by_anything_but_id_is_400_naming_the_allowed_values(
+    anon_client, ordering, all_rows
+):
+    create_posts(2)
+    params = {"ordering": ordering, **({"all": "true"} if all_rows else {})}
+
+    response = anon_client.get(POSTS, params)
+
+    assert response.status_code == 400
+    assert response.json() == {"ordering": ["Must be one of: id, -id."]}
+
+
+def test_unknown_query_parameters_are_ignored(anon_client):
+    create_posts(2)
+
+    response = anon_client.get(POSTS, {"sort": "title", "colour": "blue"})
+
+    assert response.status_code == 200
+    assert response.json()["count"] == 2
+
+
+def test_page_last_is_the_last_page(anon_client):
+    posts = create_posts(5)
+
+    response = anon_client.get(POSTS, {"page": "last", "page_size": 2})
+
+    assert response.status_code == 200
+    body = response.json()
+    assert [item["id"] for item in body["results"]] == [posts[4].pk]
+    assert body["next"] is None
+    assert body["previous"].endswith("page=2&page_size=2")
+
+
+def test_page_last_of_an_empty_list_is_the_empty_first_page(anon_client):
+    response = anon_client.get(POSTS, {"page": "last"})
+
+    assert (response.status_code, response.json()["results"]) == (200, [])
+
+
+HUGE = "9" * 5000  # more digits than Python turns into an int by default (4,300)
+
+
+@pytest.mark.parametrize("url", [POSTS, "/news/comments/"])
+def test_a_page_number_of_thousands_of_digits_is_404_not_500(anon_client, url, caplog):
+    create_posts(1)
+
+    response = anon_client.get(url, {"page": HUGE})
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Invalid page."}
+    assert not [record for record in caplog.records if record.levelname == "ERROR"]
+
+
+def test_a_page_size_of_thousands_of_digits_is_capped_at_100(anon_client):
+    create_posts(3)
+
+    response = anon_client.get(POSTS, {"page_size": HUGE})
+
+    assert response.status_code == 200
+    assert response.json()["count"] == 3
+
+
+def test_a_filter_or_an_id_of_thousands_of_digits_is_no_500(anon_client):
+    create_posts(1)
+
+    assert anon_client.get(POSTS, {"user_id": HUGE}).status_code in (200, 400)
+    assert anon_client.get("/news/comments/", {"post_id": HUGE}).status_code in (200, 400)
+    for url in (post_url(HUGE), f"/news/comments/{HUGE}/", f"{POSTS}{HUGE}/comments/"):
+        response = anon_client.get(url)
+        assert (response.status_code, response.json()) == (404, {"detail": "Not found."}), url
+
+
 def test_filter_by_user_id(anon_client):
     create_posts(2, user_id=1)
     wanted = create_posts(3, user_id=2)
@@ -144,7 +218,7 @@ def test_unknown_post_is_404(anon_client, pk):
     response = anon_client.get(post_url(pk))
 
     assert response.status_code == 404
-    assert "detail" in response.json()
+    assert response.json() == {"detail": "Not found."}
 
 
 # --- ?all=true -----------------------------------------------------------------------------------
@@ -471,6 +545,7 @@ def test_writing_an_unknown_post_is_404(api_client, method):
     response = getattr(api_client, method)(post_url(999999), {"title": "x"})
 
     assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}
 
 
 # --- Who may change a post -----------------------------------------------------------------------

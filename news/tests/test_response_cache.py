@@ -9,7 +9,7 @@ from django.db import transaction
 from news.cache import CacheUnavailable, start_fresh
 from news.cache import store as cache_store
 from news.models import Comment, Post
-from news.tests.support import WsgiAnswer, make_comment, make_post, wsgi_get
+from news.tests.support import GarbageRedis, WsgiAnswer, make_comment, make_post, wsgi_get
 from sync.models import ModelEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -333,3 +333,69 @@ def test_a_request_without_a_host_is_never_answered_from_the_cache(response_cach
 
     assert (answer.status_code, cache) == (400, None)
     assert answer.json() == {"detail": "Bad request."}
+
+
+# --- What Redis answers is checked ---------------------------------------------------------------
+
+
+def stored_entries(store) -> list[bytes]:
+    return list(store.client.scan_iter(match=f"{store.prefix}entry:*"))
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"not json\n{}",
+        b"no newline at all",
+        b'{"generations": 3}\n{}',
+        b'["a list"]\n{}',
+        b'{"generations": [], "headers": [["Content-Type", "application/json"]]}\n{}',
+        b"\xff\xfe\n{}",
+    ],
+    ids=["not-json", "no-newline", "wrong-types", "a-list", "no-etag", "not-utf8"],
+)
+def test_an_entry_that_does_not_parse_is_a_miss_answered_from_the_database_logged_once(
+    response_cache, caplog, garbage
+):
+    post = make_post(title="From the database")
+    url = f"/news/posts/{post.pk}/"
+    read(url)
+    (key,) = stored_entries(response_cache)
+    response_cache.client.set(key, garbage)
+
+    answers = [read(url) for _ in range(3)]
+
+    assert [(a.status_code, a.json()["title"], cache) for a, cache in answers] == [
+        (200, "From the database", "miss"),
+        (200, "From the database", "hit"),
+        (200, "From the database", "hit"),
+    ]
+    warnings = [r for r in caplog.records if r.name == "news.cache" and "entry" in r.message]
+    assert len(warnings) == 1
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [b"+OK\r\n", b":1\r\n", b"$3\r\nabc\r\n", b"*1\r\n$1\r\nx\r\n", b"*0\r\n"],
+    ids=["ok", "integer", "string", "short-array", "empty-array"],
+)
+def test_a_redis_that_answers_garbage_refuses_writes_and_leaves_reads_to_the_database(
+    response_cache, settings, api_client, reply
+):
+    post = api_client.post("/news/posts/", {"title": "Before"}).json()
+    url = f"/news/posts/{post['id']}/"
+    events = ModelEvent.objects.count()
+
+    with GarbageRedis(reply) as garbage:
+        settings.REDIS_URL = garbage.url
+        edit = api_client.patch(url, {"title": "After"})
+        created = api_client.post("/news/posts/", {"title": "New"})
+        answer, cache = read(url)
+        settings.REDIS_URL = response_cache.url
+
+    assert garbage.commands > 0
+    assert (edit.status_code, created.status_code) == (503, 503)
+    assert "nothing was changed" in edit.json()["detail"]
+    assert list(Post.objects.values_list("title", flat=True)) == ["Before"]
+    assert ModelEvent.objects.count() == events
+    assert (answer.status_code, answer.json()["title"], cache) == (200, "Before", None)

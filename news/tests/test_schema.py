@@ -87,8 +87,9 @@ EXPECTED_ERRORS = {
     ("/news/posts/", "get"): {"400", "401", "404", "503"},
     ("/news/posts/", "post"): {"400", "401", "413", "415", "503"},
     ("/news/posts/{id}/", "get"): {"401", "404"},
-    ("/news/posts/{id}/", "put"): {"400", "401", "403", "404", "413", "415", "503"},
-    ("/news/posts/{id}/", "delete"): {"401", "403", "404", "503"},
+    # 412: If-Match with an ETag the item no longer has.
+    ("/news/posts/{id}/", "put"): {"400", "401", "403", "404", "412", "413", "415", "503"},
+    ("/news/posts/{id}/", "delete"): {"401", "403", "404", "412", "503"},
     ("/news/posts/{post_pk}/comments/", "post"): {"400", "401", "404", "413", "415", "503"},
     ("/api/token/", "post"): {"400", "401", "413", "415", "429"},
     ("/api/token/refresh/", "post"): {"400", "401", "413", "415"},
@@ -126,3 +127,91 @@ def test_text_fields_document_what_the_api_refuses(anon_client):
     assert re.fullmatch(title["pattern"], "Hello")
     assert not re.fullmatch(title["pattern"], "   ")
     assert not re.fullmatch(title["pattern"], "a\x00b")
+
+
+# --- What generated clients rely on --------------------------------------------------------------
+
+BIGINT = 2**63 - 1
+
+
+@pytest.mark.parametrize("path", ["/api/token/verify/", "/api/token/blacklist/"])
+def test_token_verify_and_blacklist_document_the_empty_object_they_answer(anon_client, path):
+    response = schema_of(anon_client)["paths"][path]["post"]["responses"]["200"]
+
+    empty = response["content"]["application/json"]["schema"]
+    assert (empty["type"], empty["properties"], empty["additionalProperties"]) == (
+        "object",
+        {},
+        False,
+    )
+
+
+def test_the_error_body_declares_the_messages_of_a_refused_token(anon_client, user):
+    schemas = schema_of(anon_client)["components"]["schemas"]
+    anon_client.credentials(HTTP_AUTHORIZATION="Bearer not-a-token")
+    refused = anon_client.get("/news/posts/").json()
+
+    assert set(refused) <= set(schemas["Error"]["properties"])
+    messages = schemas["Error"]["properties"]["messages"]
+    assert messages["type"] == "array"
+    assert messages["items"] == {"$ref": "#/components/schemas/TokenMessage"}
+    assert set(schemas["TokenMessage"]["properties"]) == set(refused["messages"][0])
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/news/posts/{id}/", "id"),
+        ("/news/comments/{id}/", "id"),
+        ("/news/posts/{post_pk}/comments/", "post_pk"),
+    ],
+)
+def test_path_ids_are_integers_from_1(anon_client, path, name):
+    for method, operation in schema_of(anon_client)["paths"][path].items():
+        (parameter,) = [p for p in operation["parameters"] if p["in"] == "path"]
+        assert parameter["name"] == name
+        assert parameter["schema"] == {"type": "integer", "minimum": 1, "maximum": BIGINT}, method
+
+
+def test_a_new_comments_post_id_documents_its_range_and_that_it_must_exist(anon_client):
+    post_id = schema_of(anon_client)["components"]["schemas"]["NewCommentRequest"]["properties"][
+        "post_id"
+    ]
+
+    assert (post_id["type"], post_id["minimum"], post_id["maximum"]) == ("integer", 1, BIGINT)
+    assert "400" in post_id["description"]
+
+
+@pytest.mark.parametrize("method", ["put", "patch", "delete"])
+@pytest.mark.parametrize("path", ["/news/posts/{id}/", "/news/comments/{id}/"])
+def test_writes_to_an_item_document_if_match_and_its_412(anon_client, path, method):
+    operation = schema_of(anon_client)["paths"][path][method]
+
+    (if_match,) = [p for p in operation["parameters"] if p["in"] == "header"]
+    assert (if_match["name"], if_match.get("required", False)) == ("If-Match", False)
+    assert operation["responses"]["412"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Error"
+    }
+
+
+@pytest.mark.parametrize(
+    "path", ["/news/posts/", "/news/comments/", "/news/posts/{post_pk}/comments/"]
+)
+def test_a_201_documents_its_location(anon_client, path):
+    created = schema_of(anon_client)["paths"][path]["post"]["responses"]["201"]
+
+    assert created["headers"]["Location"]["schema"] == {"type": "string", "format": "uri"}
+    assert "ETag" in created["headers"]
+
+
+def test_reads_document_their_etag_and_cache_control(anon_client):
+    answer = schema_of(anon_client)["paths"]["/news/posts/{id}/"]["get"]["responses"]["200"]
+
+    assert {"ETag", "Cache-Control", "Last-Modified"} <= set(answer["headers"])
+
+
+def test_ordering_lists_the_allowed_values(anon_client):
+    parameters = schema_of(anon_client)["paths"]["/news/posts/"]["get"]["parameters"]
+
+    (ordering,) = [p for p in parameters if p["name"] == "ordering"]
+    assert ordering["schema"]["enum"] == ["id", "-id"]

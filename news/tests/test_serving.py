@@ -261,3 +261,123 @@ def test_a_body_sent_slowly_holds_no_transaction_and_no_lock(user):
     assert slow_status == b"HTTP/1.1 200 OK"
     post.refresh_from_db()
     assert post.title == "Slow"
+
+
+class SlowBody(threading.Thread):
+    """A client that declares a body of `length` bytes and sends one byte every `pause` seconds,
+    until stop() is called; `answer` is what the server said meanwhile, if anything."""
+
+    def __init__(self, server: Served, length: int = 100_000, pause: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.server, self.length, self.pause = server, length, pause
+        self.answer = b""
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        with socket.create_connection(self.server.address(), timeout=30) as sock:
+            sock.sendall(
+                b"POST /news/posts/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n{" % self.length
+            )
+            sock.settimeout(self.pause)
+            while not self.stopping.is_set():
+                try:
+                    if chunk := sock.recv(4096):
+                        self.answer += chunk
+                        continue
+                    return  # closed by the server
+                except TimeoutError:
+                    pass
+                try:
+                    sock.sendall(b" ")
+                except OSError:
+                    return
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(timeout=10)
+
+
+def test_clients_sending_bodies_slowly_hold_no_thread_and_health_answers_meanwhile():
+    with Served() as server:  # 2 workers of 4 threads
+        slow = [SlowBody(server) for _ in range(12)]
+        for client in slow:
+            client.start()
+        time.sleep(1)
+
+        waits = []
+        for _ in range(5):
+            started = time.monotonic()
+            health = requests.get(f"{server.url}/health/", timeout=5)
+            waits.append(time.monotonic() - started)
+            assert health.status_code == 200
+            time.sleep(0.5)
+        for client in slow:
+            client.stop()
+
+    assert max(waits) < 2.0, waits
+    assert [client.answer for client in slow] == [b""] * 12  # still being sent, not refused
+
+
+def test_a_body_not_all_here_in_time_is_408_and_the_connection_closes():
+    with Served(NEWS_BODY_TIMEOUT="1") as server:
+        client = SlowBody(server, pause=0.3)
+        started = time.monotonic()
+        client.start()
+        client.join(timeout=10)
+        took = time.monotonic() - started
+
+    head, _, body = client.answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 ")
+    assert b"connection: close" in head.lower()
+    assert json.loads(body) == {"detail": "The request body did not arrive within 1 seconds."}
+    assert 1.0 <= took < 5.0  # the server closed the connection: the client's loop ended
+
+
+def test_after_a_413_the_same_connection_carries_the_next_request(user):
+    post = make_post(title="Still here")
+    too_big = b'{"title": "' + b"x" * 3_000_000 + b'"}'
+    with Served() as server, requests.Session() as http:
+        answers = []
+        for _ in range(3):
+            refused = http.post(
+                f"{server.url}/news/posts/",
+                data=too_big,
+                headers={**token_for(user), "Content-Type": "application/json"},
+                timeout=10,
+            )
+            read = http.get(f"{server.url}/news/posts/{post.pk}/", timeout=10)
+            answers.append((refused.status_code, read.status_code, read.json()["title"]))
+
+    assert answers == [(413, 200, "Still here")] * 3
+
+
+def test_a_body_too_large_to_read_is_refused_with_connection_close(user):
+    with Served() as server, socket.create_connection(server.address(), timeout=10) as sock:
+        sock.sendall(
+            b"POST /news/posts/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Authorization: %s\r\n"
+            % token_for(user)["Authorization"].encode()
+            + b"Content-Type: application/json\r\nContent-Length: 100000000\r\n\r\n{"
+        )
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
+            answer += sock.recv(4096)
+
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 ")
+    assert b"connection: close" in head.lower()
+    assert json.loads(body) == {
+        "detail": "The request body is larger than the limit of 2621440 bytes."
+    }
+
+
+def test_a_head_of_a_long_stream_has_no_body_and_the_connection_carries_on():
+    post = long_comments(5_000)
+    with Served("--workers", "1") as server, requests.Session() as http:
+        heads = [http.head(f"{server.url}/news/comments/?all=true", timeout=5) for _ in range(6)]
+        after = http.get(f"{server.url}/news/posts/{post.pk}/", timeout=5)
+
+    assert [(head.status_code, head.content) for head in heads] == [(200, b"")] * 6
+    assert after.json()["title"] == "Still served"

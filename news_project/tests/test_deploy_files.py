@@ -153,6 +153,15 @@ def test_the_default_image_is_the_app_with_the_product_only():
     ]
 
 
+def test_the_app_image_collects_its_static_files_compressed_after_copying_the_product():
+    app = dockerfile_stages()["app"]
+    collect = next(i for i, line in enumerate(app) if "manage.py collectstatic" in line)
+
+    assert collect > max(i for i, line in enumerate(app) if line.startswith("COPY "))
+    assert "--noinput" in app[collect]
+    assert ".gz" not in (ROOT / ".dockerignore").read_text()
+
+
 def test_the_fake_target_image_has_the_fake_target_only_and_no_dependencies():
     fake_target = dockerfile_stages()["fake-target"]
 

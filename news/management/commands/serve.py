@@ -27,7 +27,7 @@ positive.__name__ = "positive number"
 
 class Command(BaseCommand):
     help = (
-        "Serve the API (news_project.wsgi) with granian, as the Dockerfile and docker compose do: "
+        "Serve the API (news_project.asgi) with granian, as the Dockerfile and docker compose do: "
         "worker processes of a few threads each."
     )
 
