@@ -220,7 +220,11 @@ class TargetApiClient:
             raise ValueError(f"unknown resource {resource!r}")
         if remote_id is None:
             return f"{self.base_url}/{resource}"
-        return f"{self.base_url}/{resource}/{quote(str(remote_id), safe='')}"
+        segment = quote(str(remote_id), safe="")
+        if segment in (".", ".."):
+            # A path segment of dots is removed on the way (RFC 3986): encoded, it is the id.
+            segment = segment.replace(".", "%2E")
+        return f"{self.base_url}/{resource}/{segment}"
 
     def _request(
         self,

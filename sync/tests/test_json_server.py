@@ -42,6 +42,27 @@ def json_server_1(settings):
         pytest.skip(f"json-server 1.0 cannot run here: {missing}")
 
 
+@pytest.fixture
+def json_server_1_with(settings):
+    """json-server 1.0 serving the given posts; stopped after the test."""
+    started = []
+
+    def start(*posts: dict):
+        try:
+            context = running("1.0", {"posts": list(posts), "comments": []})
+            server = context.__enter__()
+        except JsonServerMissing as missing:
+            if os.environ.get("JSON_SERVER_REQUIRED"):
+                pytest.fail(f"json-server 1.0 is required here: {missing}")
+            pytest.skip(f"json-server 1.0 cannot run here: {missing}")
+        started.append(context)
+        return server
+
+    yield start
+    for context in started:
+        context.__exit__(None, None, None)
+
+
 def sync(server, *, full: bool = False):
     with TargetApiClient(base_url=server.url, timeout=5.0, retries=2) as client:
         return sync_changes(client=client, options=SyncOptions(concurrency=3), full=full)
@@ -119,3 +140,21 @@ def test_kill_9_rounds_against_json_server_1_end_equal_without_duplicates(json_s
     assert pending_count() == 0
     assert sync(json_server_1).calls_made == 0
     assert sync(json_server_1, full=True).calls_made == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("ident", [".", "..", "a/b", "a?b#c", " 5", "007"])
+def test_ids_of_any_text_are_addressed_as_themselves(json_server_1_with, ident):
+    server = json_server_1_with({"id": ident, "userId": 1, "title": "t", "body": "b"})
+    call_command("import_initial_data", "--url", server.url, stdout=StringIO())
+    post = Post.objects.get()
+    post.title = "edited"
+    post.save()
+
+    report = sync(server)
+
+    assert report.ok, report.failed
+    assert server.state()["posts"] == [{"id": ident, "userId": 1, "title": "edited", "body": "b"}]
+    post.delete()
+    assert sync(server).ok
+    assert server.state()["posts"] == []
