@@ -1,8 +1,6 @@
-import signal
-
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from tqdm import tqdm
 
 from sync.changelog import retry_parked
@@ -10,7 +8,9 @@ from sync.client import TargetApiClient
 from sync.errors import SyncError, SyncLocked
 from sync.following import Follower, FollowOptions
 from sync.management.arguments import entity_key, entity_problem, url_problem
-from sync.syncing import FailedEntity, SyncOptions, SyncReport, sync_changes
+from sync.management.signals import StopRequest, stop_on_signals
+from sync.planner import Op
+from sync.syncing import FailedEntity, StopSignal, SyncOptions, SyncReport, sync_changes
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -69,9 +69,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         url = (options["url"] or settings.FAKE_API_URL).rstrip("/")
         self._check_usage(url, options)
-        if options["retry_parked"]:
-            entities = [entity_key(value) for value in options["entity"]] or None
-            self._say(_unparked(retry_parked(entities=entities)))
+        connection.ensure_connection()  # a database out of reach: one line, before anything
         sync_options = SyncOptions(
             concurrency=options["concurrency"],
             batch_size=options["batch_size"],
@@ -85,12 +83,43 @@ class Command(BaseCommand):
             max_rps=options["max_rps"],
             pool_size=max(10, options["concurrency"]),
         )
-        if options["follow"]:
-            try:
+        with client:
+            if options["follow"]:
+                self._retry_parked(options)
                 self._follow(client, sync_options)
-            finally:
-                client.close()
-            return
+                return
+            stop = StopSignal()
+            with stop_on_signals(lambda reason: stop.request(f"stopped: {reason}")) as received:
+                self._retry_parked(options)
+                report = self._run(client, sync_options, options, stop, received)
+        if received:
+            raise CommandError(_stopped(received, report), returncode=received.exit_status)
+        if report.dry_run:
+            for planned in report.planned:
+                self.stdout.write(str(planned))
+        self._write_report(report)
+        if not report.ok:
+            raise CommandError(
+                f"{len(report.failed)} entities were not delivered; "
+                "they stay pending for the next run (see sync_status)",
+                returncode=EXIT_FAILED,
+            )
+
+    def _retry_parked(self, options: dict) -> None:
+        if options["retry_parked"]:
+            entities = [entity_key(value) for value in options["entity"]] or None
+            self._say(_unparked(retry_parked(entities=entities)))
+
+    def _run(
+        self,
+        client: TargetApiClient,
+        sync_options: SyncOptions,
+        options: dict,
+        stop: StopSignal,
+        received: StopRequest,
+    ) -> SyncReport:
+        """One run; on a terminal, a progress bar. Failures are printed as they come, but for
+        the calls a stop signal kept from being sent: the last line says what was left."""
         interactive = self.stdout.isatty()
         bar = tqdm(total=0, unit="call", disable=not interactive, leave=False)
 
@@ -98,6 +127,8 @@ class Command(BaseCommand):
             bar.reset(total=total)
 
         def on_failure(failed: FailedEntity) -> None:
+            if received and failed.error == f"not sent: {stop.reason}":
+                return
             line = f"FAILED {failed}"
             if interactive:
                 bar.write(line)
@@ -105,7 +136,7 @@ class Command(BaseCommand):
                 self.stdout.write(line)
 
         try:
-            report = sync_changes(
+            return sync_changes(
                 client=client,
                 options=sync_options,
                 full=options["full"],
@@ -113,6 +144,7 @@ class Command(BaseCommand):
                 on_planned=on_planned,
                 on_progress=bar.update,
                 on_failure=on_failure,
+                stop=stop,
             )
         except SyncLocked as exc:
             raise CommandError(str(exc), returncode=EXIT_LOCKED) from None
@@ -127,18 +159,6 @@ class Command(BaseCommand):
             ) from None
         finally:
             bar.close()
-            client.close()
-
-        if report.dry_run:
-            for planned in report.planned:
-                self.stdout.write(str(planned))
-        self._write_report(report)
-        if not report.ok:
-            raise CommandError(
-                f"{len(report.failed)} entities were not delivered; "
-                "they stay pending for the next run (see sync_status)",
-                returncode=EXIT_FAILED,
-            )
 
     def _follow(self, client: TargetApiClient, sync_options: SyncOptions) -> None:
         """Follow the change log until SIGTERM or SIGINT; one summary line per run with work."""
@@ -155,16 +175,8 @@ class Command(BaseCommand):
             on_report=self._write_run,
             on_failure=lambda failed: self._say(f"FAILED {failed}"),
         )
-
-        def stop(signum, frame) -> None:
-            follower.request_stop(f"{signal.Signals(signum).name} received")
-
-        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-        try:
+        with stop_on_signals(follower.request_stop):
             follower.run()
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
         self._say(
             f"Stopped ({follower.stop_reason}) after {follower.runs} runs; the run lock is released"
         )
@@ -206,6 +218,17 @@ class Command(BaseCommand):
         problems += [f"--entity {p}" for p in map(entity_problem, options["entity"]) if p]
         if problems:
             raise CommandError("; ".join(problems), returncode=EXIT_USAGE)
+
+
+def _stopped(received: StopRequest, report: SyncReport) -> str:
+    """The one line of a run a signal stopped: what it delivered, and that the rest waits."""
+    calls = report.calls
+    return (
+        f"Stopped ({received.reason}) after {report.duration:.1f} s: {report.entities_synced} "
+        f"entities synced with {report.calls_made} calls ({calls[Op.CREATE]} created, "
+        f"{calls[Op.UPDATE]} updated, {calls[Op.DELETE]} deleted); the calls under way were "
+        "recorded, the rest stays pending for the next run"
+    )
 
 
 def _unparked(entities: list) -> str:
