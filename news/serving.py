@@ -9,6 +9,8 @@ threads stay free for everything else.
 
 from __future__ import annotations
 
+import importlib
+import signal
 import socket
 
 from django.conf import settings
@@ -55,7 +57,21 @@ def serve(*, host: str, port: int, workers: int, threads: int, access_log: bool 
         respawn_failed_workers=True,
         workers_kill_timeout=STOP_SECONDS,
     )
-    server.serve()
+    server.serve(target_loader=load_in_worker)
+
+
+def load_in_worker(target: str):
+    """The application, loaded in a worker that leaves SIGINT to the main process.
+
+    Ctrl-C in a terminal signals every process of the server. The main process then stops the
+    workers (SIGTERM: each finishes the answers it is writing); a worker that took the SIGINT
+    itself would end at once and be started again, and the main process would then wait its
+    full STOP_SECONDS for the worker still starting. Blocked in this thread before the worker
+    starts its own, SIGINT is blocked in all of them.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def _check_address(host: str, port: int) -> None:

@@ -1,9 +1,11 @@
 """`manage.py serve`: what it refuses with one line, and what it does as it starts and stops."""
 
+import os
 import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 import requests
@@ -92,6 +94,26 @@ def test_sigterm_stops_the_server_and_its_workers():
     server.stop()
 
     assert code == 0
+    for pid in workers:
+        with pytest.raises(ProcessLookupError):
+            _still_running(pid)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_ctrl_c_in_a_terminal_stops_the_server_and_its_workers_within_seconds():
+    server = Served("--workers", "2")
+    workers = server.workers()
+    assert requests.get(f"{server.url}/health/", timeout=5).status_code == 200
+
+    started = time.monotonic()
+    os.killpg(server.process.pid, signal.SIGINT)  # as a terminal does: every process of it
+    code = server.process.wait(timeout=STOP_SECONDS + 15)
+    took = time.monotonic() - started
+    server.stop()
+
+    assert code == 0
+    assert took < 5
     for pid in workers:
         with pytest.raises(ProcessLookupError):
             _still_running(pid)
