@@ -14,7 +14,7 @@ import signal
 import socket
 
 from django.conf import settings
-from django.db import connections
+from django.db import connection, connections
 from granian.constants import HTTPModes, Interfaces
 from granian.server import Server
 
@@ -40,6 +40,9 @@ def serve(*, host: str, port: int, workers: int, threads: int, access_log: bool 
         _check_address(host, port)
     except OSError as exc:
         raise ServingError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    # A database out of reach stops the start, in one line naming it (manage.py), rather than
+    # a server that answers every request with an error.
+    connection.ensure_connection()
     # Nothing stored while this service ran without REDIS_URL, taking writes Redis never heard
     # of, is served: every table gets a new generation before any worker answers.
     start_fresh()

@@ -1,6 +1,8 @@
 """The make targets of the everyday commands share make run's defaults, kept in one place."""
 
 import os
+import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -74,3 +76,45 @@ def test_the_environment_and_the_command_line_override_the_defaults():
 def test_superuser_asks_nothing_when_the_password_is_in_the_environment():
     assert main_command("superuser", DJANGO_SUPERUSER_PASSWORD="secret").endswith(" --noinput")
     assert not main_command("superuser").endswith(" --noinput")
+
+
+# --- A database out of reach ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "target", ["run", "import", "superuser", "sync", "status", "prune", "reset", "test"]
+)
+def test_every_documented_target_with_the_database_out_of_reach_says_so_in_one_line(target):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgres://news:s3cret@127.0.0.1:{port}/news"
+
+    result = subprocess.run(
+        ["make", "--no-print-directory", target, f"VENV={VENV}", "PYTEST_ARGS=-p no:cacheprovider"],
+        cwd=ROOT,
+        env={"PATH": os.environ["PATH"], "DATABASE_URL": url, "DJANGO_ENV_FILE": ""},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    *said, by_make = result.stderr.splitlines()
+    if target == "test":  # the suite's own check, before it starts
+        assert said == [
+            f"PostgreSQL is not reachable at 127.0.0.1:{port} (connection failed: connection to "
+            f'server at "127.0.0.1", port {port} failed: Connection refused). Start it, or run '
+            "the suite on SQLite: make test DATABASE_URL=sqlite:///test.sqlite3"
+        ]
+    else:
+        assert said == [
+            f"Error: cannot reach the database postgres://news:***@127.0.0.1:{port}/news "
+            "(DATABASE_URL): Connection refused (is the server running on that host and "
+            "accepting TCP/IP connections?)"
+        ]
+    # make's own line, which names the command's exit status (README: Commands).
+    step = "migrate" if target == "run" else target  # make run: its migrate step fails
+    assert re.fullmatch(rf"make: \*\*\* \[Makefile:\d+: {step}\] Error [13]", by_make)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stdout + result.stderr
