@@ -287,7 +287,8 @@ if SYNC_FOLLOW_MAX_WAIT < SYNC_FOLLOW_DEBOUNCE:
 SYNC_FOLLOW_BACKOFF_MAX = env_float("SYNC_FOLLOW_BACKOFF_MAX", 30.0, minimum=1.0)
 # /health/sync/ answers 503 once the oldest pending event is older than this many seconds.
 SYNC_HEALTH_MAX_AGE = env_float("SYNC_HEALTH_MAX_AGE", 300.0, minimum=1.0)
-# Set: GET /metrics needs "Authorization: Bearer <METRICS_TOKEN>". Unset: open (keep it internal).
+# GET /metrics and /health/sync/ need "Authorization: Bearer <METRICS_TOKEN>"; unset, they answer
+# only with DEBUG on.
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "").strip()
 if not (METRICS_TOKEN.isascii() and METRICS_TOKEN.isprintable() and " " not in METRICS_TOKEN):
     raise ImproperlyConfigured(
