@@ -11,6 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 from news_project.env import (
     ENV_EXAMPLE_SECRET_KEY,
     env_bool,
+    env_database_url,
     env_float,
     env_int,
     env_list,
@@ -76,6 +77,8 @@ INSTALLED_APPS = [
     "accounts",
     "news",
     "sync",
+    # The project's own commands (check_env), for settings rather than any one app.
+    "news_project",
 ]
 
 MIDDLEWARE = [
@@ -116,17 +119,25 @@ TEMPLATES = [
 
 # --- Database ------------------------------------------------------------------------------------
 # DATABASE_URL, e.g. postgres://user:password@host:5432/news; default: SQLite in the project.
+# DATABASE_PASSWORD, when set, is the password as it is (any character, no encoding), over the
+# URL's own: docker compose passes POSTGRES_PASSWORD that way.
 
 try:
     DATABASES = {
         "default": dj_database_url.parse(
-            os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+            env_database_url(
+                "DATABASE_URL",
+                f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+                password_name="DATABASE_PASSWORD",
+            ),
             conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
             conn_health_checks=True,
         )
     }
 except ValueError as exc:
     raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
+if _password := os.environ.get("DATABASE_PASSWORD", ""):
+    DATABASES["default"]["PASSWORD"] = _password
 # Every API write and its change event commit or roll back together.
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
 

@@ -50,6 +50,7 @@ def test_without_a_secret_key_any_command_stops_with_one_line(command, tmp_path)
     [
         ("DJANGO_DEBUG", "perhaps"),
         ("DATABASE_URL", "nosuchdb://here"),
+        ("DATABASE_URL", "postgres://news:pa/ss@db:5432/news"),  # a password not encoded
         ("SYNC_MAX_ATTEMPTS", "many"),
         ("SYNC_EVENT_RETENTION_DAYS", "-1"),
         ("SYNC_RUN_RETENTION_DAYS", "a month"),
@@ -105,8 +106,8 @@ def test_help_still_shows_the_usage():
 # The manage.py commands the documents name that use the database, as they name them.
 DATABASE_COMMANDS = [
     ("migrate", "--noinput"),
-    ("runserver", "127.0.0.1:18099"),
-    ("serve", "--bind", "127.0.0.1:18098"),
+    ("runserver", "127.0.0.1:FREE"),
+    ("serve", "--bind", "127.0.0.1:FREE"),
     ("createsuperuser", "--username", "admin", "--email", "admin@example.com", "--noinput"),
     ("createcachetable",),
     ("import_initial_data", "--url", "http://127.0.0.1:1"),
@@ -139,6 +140,7 @@ def assert_one_line_naming_the_database(result, line: str) -> None:
 def test_a_database_nobody_answers_for_stops_every_command_with_one_line_naming_it(command):
     port = closed_port()
     url = f"postgres://news:s3cret-password@127.0.0.1:{port}/news"
+    command = [word.replace("FREE", str(closed_port())) for word in command]
 
     result = run_manage(*command, DJANGO_DEBUG="1", DJANGO_CACHE="database", DATABASE_URL=url)
 
@@ -190,6 +192,22 @@ def test_a_database_without_its_tables_says_to_migrate(tmp_path):
         f"Error: the database {url} (DATABASE_URL) failed: no such table: sync_modelevent "
         "(its tables are missing: run manage.py migrate)",
     )
+
+
+def test_database_password_is_the_password_as_it_is_whatever_it_holds():
+    shown = run_manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        "from django.conf import settings; db = settings.DATABASES['default']; "
+        "print(db['PASSWORD'], db['HOST'], db['NAME'])",
+        DJANGO_DEBUG="1",
+        DATABASE_URL="postgres://news:in-the-url@db:5432/news",
+        DATABASE_PASSWORD="p@s/s#w?rd $x",
+    )
+
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip() == "p@s/s#w?rd $x db news"
 
 
 def env_example() -> dict[str, str | None]:
