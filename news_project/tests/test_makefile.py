@@ -40,6 +40,7 @@ def main_command(target: str, *variables: str, **environment: str) -> str:
         ("import", "import_initial_data --url http://127.0.0.1:3000"),
         ("superuser", "createsuperuser --username admin --email admin@example.com"),
         ("sync", "sync_changes --url http://127.0.0.1:3000"),
+        ("follow", "sync_changes --follow --url http://127.0.0.1:3000"),
         ("status", "sync_status"),
         ("prune", "prune_events"),
         ("reset", "flush"),
@@ -49,7 +50,7 @@ def test_every_everyday_target_runs_manage_py_with_the_defaults_of_make_run(targ
     assert main_command(target) == f"DJANGO_DEBUG=1 {MANAGE} {command}"
 
 
-@pytest.mark.parametrize("target", ["import", "superuser", "sync", "status", "prune"])
+@pytest.mark.parametrize("target", ["import", "superuser", "sync", "follow", "status", "prune"])
 def test_the_everyday_targets_migrate_first_quietly(target):
     steps = recipe(target)
 
@@ -82,7 +83,7 @@ def test_superuser_asks_nothing_when_the_password_is_in_the_environment():
 
 
 @pytest.mark.parametrize(
-    "target", ["run", "import", "superuser", "sync", "status", "prune", "reset", "test"]
+    "target", ["run", "import", "superuser", "sync", "follow", "status", "prune", "reset", "test"]
 )
 def test_every_documented_target_with_the_database_out_of_reach_says_so_in_one_line(target):
     with socket.socket() as probe:
@@ -118,3 +119,12 @@ def test_every_documented_target_with_the_database_out_of_reach_says_so_in_one_l
     assert re.fullmatch(rf"make: \*\*\* \[Makefile:\d+: {step}\] Error [13]", by_make)
     assert result.returncode == 2
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_the_readme_quotes_the_line_make_adds_as_make_writes_it():
+    readme = (ROOT / "README.md").read_text()
+    quoted = re.search(r"`make: \*\*\* \[Makefile:(\d+): sync\] Error 75`", readme)
+    makefile = (ROOT / "Makefile").read_text().splitlines()
+
+    assert quoted, "README names no make line"
+    assert "$(MANAGE) sync_changes --url" in makefile[int(quoted[1]) - 1]
