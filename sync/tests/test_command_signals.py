@@ -105,6 +105,25 @@ def test_sigterm_ends_a_run_against_a_target_that_drips_its_answers_within_one_t
     assert pending_count() == 8, err
 
 
+def test_a_signal_while_a_full_run_reads_the_target_stops_it_before_any_call(
+    fake_target, seed_rows
+):
+    fake_target.stall(1.0, method="GET", path="/posts")
+    process = start_sync(fake_target.url, "--full", "--timeout", "5")
+    wait_for(lambda: fake_target.calls("GET"), timeout=15, what="the read of the posts")
+
+    out, err, took = stop(process, signal.SIGINT)
+
+    assert process.returncode == 130, err
+    assert (out, err) == (
+        "",
+        "CommandError: Stopped (SIGINT received) before any call; everything stays pending\n",
+    )
+    assert took < 5
+    assert [r.path for r in fake_target.calls()] == ["/posts"]  # the comments never read
+    assert pending_count() == 8
+
+
 @pytest.fixture
 def seed_rows(seed):
     """Eight posts on the target, each edited since: eight PUTs pending."""

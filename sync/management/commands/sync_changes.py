@@ -149,6 +149,14 @@ class Command(BaseCommand):
         except SyncLocked as exc:
             raise CommandError(str(exc), returncode=EXIT_LOCKED) from None
         except SyncError as exc:
+            # A full run stopped while it read the target (a signal, its time budget): no call.
+            if received:
+                raise CommandError(_stopped(received), returncode=received.exit_status) from None
+            if stop.is_set():
+                raise CommandError(
+                    f"Sync {stop.reason}, before any call; everything stays pending",
+                    returncode=EXIT_FAILED,
+                ) from None
             raise CommandError(f"Sync failed: {exc}", returncode=EXIT_FAILED) from None
         except DatabaseError as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -220,8 +228,10 @@ class Command(BaseCommand):
             raise CommandError("; ".join(problems), returncode=EXIT_USAGE)
 
 
-def _stopped(received: StopRequest, report: SyncReport) -> str:
+def _stopped(received: StopRequest, report: SyncReport | None = None) -> str:
     """The one line of a run a signal stopped: what it delivered, and that the rest waits."""
+    if report is None:
+        return f"Stopped ({received.reason}) before any call; everything stays pending"
     calls = report.calls
     return (
         f"Stopped ({received.reason}) after {report.duration:.1f} s: {report.entities_synced} "
