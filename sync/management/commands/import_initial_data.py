@@ -23,7 +23,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--timeout",
             type=positive_seconds,
-            help="seconds to wait for each answer (default: FAKE_API_TIMEOUT)",
+            help="seconds one attempt of a read may take, from connecting to the last byte "
+            "(default: FAKE_API_TIMEOUT)",
         )
 
     def handle(self, *args, url: str | None, timeout: float | None, **options) -> None:

@@ -21,7 +21,8 @@ class Command(BaseCommand):
     help = (
         "Send the pending changes of posts and comments to the target with the fewest calls. "
         "Exit codes: 0 all delivered (--follow: stopped by SIGTERM or SIGINT), 1 some entities "
-        "failed, 2 bad usage or configuration, 75 another run holds the lock."
+        "failed, 2 bad usage or configuration, 75 another run holds the lock, 130 or 143 "
+        "stopped by SIGINT or SIGTERM (the calls under way recorded)."
     )
 
     def add_arguments(self, parser) -> None:
@@ -40,7 +41,12 @@ class Command(BaseCommand):
             help="request rate cap; 0 means unlimited",
         )
         parser.add_argument("--batch-size", type=int, default=settings.SYNC_BATCH_SIZE)
-        parser.add_argument("--timeout", type=float, default=settings.FAKE_API_TIMEOUT)
+        parser.add_argument(
+            "--timeout",
+            type=float,
+            default=settings.FAKE_API_TIMEOUT,
+            help="seconds one attempt of a call may take, from connecting to the last byte",
+        )
         parser.add_argument(
             "--time-budget",
             type=float,
