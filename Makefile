@@ -26,8 +26,8 @@ ARGS ?=
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/news
 PYTEST_ARGS ?=
 
-.PHONY: help install migrate run fake-target import superuser sync status prune reset test lint \
-	format clean
+.PHONY: help install migrate run fake-target import superuser sync follow status prune reset test \
+	lint format clean
 
 help:
 	@echo "make run           the API on http://$(HOST):$(PORT) (installs and migrates first)"
@@ -35,6 +35,7 @@ help:
 	@echo "make import        import_initial_data from $(TARGET_URL)"
 	@echo "make superuser     createsuperuser $(SUPERUSER) (no prompt with DJANGO_SUPERUSER_PASSWORD set)"
 	@echo "make sync          sync_changes to $(TARGET_URL); make sync ARGS=--dry-run"
+	@echo "make follow        sync_changes --follow to $(TARGET_URL), until Ctrl-C"
 	@echo "make status        sync_status"
 	@echo "make prune         prune_events (SYNC_EVENT_RETENTION_DAYS, SYNC_RUN_RETENTION_DAYS)"
 	@echo "make reset         empty the database (asks first), to import again"
@@ -74,6 +75,10 @@ superuser: install
 sync: install
 	@$(MIGRATED)
 	$(DEV) $(MANAGE) sync_changes --url $(TARGET_URL) $(ARGS)
+
+follow: install
+	@$(MIGRATED)
+	$(DEV) $(MANAGE) sync_changes --follow --url $(TARGET_URL) $(ARGS)
 
 status: install
 	@$(MIGRATED)

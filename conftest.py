@@ -1,6 +1,7 @@
 """Shared fixtures: users, JWT-authenticated API clients, the fake target, the database guard,
 and requests run in threads for race tests on PostgreSQL."""
 
+import os
 import sys
 
 import psycopg
@@ -119,18 +120,24 @@ def staff_client(staff_user) -> APIClient:
     return bearer_client(staff_user)
 
 
+# The Redis database the cache tests use: its keys under the cache's prefix are deleted before
+# and after each of them. TEST_REDIS_URL moves it.
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
 @pytest.fixture
 def response_cache(settings):
-    """The response cache on (news/cache/), on Redis database 14, holding nothing of this
-    database before and after the test. Skips the test when Redis does not answer."""
+    """The response cache on (news/cache/), on the Redis database of TEST_REDIS_URL, holding
+    nothing of this database before and after the test. Skips the test when Redis does not
+    answer."""
     from news.cache import get_store
 
-    settings.REDIS_URL = "redis://127.0.0.1:6379/14"
+    settings.REDIS_URL = TEST_REDIS_URL
     store = get_store()
     try:
         store.client.ping()
     except redis.RedisError:
-        pytest.skip("needs Redis on 127.0.0.1:6379")
+        pytest.skip(f"needs Redis at {TEST_REDIS_URL} (TEST_REDIS_URL)")
 
     def forget_entries() -> None:
         for key in store.client.scan_iter(match=f"{store.prefix}*", count=1000):

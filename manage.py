@@ -2,14 +2,19 @@
 """Django's command-line utility for administrative tasks.
 
 Settings come from the environment, then from the project's .env file for whatever the
-environment leaves unset (news_project.env.load_env_file). A missing or invalid setting ends
-any command with one line on stderr and exit status 2, never a traceback.
+environment leaves unset (news_project.env.load_env_file). Whatever goes wrong that an operator
+can fix ends a command with one line on stderr, never a traceback: a missing or invalid setting
+(exit status 2), a usage error (2, with a pointer to --help), a database out of reach (1, naming
+the database, its password hidden). `--traceback` shows the traceback of a database error.
 """
 
 import os
 import sys
 
 EXIT_CONFIGURATION = 2
+# Commands that meet the database where an error is no longer one line: runserver checks it in
+# a thread of its own, and goes on serving.
+CHECKED_AT_START = {"runserver"}
 
 
 def main() -> None:
@@ -17,6 +22,7 @@ def main() -> None:
     from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
+    from django.db import DatabaseError
 
     from news_project.env import load_env_file
 
@@ -24,10 +30,20 @@ def main() -> None:
     try:
         # Read the settings before Django does, so that a bad value stops here, in one line.
         settings.INSTALLED_APPS  # noqa: B018
+        from news_project import commandline
+
+        commandline.one_line_usage_errors()
+        if sys.argv[1:2] and sys.argv[1] in CHECKED_AT_START and "--help" not in sys.argv:
+            commandline.check_database()
         execute_from_command_line(sys.argv)
     except ImproperlyConfigured as exc:
         sys.stderr.write(f"Error: {exc}\n")
         sys.exit(EXIT_CONFIGURATION)
+    except DatabaseError as exc:
+        if "--traceback" in sys.argv:
+            raise
+        sys.stderr.write(f"Error: {commandline.database_error(exc)}\n")
+        sys.exit(commandline.EXIT_DATABASE)
 
 
 if __name__ == "__main__":

@@ -2,12 +2,11 @@
 
 A block is marked on the line before its fence: `<!-- doc: KIND -->`, KIND one of
   cycle    the README's whole cycle: .ci/doc-run runs it step by step
-  run      .ci/doc-run runs it after the cycle, against the same servers and database
+  run      .ci/doc-run runs it after the cycle, against the same servers and database (a step
+           whose comment says "Ctrl-C stops it" runs a few seconds, then gets Ctrl-C)
   ci       .ci/run runs it (make test, make lint, .ci/run itself)
   bench    .ci/bench-smoke runs the benchmark it names, with small sizes
   compose  docker compose commands: no engine in CI; the compose file is schema-validated
-  test     a long-running command (sync_changes --follow) that the tests start as real
-           processes and stop (sync/tests/test_follow_processes.py)
 Used by .ci/doc-run and news_project/tests/test_docs.py.
 """
 
@@ -17,7 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-KINDS = ("cycle", "run", "ci", "bench", "compose", "test")
+KINDS = ("cycle", "run", "ci", "bench", "compose")
 MARKER = re.compile(r"<!-- doc: ([a-z]+) -->")
 
 

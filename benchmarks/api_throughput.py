@@ -98,8 +98,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--comments-per-post", type=int, default=5, help="comments of each post")
     parser.add_argument(
         "--redis-url",
-        default="redis://127.0.0.1:6379/15",
-        help="REDIS_URL of the service (its database is flushed first); empty: none",
+        default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"),
+        help="REDIS_URL of the service (its database is flushed first; default BENCH_REDIS_URL, "
+        "else database 15 on 127.0.0.1:6379); empty: none",
     )
     parser.add_argument(
         "--rows",

@@ -21,8 +21,8 @@ Record fields are not checked, as json-server does not check them.
 
 State lives in `server.posts` and `server.comments` ({id: record}); every request is appended to
 `server.requests` (`connections_opened` and `max_in_flight` count connections and parallel
-requests). Misbehaviour is switched on with `fail`, `answer`, `drop` and `stall`, and a
-latency for every answer with `server.latency`. Each handler runs in its own thread, so
+requests). Misbehaviour is switched on with `fail`, `answer`, `drop`, `stall` and `drip`,
+and a latency for every answer with `server.latency`. Each handler runs in its own thread, so
 concurrent clients are served in parallel; HTTP/1.1 keep-alive works (every answer has a
 Content-Length).
 """

@@ -1,4 +1,4 @@
-"""Misbehaviour on request: answer with a status, drop the connection, or stall.
+"""Misbehaviour on request: answer with a status, drop the connection, stall, or drip.
 
 A fault applies to matching requests (method, path prefix, writes only), a number of times or a
 share of them (seeded, so runs repeat), before the request is served or after it (a write that
@@ -22,7 +22,9 @@ class Fault:
     """A misbehaviour for matching requests; the first matching fault that fires wins.
 
     `kind` is "answer" (send `status` and `body` instead of serving), "drop" (close the
-    connection without answering) or "stall" (wait `seconds`, then serve normally).
+    connection without answering), "stall" (wait `seconds`, then serve normally) or "drip"
+    (serve, then send the whole answer, status line and headers included, `chunk` bytes every
+    `seconds`).
     `times` counts the requests it still applies to (None: no limit); `share` is the probability
     that it applies to a matching request (seeded, so runs repeat). With `after_processing` the
     request is served first (a write is applied) and then answered or dropped as told; a stall
@@ -36,6 +38,7 @@ class Fault:
     content_type: str = JSON_TYPE
     retry_after: str | None = None
     seconds: float = 0.0
+    chunk: int = 1
     times: int | None = None
     share: float | None = None
     writes_only: bool = False
@@ -58,6 +61,8 @@ class Answer:
     status: int | None
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    # Sent `drip[0]` bytes every `drip[1]` seconds instead of at once.
+    drip: tuple[int, float] | None = None
 
 
 def fault_answer(fault: Fault) -> Answer:
@@ -198,6 +203,35 @@ class Faults:
                 method=method,
                 path=path,
                 after_processing=after_processing,
+            )
+        )
+
+    def drip(
+        self,
+        chunk: int = 1,
+        every: float = 1.0,
+        *,
+        times: int | None = None,
+        share: float | None = None,
+        writes_only: bool = False,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> Fault:
+        """Serve matching requests (a write is applied), then send each answer slowly: `chunk`
+        bytes every `every` seconds, from the status line to the last byte of the body, so a
+        client that only bounds each read never times out."""
+        if chunk < 1 or every <= 0:
+            raise ValueError("a drip sends at least 1 byte at a time, more than 0 s apart")
+        return self._add(
+            Fault(
+                kind="drip",
+                seconds=every,
+                chunk=chunk,
+                times=times,
+                share=share,
+                writes_only=writes_only,
+                method=method,
+                path=path,
             )
         )
 

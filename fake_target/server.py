@@ -6,10 +6,13 @@ import contextlib
 import socket
 import sys
 import threading
+import time
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from fake_target.faults import Answer
     from fake_target.target import FakeTarget
 
 
@@ -67,6 +70,9 @@ class Handler(BaseHTTPRequestHandler):
         if answer.status is None:
             self.close_connection = True
             return
+        if answer.drip is not None:
+            self._drip(answer)
+            return
         try:
             self.send_response(answer.status)
             for name, value in answer.headers.items():
@@ -75,6 +81,22 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(answer.body)
             self.wfile.flush()
+        except OSError:
+            self.close_connection = True
+
+    def _drip(self, answer: Answer) -> None:
+        """The whole answer, status line first, a few bytes at a time."""
+        chunk, every = answer.drip
+        head = [f"{self.protocol_version} {answer.status} {HTTPStatus(answer.status).phrase}"]
+        head += [f"{name}: {value}" for name, value in answer.headers.items()]
+        head.append(f"Content-Length: {len(answer.body)}")
+        raw = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + answer.body
+        try:
+            for start in range(0, len(raw), chunk):
+                if start:
+                    time.sleep(every)
+                self.wfile.write(raw[start : start + chunk])
+                self.wfile.flush()
         except OSError:
             self.close_connection = True
 

@@ -198,11 +198,13 @@ class FakeTarget(Faults, JsonServerRoutes):
             fault = Fault(kind="answer", status=429, body=b'{"error":"Too Many Requests"}')
             fault.retry_after = str(max(1, math.ceil(wait)))
         stall_after = fault is not None and fault.kind == "stall" and fault.after_processing
+        drip = fault is not None and fault.kind == "drip"
+        serves = fault is None or fault.kind in {"stall", "drip"} or fault.after_processing
         try:
-            delay = self.latency + (fault.seconds if fault and not stall_after else 0.0)
+            delay = self.latency + (fault.seconds if fault and not (stall_after or drip) else 0.0)
             if delay > 0:
                 time.sleep(delay)
-            if fault is not None and fault.kind != "stall" and not fault.after_processing:
+            if not serves:
                 answer = fault_answer(fault)
             else:
                 if body_error is not None:
@@ -211,7 +213,9 @@ class FakeTarget(Faults, JsonServerRoutes):
                     with self._lock:
                         status, payload = self._route(method, path, query, body)
                 answer = Answer(status, dump(payload), {"Content-Type": JSON_TYPE})
-                if fault is not None and fault.kind != "stall":
+                if drip:
+                    answer.drip = (fault.chunk, fault.seconds)
+                elif fault is not None and fault.kind != "stall":
                     answer = fault_answer(fault)
             request.status = answer.status
             request.answered_at = time.time()

@@ -9,11 +9,12 @@ reads; news/streams.py caps them per process, so threads stay free for everythin
 
 from __future__ import annotations
 
+import signal
 import socket
 from functools import partial
 
 from django.conf import settings
-from django.db import connections
+from django.db import connection, connections
 from django.utils.module_loading import import_string
 from granian.constants import HTTPModes, Interfaces
 from granian.server import Server
@@ -41,6 +42,9 @@ def serve(*, host: str, port: int, workers: int, threads: int, access_log: bool 
         _check_address(host, port)
     except OSError as exc:
         raise ServingError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    # A database out of reach stops the start, in one line naming it (manage.py), rather than
+    # a server that answers every request with an error.
+    connection.ensure_connection()
     # Nothing stored while this service ran without REDIS_URL, taking writes Redis never heard
     # of, is served: every table gets a new generation before any worker answers.
     start_fresh()
@@ -61,7 +65,16 @@ def serve(*, host: str, port: int, workers: int, threads: int, access_log: bool 
 
 
 def _application(threads: int):
-    """The application a worker serves, loaded in the worker."""
+    """The application a worker serves, loaded in the worker, which leaves SIGINT to the main
+    process.
+
+    Ctrl-C in a terminal signals every process of the server. The main process then stops the
+    workers (SIGTERM: each finishes the answers it is writing); a worker that took the SIGINT
+    itself would end at once and be started again, and the main process would then wait its
+    full STOP_SECONDS for the worker still starting. Blocked in this thread before the worker
+    starts its own, SIGINT is blocked in all of them.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     return import_string(APPLICATION)(threads)
 
 

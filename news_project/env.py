@@ -2,6 +2,7 @@
 
 import math
 import os
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -80,6 +81,20 @@ def env_url(name: str, default: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise ImproperlyConfigured(f"{name} must be an http(s) URL, got {value!r}")
+    return value
+
+
+def env_database_url(name: str, default: str, *, password_name: str) -> str:
+    """A database URL; refused when a password in it holds `/`, `?` or `#` as they are, which
+    would cut the URL short there (a wrong host, or none)."""
+    value = os.environ.get(name, default).strip()
+    scheme, _, rest = value.partition("://")
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if not scheme.startswith("sqlite") and "@" in rest and "@" not in authority:
+        raise ImproperlyConfigured(
+            f"{name} holds a password with /, ? or # as they are: set the password in "
+            f"{password_name} instead (taken as it is), or percent-encode it in {name}"
+        )
     return value
 
 

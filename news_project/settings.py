@@ -12,6 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 from news_project.env import (
     ENV_EXAMPLE_SECRET_KEY,
     env_bool,
+    env_database_url,
     env_float,
     env_int,
     env_list,
@@ -78,6 +79,8 @@ INSTALLED_APPS = [
     "accounts",
     "news",
     "sync",
+    # The project's own commands (check_env), for settings rather than any one app.
+    "news_project",
 ]
 
 MIDDLEWARE = [
@@ -124,17 +127,25 @@ TEMPLATES = [
 
 # --- Database ------------------------------------------------------------------------------------
 # DATABASE_URL, e.g. postgres://user:password@host:5432/news; default: SQLite in the project.
+# DATABASE_PASSWORD, when set, is the password as it is (any character, no encoding), over the
+# URL's own: docker compose passes POSTGRES_PASSWORD that way.
 
 try:
     DATABASES = {
         "default": dj_database_url.parse(
-            os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+            env_database_url(
+                "DATABASE_URL",
+                f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+                password_name="DATABASE_PASSWORD",
+            ),
             conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
             conn_health_checks=True,
         )
     }
 except ValueError as exc:
     raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
+if _password := os.environ.get("DATABASE_PASSWORD", ""):
+    DATABASES["default"]["PASSWORD"] = _password
 # Every API write and its change event commit or roll back together.
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
 
@@ -315,7 +326,8 @@ if SYNC_FOLLOW_MAX_WAIT < SYNC_FOLLOW_DEBOUNCE:
 SYNC_FOLLOW_BACKOFF_MAX = env_float("SYNC_FOLLOW_BACKOFF_MAX", 30.0, minimum=1.0)
 # /health/sync/ answers 503 once the oldest pending event is older than this many seconds.
 SYNC_HEALTH_MAX_AGE = env_float("SYNC_HEALTH_MAX_AGE", 300.0, minimum=1.0)
-# Set: GET /metrics needs "Authorization: Bearer <METRICS_TOKEN>". Unset: open (keep it internal).
+# GET /metrics and /health/sync/ need "Authorization: Bearer <METRICS_TOKEN>"; unset, they answer
+# only with DEBUG on.
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "").strip()
 if not (METRICS_TOKEN.isascii() and METRICS_TOKEN.isprintable() and " " not in METRICS_TOKEN):
     raise ImproperlyConfigured(

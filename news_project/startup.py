@@ -11,7 +11,8 @@ DATABASE_CACHE = "django.core.cache.backends.db.DatabaseCache"
 def check_cache_tables() -> None:
     """With DJANGO_CACHE=database, a missing cache table would make every login a 500: stop.
 
-    A database that does not answer yet is left to /health/ to report, not a reason to stop.
+    A database that does not answer here is left to /health/ to report, not a reason to stop
+    (`manage.py serve` has already refused to start without one).
     """
     for alias, config in settings.CACHES.items():
         if config["BACKEND"] != DATABASE_CACHE:

@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import urllib3
-from requests.utils import (
-    DEFAULT_CA_BUNDLE_PATH,
-    get_auth_from_url,
-    get_environ_proxies,
-    prepend_scheme_if_needed,
-    select_proxy,
-)
 from urllib3.exceptions import (
     ClosedPoolError,
     ConnectTimeoutError,
@@ -36,9 +28,26 @@ from urllib3.util.retry import Retry
 from sync.errors import TRANSIENT_STATUSES, TargetApiError
 from sync.planner import Kind
 from sync.target import RemoteId, holds
+from sync.transport import connections, watching
 
 # How much of an error answer's body a message quotes, on one line.
 QUOTED_CHARACTERS = 100
+# How often a wait between attempts looks whether the caller stopped.
+WAIT_SLICE = 0.05
+
+
+def _never() -> bool:
+    return False
+
+
+def wait(seconds: float, stopping: Callable[[], bool]) -> bool:
+    """Sleep `seconds`, cut short once `stopping()`; True when it slept the whole time."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if stopping():
+            return False
+        time.sleep(min(left, WAIT_SLICE))
+    return not stopping()
 
 
 class RateLimiter:
@@ -49,7 +58,7 @@ class RateLimiter:
         self._next_slot = 0.0
         self._lock = threading.Lock()
 
-    def wait(self) -> None:
+    def wait(self, stopping: Callable[[], bool] = _never) -> None:
         if not self.interval:
             return
         with self._lock:
@@ -57,7 +66,42 @@ class RateLimiter:
             slot = max(now, self._next_slot)
             self._next_slot = slot + self.interval
         if slot > now:
-            time.sleep(slot - now)
+            wait(slot - now, stopping)
+
+
+class RetriesStopped(Exception):
+    """The caller stopped while a call waited to be tried again: no further attempt."""
+
+    def __init__(self, retry: Retry, response: Any = None) -> None:
+        super().__init__("stopped between attempts")
+        self.response = response
+        self.error = retry.history[-1].error if retry.history else None
+
+
+class StoppableRetry(Retry):
+    """urllib3's retries, but none once `stopping()` says so, and no wait past that moment."""
+
+    def __init__(self, *args: Any, stopping: Callable[[], bool] = _never, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stopping = stopping
+
+    def new(self, **kw: Any) -> StoppableRetry:
+        return super().new(**{"stopping": self.stopping, **kw})
+
+    def is_exhausted(self) -> bool:
+        return self.stopping() or super().is_exhausted()
+
+    def sleep_for_retry(self, response: Any) -> bool:
+        retry_after = self.get_retry_after(response)
+        if not retry_after:
+            return False
+        if not wait(retry_after, self.stopping):
+            raise RetriesStopped(self, response)
+        return True
+
+    def _sleep_backoff(self) -> None:
+        if not wait(self.get_backoff_time(), self.stopping):
+            raise RetriesStopped(self)
 
 
 class TargetApiClient:
@@ -66,6 +110,10 @@ class TargetApiClient:
     Idempotent calls (GET, PUT, DELETE) are retried by urllib3 on connection errors, timeouts,
     5xx and 429, with capped exponential backoff, jitter and Retry-After. A POST is never
     resent blindly: when its outcome is unknown, `create` first asks the target with a GET.
+
+    `timeout` bounds each attempt as a whole, from connecting to the last byte of the answer
+    (sync.transport). Once `stop_when()` is true, no call starts and no attempt is retried: a
+    call under way ends within one timeout.
 
     It speaks urllib3 directly: a requests session doubled the CPU of each call, and a run's
     worker threads share one interpreter. It still connects as requests would: through the proxy
@@ -90,7 +138,10 @@ class TargetApiClient:
         self.backoff_factor = backoff_factor
         self.backoff_max = backoff_max
         self.rate_limiter = RateLimiter(max_rps)
-        self.retry = Retry(
+        # Set by whoever runs the calls (a run's stop signal): true once no call should start.
+        self.stop_when: Callable[[], bool] = _never
+        self.retry = StoppableRetry(
+            stopping=self._stopping,
             total=retries,
             connect=retries,
             read=retries,
@@ -104,7 +155,7 @@ class TargetApiClient:
             respect_retry_after_header=True,
             raise_on_status=False,
         )
-        self.pool = _connections(self.base_url, pool_size=pool_size)
+        self.pool = connections(self.base_url, pool_size=pool_size)
         self.headers = {**make_headers(accept_encoding=True), "Accept": "application/json"}
 
     @classmethod
@@ -198,7 +249,8 @@ class TargetApiClient:
             except TargetApiError as exc:
                 if attempt == self.retries or exc.status != 429:
                     raise
-                time.sleep(self._backoff(attempt, exc))
+                if not wait(self._backoff(attempt, exc), self._stopping):
+                    raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     def update(self, resource: str, remote_id: RemoteId, payload: dict[str, Any]) -> dict | None:
@@ -241,15 +293,26 @@ class TargetApiClient:
             body = _dumps(json)
         if params:
             url = f"{url}?{urlencode(params)}"
-        self.rate_limiter.wait()
-        try:
-            answer = self.pool.urlopen(
-                method, url, body=body, headers=headers, retries=self.retry, timeout=self.timeout
-            )
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise _failed(method, url, exc, self.timeout) from None
+        self.rate_limiter.wait(self._stopping)
+        if self._stopping():
+            raise TargetApiError(f"{method} {url}: not sent, the caller is stopping", sent=False)
+        failure: BaseException | None = None
+        timeout = self.timeout
+        with watching(timeout) as watch:
+            try:
+                answer = self.pool.urlopen(
+                    method, url, body=body, headers=headers, retries=self.retry, timeout=timeout
+                )
+            except RetriesStopped as stopped:
+                answer, failure = stopped.response, stopped.error
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                answer, failure = None, exc
+        if answer is None or watch.expired:
+            # An attempt the watchdog ended got no answer within the timeout, even when what
+            # arrived of it looks whole: http.client takes headers cut short for complete ones.
+            raise _failed(method, url, failure, timeout, expired=watch.expired)
         response = Response(
-            method, url, answer.status, answer.reason or "", answer.headers, answer.data
+            method, url, answer.status, answer.reason or "", answer.headers, answer.data or b""
         )
         if response.status_code == 404 and missing_ok:
             return response
@@ -263,6 +326,9 @@ class TargetApiClient:
                 outcome_unknown=response.status_code >= 500,
             )
         return response
+
+    def _stopping(self) -> bool:
+        return self.stop_when()
 
     def _json(self, response: Response) -> Any:
         try:
@@ -398,33 +464,18 @@ def _dumps(payload: Any) -> bytes:
     return json.dumps(payload, allow_nan=False).encode()
 
 
-def _connections(base_url: str, *, pool_size: int) -> urllib3.PoolManager:
-    """Keep-alive connections to the target, through the proxy the environment names for it
-    and trusting REQUESTS_CA_BUNDLE (else requests' CA bundle), as requests would connect."""
-    ca_bundle = (
-        os.environ.get("REQUESTS_CA_BUNDLE")
-        or os.environ.get("CURL_CA_BUNDLE")
-        or DEFAULT_CA_BUNDLE_PATH
-    )
-    trust = {"ca_cert_dir" if os.path.isdir(ca_bundle) else "ca_certs": ca_bundle}
-    options = {"num_pools": 1, "maxsize": pool_size, "cert_reqs": "CERT_REQUIRED", **trust}
-    proxy = select_proxy(base_url, get_environ_proxies(base_url))
-    if not proxy:
-        return urllib3.PoolManager(**options)
-    proxy = prepend_scheme_if_needed(proxy, "http")
-    username, password = get_auth_from_url(proxy)
-    auth = make_headers(proxy_basic_auth=f"{username}:{password}") if username else None
-    return urllib3.ProxyManager(proxy, proxy_headers=auth, **options)
-
-
-def _failed(method: str, url: str, exc: Exception, timeout: float) -> TargetApiError:
+def _failed(
+    method: str, url: str, exc: BaseException | None, timeout: float, *, expired: bool = False
+) -> TargetApiError:
     """The error of a call that got no answer, saying whether the target may have carried it
     out (anything sent but not answered) or cannot have (no connection)."""
-    cause = _cause(exc)
-    if isinstance(cause, ReadTimeoutError):
+    cause = None if exc is None else _cause(exc)
+    if expired or isinstance(cause, ReadTimeoutError):
         return TargetApiError(
             f"{method} {url}: no answer within {timeout:g} s", outcome_unknown=True, timed_out=True
         )
+    if cause is None:
+        return TargetApiError(f"{method} {url}: no answer", outcome_unknown=True)
     if isinstance(cause, ConnectTimeoutError) and not isinstance(cause, NewConnectionError):
         return TargetApiError(f"{method} {url}: could not connect within {timeout:g} s")
     if isinstance(exc, MaxRetryError) and isinstance(cause, ResponseError):
@@ -437,7 +488,7 @@ def _failed(method: str, url: str, exc: Exception, timeout: float) -> TargetApiE
     return TargetApiError(f"{method} {url}: {_reason(cause)}", outcome_unknown=True)
 
 
-def _cause(exc: Exception) -> BaseException:
+def _cause(exc: BaseException) -> BaseException:
     """The innermost cause of a urllib3 error."""
     cause: BaseException = exc
     if isinstance(cause, MaxRetryError) and cause.reason is not None:

@@ -29,6 +29,10 @@ class ImportRefused(SyncError):
     """The database already holds posts or comments."""
 
 
+class ImportStopped(SyncError):
+    """A stop was asked for before the import committed; nothing was written."""
+
+
 class ImportValidationError(SyncError):
     """Some records from the target break the API's rules; `problems` lists the first ones."""
 
@@ -55,6 +59,7 @@ class TargetApiError(SyncError):
         retry_after: str | None = None,
         outcome_unknown: bool = False,
         timed_out: bool = False,
+        sent: bool = True,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -65,6 +70,8 @@ class TargetApiError(SyncError):
         self.outcome_unknown = outcome_unknown
         # No answer within the timeout: the target may still be carrying the request out.
         self.timed_out = timed_out
+        # False: the call never started, the caller having asked for a stop.
+        self.sent = sent
 
     @property
     def transient(self) -> bool:

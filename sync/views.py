@@ -1,7 +1,9 @@
 """The sync seen from outside: Prometheus metrics and a health check that follows its lag.
 
 Plain Django views (no DRF): they answer monitoring systems, not API clients. Neither is part of
-`/health/`, which load balancers use and which the sync never makes fail.
+`/health/`, which load balancers use and which the sync never makes fail. Both tell how much is
+being written, so both need `Authorization: Bearer <METRICS_TOKEN>`; without a METRICS_TOKEN
+they answer only a development server (DEBUG on).
 """
 
 from __future__ import annotations
@@ -19,18 +21,11 @@ READ_METHODS = ("GET", "HEAD")
 
 @transaction.non_atomic_requests
 def metrics_view(request):
-    """GET /metrics: Prometheus' text format; a bearer token when METRICS_TOKEN is set."""
+    """GET /metrics: Prometheus' text format."""
     if request.method not in READ_METHODS:
         return _not_allowed(request)
-    token = settings.METRICS_TOKEN
-    if token and not hmac.compare_digest(
-        request.headers.get("Authorization", "").encode(), f"Bearer {token}".encode()
-    ):
-        return JsonResponse(
-            {"detail": "Authentication credentials were not provided or are wrong."},
-            status=401,
-            headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
-        )
+    if refused := _refused(request):
+        return refused
     try:
         body, content_type = metrics.exposition(request.headers.get("Accept", ""))
     except DatabaseError:
@@ -44,11 +39,34 @@ def sync_health_view(request):
     SYNC_HEALTH_MAX_AGE seconds, else 503; the figures in the body either way."""
     if request.method not in READ_METHODS:
         return _not_allowed(request)
+    if refused := _refused(request):
+        return refused
     try:
         health = monitoring.health(max_age=settings.SYNC_HEALTH_MAX_AGE)
     except DatabaseError:
         return JsonResponse({"status": "error", "database": "unavailable"}, status=503)
     return JsonResponse(health.as_dict(), status=200 if health.ok else 503)
+
+
+def _refused(request) -> JsonResponse | None:
+    """The answer to a request without the bearer token these figures need, if it has none."""
+    token = settings.METRICS_TOKEN
+    if not token:
+        if settings.DEBUG:
+            return None
+        return JsonResponse(
+            {"detail": "Set METRICS_TOKEN to read the sync's figures; without it they are "
+             "answered only with DJANGO_DEBUG on."},
+            status=403,
+        )  # fmt: skip
+    sent = request.headers.get("Authorization", "").encode()
+    if hmac.compare_digest(sent, f"Bearer {token}".encode()):
+        return None
+    return JsonResponse(
+        {"detail": "Authentication credentials were not provided or are wrong."},
+        status=401,
+        headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+    )
 
 
 def _not_allowed(request) -> JsonResponse:

@@ -409,6 +409,39 @@ def test_a_drop_with_a_delay_applies_the_write_only_after_it(target, http):
     assert target.posts[10] == {"id": 10, "title": "t"}
 
 
+def test_a_drip_applies_the_write_then_sends_the_whole_answer_a_few_bytes_at_a_time(target):
+    target.drip(8, every=0.05, method="PUT", times=1)
+    body = b'{"id":1,"title":"dripped"}'
+    request = (
+        f"PUT /posts/1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
+    pieces: list[bytes] = []
+    with socket.create_connection(("127.0.0.1", target.port), timeout=5) as connection:
+        started = time.monotonic()
+        connection.sendall(request)
+        while piece := connection.recv(4096):
+            pieces.append(piece)
+        took = time.monotonic() - started
+
+    answer = b"".join(pieces)
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert f"Content-Length: {len(payload)}".encode() in head
+    assert payload == b'{"id":1,"title":"dripped"}'
+    assert target.posts[1] == {"id": 1, "title": "dripped"}  # applied before the answer
+    assert max(len(piece) for piece in pieces) <= 8
+    assert took >= (len(answer) // 8 - 1) * 0.05
+
+
+def test_a_drip_leaves_other_requests_alone(target, http):
+    target.drip(1, every=0.5, method="PUT", times=1)
+    started = time.monotonic()
+
+    assert http.get(f"{target.url}/posts/1").json() == POSTS[0]
+    assert time.monotonic() - started < 0.4
+
+
 def test_a_stalled_answer_times_the_client_out(target):
     target.stall(1.0, path="/posts")
     client = TargetApiClient(base_url=target.url, timeout=0.2, retries=0)

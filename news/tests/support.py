@@ -190,7 +190,8 @@ class Served:
             [*command, "--no-access-log", *args],
             cwd=settings.BASE_DIR,
             env=manage_env(DJANGO_DEBUG="0", DJANGO_ALLOWED_HOSTS="127.0.0.1", **env),
-            stdout=subprocess.DEVNULL,
+            # granian's own log (standard output) and Django's (standard error), in one file.
+            stdout=self.errors,
             stderr=self.errors,
             start_new_session=True,  # its workers with it: stop() can kill them all
         )
@@ -214,6 +215,11 @@ class Served:
                 return response.status == 200
         except OSError:
             return False
+
+    def log(self) -> str:
+        """What the server printed so far (granian's start and stop lines, Django's errors)."""
+        self.errors.seek(0)
+        return self.errors.read()
 
     def workers(self) -> list[int]:
         children = f"/proc/{self.process.pid}/task/{self.process.pid}/children"

@@ -1,6 +1,10 @@
 """The response cache (news/cache/): anonymous reads answered from Redis, never stale after a
 write has been answered, and the same answers without Redis."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 import redis
 from django.core.management import call_command
@@ -399,3 +403,25 @@ def test_a_redis_that_answers_garbage_refuses_writes_and_leaves_reads_to_the_dat
     assert list(Post.objects.values_list("title", flat=True)) == ["Before"]
     assert ModelEvent.objects.count() == events
     assert (answer.status_code, answer.json()["title"], cache) == (200, "Before", None)
+
+
+# --- Where the suite keeps its entries -----------------------------------------------------------
+
+
+def test_the_suite_keeps_its_cache_entries_in_the_redis_database_of_test_redis_url(tmp_path):
+    from django.conf import settings
+
+    nobody = "redis://127.0.0.1:1/0"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", __file__,
+         "-k", "test_an_edit_answered_is_seen_by_the_next_read"],
+        cwd=settings.BASE_DIR,
+        env={**os.environ, "TEST_REDIS_URL": nobody,
+             "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+
+    assert f"needs Redis at {nobody} (TEST_REDIS_URL)" in result.stdout, result.stdout
+    assert result.returncode == 0

@@ -1,14 +1,16 @@
 """`manage.py serve`: what it refuses with one line, and what it does as it starts and stops."""
 
+import os
 import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 import requests
 from django.conf import settings
-from django.core.management import CommandError, ManagementUtility, call_command
+from django.core.management import CommandError, call_command
 
 from news.serving import STOP_SECONDS
 from news.tests.support import Served, make_post, manage_env
@@ -35,12 +37,13 @@ def serve_fails(*args: str) -> subprocess.CompletedProcess:
         (["--threads", "many"], "argument --threads: invalid positive number value: 'many'"),
     ],
 )
-def test_a_malformed_option_is_refused_with_exit_2(capsys, args, message):
-    with pytest.raises(SystemExit) as exited:
-        ManagementUtility(["manage.py", "serve", *args]).execute()
+def test_a_malformed_option_is_refused_with_one_line_and_exit_2(args, message):
+    result = serve_fails(*args)
 
-    assert exited.value.code == 2
-    assert capsys.readouterr().err.splitlines()[-1] == f"manage.py serve: error: {message}"
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"Error: {message} (manage.py serve --help lists the options)"
+    ]
 
 
 def test_threads_not_above_the_streams_a_worker_may_hold_are_refused(settings):
@@ -92,6 +95,29 @@ def test_sigterm_stops_the_server_and_its_workers():
     server.stop()
 
     assert code == 0
+    for pid in workers:
+        with pytest.raises(ProcessLookupError):
+            _still_running(pid)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_ctrl_c_in_a_terminal_stops_the_server_and_its_workers_within_seconds():
+    with Served("--workers", "2") as server:
+        workers = server.workers()
+        # Both workers have started: one still starting may take the whole grace to end.
+        deadline = time.monotonic() + 30
+        while not all(f"Started worker-{n}" in server.log() for n in (1, 2)):
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.05)
+
+        started = time.monotonic()
+        os.killpg(server.process.pid, signal.SIGINT)  # as a terminal does: every process of it
+        code = server.process.wait(timeout=STOP_SECONDS + 15)
+        took = time.monotonic() - started
+
+    assert code == 0
+    assert took < 5
     for pid in workers:
         with pytest.raises(ProcessLookupError):
             _still_running(pid)

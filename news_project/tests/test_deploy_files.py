@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 from django.conf import settings
+from dotenv import dotenv_values
+
+from news.tests.support import run_manage
 
 ROOT = Path(settings.BASE_DIR)
 APP_SERVICES = ["web", "sync", "prune"]
@@ -72,6 +75,80 @@ def test_the_stack_never_runs_with_debug_on(services, name):
     assert environment["DJANGO_DEBUG"] == "0"
     assert environment["DATABASE_URL"].endswith("@db:5432/news")
     assert services[name]["env_file"] == ".env"
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_the_database_password_goes_apart_from_the_url_so_any_character_works(services, name):
+    environment = services[name]["environment"]
+
+    assert environment["DATABASE_URL"] == "postgres://news@db:5432/news"
+    assert environment["DATABASE_PASSWORD"] == "${POSTGRES_PASSWORD:-news}"
+    assert services["db"]["environment"]["POSTGRES_PASSWORD"] == "${POSTGRES_PASSWORD:-news}"
+
+
+def test_every_published_port_is_on_this_machine_only_unless_env_says_otherwise(services):
+    published = {name: service.get("ports", []) for name, service in services.items()}
+
+    assert published["web"] == ["${PUBLISH_ADDRESS:-127.0.0.1}:${WEB_PORT:-8000}:8000"]
+    assert published["fake-target"] == [
+        "${PUBLISH_ADDRESS:-127.0.0.1}:${FAKE_TARGET_PORT:-3000}:3000"
+    ]
+    assert all(
+        port.startswith("${PUBLISH_ADDRESS:-127.0.0.1}:")
+        for ports in published.values()
+        for port in ports
+    )
+
+
+def container_environment(services, name: str, env_file: dict[str, str]) -> dict[str, str]:
+    """The environment docker compose gives a service: its env_file, then its `environment`,
+    each ${VAR:-default} filled from the env file (as compose reads .env)."""
+
+    def fill(value: str) -> str:
+        return re.sub(r"\$\{([A-Z_]+):-([^}]*)\}", lambda m: env_file.get(m[1]) or m[2], str(value))
+
+    return {
+        **env_file,
+        **{key: fill(value) for key, value in services[name]["environment"].items()},
+    }
+
+
+def env_example() -> dict[str, str]:
+    values = dotenv_values(ROOT / ".env.example")
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def test_with_the_placeholder_key_the_first_check_fails_visibly_in_one_line(services):
+    environment = container_environment(services, "web", env_example())
+
+    result = run_manage("check_env", clean=True, **environment)
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "Error: DJANGO_SECRET_KEY is still the placeholder of .env.example; set a long random "
+        "value, e.g. the output of: python3 -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    ]
+
+
+def test_with_a_key_and_any_password_the_check_shows_what_the_stack_will_use(services):
+    env_file = {**env_example(), "DJANGO_SECRET_KEY": "k" * 50, "POSTGRES_PASSWORD": "p@s/s#w?rd"}
+    environment = container_environment(services, "sync", env_file)
+
+    result = run_manage("check_env", clean=True, **environment)
+
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.splitlines() == [
+        "Settings are usable: DJANGO_DEBUG off; database postgres://news:***@db:5432/news; "
+        "target https://jsonplaceholder.typicode.com (keeps nothing it is sent); hosts "
+        "localhost, 127.0.0.1; /metrics and /health/sync/ refused (no METRICS_TOKEN)"
+    ]
+    assert "p@s/s#w?rd" not in result.stdout
+
+
+def test_env_example_sets_each_variable_once():
+    names = re.findall(r"^([A-Z][A-Z0-9_]*)=", (ROOT / ".env.example").read_text(), re.MULTILINE)
+
+    assert names and len(names) == len(set(names))
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)

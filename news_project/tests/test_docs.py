@@ -4,6 +4,7 @@ every setting documented, nothing said twice."""
 import importlib.util
 import re
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -88,6 +89,36 @@ def test_the_readme_says_how_to_start_over_and_what_the_public_target_does():
     assert "stores nothing" in README
 
 
+def token_step() -> str:
+    (cycle,) = blocks_of("cycle")
+    return next(step for step in cycle.steps if step.startswith("TOKEN="))
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("password", ["choose-a-password", "wrong"])
+def test_the_token_step_gives_a_token_or_prints_the_apis_error_in_one_line(
+    live_server, make_user, password
+):
+    make_user("admin", password=password if password != "wrong" else "something-else")
+    step = token_step().replace("http://127.0.0.1:8000", live_server.url)
+
+    result = subprocess.run(
+        ["bash", "-c", f'{step}\necho "token: $TOKEN"'],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    if password == "wrong":
+        assert result.stderr == (
+            "No token: {'detail': 'No active account found with the given credentials'}\n"
+        )
+        assert result.stdout == "token: \n"
+    else:
+        assert (result.returncode, result.stderr) == (0, "")
+        assert re.fullmatch(r"token: [\w-]+\.[\w-]+\.[\w-]+\n", result.stdout)
+
+
 # --- Every shell block is run by CI --------------------------------------------------------------
 
 
@@ -127,15 +158,6 @@ def test_bench_blocks_are_run_small_by_bench_smoke(block):
         words = command_words(step)
         script = words[2] if words[1] == "-m" else words[1]
         assert script in smoke, step
-
-
-@pytest.mark.parametrize("block", blocks_of("test"), ids=where)
-def test_test_blocks_are_started_by_the_follower_process_tests(block):
-    started = (ROOT / "sync" / "tests" / "test_follow_processes.py").read_text()
-    for step in block.steps:
-        words = command_words(step)
-        assert words[1:3] == ["manage.py", "sync_changes"], step
-        assert all(f'"{word}"' in started for word in words[3:]), step
 
 
 @pytest.mark.parametrize("block", blocks_of("compose"), ids=where)

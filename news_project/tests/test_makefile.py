@@ -1,6 +1,8 @@
 """The make targets of the everyday commands share make run's defaults, kept in one place."""
 
 import os
+import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +40,7 @@ def main_command(target: str, *variables: str, **environment: str) -> str:
         ("import", "import_initial_data --url http://127.0.0.1:3000"),
         ("superuser", "createsuperuser --username admin --email admin@example.com"),
         ("sync", "sync_changes --url http://127.0.0.1:3000"),
+        ("follow", "sync_changes --follow --url http://127.0.0.1:3000"),
         ("status", "sync_status"),
         ("prune", "prune_events"),
         ("reset", "flush"),
@@ -47,7 +50,7 @@ def test_every_everyday_target_runs_manage_py_with_the_defaults_of_make_run(targ
     assert main_command(target) == f"DJANGO_DEBUG=1 {MANAGE} {command}"
 
 
-@pytest.mark.parametrize("target", ["import", "superuser", "sync", "status", "prune"])
+@pytest.mark.parametrize("target", ["import", "superuser", "sync", "follow", "status", "prune"])
 def test_the_everyday_targets_migrate_first_quietly(target):
     steps = recipe(target)
 
@@ -74,3 +77,54 @@ def test_the_environment_and_the_command_line_override_the_defaults():
 def test_superuser_asks_nothing_when_the_password_is_in_the_environment():
     assert main_command("superuser", DJANGO_SUPERUSER_PASSWORD="secret").endswith(" --noinput")
     assert not main_command("superuser").endswith(" --noinput")
+
+
+# --- A database out of reach ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "target", ["run", "import", "superuser", "sync", "follow", "status", "prune", "reset", "test"]
+)
+def test_every_documented_target_with_the_database_out_of_reach_says_so_in_one_line(target):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgres://news:s3cret@127.0.0.1:{port}/news"
+
+    result = subprocess.run(
+        ["make", "--no-print-directory", target, f"VENV={VENV}", "PYTEST_ARGS=-p no:cacheprovider"],
+        cwd=ROOT,
+        env={"PATH": os.environ["PATH"], "DATABASE_URL": url, "DJANGO_ENV_FILE": ""},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    *said, by_make = result.stderr.splitlines()
+    if target == "test":  # the suite's own check, before it starts
+        assert said == [
+            f"PostgreSQL is not reachable at 127.0.0.1:{port} (connection failed: connection to "
+            f'server at "127.0.0.1", port {port} failed: Connection refused). Start it, or run '
+            "the suite on SQLite: make test DATABASE_URL=sqlite:///test.sqlite3"
+        ]
+    else:
+        assert said == [
+            f"Error: cannot reach the database postgres://news:***@127.0.0.1:{port}/news "
+            "(DATABASE_URL): Connection refused (is the server running on that host and "
+            "accepting TCP/IP connections?)"
+        ]
+    # make's own line, which names the command's exit status (README: Commands).
+    step = "migrate" if target == "run" else target  # make run: its migrate step fails
+    assert re.fullmatch(rf"make: \*\*\* \[Makefile:\d+: {step}\] Error [13]", by_make)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_the_readme_quotes_the_line_make_adds_as_make_writes_it():
+    readme = (ROOT / "README.md").read_text()
+    quoted = re.search(r"`make: \*\*\* \[Makefile:(\d+): sync\] Error 75`", readme)
+    makefile = (ROOT / "Makefile").read_text().splitlines()
+
+    assert quoted, "README names no make line"
+    assert "$(MANAGE) sync_changes --url" in makefile[int(quoted[1]) - 1]

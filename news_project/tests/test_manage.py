@@ -1,9 +1,11 @@
 """manage.py: settings from the environment, then .env; a bad setting is one line, no traceback."""
 
 import os
+import socket
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from dotenv import dotenv_values
 
 from news.tests import support
@@ -48,6 +50,7 @@ def test_without_a_secret_key_any_command_stops_with_one_line(command, tmp_path)
     [
         ("DJANGO_DEBUG", "perhaps"),
         ("DATABASE_URL", "nosuchdb://here"),
+        ("DATABASE_URL", "postgres://news:pa/ss@db:5432/news"),  # a password not encoded
         ("SYNC_MAX_ATTEMPTS", "many"),
         ("SYNC_EVENT_RETENTION_DAYS", "-1"),
         ("SYNC_RUN_RETENTION_DAYS", "a month"),
@@ -58,6 +61,153 @@ def test_an_invalid_setting_stops_any_command_with_one_line_naming_it(variable, 
     result = run_manage("sync_status", **{"DJANGO_DEBUG": "1", variable: value})
 
     assert_one_line_error(result, naming=variable)
+
+
+# --- Usage errors -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "error"),
+    [
+        (
+            ("import_initial_data", "--timeout", "0"),
+            "argument --timeout: must be more than 0, got '0'",
+        ),
+        (("sync_status", "--bogus"), "unrecognized arguments: --bogus"),
+        (
+            ("sync_changes", "--concurrency", "many"),
+            "argument --concurrency: invalid int value: 'many'",
+        ),
+        (("prune_events", "--older-than"), "argument --older-than: expected one argument"),
+        (("serve", "--bind", "8000"), "argument --bind: invalid HOST:PORT value: '8000'"),
+        (("migrate", "--bogus"), "unrecognized arguments: --bogus"),
+    ],
+    ids=lambda value: value[0] if isinstance(value, tuple) else None,
+)
+def test_a_usage_error_is_one_line_that_points_to_help(command, error, tmp_path):
+    result = run_manage(*command, DJANGO_DEBUG="1", DATABASE_URL=f"sqlite:///{tmp_path / 'db'}")
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"Error: {error} (manage.py {command[0]} --help lists the options)"
+    ]
+
+
+def test_help_still_shows_the_usage():
+    result = run_manage("sync_status", "--help", DJANGO_DEBUG="1")
+
+    assert result.returncode == 0
+    assert result.stdout.startswith("usage: manage.py sync_status ")
+
+
+# --- A database out of reach --------------------------------------------------------------------
+
+# The manage.py commands the documents name that use the database, as they name them.
+DATABASE_COMMANDS = [
+    ("migrate", "--noinput"),
+    ("runserver", "127.0.0.1:FREE"),
+    ("serve", "--bind", "127.0.0.1:FREE"),
+    ("createsuperuser", "--username", "admin", "--email", "admin@example.com", "--noinput"),
+    ("createcachetable",),
+    ("import_initial_data", "--url", "http://127.0.0.1:1"),
+    ("sync_changes", "--url", "http://127.0.0.1:1"),
+    ("sync_changes", "--dry-run", "--full", "--url", "http://127.0.0.1:1"),
+    ("sync_changes", "--retry-parked", "--url", "http://127.0.0.1:1"),
+    ("sync_changes", "--follow", "--url", "http://127.0.0.1:1"),
+    ("sync_status", "--json"),
+    ("sync_status", "--check"),
+    ("prune_events",),
+    ("flushexpiredtokens",),
+    ("flush", "--noinput"),
+]
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def assert_one_line_naming_the_database(result, line: str) -> None:
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert result.stderr.splitlines() == [line], output
+    assert "Traceback" not in output
+
+
+@pytest.mark.parametrize("command", DATABASE_COMMANDS, ids=" ".join)
+def test_a_database_nobody_answers_for_stops_every_command_with_one_line_naming_it(command):
+    port = closed_port()
+    url = f"postgres://news:s3cret-password@127.0.0.1:{port}/news"
+    command = [word.replace("FREE", str(closed_port())) for word in command]
+
+    result = run_manage(*command, DJANGO_DEBUG="1", DJANGO_CACHE="database", DATABASE_URL=url)
+
+    assert_one_line_naming_the_database(
+        result,
+        f"Error: cannot reach the database postgres://news:***@127.0.0.1:{port}/news "
+        "(DATABASE_URL): Connection refused (is the server running on that host and accepting "
+        "TCP/IP connections?)",
+    )
+    assert "s3cret-password" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("command", [("migrate", "--noinput"), ("sync_status",)], ids=" ".join)
+def test_a_sqlite_file_in_a_missing_directory_is_one_line(command, tmp_path):
+    path = tmp_path / "no" / "such" / "db.sqlite3"
+
+    result = run_manage(*command, DJANGO_DEBUG="1", DATABASE_URL=f"sqlite:///{path}")
+
+    assert_one_line_naming_the_database(
+        result,
+        f"Error: cannot reach the database sqlite:///{path} (DATABASE_URL): "
+        "unable to open database file",
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("command", [("migrate", "--noinput"), ("sync_status",)], ids=" ".join)
+def test_a_missing_database_is_one_line(command):
+    db = connection.settings_dict
+    where = f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
+    url = f"postgres://{db['USER']}@{where}/no_such_database_here"
+
+    result = run_manage(*command, DJANGO_DEBUG="1", DATABASE_URL=url)
+
+    assert_one_line_naming_the_database(
+        result,
+        f"Error: cannot reach the database {url} (DATABASE_URL): "
+        'database "no_such_database_here" does not exist',
+    )
+
+
+def test_a_database_without_its_tables_says_to_migrate(tmp_path):
+    url = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+
+    result = run_manage("sync_status", DJANGO_DEBUG="1", DATABASE_URL=url)
+
+    assert_one_line_naming_the_database(
+        result,
+        f"Error: the database {url} (DATABASE_URL) failed: no such table: sync_modelevent "
+        "(its tables are missing: run manage.py migrate)",
+    )
+
+
+def test_database_password_is_the_password_as_it_is_whatever_it_holds():
+    shown = run_manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        "from django.conf import settings; db = settings.DATABASES['default']; "
+        "print(db['PASSWORD'], db['HOST'], db['NAME'])",
+        DJANGO_DEBUG="1",
+        DATABASE_URL="postgres://news:in-the-url@db:5432/news",
+        DATABASE_PASSWORD="p@s/s#w?rd $x",
+    )
+
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip() == "p@s/s#w?rd $x db news"
 
 
 def env_example() -> dict[str, str | None]:

@@ -73,6 +73,8 @@ class Dispatcher:
         self.client = client
         self.stop = stop
         self.traits = traits or TargetTraits()
+        # Once the run stops, no call starts and none is tried again (nor waited for).
+        client.stop_when = stop.is_set
         self._lock = threading.Lock()
         self._unreachable_in_a_row = 0
 
@@ -92,6 +94,10 @@ class Dispatcher:
         try:
             outcome = self._send(delivery)
         except TargetApiError as exc:
+            if not exc.sent:
+                return Outcome(
+                    delivery, Result.FAILED, error=f"not sent: {self.stop.reason}", sent=False
+                )
             self._count(exc)
             return Outcome(
                 delivery,

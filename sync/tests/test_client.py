@@ -337,6 +337,130 @@ def test_a_target_that_never_answers_in_time_is_a_transient_error(target, make_c
     assert len(target.calls("PUT")) == 2
 
 
+# Each attempt is bounded as a whole, from connecting to the last byte of the answer.
+
+
+@pytest.mark.parametrize(
+    ("method", "call"),
+    [
+        ("GET", lambda client: client.list("posts")),
+        ("PUT", lambda client: client.update("posts", 1, POST)),
+        ("POST", lambda client: client.create("posts", NEW_POST)),
+    ],
+)
+def test_an_answer_dripped_a_byte_at_a_time_never_holds_an_attempt_past_the_timeout(
+    target, make_client, method, call
+):
+    target.drip(1, every=0.05, method=method)  # about 10 s for the whole answer
+    client = make_client(timeout=0.5, retries=0)
+
+    started = time.monotonic()
+    with pytest.raises(TargetApiError) as caught:
+        call(client)
+    took = time.monotonic() - started
+
+    assert 0.5 <= took < 1.0
+    assert str(caught.value).endswith(": no answer within 0.5 s")
+    assert (caught.value.outcome_unknown, caught.value.timed_out) == (True, True)
+
+
+def test_an_answer_cut_short_after_its_status_line_is_never_taken_for_a_success(
+    target, make_client
+):
+    target.drip(8, every=0.05, method="PUT")  # "HTTP/1.1 200 OK" and part of the headers
+    client = make_client(timeout=0.5, retries=0)
+
+    with pytest.raises(TargetApiError) as caught:
+        client.update("posts", 1, {**POST, "title": "changed"})
+
+    assert str(caught.value).endswith(": no answer within 0.5 s")
+    assert caught.value.outcome_unknown is True
+
+
+def test_each_retry_of_a_dripped_answer_is_bounded_by_the_timeout_too(target, make_client):
+    target.drip(1, every=0.05, method="PUT")
+    client = make_client(timeout=0.3, retries=2)
+
+    started = time.monotonic()
+    with pytest.raises(TargetApiError, match="no answer within 0.3 s"):
+        client.update("posts", 1, POST)
+
+    assert time.monotonic() - started < 3 * 0.3 + 0.5
+    assert methods(target) == ["PUT"] * 3
+
+
+def test_the_connection_of_an_attempt_cut_short_is_not_used_again(target, make_client):
+    target.drip(1, every=0.05, method="PUT", times=1)
+    client = make_client(timeout=0.3, retries=0)
+    with pytest.raises(TargetApiError):
+        client.update("posts", 1, POST)
+
+    assert client.get("posts", 1) == POST
+
+
+# Once the caller stops (a run's stop signal), no call starts and none is tried again.
+
+
+def test_once_stopping_no_call_starts(target, make_client):
+    client = make_client()
+    client.stop_when = lambda: True
+
+    with pytest.raises(TargetApiError) as caught:
+        client.update("posts", 1, POST)
+
+    assert caught.value.sent is False
+    assert str(caught.value) == f"PUT {target.url}/posts/1: not sent, the caller is stopping"
+    assert target.calls() == []
+
+
+@pytest.mark.parametrize("method", ["PUT", "POST"])
+def test_a_stop_cuts_the_wait_before_a_retry_and_no_retry_is_sent(target, make_client, method):
+    target.fail(429, retry_after=30, method=method)
+    client = make_client(retries=3)
+    stop = threading.Event()
+    client.stop_when = stop.is_set
+    threading.Timer(0.3, stop.set).start()
+
+    started = time.monotonic()
+    with pytest.raises(TargetApiError) as caught:
+        IDEMPOTENT_CALLS["PUT"](client) if method == "PUT" else client.create("posts", NEW_POST)
+
+    assert time.monotonic() - started < 1.0
+    assert caught.value.status == 429
+    assert methods(target) == [method]
+
+
+def test_a_stop_during_the_backoff_after_a_lost_connection_sends_nothing_more(target, make_client):
+    target.drop(method="DELETE")
+    client = make_client(retries=3, backoff_factor=2.0, backoff_max=30)
+    stop = threading.Event()
+    client.stop_when = stop.is_set
+    threading.Timer(0.3, stop.set).start()
+
+    started = time.monotonic()
+    with pytest.raises(TargetApiError, match="connection failed"):
+        client.delete("posts", 1)
+
+    assert time.monotonic() - started < 1.0
+    assert methods(target) == ["DELETE", "DELETE"]  # the first retry goes at once; then 4 s
+
+
+def test_a_stop_makes_the_rate_limiter_send_nothing_more(target, make_client):
+    client = make_client(max_rps=1)
+    client.get("posts", 1)  # the next slot is a second away
+    stop = threading.Event()
+    client.stop_when = stop.is_set
+    threading.Timer(0.2, stop.set).start()
+
+    started = time.monotonic()
+    with pytest.raises(TargetApiError) as caught:
+        client.get("posts", 1)
+
+    assert time.monotonic() - started < 0.6
+    assert caught.value.sent is False
+    assert methods(target) == ["GET"]
+
+
 def test_a_target_that_refuses_connections_is_a_transient_error():
     url = f"http://127.0.0.1:{free_port()}"
     client = TargetApiClient(base_url=url, retries=1, backoff_factor=0.01, backoff_max=0.02)

@@ -184,6 +184,29 @@ def test_a_stop_signal_finishes_and_records_the_calls_in_flight_then_exits_0(
     lock.release()
 
 
+def test_sigterm_ends_a_follower_within_one_timeout_while_the_target_drips_its_answers(
+    followers, fake_target, seed
+):
+    posts, _ = seed(6)
+    follower = followers(fake_target.url, "--concurrency", "2", "--timeout", "2")
+    follower.wait_for_line("Following changes")
+    fake_target.drip(1, every=0.1, method="PUT")  # each answer takes about 20 s
+    with transaction.atomic():
+        for post in posts:
+            post.title = "edited"
+            post.save()
+    wait_for(lambda: len(fake_target.calls("PUT")) == 2, timeout=10, what="two PUTs under way")
+
+    stopped_at = time.monotonic()
+    code = follower.stop(signal.SIGTERM, timeout=15)
+
+    assert code == 0, follower.errors
+    assert time.monotonic() - stopped_at < 2 + 1
+    assert follower.lines[-1].startswith("Stopped (SIGTERM received) after ")
+    assert len(fake_target.calls("PUT")) == 2  # not tried again
+    assert pending_count() == 6
+
+
 def test_a_cron_run_beside_a_follower_exits_75(followers, fake_target, make_post):
     follower = followers(fake_target.url)
     follower.wait_for_line("Following changes")

@@ -13,10 +13,12 @@ from django.core.management import CommandError, call_command
 
 from fake_target.data import generate_dataset
 from news.models import Comment, Post
+from news.signals import rows_created
 from news.tests.support import run_manage, wsgi_get
 from sync.importing import (
     ImportRefused,
     ImportReport,
+    ImportStopped,
     ImportValidationError,
     import_initial_data,
 )
@@ -587,6 +589,46 @@ def test_a_dropped_connection_is_one_line_and_nothing_is_written(target):
 
     assert message.startswith(f"Cannot read the target: GET {target.url}/comments: ")
     assert "\n" not in message
+    assert_nothing_written()
+
+
+def test_a_target_that_drips_its_answer_times_out_within_the_timeout(target):
+    target.drip(1, every=0.05, path="/posts")
+
+    started = time.monotonic()
+    message = failed_import(target.url, "--timeout", "0.3")
+
+    assert message == (
+        f"Cannot read the target: GET {target.url}/posts: no answer within 0.3 s. "
+        + NOTHING_IMPORTED
+    )
+    assert time.monotonic() - started < 2 * 0.3 + 0.5  # SYNC_RETRIES=1: two attempts
+    assert_nothing_written()
+
+
+def test_a_stop_asked_while_rows_are_written_rolls_every_row_back(target, target_client):
+    written = []
+
+    def note(sender, pks, **kwargs) -> None:
+        written.append(sender)
+
+    rows_created.connect(note, sender=Post)  # the posts are in, in the transaction
+    try:
+        with pytest.raises(ImportStopped):
+            import_initial_data(client=target_client, batch_size=10, stop=lambda: bool(written))
+    finally:
+        rows_created.disconnect(note, sender=Post)
+
+    assert written == [Post]
+    assert_nothing_written()
+    assert not EntitySyncState.objects.exists()
+
+
+def test_once_a_stop_is_asked_no_read_starts(target, target_client):
+    with pytest.raises(ImportStopped):
+        import_initial_data(client=target_client, stop=lambda: bool(target.calls()))
+
+    assert [r.path for r in target.calls()] == ["/posts"]
     assert_nothing_written()
 
 

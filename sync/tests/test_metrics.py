@@ -3,12 +3,27 @@
 from datetime import timedelta
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from sync.models import EntitySyncState, ModelEvent, SyncRun
 
 pytestmark = pytest.mark.django_db
+
+TOKEN = "s3cret-scrape-token"
+
+
+@pytest.fixture(autouse=True)
+def _a_metrics_token(settings):
+    settings.METRICS_TOKEN = TOKEN
+
+
+@pytest.fixture
+def client(client):
+    """A Prometheus scraper: it sends the token."""
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {TOKEN}"
+    return client
 
 
 def scrape(client, **headers) -> dict[tuple[str, frozenset], float]:
@@ -135,10 +150,11 @@ def test_calls_of_a_real_run_are_counted_by_method_and_outcome(
     assert value(samples, "news_sync_runs_total", mode="incremental", status="partial") == 1
 
 
-def test_with_a_metrics_token_a_scrape_needs_it_as_a_bearer_token(client, settings):
-    settings.METRICS_TOKEN = "s3cret-scrape-token"
+# --- Who may read them ------------------------------------------------------------------------
 
-    missing = client.get("/metrics")
+
+def test_with_a_metrics_token_a_scrape_needs_it_as_a_bearer_token(client):
+    missing = Client().get("/metrics")
     wrong = client.get("/metrics", HTTP_AUTHORIZATION="Bearer not-it")
 
     for response in (missing, wrong):
@@ -147,13 +163,27 @@ def test_with_a_metrics_token_a_scrape_needs_it_as_a_bearer_token(client, settin
         assert response.json() == {
             "detail": "Authentication credentials were not provided or are wrong."
         }
-    assert scrape(client, HTTP_AUTHORIZATION="Bearer s3cret-scrape-token")
+    assert scrape(client, HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
 
 
-def test_without_a_metrics_token_metrics_are_open(client, settings):
+def test_without_a_metrics_token_metrics_are_refused_outside_debug(settings):
     settings.METRICS_TOKEN = ""
 
-    assert scrape(client)
+    response = Client().get("/metrics")
+
+    assert response.status_code == 403
+    assert response.json() == {
+        "detail": "Set METRICS_TOKEN to read the sync's figures; without it they are answered "
+        "only with DJANGO_DEBUG on."
+    }
+    assert b"news_sync" not in response.content
+
+
+def test_without_a_metrics_token_metrics_are_open_on_a_development_server(settings):
+    settings.METRICS_TOKEN = ""
+    settings.DEBUG = True
+
+    assert scrape(Client())
 
 
 def test_metrics_answer_only_reads(client):

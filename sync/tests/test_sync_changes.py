@@ -278,6 +278,22 @@ def test_a_full_sync_of_an_unreachable_target_fails_in_one_line(make_post):
     assert pending_count() == 1
 
 
+def test_a_full_run_whose_reads_outlast_its_time_budget_says_so_in_one_line(
+    fake_target, changes, sync_command
+):
+    fake_target.stall(0.5, method="GET", path="/posts")
+
+    result = sync_command("--full", "--time-budget", "0.2")
+
+    assert result.code == 1
+    assert result.error == (
+        "Sync stopped when its time budget of 0.2 s was used up, before any call; "
+        "everything stays pending"
+    )
+    assert [r.path for r in fake_target.calls()] == ["/posts"]
+    assert pending_count() == 3
+
+
 # --- Exit 2: bad usage ---------------------------------------------------------------------------
 
 

@@ -4,11 +4,26 @@ never fails because of the sync."""
 from datetime import timedelta
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from sync.models import EntitySyncState, ModelEvent, SyncRun
 
 pytestmark = pytest.mark.django_db
+
+TOKEN = "s3cret-scrape-token"
+
+
+@pytest.fixture(autouse=True)
+def _a_metrics_token(settings):
+    settings.METRICS_TOKEN = TOKEN
+
+
+@pytest.fixture
+def client(client):
+    """A monitoring system: it sends the token /metrics needs."""
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {TOKEN}"
+    return client
 
 
 def log_event(pk: int, *, age: float, table: str = "news_post") -> ModelEvent:
@@ -98,3 +113,26 @@ def test_the_sync_health_check_answers_only_reads(client):
 
     assert response.status_code == 405
     assert response["Allow"] == "GET, HEAD"
+
+
+def test_the_figures_need_the_metrics_token_as_metrics_do(client):
+    log_event(1, age=10)
+
+    missing = Client().get("/health/sync/")
+    wrong = client.get("/health/sync/", HTTP_AUTHORIZATION="Bearer not-it")
+
+    for response in (missing, wrong):
+        assert response.status_code == 401
+        assert "pending_events" not in response.json()
+    assert client.get("/health/sync/").json()["pending_events"] == 1
+
+
+def test_without_a_metrics_token_the_figures_are_refused_outside_debug(settings):
+    settings.METRICS_TOKEN = ""
+
+    response = Client().get("/health/sync/")
+
+    assert response.status_code == 403
+    assert "pending_events" not in response.json()
+    settings.DEBUG = True
+    assert Client().get("/health/sync/").status_code == 200

@@ -6,11 +6,13 @@ and what the database remembers.
 """
 
 import threading
+import time
 
 import pytest
 from django.db import IntegrityError, connections, transaction
 
 from news.models import Comment, Post
+from sync.client import TargetApiClient
 from sync.models import EntitySyncState
 from sync.planner import Kind, Op
 from sync.recording import recording_disabled
@@ -317,6 +319,32 @@ def test_a_run_starts_no_call_once_its_time_budget_is_used_up(fake_target, seed,
     assert pending_count() == 30 - sent
     assert report.calls_made == sent
     fake_target.latency = 0
+    assert sync().ok
+    assert target_state(fake_target) == expected_target()
+
+
+def test_a_run_against_a_target_that_drips_its_answers_ends_within_its_budget_and_one_timeout(
+    fake_target, seed, sync
+):
+    posts, _ = seed(10)
+    for post in posts:
+        post.title = "edited"
+        post.save()
+    fake_target.drip(1, every=0.05, method="PUT")  # each answer takes about 8 s
+    client = TargetApiClient(
+        base_url=fake_target.url, timeout=0.5, retries=2, backoff_factor=0.01, backoff_max=0.02
+    )
+
+    started = time.monotonic()
+    with client:
+        report = sync(client=client, concurrency=2, time_budget=0.3)
+    took = time.monotonic() - started
+
+    assert took < 0.3 + 0.5 + 0.5
+    assert report.stopped_early == "stopped when its time budget of 0.3 s was used up"
+    assert len(fake_target.calls("PUT")) == 2  # the two under way, neither tried again
+    assert pending_count() == 10
+    fake_target.clear_faults()
     assert sync().ok
     assert target_state(fake_target) == expected_target()
 

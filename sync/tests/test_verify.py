@@ -106,7 +106,8 @@ def test_json_lists_the_differences_capped(fake_target, seed):
     }
 
 
-def test_sync_status_and_metrics_show_the_last_verification(fake_target, seed, client):
+def test_sync_status_and_metrics_show_the_last_verification(fake_target, seed, client, settings):
+    settings.METRICS_TOKEN = "scraper"
     [post], _ = seed(1)
     fake_target.posts[post.pk]["body"] = "drifted"
     verify(fake_target.url)
@@ -117,7 +118,7 @@ def test_sync_status_and_metrics_show_the_last_verification(fake_target, seed, c
     at = lines.index("Last verification")
     assert lines[at + 1].endswith("ago): 1 differences")
     assert lines[at + 2] == "  posts: 0 missing, 0 extra, 1 different"
-    metrics = client.get("/metrics").content.decode()
+    metrics = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scraper").content.decode()
     assert 'news_sync_verify_differences{kind="posts",what="different"} 1.0' in metrics
     assert "news_sync_verify_timestamp_seconds 0.0" not in metrics
 

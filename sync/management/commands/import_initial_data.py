@@ -5,6 +5,7 @@ from sync.client import TargetApiClient
 from sync.errors import SyncError, TargetApiError
 from sync.importing import ImportRefused, import_initial_data
 from sync.management.arguments import http_url, positive_seconds
+from sync.management.signals import stop_on_signals
 
 START_OVER = "To start over, empty it first: manage.py flush (make reset)."
 
@@ -22,20 +23,32 @@ class Command(BaseCommand):
         parser.add_argument(
             "--timeout",
             type=positive_seconds,
-            help="seconds to wait for each answer (default: FAKE_API_TIMEOUT)",
+            help="seconds one attempt of a read may take, from connecting to the last byte "
+            "(default: FAKE_API_TIMEOUT)",
         )
 
     def handle(self, *args, url: str | None, timeout: float | None, **options) -> None:
         client = TargetApiClient.from_settings(url=url, timeout=timeout)
-        try:
-            with client:
-                report = import_initial_data(client=client, progress=self.stdout.isatty())
-        except TargetApiError as exc:
-            raise CommandError(f"Cannot read the target: {exc}. Nothing was imported.") from None
-        except ImportRefused as exc:
-            raise CommandError(f"{exc} {START_OVER}") from None
-        except SyncError as exc:
-            raise CommandError(str(exc)) from None
-        except CacheUnavailable as exc:
-            raise CommandError(f"{exc.detail} (REDIS_URL)") from None
+        with client, stop_on_signals() as received:
+            try:
+                report = import_initial_data(
+                    client=client, progress=self.stdout.isatty(), stop=lambda: bool(received)
+                )
+            except SyncError as exc:
+                if received:
+                    raise CommandError(
+                        f"Stopped ({received.reason}); nothing was imported.",
+                        returncode=received.exit_status,
+                    ) from None
+                raise _failed(exc) from None
+            except CacheUnavailable as exc:
+                raise CommandError(f"{exc.detail} (REDIS_URL)") from None
         self.stdout.write(self.style.SUCCESS(str(report)))
+
+
+def _failed(exc: SyncError) -> CommandError:
+    if isinstance(exc, TargetApiError):
+        return CommandError(f"Cannot read the target: {exc}. Nothing was imported.")
+    if isinstance(exc, ImportRefused):
+        return CommandError(f"{exc} {START_OVER}")
+    return CommandError(str(exc))

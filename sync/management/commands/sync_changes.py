@@ -1,10 +1,9 @@
 import json
-import signal
 import sys
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from tqdm import tqdm
 
 from sync.changelog import ParkedFilter, discard_parked, retry_parked
@@ -19,8 +18,16 @@ from sync.management.arguments import (
     status_problem,
     url_problem,
 )
-from sync.planner import Kind
-from sync.syncing import FailedEntity, SyncOptions, SyncReport, sync_changes, verify_target
+from sync.management.signals import StopRequest, stop_on_signals
+from sync.planner import Kind, Op
+from sync.syncing import (
+    FailedEntity,
+    StopSignal,
+    SyncOptions,
+    SyncReport,
+    sync_changes,
+    verify_target,
+)
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -31,7 +38,8 @@ class Command(BaseCommand):
     help = (
         "Send the pending changes of posts and comments to the target with the fewest calls. "
         "Exit codes: 0 all delivered (--follow: stopped by SIGTERM or SIGINT), 1 some entities "
-        "failed, 2 bad usage or configuration, 75 another run holds the lock."
+        "failed, 2 bad usage or configuration, 75 another run holds the lock, 130 or 143 "
+        "stopped by SIGINT or SIGTERM (the calls under way recorded)."
     )
 
     def add_arguments(self, parser) -> None:
@@ -50,7 +58,12 @@ class Command(BaseCommand):
             help="request rate cap; 0 means unlimited",
         )
         parser.add_argument("--batch-size", type=int, default=settings.SYNC_BATCH_SIZE)
-        parser.add_argument("--timeout", type=float, default=settings.FAKE_API_TIMEOUT)
+        parser.add_argument(
+            "--timeout",
+            type=float,
+            default=settings.FAKE_API_TIMEOUT,
+            help="seconds one attempt of a call may take, from connecting to the last byte",
+        )
         parser.add_argument(
             "--time-budget",
             type=float,
@@ -126,11 +139,10 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         url = (options["url"] or settings.FAKE_API_URL).rstrip("/")
         self._check_usage(url, options)
+        connection.ensure_connection()  # a database out of reach: one line, before anything
         if options["discard_parked"]:
             self._discard(parked_filter(options), confirmed=options["yes"])
             return
-        if options["retry_parked"]:
-            self._say(_unparked(retry_parked(filters=parked_filter(options), actor=actor())))
         sync_options = SyncOptions(
             concurrency=options["concurrency"],
             batch_size=options["batch_size"],
@@ -147,53 +159,20 @@ class Command(BaseCommand):
             max_rps=options["max_rps"],
             pool_size=max(10, options["concurrency"]),
         )
-        if options["follow"]:
-            try:
+        with client:
+            if options["follow"]:
+                self._retry_parked(options)
                 self._follow(client, sync_options)
-            finally:
-                client.close()
-            return
-        if options["verify"]:
-            self._verify(client, as_json=options["json"])
-            return
-        interactive = self.stdout.isatty()
-        bar = tqdm(total=0, unit="call", disable=not interactive, leave=False)
-
-        def on_planned(total: int) -> None:
-            bar.reset(total=total)
-
-        def on_failure(failed: FailedEntity) -> None:
-            line = f"FAILED {failed}"
-            if interactive:
-                bar.write(line)
-            else:
-                self.stdout.write(line)
-
-        try:
-            report = sync_changes(
-                client=client,
-                options=sync_options,
-                full=options["full"],
-                dry_run=options["dry_run"],
-                on_planned=on_planned,
-                on_progress=bar.update,
-                on_failure=on_failure,
-            )
-        except SyncLocked as exc:
-            raise CommandError(str(exc), returncode=EXIT_LOCKED) from None
-        except SyncError as exc:
-            raise CommandError(f"Sync failed: {exc}", returncode=EXIT_FAILED) from None
-        except DatabaseError as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CommandError(
-                f"Sync failed: database error ({reason}); what was not recorded is sent again "
-                "by the next run",
-                returncode=EXIT_FAILED,
-            ) from None
-        finally:
-            bar.close()
-            client.close()
-
+                return
+            if options["verify"]:
+                self._verify(client, as_json=options["json"])
+                return
+            stop = StopSignal()
+            with stop_on_signals(lambda reason: stop.request(f"stopped: {reason}")) as received:
+                self._retry_parked(options)
+                report = self._run(client, sync_options, options, stop, received)
+        if received:
+            raise CommandError(_stopped(received, report), returncode=received.exit_status)
         if report.dry_run:
             for planned in report.planned:
                 self.stdout.write(str(planned))
@@ -204,6 +183,68 @@ class Command(BaseCommand):
                 "they stay pending for the next run (see sync_status)",
                 returncode=EXIT_FAILED,
             )
+
+    def _retry_parked(self, options: dict) -> None:
+        if options["retry_parked"]:
+            self._say(_unparked(retry_parked(filters=parked_filter(options), actor=actor())))
+
+    def _run(
+        self,
+        client: TargetApiClient,
+        sync_options: SyncOptions,
+        options: dict,
+        stop: StopSignal,
+        received: StopRequest,
+    ) -> SyncReport:
+        """One run; on a terminal, a progress bar. Failures are printed as they come, but for
+        the calls a stop signal kept from being sent: the last line says what was left."""
+        interactive = self.stdout.isatty()
+        bar = tqdm(total=0, unit="call", disable=not interactive, leave=False)
+
+        def on_planned(total: int) -> None:
+            bar.reset(total=total)
+
+        def on_failure(failed: FailedEntity) -> None:
+            if received and failed.error == f"not sent: {stop.reason}":
+                return
+            line = f"FAILED {failed}"
+            if interactive:
+                bar.write(line)
+            else:
+                self.stdout.write(line)
+
+        try:
+            return sync_changes(
+                client=client,
+                options=sync_options,
+                full=options["full"],
+                dry_run=options["dry_run"],
+                on_planned=on_planned,
+                on_progress=bar.update,
+                on_failure=on_failure,
+                stop=stop,
+            )
+        except SyncLocked as exc:
+            raise CommandError(str(exc), returncode=EXIT_LOCKED) from None
+        except SyncError as exc:
+            # A full run stopped while it read the target (a signal, its time budget): no call.
+            if received:
+                raise CommandError(_stopped(received), returncode=received.exit_status) from None
+            if stop.is_set():
+                raise CommandError(
+                    f"Sync {stop.reason}, before any call; everything stays pending",
+                    returncode=EXIT_FAILED,
+                ) from None
+            raise CommandError(f"Sync failed: {exc}", returncode=EXIT_FAILED) from None
+        except DatabaseError as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CommandError(
+                f"Sync failed: database error ({reason}); what was not recorded is sent again "
+                "by the next run",
+                returncode=EXIT_FAILED,
+            ) from None
+        finally:
+            bar.close()
 
     def _follow(self, client: TargetApiClient, sync_options: SyncOptions) -> None:
         """Follow the change log until SIGTERM or SIGINT; one summary line per run with work."""
@@ -220,16 +261,8 @@ class Command(BaseCommand):
             on_report=self._write_run,
             on_failure=lambda failed: self._say(f"FAILED {failed}"),
         )
-
-        def stop(signum, frame) -> None:
-            follower.request_stop(f"{signal.Signals(signum).name} received")
-
-        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-        try:
+        with stop_on_signals(follower.request_stop):
             follower.run()
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
         self._say(
             f"Stopped ({follower.stop_reason}) after {follower.runs} runs; the run lock is released"
         )
@@ -346,6 +379,19 @@ class Command(BaseCommand):
         problems += [f"--entity {p}" for p in map(entity_problem, options["entity"]) if p]
         if problems:
             raise CommandError("; ".join(problems), returncode=EXIT_USAGE)
+
+
+def _stopped(received: StopRequest, report: SyncReport | None = None) -> str:
+    """The one line of a run a signal stopped: what it delivered, and that the rest waits."""
+    if report is None:
+        return f"Stopped ({received.reason}) before any call; everything stays pending"
+    calls = report.calls
+    return (
+        f"Stopped ({received.reason}) after {report.duration:.1f} s: {report.entities_synced} "
+        f"entities synced with {report.calls_made} calls ({calls[Op.CREATE]} created, "
+        f"{calls[Op.UPDATE]} updated, {calls[Op.DELETE]} deleted); the calls under way were "
+        "recorded, the rest stays pending for the next run"
+    )
 
 
 def _unparked(entities: list) -> str:

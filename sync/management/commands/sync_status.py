@@ -198,7 +198,7 @@ class Command(BaseCommand):
             )
             lines.append(
                 f"#{run.pk} {run.started_at:%Y-%m-%d %H:%M:%S} ({format_age(now - run.started_at)} "
-                f"ago) {run.mode} {run.status}: {run.entities_synced} synced, "
+                f"ago) {run.mode} {run.status}{stopped(run)}: {run.entities_synced} synced, "
                 f"{run.entities_failed} failed; calls {run.calls_created} created, "
                 f"{run.calls_updated} updated, {run.calls_deleted} deleted; {took}"
             )
@@ -215,6 +215,12 @@ class Command(BaseCommand):
         if total > len(states):
             lines.append(f"... and {total - len(states)} more (see the admin)")
         self.write_section(f"Failed entities ({total})", lines)
+
+
+def stopped(run: SyncRun) -> str:
+    """Why a run stopped early (a signal, its time budget, a lost lock), after a comma."""
+    first = run.error_summary.partition("\n")[0]
+    return f", {first}" if first.startswith("stopped") else ""
 
 
 def failure_status(state: EntitySyncState) -> str:
