@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from urllib3.util import make_headers
 from urllib3.util.retry import Retry
 
 from sync.errors import TRANSIENT_STATUSES, TargetApiError
+from sync.pacing import CONGESTED, Pacer
 from sync.planner import Kind
 from sync.target import RemoteId, holds
 from sync.transport import connections, watching
@@ -50,25 +50,6 @@ def wait(seconds: float, stopping: Callable[[], bool]) -> bool:
     return not stopping()
 
 
-class RateLimiter:
-    """Spaces calls at least 1/max_rps seconds apart across threads; 0 means unlimited."""
-
-    def __init__(self, max_rps: float) -> None:
-        self.interval = 1.0 / max_rps if max_rps > 0 else 0.0
-        self._next_slot = 0.0
-        self._lock = threading.Lock()
-
-    def wait(self, stopping: Callable[[], bool] = _never) -> None:
-        if not self.interval:
-            return
-        with self._lock:
-            now = time.monotonic()
-            slot = max(now, self._next_slot)
-            self._next_slot = slot + self.interval
-        if slot > now:
-            wait(slot - now, stopping)
-
-
 class RetriesStopped(Exception):
     """The caller stopped while a call waited to be tried again: no further attempt."""
 
@@ -79,28 +60,44 @@ class RetriesStopped(Exception):
 
 
 class StoppableRetry(Retry):
-    """urllib3's retries, but none once `stopping()` says so, and no wait past that moment."""
+    """urllib3's retries, paced: a 429 or 503 slows the pacer, a Retry-After pauses every call of
+    it (not only this one), and an attempt tried again waits its turn. None once `stopping()`
+    says so, and no wait past that moment."""
 
-    def __init__(self, *args: Any, stopping: Callable[[], bool] = _never, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        stopping: Callable[[], bool] = _never,
+        pacer: Pacer | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.stopping = stopping
+        self.pacer = pacer or Pacer()
 
     def new(self, **kw: Any) -> StoppableRetry:
-        return super().new(**{"stopping": self.stopping, **kw})
+        return super().new(**{"stopping": self.stopping, "pacer": self.pacer, **kw})
 
     def is_exhausted(self) -> bool:
         return self.stopping() or super().is_exhausted()
 
+    def increment(self, method=None, url=None, response=None, error=None, *args, **kwargs):
+        if response is not None and response.status in CONGESTED:
+            self.pacer.note_congestion(retry_after=self.get_retry_after(response))
+        return super().increment(method, url, response, error, *args, **kwargs)
+
     def sleep_for_retry(self, response: Any) -> bool:
-        retry_after = self.get_retry_after(response)
-        if not retry_after:
+        if not self.get_retry_after(response):
             return False
-        if not wait(retry_after, self.stopping):
+        # The pause it asked for is the pacer's now: every call waits it out.
+        if not self.pacer.wait_turn(self.stopping):
             raise RetriesStopped(self, response)
         return True
 
     def _sleep_backoff(self) -> None:
-        if not wait(self.get_backoff_time(), self.stopping):
+        if not wait(self.get_backoff_time(), self.stopping) or not self.pacer.wait_turn(
+            self.stopping
+        ):
             raise RetriesStopped(self)
 
 
@@ -137,11 +134,13 @@ class TargetApiClient:
         self.retries = retries
         self.backoff_factor = backoff_factor
         self.backoff_max = backoff_max
-        self.rate_limiter = RateLimiter(max_rps)
+        # How fast and how many at once: below max_rps, following the target's answers.
+        self.pacer = Pacer(max_rps=max_rps)
         # Set by whoever runs the calls (a run's stop signal): true once no call should start.
         self.stop_when: Callable[[], bool] = _never
         self.retry = StoppableRetry(
             stopping=self._stopping,
+            pacer=self.pacer,
             total=retries,
             connect=retries,
             read=retries,
@@ -293,20 +292,30 @@ class TargetApiClient:
             body = _dumps(json)
         if params:
             url = f"{url}?{urlencode(params)}"
-        self.rate_limiter.wait(self._stopping)
-        if self._stopping():
+        if not self.pacer.acquire(self._stopping):
             raise TargetApiError(f"{method} {url}: not sent, the caller is stopping", sent=False)
         failure: BaseException | None = None
         timeout = self.timeout
-        with watching(timeout) as watch:
-            try:
-                answer = self.pool.urlopen(
-                    method, url, body=body, headers=headers, retries=self.retry, timeout=timeout
-                )
-            except RetriesStopped as stopped:
-                answer, failure = stopped.response, stopped.error
-            except (urllib3.exceptions.HTTPError, OSError) as exc:
-                answer, failure = None, exc
+        started = time.monotonic()
+        answer = None
+        try:
+            with watching(timeout) as watch:
+                try:
+                    answer = self.pool.urlopen(
+                        method, url, body=body, headers=headers, retries=self.retry, timeout=timeout
+                    )
+                except RetriesStopped as stopped:
+                    answer, failure = stopped.response, stopped.error
+                except (urllib3.exceptions.HTTPError, OSError) as exc:
+                    answer, failure = None, exc
+        finally:
+            status = None if answer is None or watch.expired else answer.status
+            retry_after = answer.headers.get("Retry-After") if answer is not None else None
+            self.pacer.release(
+                status,
+                latency=time.monotonic() - started,
+                retry_after=_seconds(retry_after) if status in CONGESTED else None,
+            )
         if answer is None or watch.expired:
             # An attempt the watchdog ended got no answer within the timeout, even when what
             # arrived of it looks whole: http.client takes headers cut short for complete ones.
@@ -433,13 +442,18 @@ def _query_value(value: Any) -> str:
 
 def _retry_after(exc: TargetApiError) -> float | None:
     """Seconds the target asked us to wait (Retry-After as seconds or an HTTP date)."""
-    if exc.retry_after is None:
+    return _seconds(exc.retry_after)
+
+
+def _seconds(retry_after: str | None) -> float | None:
+    """A Retry-After header's wait in seconds (given as seconds or an HTTP date), or None."""
+    if retry_after is None:
         return None
     try:
-        return max(0.0, float(exc.retry_after))
+        return max(0.0, float(retry_after))
     except ValueError:
         try:
-            return max(0.0, parsedate_to_datetime(exc.retry_after).timestamp() - time.time())
+            return max(0.0, parsedate_to_datetime(retry_after).timestamp() - time.time())
         except (TypeError, ValueError):
             return None
 

@@ -79,6 +79,14 @@ class SyncCollector(Collector):
             value=last.timestamp() if last else 0.0,
         )
 
+        rate = monitoring.target_rate()
+        yield GaugeMetricFamily(
+            "news_sync_target_rate",
+            "Calls a second the sync paces itself to, as the target's answers allow (0: as fast "
+            "as allowed, no slowdown seen, or no run yet).",
+            value=rate or 0.0,
+        )
+
         verification = monitoring.last_verification()
         differences = GaugeMetricFamily(
             "news_sync_verify_differences",

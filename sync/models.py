@@ -153,6 +153,12 @@ class SyncTarget(models.Model):
     keeps_ids = models.BooleanField(
         null=True, blank=True, help_text="Whether it keeps the ids it is sent; empty: not known."
     )
+    rate = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Calls a second the last run settled on (0: as fast as allowed, no slowdown "
+        "seen); the next run starts from it.",
+    )
 
     def __str__(self) -> str:
         return self.url

@@ -24,7 +24,7 @@ from django.db.models import (
 )
 from django.utils import timezone
 
-from sync.models import EntitySyncState, ModelEvent, SyncRun, SyncVerification
+from sync.models import EntitySyncState, ModelEvent, SyncRun, SyncTarget, SyncVerification
 from sync.planner import EventType, Op
 from sync.target import TABLES
 
@@ -160,6 +160,13 @@ def last_success_at() -> datetime | None:
         .values_list("finished_at", flat=True)
         .first()
     )
+
+
+def target_rate() -> float | None:
+    """The rate of calls a second the last run settled on (0: as fast as allowed); None before
+    any run."""
+    target = SyncTarget.objects.order_by("pk").first()
+    return None if target is None else target.rate
 
 
 def last_verification() -> SyncVerification | None:

@@ -31,6 +31,8 @@ NEAR = 0.9
 WINDOW = 2.0
 SLOW_LATENCY = 3.0
 MIN_RATE = 0.5
+# Answers needed within WINDOW before what the target accepted is taken as its rate.
+MIN_SAMPLE = 5
 # The pacing slows down at most once per this many seconds (one slowdown, many 429s in flight).
 SETTLE = 1.0
 CONGESTED = frozenset({429, 503})
@@ -66,28 +68,50 @@ class Pacer:
 
     # --- The caller's side -----------------------------------------------------------------------
 
-    def resume(self, rate: float) -> None:
-        """Start from the rate a run before this one settled on (below the ceiling)."""
+    def resume(self, rate: float, *, max_concurrency: int | None = None) -> None:
+        """Start from the rate a run before this one settled on (below the ceiling), with at
+        most `max_concurrency` calls in flight (the run's --concurrency)."""
         with self._lock:
+            if max_concurrency is not None:
+                self.max_concurrency = self.concurrency = max_concurrency
             if rate > 0:
                 self.rate = min(rate, self.max_rps) if self.max_rps else rate
                 self._slowdown_rate = self.rate
 
-    def acquire(self) -> None:
+    def acquire(self, stopping: Callable[[], bool] = lambda: False) -> bool:
         """Wait for a place among the calls in flight, for the next slot of the rate, and for
-        the end of a pause the target asked for."""
+        the end of a pause the target asked for. False (and no place taken) once `stopping()`."""
         with self._lock:
             while self.concurrency and self.in_flight >= self.concurrency:
+                if stopping():
+                    return False
                 self._lock.wait(0.05)
             self.in_flight += 1
-            now = self._clock()
-            slot = max(now, self._next_slot, self._paused_until)
-            if self.rate:
-                self._next_slot = max(slot, self._next_slot) + 1.0 / self.rate
-        if slot > now:
-            self._sleep(slot - now)
+        if self.wait_turn(stopping):
+            return True
+        with self._lock:
+            self.in_flight -= 1
+            self._lock.notify_all()
+        return False
 
-    def release(self, status: int | None, *, latency: float, retry_after: float | None = None):
+    def wait_turn(self, stopping: Callable[[], bool] = lambda: False) -> bool:
+        """Wait for the next slot of the rate and the end of any pause (a call already holding
+        its place, about to be tried again). False once `stopping()`."""
+        while True:
+            with self._lock:
+                now = self._clock()
+                slot = max(now, self._next_slot, self._paused_until)
+                if slot <= now:
+                    if self.rate:
+                        self._next_slot = now + 1.0 / self.rate
+                    return not stopping()
+            if stopping():
+                return False
+            self._sleep(min(slot - now, 0.05))
+
+    def release(
+        self, status: int | None, *, latency: float, retry_after: float | None = None
+    ) -> None:
         """The answer of a call (None: no answer). Slows down on a 429 or 503 or on answers
         much slower than the first ones; speeds up after quiet intervals."""
         with self._lock:
@@ -102,7 +126,9 @@ class Pacer:
                 self._note_latency(latency, now)
             self._maybe_increase(now)
 
-    def note_congestion(self, *, retry_after: float | None = None, now: float | None = None):
+    def note_congestion(
+        self, *, retry_after: float | None = None, now: float | None = None
+    ) -> None:
         """The target said it is overloaded: pause every call as long as it asked, and slow
         down (once per SETTLE seconds, however many calls in flight get the same answer)."""
         with self._lock:
@@ -128,9 +154,15 @@ class Pacer:
         if now - self._last_change < SETTLE:
             return
         accepted = self.accepted_rate(now)
-        current = self.rate or accepted or MIN_RATE
-        self.rate = max(MIN_RATE, min(current, DECREASE * accepted) if accepted else current / 2)
-        self._slowdown_rate = self.rate / DECREASE
+        if len(self._accepted) >= MIN_SAMPLE:
+            # What the target took lately is what it allows: a share of it.
+            current = self.rate or accepted
+            self.rate = max(MIN_RATE, min(current, DECREASE * accepted))
+        elif self.rate:
+            self.rate = max(MIN_RATE, self.rate / 2)
+        # (Too few answers yet to tell a rate: the pause it asked for and fewer calls at once.)
+        if self.rate:
+            self._slowdown_rate = self.rate / DECREASE
         if self.concurrency or self.in_flight:
             current_concurrency = self.concurrency or max(self.in_flight, 1)
             self.concurrency = max(1, int(current_concurrency * CONCURRENCY_DECREASE))

@@ -242,6 +242,12 @@ def target_complete(url: str, traits: TargetTraits) -> None:
     )
 
 
+def save_pace(url: str, rate: float) -> None:
+    """The rate of calls the run settled on (0: as fast as allowed), for the next run to start
+    from and for monitoring."""
+    SyncTarget.objects.filter(url=url).update(rate=rate)
+
+
 def save_traits(traits: TargetTraits) -> None:
     """Remember what the target was seen to do, for later runs' lookups and comparisons."""
     SyncTarget.objects.update(rewrites=traits.rewrites_json(), keeps_ids=traits.keeps_ids)

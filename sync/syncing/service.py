@@ -54,6 +54,10 @@ def sync_changes(
             guard.stop.budget = options.time_budget
         report = SyncReport(mode="full" if full else "incremental", dry_run=dry_run, target=url)
         traits = TargetTraits(target.rewrites, target.keeps_ids) if same else TargetTraits()
+        # The pace starts where the last run to this target left it, below the ceilings.
+        client.pacer.resume(
+            (target.rate or 0.0) if same else 0.0, max_concurrency=options.concurrency
+        )
         if not dry_run:
             report.run_id = outcomes.start_run(
                 full=full, target=url, unfinished=loading.unfinished_runs()
@@ -105,6 +109,7 @@ def sync_changes(
                 # The first run that reached a target (no import named one) names it.
                 outcomes.adopt_target(url)
                 outcomes.save_traits(traits)
+            outcomes.save_pace(url, client.pacer.rate)
         status = SyncRun.Status.SUCCEEDED if report.ok else SyncRun.Status.PARTIAL
         _finish(report, guard, status)
         report.duration = time.monotonic() - started

@@ -5,7 +5,8 @@ import time
 
 import pytest
 
-from sync.client import RateLimiter, TargetApiClient, TargetApiError
+from sync.client import TargetApiClient, TargetApiError
+from sync.pacing import Pacer
 from sync.tests.helpers import free_port
 
 pytestmark = pytest.mark.timeout(30)
@@ -445,7 +446,7 @@ def test_a_stop_during_the_backoff_after_a_lost_connection_sends_nothing_more(ta
     assert methods(target) == ["DELETE", "DELETE"]  # the first retry goes at once; then 4 s
 
 
-def test_a_stop_makes_the_rate_limiter_send_nothing_more(target, make_client):
+def test_a_stop_makes_the_pacer_send_nothing_more(target, make_client):
     client = make_client(max_rps=1)
     client.get("posts", 1)  # the next slot is a second away
     stop = threading.Event()
@@ -486,12 +487,13 @@ def test_max_rps_spaces_calls(target, make_client):
     assert time.monotonic() - started >= 0.45
 
 
-def test_the_rate_limiter_is_shared_by_threads():
-    limiter = RateLimiter(50)
+def test_the_pace_is_shared_by_threads():
+    pacer = Pacer(max_rps=50)
 
     def wait_three_times() -> None:
         for _ in range(3):
-            limiter.wait()
+            pacer.acquire()
+            pacer.release(200, latency=0.001)
 
     threads = [threading.Thread(target=wait_three_times) for _ in range(4)]
     started = time.monotonic()
@@ -504,10 +506,11 @@ def test_the_rate_limiter_is_shared_by_threads():
 
 
 def test_max_rps_zero_means_unlimited():
-    limiter = RateLimiter(0)
+    pacer = Pacer(max_rps=0)
 
     started = time.monotonic()
     for _ in range(1000):
-        limiter.wait()
+        pacer.acquire()
+        pacer.release(200, latency=0.001)
 
     assert time.monotonic() - started < 0.1

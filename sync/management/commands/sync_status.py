@@ -143,6 +143,10 @@ class Command(BaseCommand):
             self.write_section("Target", ["None yet: the import or the first run names it."])
             return
         line = f"{target.url} (since {target.adopted_at:%Y-%m-%d %H:%M:%S})"
+        if target.rate:
+            line += f"; paced at {target.rate:.1f} calls/s"
+        elif target.rate is not None:
+            line += "; as fast as allowed (no slowdown seen)"
         rewrites = [
             f"{kind} {field}" for kind, fields in target.rewrites.items() for field in fields
         ]
@@ -282,7 +286,14 @@ def _described(filters: dict) -> str:
 def target_document(target: SyncTarget | None) -> dict | None:
     if target is None:
         return None
-    return {"url": target.url, "adopted_at": _iso(target.adopted_at), "rewrites": target.rewrites}
+    return {
+        "url": target.url,
+        "adopted_at": _iso(target.adopted_at),
+        "complete": target.complete,
+        "rewrites": target.rewrites,
+        "keeps_ids": target.keeps_ids,
+        "rate": target.rate,
+    }
 
 
 def verification_document(verification: SyncVerification | None) -> dict | None:
