@@ -146,7 +146,10 @@ class FullSource:
 def _foreign_steps(diff: diffing.Diff) -> list[Delivery]:
     """DELETEs of the records no entity of ours holds. Each gets a key of its own: negative (no
     row has one), in the order of their ids."""
-    ordered = sorted(diff.foreign, key=lambda item: diffing.id_order(item[1]))
+    # Comments' before posts', as they are sent.
+    ordered = sorted(
+        diff.foreign, key=lambda item: (item[0] is Kind.POST, diffing.id_order(item[1]))
+    )
     return [
         Delivery(
             Call(Op.DELETE, EntityKey(kind, n - len(ordered))),

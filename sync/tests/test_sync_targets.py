@@ -180,7 +180,9 @@ def test_a_create_answered_without_a_usable_id_is_found_by_its_content_not_taken
     fake_target, make_post, sync, answer_id
 ):
     fake_target.assign_ids = True
-    theirs = [{"id": n, "userId": 9, "title": f"theirs {n}", "body": "not ours"} for n in (1, 2)]
+    theirs = [
+        {"id": n, "userId": 9, "title": f"theirs {n}", "body": "not ours"} for n in (1001, 1002)
+    ]
     fake_target.load(posts=theirs, comments=[])
     post = make_post(title="ours")
     # Another party's record holds our post's own id.
@@ -192,7 +194,7 @@ def test_a_create_answered_without_a_usable_id_is_found_by_its_content_not_taken
 
     assert sync().ok
     remote_id = state_of(post).remote_id
-    assert remote_id not in (1, 2, post.pk)
+    assert remote_id not in (1001, 1002, post.pk)
     assert fake_target.posts[remote_id] == post_record(post, remote_id=remote_id)
 
     post.title = "edited"
