@@ -57,12 +57,15 @@ def test_the_sync_service_stops_after_the_run_under_way(services):
         assert int(sync["stop_grace_period"].rstrip("s")) >= 60
 
 
-def test_the_prune_service_prunes_daily_once_the_database_is_migrated(services):
+def test_the_prune_service_prunes_and_verifies_daily_once_the_database_is_migrated(services):
     prune = services["prune"]
     command = command_of(prune)
 
     assert "manage.py prune_events;" in command
-    assert "manage.py flushexpiredtokens" in command
+    assert "manage.py flushexpiredtokens;" in command
+    # Read-only and lock-free: beside a follower, and its exit 1 (differences) ends no loop.
+    assert "manage.py sync_changes --verify;" in command
+    assert "set -e" not in command
     assert 'sleep "$${PRUNE_INTERVAL}" & wait $$!' in command
     assert prune["environment"]["PRUNE_INTERVAL"] == "${PRUNE_INTERVAL:-86400}"
     assert prune["depends_on"] == {"web": {"condition": "service_healthy"}}
