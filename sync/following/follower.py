@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from django.db import DatabaseError, connections
 
 from sync.client import TargetApiClient
-from sync.errors import SyncError
+from sync.errors import SyncError, TargetChanged
 from sync.following.wakeups import (
     SLICE,
     Schedule,
@@ -110,7 +110,8 @@ class Follower:
     # --- The life of a follower -------------------------------------------------------------------
 
     def run(self) -> None:
-        """Follow until asked to stop: standby while another process holds the lock."""
+        """Follow until asked to stop: standby while another process holds the lock. Raises
+        TargetChanged, with the lock released, when the sync state describes another target."""
         while not self.stopping():
             try:
                 lock = self._take_lock()
@@ -184,6 +185,8 @@ class Follower:
                 stop=stop,
                 on_failure=self.on_failure,
             )
+        except TargetChanged:
+            raise  # no later run could send either: the follower ends, and leaves the lock
         except SyncError as exc:
             self.say(f"Run failed: {exc}")
             return None

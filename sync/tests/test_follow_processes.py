@@ -248,3 +248,25 @@ def test_a_follower_rides_out_a_lost_database_and_catches_up_on_what_it_missed(
     ), follower.lines
     wait_for(lambda: pending_count() == 0, timeout=5, what="the events marked synced")
     assert follower.stop() == 0
+
+
+def test_a_follower_given_another_target_says_so_in_one_line_and_leaves_the_lock(
+    followers, fake_target, make_post
+):
+    make_post(title="delivered")
+    assert run_manage("sync_changes", "--url", fake_target.url).returncode == 0
+    make_post(title="pending")
+
+    # No later run could send to it either: waiting would hold the lock for nothing.
+    wrong = followers("http://127.0.0.1:9/", "--concurrency", "1")
+    code = wrong.process.wait(30)
+    for reader in wrong._readers:
+        reader.join(5)
+
+    assert code == 1
+    assert len(wrong.errors) == 1, wrong.errors
+    assert "describes the target" in wrong.errors[0] and fake_target.url in wrong.errors[0]
+    lock = try_lock()
+    assert lock is not None, "the follower kept the run lock"
+    lock.release()
+    assert pending_count() == 1

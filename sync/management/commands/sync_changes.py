@@ -8,7 +8,7 @@ from tqdm import tqdm
 
 from sync.changelog import ParkedFilter, discard_parked, retry_parked
 from sync.client import TargetApiClient
-from sync.errors import SyncError, SyncLocked
+from sync.errors import SyncError, SyncLocked, TargetChanged
 from sync.following import Follower, FollowOptions
 from sync.management.arguments import (
     actor,
@@ -262,7 +262,10 @@ class Command(BaseCommand):
             on_failure=lambda failed: self._say(f"FAILED {failed}"),
         )
         with stop_on_signals(follower.request_stop):
-            follower.run()
+            try:
+                follower.run()
+            except TargetChanged as exc:
+                raise CommandError(f"Sync failed: {exc}", returncode=EXIT_FAILED) from None
         self._say(
             f"Stopped ({follower.stop_reason}) after {follower.runs} runs; the run lock is released"
         )
