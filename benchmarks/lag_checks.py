@@ -103,6 +103,7 @@ def check_runs(started_at, target) -> tuple[list[RunCheck], int]:
     stray = 0
     for table, pk, kind, synced_at in (
         ModelEvent.objects.synced()
+        .filter(synced_at__gte=started_at)
         .order_by("id")
         .values_list("entity_table", "entity_pk", "type", "synced_at")
     ):
@@ -124,7 +125,9 @@ def check_runs(started_at, target) -> tuple[list[RunCheck], int]:
                 present.add(key)
     written: dict[int, list[Key]] = {run.id: [] for run in runs}
     for request in target.calls():
-        run = run_at(request.received_at) if request.is_write else None
+        # A write the target refused for its load (429, 503) and that was tried again is no call.
+        applied = request.is_write and request.status not in (429, 503)
+        run = run_at(request.received_at) if applied else None
         if run is not None:
             written[run.id].append(entity_of(request))
     for run in runs:

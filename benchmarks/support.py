@@ -60,7 +60,16 @@ def database_url() -> str:
 class TargetProxy(BaseProxy):
     """A FakeTarget of another process: the part of its interface a benchmark drives."""
 
-    _exposed_ = ("load", "state", "calls", "reset_log", "__getattribute__")
+    _exposed_ = (
+        "load",
+        "state",
+        "calls",
+        "reset_log",
+        "fail",
+        "clear_faults",
+        "__getattribute__",
+        "__setattr__",
+    )
 
     @property
     def url(self) -> str:
@@ -77,6 +86,16 @@ class TargetProxy(BaseProxy):
 
     def reset_log(self) -> None:
         self._callmethod("reset_log")
+
+    def fail(self, status: int, **options: Any) -> None:
+        self._callmethod("fail", (status,), options)
+
+    def clear_faults(self) -> None:
+        self._callmethod("clear_faults")
+
+    def set(self, name: str, value: Any) -> None:
+        """Set an attribute of the target (latency, rate_limit)."""
+        self._callmethod("__setattr__", (name, value))
 
 
 def _started_target(**options: Any):

@@ -1,5 +1,6 @@
 """Pacing: the rate and the calls in flight follow what the target allows, below the ceilings."""
 
+import random
 import threading
 
 import pytest
@@ -63,13 +64,13 @@ def test_a_retry_after_pauses_every_call_not_only_the_one_that_got_it(clock):
     assert clock.now - asked == pytest.approx(1.5)
 
 
-def test_a_slowdown_lowers_the_rate_below_what_the_target_accepted(clock):
+def test_a_slowdown_lowers_the_rate_to_a_share_of_what_the_run_was_sending(clock):
     paced = pacer(clock, max_rps=0)
-    answered(paced, clock, 100, every=0.02)  # 50 a second accepted
+    answered(paced, clock, 100, every=0.02)  # 50 a second sent
 
-    paced.note_congestion()
+    paced.note_congestion(retry_after=1.0)
 
-    assert paced.rate == pytest.approx(45, rel=0.05)
+    assert paced.rate == pytest.approx(35, rel=0.05)
 
 
 def test_many_429s_at_once_are_one_slowdown(clock):
@@ -77,33 +78,74 @@ def test_many_429s_at_once_are_one_slowdown(clock):
     answered(paced, clock, 100, every=0.02)
 
     for _ in range(8):
-        paced.note_congestion()
+        paced.note_congestion(retry_after=1.0)
     once = paced.rate
     clock.now += 1.5
-    paced.note_congestion()
+    paced.note_congestion(retry_after=1.0)
 
-    assert once == pytest.approx(45, rel=0.05)
+    assert once == pytest.approx(35, rel=0.05)
     assert paced.rate < once
 
 
-def test_quiet_intervals_raise_the_rate_slowly_near_the_last_slowdown_never_past_the_ceiling(clock):
-    paced = pacer(clock, max_rps=60)
+def rate_after(paced: Pacer, clock: Clock, seconds: float) -> float:
+    """Calls as fast as the pacer lets them through, for `seconds`: the rate at the end."""
+    end = clock.now + seconds
+    while clock.now < end:
+        answered(paced, clock, 1, every=0.001)
+    return paced.rate
+
+
+def test_after_a_slowdown_the_rate_grows_back_holds_near_it_then_probes_up_to_the_ceiling(clock):
+    paced = pacer(clock, max_rps=80)
+    answered(paced, clock, 100, every=0.02)  # 50 a second
+    paced.note_congestion(retry_after=1.0)
+    assert paced.rate == pytest.approx(35, rel=0.05)
+
+    soon = rate_after(paced, clock, 2.0)
+    back = rate_after(paced, clock, 2.0)  # the way back is (50 * 0.3 / 0.4) ** (1/3) s: 3.35 s
+    held = rate_after(paced, clock, 1.0)
+
+    assert 40 < soon < 50
+    assert back == pytest.approx(50, rel=0.02)
+    assert held == pytest.approx(50, rel=0.05)
+    assert rate_after(paced, clock, 10.0) == 80
+
+
+def test_an_idle_spell_builds_no_burst_the_rate_stays_within_twice_what_is_sent(clock):
+    paced = pacer(clock)
     answered(paced, clock, 100, every=0.02)
-    paced.note_congestion()
-    after_slowdown = paced.rate
+    paced.note_congestion(retry_after=1.0)
+    clock.now += 60  # nothing to send for a minute
 
-    answered(paced, clock, 200, every=0.03)  # six quiet seconds
-    slow = paced.rate
-    answered(paced, clock, 3000, every=0.03)
+    answered(paced, clock, 30, every=0.1)  # then 10 a second
 
-    assert after_slowdown < slow < after_slowdown / 0.9 * 1.1
-    assert paced.rate == 60
+    assert paced.rate <= 2 * 10 * 1.1
+
+
+def test_a_scattered_refusal_cuts_the_calls_in_flight_not_the_rate(clock):
+    paced = pacer(clock, max_rps=100, max_concurrency=8)
+    answered(paced, clock, 100, every=0.02)
+
+    paced.acquire()
+    paced.release(429, latency=0.01)
+
+    assert (paced.rate, paced.concurrency) == (100, 5)
+
+
+def test_refusals_of_more_than_a_fifth_of_the_calls_lower_the_rate(clock):
+    paced = pacer(clock, max_rps=100)
+    answered(paced, clock, 200, every=0.01)
+    for _ in range(100):  # a third refused for three seconds, without saying when to come back
+        answered(paced, clock, 1, every=0.01, status=429)
+        answered(paced, clock, 2, every=0.01)
+
+    assert paced.rate < 100
 
 
 def test_calls_in_flight_are_cut_by_a_slowdown_and_grow_back_to_the_ceiling(clock):
     paced = pacer(clock, max_concurrency=8)
     answered(paced, clock, 50, every=0.02)
-    paced.note_congestion()
+    paced.note_congestion(retry_after=1.0)
 
     assert paced.concurrency == 5
     answered(paced, clock, 500, every=0.02)
@@ -127,14 +169,14 @@ def test_a_call_waits_for_a_place_among_the_calls_in_flight():
     waiting.join()
 
 
-def test_answers_much_slower_than_the_first_ones_slow_the_pace(clock):
+def test_answers_much_slower_than_the_first_ones_cut_the_calls_in_flight(clock):
     paced = pacer(clock, max_rps=100, max_concurrency=8)
     for latency in [0.01] * 20 + [0.2] * 20:
         paced.acquire()
         clock.now += 0.02
         paced.release(200, latency=latency)
 
-    assert paced.rate < 100 and paced.concurrency < 8
+    assert paced.concurrency < 8 and paced.rate == 100
 
 
 def test_a_stopping_caller_gets_no_place_and_leaves_none_taken(clock):
@@ -153,3 +195,14 @@ def test_a_run_resumes_from_the_rate_the_last_one_settled_on(clock):
     assert paced.rate == 30
     paced.resume(80)
     assert paced.rate == 50
+
+
+def test_a_target_refusing_a_share_of_calls_whatever_the_pace_never_ratchets_it_down(clock):
+    paced = pacer(clock, max_rps=100)
+    rng = random.Random(1)
+    for _ in range(6000):  # a minute at up to 100 calls a second
+        paced.acquire()
+        clock.now += 0.01
+        paced.release(429 if rng.random() < 0.1 else 200, latency=0.01)
+
+    assert paced.rate > 30
