@@ -57,10 +57,10 @@ def rows_in(data: Any) -> int:
     return len(data) if isinstance(data, list) else 1
 
 
-def check_read(urls: dict[str, str]) -> dict[str, int]:
-    """GET each side's URL: all answer 200 with JSON and the same number of rows. Body sizes
-    by side; a note when they are far apart."""
-    answers = {side: fetch(url) for side, url in urls.items()}
+def check_read(urls: dict[str, str], *, headers: dict[str, str] | None = None) -> dict[str, int]:
+    """GET each side's URL (with `headers`): all answer 200 with JSON and the same number of
+    rows. Body sizes by side; a note when they are far apart."""
+    answers = {side: fetch(url, headers=headers or {}) for side, url in urls.items()}
     rows = {side: rows_in(data) for side, (data, _) in answers.items()}
     if len(set(rows.values())) > 1:
         raise SystemExit(f"the sides answer different rows: {rows} from {urls}")

@@ -76,6 +76,13 @@ def parse(report: str) -> WrkRun:
     )
 
 
+def get_script(path: Path, *, headers: dict[str, str]) -> Path:
+    """A wrk Lua script that sends every request as a GET with `headers`."""
+    lines = [f'wrk.headers["{name}"] = [==[{value}]==]' for name, value in headers.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def post_script(path: Path, *, body: str, headers: dict[str, str]) -> Path:
     """A wrk Lua script that sends every request as a POST of `body` with `headers`."""
     # Lua long brackets take the text as it is: no escaping of the JSON's quotes.

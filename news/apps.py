@@ -6,7 +6,8 @@ class NewsConfig(AppConfig):
     verbose_name = "News"
 
     def ready(self) -> None:
-        from news.cache import connect_receivers
+        from news.cache import connect_receivers, tokens
         from news.models import Comment, Post
 
         connect_receivers([Post, Comment])
+        tokens.connect_receivers()

@@ -223,9 +223,8 @@ NEWS_HTTP_MAX_AGE = env_int("NEWS_HTTP_MAX_AGE", 0)
 # --- REST API ------------------------------------------------------------------------------------
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
-    ],
+    # simplejwt's, which also stamps a token read's user in the read cache (news/cache/tokens.py)
+    "DEFAULT_AUTHENTICATION_CLASSES": ["news.cache.tokens.JWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["news_project.parsers.JSONParser"],

@@ -1,8 +1,9 @@
-"""A shared cache of anonymous API reads, kept exact by the writes themselves.
+"""A shared cache of API reads, kept exact by the writes themselves.
 
-With REDIS_URL set, a GET under /news/ without credentials is answered from Redis when an answer
-to the same URL (and Accept, Accept-Encoding and Origin headers) was stored there under the
-current *generation* of every table it reads. Each table's generation is a token in Redis that
+With REDIS_URL set, a GET under /news/ without credentials, or with an access token whose user
+was checked since that user last changed (news/cache/tokens.py), is answered from Redis when an
+answer to the same URL (and Accept, Accept-Encoding and Origin headers) was stored there under
+the current *generation* of every table it reads. Each table's generation is a token in Redis that
 every write replaces once its transaction has committed, before the write is answered (news's
 own announcements: post_save, post_delete, rows_created and rows_updated; post_migrate, which
 flush and migrate send, replaces them all). So once a write has been answered, no process serves

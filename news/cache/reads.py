@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from django.conf import settings
 from django.utils.http import parse_etags
 
+from news.cache import tokens
 from news.cache.store import COMMENTS, POSTS, get_store
 
 logger = logging.getLogger("news.cache")
@@ -68,10 +69,11 @@ class CachedReads:
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         store = get_store()
-        key = _cache_key(environ) if store is not None else None
+        key, stamped = _cache_key(environ) if store is not None else (None, None)
         if key is None:
             return self.application(environ, start_response)
-        generations, entry = store.lookup(key, tables_read(environ["PATH_INFO"]))
+        tables = tables_read(environ["PATH_INFO"])
+        generations, entry = store.lookup(key, tables, stamped=stamped)
         stored = _parsed(entry) if entry is not None else None
         if stored is not None and stored[0] == generations:
             return _answer(environ, start_response, stored[1], stored[2])
@@ -120,20 +122,38 @@ def _parsed(entry: bytes) -> tuple[list, list, bytes] | None:
     return generations, headers, body
 
 
-def _cache_key(environ: dict) -> str | None:
-    """The entry's key, or None for a request the cache leaves alone."""
+def _cache_key(environ: dict) -> tuple[str | None, tuple[str, str] | None]:
+    """The entry's key, or None for a request the cache leaves alone; and for a read with a
+    token, the stamp its user must have (news.cache.tokens)."""
     path = environ.get("PATH_INFO", "")
     if environ.get("REQUEST_METHOD") not in ("GET", "HEAD") or not path.startswith("/news/"):
-        return None
-    if "HTTP_AUTHORIZATION" in environ:
-        return None  # a credential is checked on every request: a bad one must still fail
+        return None, None
+    stamped = None
+    if (authorization := environ.get("HTTP_AUTHORIZATION")) is not None:
+        # A credential is checked on every request: one that fails here goes to Django, which
+        # refuses it; one that passes is answered from the cache only if its user's stamp holds.
+        holder = tokens.holder(authorization)
+        if holder is None:
+            return None, None
+        stamped = (tokens.user_table(holder.user_id), holder.claim)
     if not (host := environ.get("HTTP_HOST")):
-        return None  # Django decides (an empty Host is refused), never an entry of a named host
+        return None, None  # Django decides (an empty Host is refused): no entry of a named host
     url = f"{_scheme(environ)}://{host}{environ.get('SCRIPT_NAME', '')}{path}"
     gzip = "gzip" if ACCEPTS_GZIP.search(environ.get("HTTP_ACCEPT_ENCODING", "")) else ""
     origin = environ.get("HTTP_ORIGIN", "")
-    parts = (url, environ.get("QUERY_STRING", ""), environ.get("HTTP_ACCEPT", ""), gzip, origin)
-    return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
+    # Answers to token reads have headers of their own (Cache-Control: private): their entries
+    # are apart from anonymous ones, and the same for every user, as the bodies are.
+    credential = "bearer" if stamped else ""
+    parts = (
+        url,
+        environ.get("QUERY_STRING", ""),
+        environ.get("HTTP_ACCEPT", ""),
+        gzip,
+        origin,
+        credential,
+    )
+    key = hashlib.sha256("\n".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
+    return key, stamped
 
 
 def _scheme(environ: dict) -> str:

@@ -33,7 +33,8 @@ WRITE_LEASE = 60.0
 
 
 # One round trip a read: the tables' generations (started if missing), how many writes of them
-# are in flight, and the entry. KEYS: generations, in-flight sets, the entry; ARGV: n, token.
+# are in flight, and the values of the keys after those (the entry; a user's stamp). KEYS:
+# generations, in-flight sets, then the keys to get; ARGV: n, token.
 READ = """
 local n = tonumber(ARGV[1])
 local now = redis.call('TIME')
@@ -49,7 +50,9 @@ for i = 1, n do
     busy = busy + redis.call('ZCOUNT', KEYS[n + i], ms, '+inf')
 end
 answer[n + 1] = busy
-answer[n + 2] = redis.call('GET', KEYS[2 * n + 1])
+for i = 2 * n + 1, #KEYS do
+    answer[n + 1 + i - 2 * n] = redis.call('GET', KEYS[i])
+end
 return answer
 """
 # Before a write commits: it is in flight (until it says it is done, or its lease runs out) and
@@ -133,6 +136,9 @@ class ResponseStore:
 
     def _keys(self, tables: Iterable[str]) -> list[str]:
         tables = sorted(tables)
+        return self._ordered_keys(tables)
+
+    def _ordered_keys(self, tables: list[str]) -> list[str]:
         return [f"{self.prefix}generation:{t}" for t in tables] + [
             f"{self.prefix}writing:{t}" for t in tables
         ]
@@ -177,26 +183,64 @@ class ResponseStore:
 
     # --- Entries ---------------------------------------------------------------------------------
 
-    def lookup(self, key: str, tables: tuple[str, ...]) -> tuple[list[str] | None, bytes | None]:
+    def lookup(
+        self, key: str, tables: tuple[str, ...], *, stamped: tuple[str, str] | None = None
+    ) -> tuple[list[str] | None, bytes | None]:
         """(the tables' generations, the entry) in one round trip; (None, None) when the cache
-        must be left alone: Redis paused, or a write of one of the tables in flight."""
-        if time.monotonic() < self._paused_until:
+        must be left alone: Redis paused, or a write of one of the tables in flight.
+
+        With `stamped`, (a table, a value) such as a user's and the token's claim
+        (news.cache.tokens): the entry only if that table's stamp holds the value, made under
+        the table's generation of now, with nothing of it in flight; (generations, None) if
+        not."""
+        extra = [stamped[0]] if stamped else []
+        keys = [f"{self.prefix}entry:{key}"] + [f"{self.prefix}stamp:{t}" for t in extra]
+        read = self._read_keys([*sorted(tables), *extra], keys)
+        if read is None:
             return None, None
+        generations, (entry, *stamp) = read
+        if stamped:
+            generation = generations.pop()
+            if stamp[0] != _stamp(generation, stamped[1]):
+                return generations, None
+        return generations, entry
+
+    def generation(self, table: str) -> str | None:
+        """The table's generation of now; None while a write of it is in flight, or when the
+        cache must be left alone."""
+        read = self._read_keys([table], [])
+        return read[0][0] if read is not None else None
+
+    def stamp(self, table: str, generation: str, value: str, ttl: int) -> None:
+        """`value` was checked of `table` (a user's state) under this generation: kept `ttl` s,
+        and good only while the generation lasts."""
+        try:
+            self.client.set(f"{self.prefix}stamp:{table}", _stamp(generation, value), ex=ttl)
+        except FAILURES as exc:
+            self._pause(exc, "could not store")
+
+    def _read_keys(
+        self, tables: list[str], keys: list[str]
+    ) -> tuple[list[str], list[bytes | None]] | None:
+        """The READ script: the tables' generations, and the values of `keys`; None when a
+        write of a table is in flight or the cache must be left alone."""
+        if time.monotonic() < self._paused_until:
+            return None
         if self._unmarked:
             self.written(set())
             if self._unmarked:
-                return None, None
-        keys = [*self._keys(tables), f"{self.prefix}entry:{key}"]
+                return None
         try:
-            generations, busy, entry = _read_reply(
-                self._read(keys=keys, args=[len(tables), new_token()]), len(tables)
+            reply = self._read(
+                keys=[*self._ordered_keys(tables), *keys], args=[len(tables), new_token()]
             )
+            generations, busy, values = _read_reply(reply, len(tables), len(keys))
         except FAILURES as exc:
             self._pause(exc, "could not read")
-            return None, None
+            return None
         if busy:
-            return None, None
-        return generations, entry
+            return None
+        return generations, values
 
     def save(self, key: str, generations: list[str], headers: list, body: bytes) -> None:
         if not any(name.lower() == "etag" for name, _ in headers):
@@ -219,19 +263,23 @@ class ResponseStore:
         )
 
 
-def _read_reply(reply: object, tables: int) -> tuple[list[str], int, bytes | None]:
-    """The READ script's answer: a generation a table, a count, then the entry or nil."""
-    if not (isinstance(reply, list) and len(reply) == tables + 2):
-        raise WrongReply(f"expected {tables + 2} values, got {reply!r:.80}")
-    *generations, busy, entry = reply
+def _stamp(generation: str, value: str) -> bytes:
+    return f"{generation}\n{value}".encode("utf-8", "surrogateescape")
+
+
+def _read_reply(reply: object, tables: int, keys: int) -> tuple[list[str], int, list[bytes | None]]:
+    """The READ script's answer: a generation a table, a count, then a value or nil a key."""
+    if not (isinstance(reply, list) and len(reply) == tables + 1 + keys):
+        raise WrongReply(f"expected {tables + 1 + keys} values, got {reply!r:.80}")
+    generations, busy, values = reply[:tables], reply[tables], reply[tables + 1 :]
     if not (
         all(isinstance(value, bytes) for value in generations)
         and isinstance(busy, int)
-        and (entry is None or isinstance(entry, bytes))
+        and all(value is None or isinstance(value, bytes) for value in values)
     ):
         raise WrongReply(f"values of the wrong types: {reply!r:.80}")
     try:
-        return [value.decode() for value in generations], busy, entry
+        return [value.decode() for value in generations], busy, values
     except UnicodeDecodeError as exc:
         raise WrongReply(f"a generation that is not text: {reply!r:.80}") from exc
 

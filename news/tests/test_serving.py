@@ -17,14 +17,17 @@ from news.tests.support import Served, make_post
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
+@pytest.mark.parametrize("reads", ["anonymous", "token"])
 @pytest.mark.parametrize("cached", [True, False], ids=["redis", "without-redis"])
 def test_a_write_answered_by_one_process_is_seen_by_the_next_read_from_another(
-    request, cached, user
+    request, cached, reads, user
 ):
     env = {"REDIS_URL": request.getfixturevalue("response_cache").url} if cached else {}
     token = RefreshToken.for_user(user).access_token
     auth = {"Authorization": f"Bearer {token}"}
     with Served(**env) as writer, Served(**env) as reader, requests.Session() as http:
+        if reads == "token":
+            http.headers.update(auth)
         post = http.post(f"{writer.url}/news/posts/", json={"title": "v0"}, headers=auth).json()
         comments = f"/news/posts/{post['id']}/comments/"
         reads = {
@@ -72,6 +75,39 @@ def test_a_write_answered_by_one_process_is_seen_by_the_next_read_from_another(
             assert after["page"]["results"][0]["title"] == title
             assert [c["id"] for c in after["comments"]["results"]] == comment_ids
             assert [c["id"] for c in after["all comments"]] == comment_ids
+
+
+def deactivate(user) -> None:
+    user.is_active = False
+    user.save()
+
+
+def change_password(user) -> None:
+    user.set_password("another password, 2026")
+    user.save()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [deactivate, change_password, lambda user: user.delete()],
+    ids=["deactivated", "password changed", "deleted"],
+)
+def test_a_token_revoked_in_one_process_is_refused_by_the_next_read_from_another(
+    response_cache, user, change
+):
+    post = make_post(title="read with a token")
+    token = RefreshToken.for_user(user).access_token
+    with Served(REDIS_URL=response_cache.url) as reader, requests.Session() as http:
+        http.headers["Authorization"] = f"Bearer {token}"
+        url = f"{reader.url}/news/posts/{post.pk}/"
+        assert http.get(url).status_code == 200
+        assert http.get(url).headers.get("X-Cache") == "hit"
+
+        change(type(user).objects.get(pk=user.pk))  # this process: not the server's
+
+        answer = http.get(url)
+        assert answer.status_code == 401
+        assert answer.headers.get("X-Cache") is None
 
 
 class SlowReader(threading.Thread):

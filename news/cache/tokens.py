@@ -1,0 +1,137 @@
+"""Reads with a token, answered from the read cache: the token checked in process, the user's
+state from a stamp in Redis.
+
+A token read is answered from the cache only when all of these hold, checked before Django runs:
+- the token is one simplejwt's authentication takes (signature, expiry, type: the same code, see
+  `holder`);
+- Redis holds the user's *stamp*: the user's state as the API last checked it against the database
+  (exists, active, the password the token's claim was made from), left by `JWTAuthentication`
+  on a token read that reached Django;
+- the stamp was made under the user's current generation. Every save or delete of the user (a
+  password change, a deactivation, a deletion) replaces that generation once it commits, and
+  keeps readers off the cache while it is in flight, exactly as a write of posts does for their
+  answers (news/cache/writes.py). So a revoked token is refused on its next request.
+
+Otherwise the read goes to Django, which checks the token against the database as it always
+did, answers 401 if it must, and stamps the user when it passes. A change of users made without
+their signals (QuerySet.update, raw SQL) is seen once the stamp expires (USER_STAMP_TTL).
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.db import connections
+from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework_simplejwt.authentication import JWTAuthentication as SimpleJWTAuthentication
+from rest_framework_simplejwt.settings import api_settings
+
+from news.cache.store import get_store, new_token
+from news.cache.writes import tables_written
+
+# Seconds a user's stamp lasts: how long a change of users made without their signals may go
+# unseen by token reads.
+USER_STAMP_TTL = 60
+READS = ("GET", "HEAD")
+
+
+def user_table(user_id: object) -> str:
+    """The user's state as a "table" of the read cache: its generation changes with the user."""
+    return f"user:{user_id}"
+
+
+class Holder(tuple):
+    """(user id, the token's revocation claim) of a token that passed the in-process checks."""
+
+    __slots__ = ()
+
+    @property
+    def user_id(self) -> str:
+        return self[0]
+
+    @property
+    def claim(self) -> str:
+        return self[1]
+
+
+_authentication: SimpleJWTAuthentication | None = None
+
+
+def holder(header: str) -> Holder | None:
+    """Who holds the access token of this Authorization header, if simplejwt takes it (checked
+    with its own code: the header's form, then the signature, expiry and token type); None
+    for anything else, which Django then answers."""
+    global _authentication
+    if _authentication is None:
+        _authentication = SimpleJWTAuthentication()
+    try:
+        raw = _authentication.get_raw_token(header.encode("latin-1"))
+        if raw is None:
+            return None
+        token = _authentication.get_validated_token(raw)
+        user_id = token[api_settings.USER_ID_CLAIM]
+    except (AuthenticationFailed, KeyError, UnicodeEncodeError):
+        return None
+    claim = ""
+    if api_settings.CHECK_REVOKE_TOKEN:  # what the database check compares the password with
+        claim = token.get(api_settings.REVOKE_TOKEN_CLAIM, "")
+    return Holder((str(user_id), str(claim)))
+
+
+class JWTAuthentication(SimpleJWTAuthentication):
+    """simplejwt's authentication; a token read that passes it leaves the user's stamp in the
+    read cache, so that the user's next token reads are answered from there."""
+
+    def authenticate(self, request):
+        store = get_store() if request.method in READS else None
+        if store is None:
+            return super().authenticate(request)
+        header = self.get_header(request)
+        found = holder(header.decode("latin-1")) if header else None
+        # The generation first: a change of the user committed after it makes the stamp stale.
+        generation = store.generation(user_table(found.user_id)) if found else None
+        authenticated = super().authenticate(request)
+        if authenticated is not None and found is not None and generation is not None:
+            store.stamp(user_table(found.user_id), generation, found.claim, USER_STAMP_TTL)
+        return authenticated
+
+
+# --- Changes of users ----------------------------------------------------------------------------
+
+
+def on_user_changing(sender, instance, using, update_fields=None, **kwargs) -> None:
+    """Before a save or delete of a user: its tokens keep off the cache until it has committed
+    and the user has a new generation (refused with CacheUnavailable if Redis cannot be told)."""
+    if instance.pk is None or _only_last_login(update_fields):
+        return
+    table = user_table(_user_id(instance))
+    store = get_store()
+    if store is not None and not connections[using].in_atomic_block:
+        # It commits as it runs: in flight now, written once it has (on_user_changed).
+        instance._news_user_write = new_token()
+        store.writing({table}, instance._news_user_write)
+        return
+    tables_written([table], using=using)
+
+
+def on_user_changed(sender, instance, using, **kwargs) -> None:
+    name = instance.__dict__.pop("_news_user_write", "")
+    if name and (store := get_store()) is not None:
+        store.written({user_table(_user_id(instance))}, name)
+
+
+def _user_id(user) -> object:
+    return getattr(user, api_settings.USER_ID_FIELD)
+
+
+def _only_last_login(update_fields) -> bool:
+    """A login records its time: the user's tokens stay as good as they were."""
+    return update_fields is not None and set(update_fields) == {"last_login"}
+
+
+def connect_receivers() -> None:
+    user = get_user_model()
+    for signal, name in ((pre_save, "saving"), (pre_delete, "deleting")):
+        signal.connect(on_user_changing, sender=user, dispatch_uid=f"news.cache.user_{name}")
+    for signal, name in ((post_save, "saved"), (post_delete, "deleted")):
+        signal.connect(on_user_changed, sender=user, dispatch_uid=f"news.cache.user_{name}")
