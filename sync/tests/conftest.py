@@ -6,7 +6,7 @@ from news.models import Comment, Post
 from sync.planner import EntityKey, Kind
 from sync.recording import recording_disabled
 from sync.syncing import SyncOptions, SyncReport, outcomes, sync_changes
-from sync.tests.helpers import comment_record, post_record
+from testing.sync import comment_record, post_record
 
 
 @pytest.fixture(scope="session")

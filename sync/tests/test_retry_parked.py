@@ -8,15 +8,11 @@ from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from sync.models import EntitySyncState
+from testing.sync import state_of
 
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = "/admin/sync/entitysyncstate/"
-
-
-def state_of(obj) -> EntitySyncState:
-    return EntitySyncState.objects.get(entity_table=obj._meta.db_table, entity_pk=obj.pk)
 
 
 @pytest.fixture

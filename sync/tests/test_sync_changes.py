@@ -1,7 +1,6 @@
 """manage.py sync_changes: output lines, exit codes, flags, --dry-run and --full."""
 
 import re
-import threading
 import time
 from dataclasses import dataclass
 from io import StringIO
@@ -14,10 +13,11 @@ from django.db import connection
 from news.models import Comment, Post
 from sync.locking import exclusive_run
 from sync.models import EntitySyncState, SyncRun
-from sync.tests.helpers import (
+from testing.ports import free_port
+from testing.run_lock import run_lock_held_elsewhere
+from testing.sync import (
     comment_record,
     expected_target,
-    free_port,
     pending_count,
     phases,
     post_record,
@@ -345,25 +345,8 @@ def test_argument_errors_exit_2(capsys, args, message):
 
 @pytest.fixture
 def lock_held_elsewhere():
-    """Hold the run lock in another thread (its own connection, its own lock file handle)."""
-    from django.db import connections
-
-    taken, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        try:
-            with exclusive_run():
-                taken.set()
-                release.wait(10)
-        finally:
-            connections.close_all()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    assert taken.wait(5)
-    yield
-    release.set()
-    holder.join(5)
+    with run_lock_held_elsewhere():
+        yield
 
 
 def test_a_second_run_exits_75_at_once_with_one_line(

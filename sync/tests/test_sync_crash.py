@@ -17,17 +17,13 @@ from django.core.management.base import CommandError
 from django.db import connection, connections
 
 from news.models import Comment, Post
-from news.tests.support import manage_env, start_manage
 from sync.errors import SyncLocked
 from sync.locking import exclusive_run
 from sync.models import EntitySyncState, ModelEvent
-from sync.tests.helpers import (
-    expected_target,
-    pending_count,
-    target_state,
-    wait_for,
-    writes,
-)
+from testing.processes import manage_env, start_manage
+from testing.run_lock import run_lock_held_elsewhere
+from testing.sync import expected_target, make_workload, pending_count, target_state, writes
+from testing.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -94,24 +90,6 @@ def run_command(*args: str) -> tuple[int, str, str]:
 
 
 # --- kill -9 -------------------------------------------------------------------------------------
-
-
-def make_workload(seed, make_post, make_comment) -> int:
-    """Pending creates, updates and deletes of posts and comments; returns the calls they need."""
-    posts, comments = seed(16, comments_per_post=2)
-    for n in range(16):
-        make_comment(make_post(title=f"new {n}"))
-    for post in posts[:10]:
-        post.title = "changed"
-        post.save()
-    for comment in comments[:8]:
-        comment.body = "changed"
-        comment.save()
-    for comment in comments[20:24]:
-        comment.delete()
-    for post in posts[13:]:
-        post.delete()  # and their comments
-    return 16 + 10 + 16 + 8 + 4 + 3 * 2 + 3
 
 
 def kill_and_settle(killed: subprocess.Popen, fake_target) -> int:
@@ -332,21 +310,9 @@ def test_a_killed_run_leaves_no_stale_lock(fake_target):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_lock_admits_one_thread_at_a_time():
-    inside, release = threading.Event(), threading.Event()
     outcomes: list[str] = []
 
-    def first() -> None:
-        try:
-            with exclusive_run():
-                inside.set()
-                release.wait(5)
-        finally:
-            connections.close_all()
-
-    holder = threading.Thread(target=first)
-    holder.start()
-    assert inside.wait(5)
-    try:
+    with run_lock_held_elsewhere():
         with (
             pytest.raises(SyncLocked, match="another sync_changes run holds the lock"),
             exclusive_run(),
@@ -354,9 +320,6 @@ def test_the_lock_admits_one_thread_at_a_time():
             outcomes.append("entered while held")
         with exclusive_run("another_job"):
             outcomes.append("another lock name is independent")
-    finally:
-        release.set()
-        holder.join(5)
 
     with exclusive_run():
         outcomes.append("entered after release")

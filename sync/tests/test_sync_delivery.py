@@ -19,24 +19,21 @@ from sync.recording import recording_disabled
 from sync.syncing.decisions import pick
 from sync.syncing.deliveries import Action, Delivery, Outcome, Result
 from sync.syncing.dispatch import CIRCUIT_BREAKER_THRESHOLD
-from sync.tests.helpers import (
+from testing.ports import free_port
+from testing.sync import (
     calls_by_op,
     comment_record,
     expected_target,
-    free_port,
     pending_count,
     phases,
     post_record,
     remote_ids,
+    state_of,
     target_state,
     writes,
 )
 
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(30)]
-
-
-def state_of(obj) -> EntitySyncState | None:
-    return EntitySyncState.objects.filter(entity_table=obj._meta.db_table, entity_pk=obj.pk).first()
 
 
 def delivered(obj) -> bool:

@@ -18,22 +18,19 @@ from sync.planner import Kind, Op
 from sync.recording import recording_disabled
 from sync.syncing import outcomes
 from sync.target import TABLES
-from sync.tests.helpers import (
+from testing.run_lock import lose_the_run_lock
+from testing.sync import (
     expected_target,
-    lose_the_run_lock,
     pending_count,
     post_record,
     remote_ids,
+    state_of,
     target_state,
-    wait_for,
     writes,
 )
+from testing.waiting import wait_for
 
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(60)]
-
-
-def state_of(obj) -> EntitySyncState | None:
-    return EntitySyncState.objects.filter(entity_table=obj._meta.db_table, entity_pk=obj.pk).first()
 
 
 def ours(target, foreign: set[int] = frozenset()) -> dict:

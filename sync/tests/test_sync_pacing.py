@@ -9,7 +9,7 @@ from django.core.management import call_command
 from sync.client import TargetApiClient
 from sync.models import SyncTarget
 from sync.syncing import SyncOptions, sync_changes
-from sync.tests.helpers import expected_target, pending_count, target_state
+from testing.sync import expected_target, pending_count, target_state
 
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(120)]
 

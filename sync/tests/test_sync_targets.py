@@ -21,20 +21,17 @@ from sync.models import EntitySyncState, SyncRun, SyncTarget
 from sync.planner import Call, EntityKey, Kind, Op
 from sync.syncing import SyncOptions, outcomes, sync_changes
 from sync.syncing.deliveries import Action, Delivery
-from sync.tests.helpers import (
+from testing.sync import (
     comment_record,
     expected_target,
     pending_count,
     post_record,
+    state_of,
     target_state,
     writes,
 )
 
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(60)]
-
-
-def state_of(obj) -> EntitySyncState | None:
-    return EntitySyncState.objects.filter(entity_table=obj._meta.db_table, entity_pk=obj.pk).first()
 
 
 def records(target, name: str) -> list[dict]:

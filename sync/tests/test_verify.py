@@ -10,7 +10,7 @@ from django.db import connection
 
 from sync.locking import exclusive_run
 from sync.models import EntitySyncState, ModelEvent, SyncVerification
-from sync.tests.helpers import writes
+from testing.sync import writes
 
 pytestmark = pytest.mark.django_db
 
