@@ -1,5 +1,6 @@
 """What sync's tests look at: the records the target must hold and those it holds, the calls it
-got, an entity's sync state; and a workload of pending changes."""
+got, an entity's sync state; and what they start from: a workload of pending changes, the posts
+a target holds of its own."""
 
 from typing import Any
 
@@ -114,3 +115,19 @@ def make_workload(seed, make_post, make_comment) -> int:
     for post in posts[13:]:
         post.delete()  # and their comments
     return 16 + 10 + 16 + 8 + 4 + 3 * 2 + 3
+
+
+def delivered(obj) -> bool:
+    """The sync state says the target holds `obj` under its own id, with no failure pending."""
+    state = state_of(obj)
+    return (
+        state is not None
+        and (state.remote_id, state.create_unconfirmed, state.last_error) == (obj.pk, False, "")
+        and state.delivered_hash != ""
+    )
+
+
+# The posts of a target's own, ids 1 to 7, that a test finds there before it starts.
+FOREIGN_POSTS = [
+    {"id": n, "userId": 9, "title": f"theirs {n}", "body": "not ours"} for n in range(1, 8)
+]

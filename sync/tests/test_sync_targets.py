@@ -1,6 +1,6 @@
 """Targets as they are: opaque string ids, answers without ids, targets that rewrite what they
-store, POSTs that land late, a target that is not the one the sync state describes, and output
-that says what really happened.
+store, POSTs that land late, a target that keeps nothing, a target that is not the one the sync
+state describes, and output that says what really happened.
 
 Each test drives the real service against the fake target in one of its modes and asserts what
 reached the target, what the database remembers and what the run reported.
@@ -26,6 +26,7 @@ from testing.sync import (
     expected_target,
     pending_count,
     post_record,
+    remote_ids,
     state_of,
     target_state,
     writes,
@@ -519,6 +520,38 @@ def test_an_earlier_create_that_can_still_land_waits_for_the_next_run_within_a_b
     assert "may still land" in report.failed[0].error
     assert writes(fake_target) == []
     assert state_of(post).create_unconfirmed and state_of(post).attempts == 0
+
+
+# --- A target that keeps nothing (the public JSONPlaceholder) ------------------------------------
+
+
+def test_a_target_that_keeps_nothing_corrupts_no_mapping_and_runs_stay_bounded(
+    fake_target, make_post, sync
+):
+    fake_target.stores_nothing = True
+    fake_target.load_generated(100, comments_per_post=0)
+    posts = [make_post(title=f"new {n}") for n in range(20)]
+
+    first = sync(max_attempts=2)
+
+    assert remote_ids(Kind.POST) == {posts[0].pk: 101}
+    assert len(first.failed) == 19
+    assert all("target conflict" in f.error for f in first.failed)
+    assert len(first.notices) == 1 and "does not keep what it is sent" in first.notices[0]
+
+    for post in posts:
+        post.title = "edited"
+        post.save()
+    calls = []
+    for _ in range(4):
+        fake_target.reset_log()
+        sync(max_attempts=2)
+        calls.append(len(fake_target.calls()))
+    parked = EntitySyncState.objects.filter(parked_at__isnull=False).count()
+    assert parked == 20
+    assert calls[-1] == 0, calls  # everything parked: nothing is sent for ever
+    assert max(calls) <= 20 * 3  # a PUT retried by the client, a POST and a lookup at most
+    assert len(set(remote_ids(Kind.POST).values())) == len(remote_ids(Kind.POST))
 
 
 # --- The mapping belongs to one target -------------------------------------------------------

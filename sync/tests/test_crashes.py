@@ -1,7 +1,8 @@
-"""Crash safety and one run at a time: kill -9 mid-run, two runs at once, changes during a run.
+"""A run that dies or loses its lock, and one run at a time: kill -9 mid-run, two runs at once,
+a lock lost under a run, changes logged while a run sends.
 
-These tests commit (transaction=True) so that other processes and threads see the rows. The
-subprocesses run `manage.py` with the interpreter of the suite against the test database.
+Most of these tests commit (transaction=True) so that other processes and threads see the rows.
+The subprocesses run `manage.py` with the interpreter of the suite against the test database.
 """
 
 import signal
@@ -21,8 +22,14 @@ from sync.errors import SyncLocked
 from sync.locking import exclusive_run
 from sync.models import EntitySyncState, ModelEvent
 from testing.processes import manage_env, start_manage
-from testing.run_lock import run_lock_held_elsewhere
-from testing.sync import expected_target, make_workload, pending_count, target_state, writes
+from testing.run_lock import lose_the_run_lock, run_lock_held_elsewhere
+from testing.sync import (
+    expected_target,
+    make_workload,
+    pending_count,
+    target_state,
+    writes,
+)
 from testing.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(60)
@@ -32,6 +39,7 @@ needs_shared_database = pytest.mark.skipif(
     connection.vendor != "postgresql",
     reason="a subprocess cannot see the in-memory SQLite test database; runs on PostgreSQL",
 )
+
 
 HOLD_THE_LOCK = """
 import sys
@@ -89,7 +97,7 @@ def run_command(*args: str) -> tuple[int, str, str]:
     return 0, out.getvalue(), ""
 
 
-# --- kill -9 -------------------------------------------------------------------------------------
+# --- A run killed at any moment is finished by the next ------------------------------------------
 
 
 def kill_and_settle(killed: subprocess.Popen, fake_target) -> int:
@@ -161,40 +169,6 @@ def test_a_run_killed_with_creates_flagged_ahead_of_their_calls_leaves_no_duplic
     assert sorted(created) == [post.pk for post in posts], "a post missing or created twice"
     assert pending_count() == 0
     assert not EntitySyncState.objects.filter(create_unconfirmed=True).exists()
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_row_created_while_a_full_run_sends_is_left_for_the_next_run_and_sent_once(
-    fake_target, seed, make_post, sync
-):
-    posts, _ = seed(8)
-    for post in posts:
-        post.title = "changed"
-        post.save()
-    fake_target.load(posts=[], comments=[])  # the target lost everything: eight creates
-    fake_target.latency = 0.05
-    outcome = {}
-
-    def full_run() -> None:
-        try:
-            outcome["report"] = sync(full=True)
-        finally:
-            connections.close_all()
-
-    runner = threading.Thread(target=full_run)
-    runner.start()
-    wait_for(lambda: len(writes(fake_target)) >= 2, what="the full run's first creates")
-    late = make_post(title="created while the full run sends")
-    runner.join(20)
-
-    assert outcome["report"].ok
-    assert late.pk not in fake_target.posts
-    assert list(ModelEvent.objects.pending().values_list("entity_pk", flat=True)) == [late.pk]
-    fake_target.latency = 0
-    fake_target.reset_log()
-    assert sync().ok
-    assert writes(fake_target) == [("POST", "/posts")]
-    assert target_state(fake_target) == expected_target()
 
 
 @needs_shared_database
@@ -326,7 +300,42 @@ def test_the_lock_admits_one_thread_at_a_time():
     assert outcomes == ["another lock name is independent", "entered after release"]
 
 
-# --- Changes during a run ------------------------------------------------------------------------
+@pytest.mark.django_db(transaction=True)
+def test_a_run_that_loses_its_lock_stops_sending_at_once_and_says_so(fake_target, seed, sync):
+    posts, _ = seed(40)
+    for post in posts:
+        post.title = "edited"
+        post.save()
+    fake_target.latency = 0.05
+    outcome = {}
+
+    def run() -> None:
+        try:
+            outcome["report"] = sync(concurrency=2)
+        finally:
+            connections.close_all()
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    wait_for(lambda: len(fake_target.calls()) >= 5)
+    lose_the_run_lock()
+    sent_when_lost = len(fake_target.calls())
+    runner.join(30)
+
+    report = outcome["report"]
+    assert report.stopped_early == (
+        "stopped: it lost its run lock (the database session that held it ended)"
+    )
+    # Only what was under way (two calls at a time) reaches the target after the loss.
+    assert len(fake_target.calls()) <= sent_when_lost + 2
+    assert not report.ok
+    fake_target.latency = 0
+    assert sync().ok
+    assert target_state(fake_target) == expected_target()
+    assert pending_count() == 0
+
+
+# --- Changes logged during a run are left for the next run ---------------------------------------
 
 
 @pytest.mark.django_db(transaction=True)
@@ -379,59 +388,3 @@ def test_changes_logged_during_a_run_are_left_for_the_next_run(fake_target, seed
     assert Post.objects.get(pk=new.pk).title == "created during the run"
     assert pending_count() == 0
     assert not Comment.objects.exists()
-
-
-@pytest.mark.postgres  # SQLite serialises writers: ids always commit in order there
-@pytest.mark.django_db(transaction=True)
-def test_a_full_run_leaves_pending_a_change_committed_late_under_an_older_event_id(
-    fake_target, make_post, sync
-):
-    """A transaction that took its event id before the run started and commits during it."""
-    from django.db import transaction
-
-    make_post(title="before")  # so the late event id is not the newest pending one
-    opened, run_started, committed = threading.Event(), threading.Event(), threading.Event()
-
-    def slow_writer() -> None:
-        try:
-            with transaction.atomic():
-                Post.objects.create(user_id=1, title="committed late")
-                opened.set()
-                run_started.wait(10)
-            committed.set()
-        finally:
-            connections.close_all()
-
-    writer = threading.Thread(target=slow_writer)
-    writer.start()
-    assert opened.wait(5)
-    make_post(title="newest")  # its event id is the run's horizon
-    fake_target.latency = 0.05
-
-    def commit_once_the_run_has_read_the_database() -> bool:
-        if fake_target.calls("GET", "/posts"):
-            run_started.set()
-        return committed.is_set()
-
-    runner_outcome = {}
-
-    def full_run() -> None:
-        try:
-            runner_outcome["report"] = sync(full=True)
-        finally:
-            connections.close_all()
-
-    runner = threading.Thread(target=full_run)
-    runner.start()
-    wait_for(commit_once_the_run_has_read_the_database, what="the late commit")
-    writer.join(5)
-    runner.join(20)
-
-    late = Post.objects.get(title="committed late")
-    on_target = late.pk in fake_target.posts
-    event_pending = ModelEvent.objects.pending().filter(entity_pk=late.pk).exists()
-    assert runner_outcome["report"].ok
-    assert on_target or event_pending, "the late change was marked synced but never sent"
-    fake_target.latency = 0
-    sync()
-    assert target_state(fake_target) == expected_target()

@@ -1,4 +1,5 @@
-"""Failing entities handled in bulk: grouped by kind and error, retried or discarded by filters,
+"""Failing and parked entities in an operator's hands: listed by kind and error, un-parked once
+the cause is fixed (`sync_changes --retry-parked`, for one entity or by filters) or discarded,
 from the command line and the admin; each decision kept in the sync history."""
 
 import json
@@ -6,14 +7,18 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
 from sync.errors import error_class
 from sync.models import EntitySyncState, ModelEvent, SyncDecision
+from testing.sync import state_of
 
 pytestmark = pytest.mark.django_db
+
+CHANGELIST = "/admin/sync/entitysyncstate/"
 
 
 def failing(table: str, pk: int, *, status: int | None, error: str, parked_hours: float | None):
@@ -44,6 +49,18 @@ def failures():
     failing("news_comment", 9, status=None, error="no answer within # s", parked_hours=3.0)
 
 
+@pytest.fixture
+def parked(fake_target, make_post, sync):
+    """Two posts the target refused until they were parked; the cause is then fixed."""
+    posts = [make_post(title="refused"), make_post(title="refused too")]
+    fake_target.fail(400, method="POST")
+    assert not sync(max_attempts=1).ok
+    fake_target.clear_faults()
+    fake_target.reset_log()
+    assert all(state_of(post).parked_at for post in posts)
+    return posts
+
+
 def command(name: str, *args: str) -> tuple[int, str, str]:
     out = StringIO()
     try:
@@ -53,9 +70,16 @@ def command(name: str, *args: str) -> tuple[int, str, str]:
     return 0, out.getvalue(), ""
 
 
-def parked() -> set[tuple[str, int]]:
+def sync_command(fake_target, *args: str) -> tuple[int, str, str]:
+    return command("sync_changes", "--url", fake_target.url, "--max-rps", "0", *args)
+
+
+def parked_entities() -> set[tuple[str, int]]:
     rows = EntitySyncState.objects.filter(parked_at__isnull=False)
     return set(rows.values_list("entity_table", "entity_pk"))
+
+
+# --- What is failing: sync_status --failing ------------------------------------------------------
 
 
 def test_sync_status_failing_groups_by_kind_and_error_with_counts_and_oldest_age(failures):
@@ -78,6 +102,51 @@ def test_sync_status_failing_as_json(failures):
     assert post["oldest_age_seconds"] == pytest.approx(48 * 3600, rel=0.01)
 
 
+# --- Retrying: --retry-parked, for one entity or by filters --------------------------------------
+
+
+def test_retry_parked_sends_the_parked_entities_again(fake_target, parked):
+    code, output, _ = sync_command(fake_target, "--retry-parked")
+
+    assert code == 0
+    lines = output.splitlines()
+    assert (
+        lines[0]
+        == f"Un-parked 2 entities (post {parked[0].pk}, post {parked[1].pk}): this run sends them"
+    )
+    assert lines[1].startswith("Synced 2 entities with 2 calls (2 created, 0 updated, 0 deleted)")
+    assert sorted(fake_target.posts) == sorted(post.pk for post in parked)
+    assert all(state_of(post).parked_at is None for post in parked)
+    assert all(state_of(post).attempts == 0 for post in parked)
+
+
+def test_retry_parked_with_an_entity_sends_only_that_one(fake_target, parked):
+    first, second = parked
+
+    code, output, error = sync_command(
+        fake_target, "--retry-parked", "--entity", f"post:{first.pk}"
+    )
+
+    assert output.splitlines()[0] == f"Un-parked 1 entities (post {first.pk}): this run sends them"
+    assert list(fake_target.posts) == [first.pk]
+    assert state_of(first).parked_at is None
+    assert state_of(second).parked_at is not None
+    # The other one is still parked: the run says so, as any run does.
+    assert code == 1
+    assert f"FAILED post {second.pk}: parked after repeated failures" in output
+    assert error.startswith("1 entities were not delivered")
+
+
+def test_retry_parked_without_anything_parked_says_so_and_runs(fake_target, make_post):
+    make_post()
+
+    code, output, _ = sync_command(fake_target, "--retry-parked")
+
+    assert code == 0
+    assert output.splitlines()[0] == "No parked entities to retry"
+    assert len(fake_target.posts) == 1
+
+
 @pytest.mark.parametrize(
     "args, retried",
     [
@@ -90,12 +159,15 @@ def test_sync_status_failing_as_json(failures):
     ],
 )
 def test_retry_parked_takes_filters(failures, fake_target, args, retried):
-    before = parked()
+    before = parked_entities()
     command("sync_changes", "--url", fake_target.url, "--retry-parked", *args)
 
-    assert before - parked() == retried
+    assert before - parked_entities() == retried
     decision = SyncDecision.objects.get()
     assert (decision.action, decision.count) == ("retry", len(retried))
+
+
+# --- Discarding: --discard-parked ----------------------------------------------------------------
 
 
 def test_discard_parked_settles_their_changes_and_keeps_the_decision(failures):
@@ -103,7 +175,7 @@ def test_discard_parked_settles_their_changes_and_keeps_the_decision(failures):
 
     assert code == 0
     assert output.startswith("Discarded 2 entities (post 1, post 2): the target keeps what it has")
-    assert parked() == {("news_comment", 9)}
+    assert parked_entities() == {("news_comment", 9)}
     discarded = EntitySyncState.objects.filter(entity_table="news_post", entity_pk__in=[1, 2])
     assert {(s.last_error, s.attempts) for s in discarded} == {("", 0)}
     assert ModelEvent.objects.pending().filter(entity_table="news_post").count() == 1  # post 3
@@ -122,7 +194,7 @@ def test_discard_parked_asks_first_and_refuses_without_a_terminal(failures):
 
     assert code == 2
     assert error.startswith("--discard-parked drops the pending changes") and "--yes" in error
-    assert len(parked()) == 3
+    assert len(parked_entities()) == 3
     assert not SyncDecision.objects.exists()
 
 
@@ -133,7 +205,7 @@ def test_a_discarded_entity_is_sent_again_at_its_next_change(fake_target, seed, 
     fake_target.fail(422, method="PUT")
     for _ in range(2):
         sync(max_attempts=2)
-    assert parked() == {("news_post", post.pk)}
+    assert parked_entities() == {("news_post", post.pk)}
     command("sync_changes", "--discard-parked", "--yes")
     fake_target.clear_faults()
     assert sync().calls_made == 0  # nothing pending: the target keeps what it had
@@ -143,6 +215,35 @@ def test_a_discarded_entity_is_sent_again_at_its_next_change(fake_target, seed, 
 
     assert sync().calls_made == 1
     assert fake_target.posts[post.pk]["title"] == "accepted"
+
+
+# --- Bad usage: one line, exit 2, nothing changed ------------------------------------------------
+
+
+ENTITY_FORMAT = "--entity must be post:ID or comment:ID with a positive ID, e.g. post:5; got "
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--retry-parked", "--entity", "post:abc"], ENTITY_FORMAT + "'post:abc'"),
+        (["--retry-parked", "--entity", "album:5"], ENTITY_FORMAT + "'album:5'"),
+        (["--retry-parked", "--entity", "comment:0"], ENTITY_FORMAT + "'comment:0'"),
+        (["--entity", "post:5"], "--entity goes with --retry-parked or --discard-parked"),
+        (
+            ["--retry-parked", "--dry-run"],
+            "--retry-parked changes the database: it cannot go with --dry-run",
+        ),
+        (["--follow", "--full"], "--follow cannot go with --dry-run or --full"),
+        (["--follow", "--dry-run"], "--follow cannot go with --dry-run or --full"),
+    ],
+)
+def test_bad_usage_exits_2_with_one_line_and_changes_nothing(fake_target, parked, args, message):
+    code, output, error = sync_command(fake_target, *args)
+
+    assert (code, output, error) == (2, "", message)
+    assert all(state_of(post).parked_at for post in parked)
+    assert fake_target.calls() == []
 
 
 @pytest.mark.parametrize(
@@ -162,16 +263,40 @@ def test_bad_filters_are_one_line_and_exit_2(args, error):
     assert error in message
 
 
-@pytest.fixture
-def admin_client(client, django_user_model):
-    superuser = django_user_model.objects.create_superuser(
-        username="root", email="root@example.com", password="correct-horse-battery"
+# --- In the admin --------------------------------------------------------------------------------
+
+
+def test_the_retry_action_un_parks_the_selected_entities(admin_client, parked):
+    first, second = parked
+    selected = [state_of(first).pk]
+
+    response = admin_client.post(
+        CHANGELIST, {"action": "retry", "_selected_action": selected}, follow=True
     )
-    client.force_login(superuser)
-    return client
+
+    assert response.status_code == 200
+    messages = [str(m) for m in response.context["messages"]]
+    assert messages == [f"Un-parked 1 entities (post {first.pk}): the next run sends them."]
+    assert state_of(first).parked_at is None
+    assert state_of(second).parked_at is not None
 
 
-CHANGELIST = "/admin/sync/entitysyncstate/"
+def test_the_retry_action_needs_the_right_to_change_sync_states(client, django_user_model, parked):
+    viewer = django_user_model.objects.create_user(
+        username="viewer", password="correct-horse", is_staff=True
+    )
+    viewer.user_permissions.add(Permission.objects.get(codename="view_entitysyncstate"))
+    client.force_login(viewer)
+
+    page = client.get(CHANGELIST)
+    response = client.post(
+        CHANGELIST, {"action": "retry", "_selected_action": [state_of(parked[0]).pk]}
+    )
+
+    assert page.status_code == 200
+    assert b"Retry the selected parked entities" not in page.content
+    assert response.status_code in (200, 302)
+    assert state_of(parked[0]).parked_at is not None
 
 
 def test_the_admin_filters_by_status_and_parked_age(admin_client, failures):
@@ -188,11 +313,11 @@ def test_the_admin_discards_after_asking(admin_client, failures):
 
     asked = admin_client.post(CHANGELIST, form)
     assert asked.status_code == 200 and b"Yes, discard" in asked.content
-    assert len(parked()) == 3
+    assert len(parked_entities()) == 3
 
     done = admin_client.post(CHANGELIST, {**form, "confirmed": "yes"}, follow=True)
 
     assert done.status_code == 200
-    assert parked() == {("news_comment", 9)}
+    assert parked_entities() == {("news_comment", 9)}
     decision = SyncDecision.objects.get()
     assert (decision.action, decision.actor, decision.count) == ("discard", "root", 2)
