@@ -57,6 +57,20 @@ def seed(db, fake_target):
 
 
 @pytest.fixture
+def edited_posts(seed):
+    """Posts already on the target, each edited since: one pending update each."""
+
+    def make(count: int, *, title: str = "edited") -> list[Post]:
+        posts, _ = seed(count)
+        for post in posts:
+            post.title = title
+            post.save()
+        return posts
+
+    return make
+
+
+@pytest.fixture
 def sync(target_client):
     """Run the service against the fake target; concurrency 1 unless told, so calls are in order."""
 

@@ -8,19 +8,19 @@ The subprocesses run `manage.py` with the interpreter of the suite against the t
 import signal
 import subprocess
 import sys
-import threading
 from io import StringIO
 
 import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection, connections
+from django.db import connection
 
 from news.models import Comment, Post
 from sync.errors import SyncLocked
 from sync.locking import exclusive_run
 from sync.models import EntitySyncState, ModelEvent
+from testing.background import InBackground
 from testing.processes import manage_env, start_manage
 from testing.run_lock import lose_the_run_lock, run_lock_held_elsewhere
 from testing.sync import (
@@ -218,11 +218,8 @@ def test_a_full_run_killed_at_any_moment_then_edits_and_deletes_converge_without
 
 @needs_shared_database
 @pytest.mark.django_db(transaction=True)
-def test_two_runs_started_together_the_second_exits_75(fake_target, seed, settings):
-    posts, _ = seed(20)
-    for post in posts:
-        post.title = "changed"
-        post.save()
+def test_two_runs_started_together_the_second_exits_75(fake_target, edited_posts, settings):
+    edited_posts(20, title="changed")
     fake_target.latency = 0.5  # keeps the first run busy for 10 s, until told to hurry
     first = start_sync(fake_target.url, "--concurrency", "1", "--timeout", "5")
     wait_for(lambda: len(fake_target.calls()) >= 1, what="the first run's first call")
@@ -301,28 +298,18 @@ def test_the_lock_admits_one_thread_at_a_time():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_run_that_loses_its_lock_stops_sending_at_once_and_says_so(fake_target, seed, sync):
-    posts, _ = seed(40)
-    for post in posts:
-        post.title = "edited"
-        post.save()
+def test_a_run_that_loses_its_lock_stops_sending_at_once_and_says_so(
+    fake_target, edited_posts, sync
+):
+    edited_posts(40)
     fake_target.latency = 0.05
-    outcome = {}
 
-    def run() -> None:
-        try:
-            outcome["report"] = sync(concurrency=2)
-        finally:
-            connections.close_all()
-
-    runner = threading.Thread(target=run)
-    runner.start()
+    runner = InBackground(lambda: sync(concurrency=2))
     wait_for(lambda: len(fake_target.calls()) >= 5)
     lose_the_run_lock()
     sent_when_lost = len(fake_target.calls())
-    runner.join(30)
+    report = runner.join(30)
 
-    report = outcome["report"]
     assert report.stopped_early == (
         "stopped: it lost its run lock (the database session that held it ended)"
     )
@@ -339,23 +326,14 @@ def test_a_run_that_loses_its_lock_stops_sending_at_once_and_says_so(fake_target
 
 
 @pytest.mark.django_db(transaction=True)
-def test_changes_logged_during_a_run_are_left_for_the_next_run(fake_target, seed, make_post, sync):
-    posts, _ = seed(6)
-    for post in posts:
-        post.title = "changed"
-        post.save()
+def test_changes_logged_during_a_run_are_left_for_the_next_run(
+    fake_target, edited_posts, make_post, sync
+):
+    posts = edited_posts(6, title="changed")
     before = set(ModelEvent.objects.pending().values_list("id", flat=True))
     fake_target.latency = 0.05
-    outcome = {}
 
-    def first_run() -> None:
-        try:
-            outcome["report"] = sync(concurrency=1)
-        finally:
-            connections.close_all()
-
-    runner = threading.Thread(target=first_run)
-    runner.start()
+    runner = InBackground(lambda: sync(concurrency=1))
     wait_for(lambda: len(fake_target.calls()) >= 2, what="the run to be under way")
     sent = posts[0]  # already sent by this run, changed again
     sent.title = "changed during the run"
@@ -365,10 +343,10 @@ def test_changes_logged_during_a_run_are_left_for_the_next_run(fake_target, seed
     waiting.save()
     new = make_post(title="created during the run")
     during = set(ModelEvent.objects.pending().values_list("id", flat=True)) - before
-    runner.join(20)
+    first = runner.join(20)
 
-    assert outcome["report"].ok
-    assert outcome["report"].calls_made == 6
+    assert first.ok
+    assert first.calls_made == 6
     assert set(ModelEvent.objects.pending().values_list("id", flat=True)) == during
     assert len(during) == 3
     # Its row may have been read before or after that change (batches are read as calls go).

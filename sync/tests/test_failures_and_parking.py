@@ -391,11 +391,8 @@ def test_the_next_run_after_an_unreachable_one_delivers_everything_once(
     assert remote_ids(Kind.POST) == {pk: pk for pk in Post.objects.values_list("pk", flat=True)}
 
 
-def test_a_run_starts_no_call_once_its_time_budget_is_used_up(fake_target, seed, sync):
-    posts, _ = seed(30)
-    for post in posts:
-        post.title = "edited"
-        post.save()
+def test_a_run_starts_no_call_once_its_time_budget_is_used_up(fake_target, edited_posts, sync):
+    edited_posts(30)
     fake_target.latency = 0.1
 
     report = sync(time_budget=0.5)
@@ -411,12 +408,9 @@ def test_a_run_starts_no_call_once_its_time_budget_is_used_up(fake_target, seed,
 
 
 def test_a_run_against_a_target_that_drips_its_answers_ends_within_its_budget_and_one_timeout(
-    fake_target, seed, sync
+    fake_target, edited_posts, sync
 ):
-    posts, _ = seed(10)
-    for post in posts:
-        post.title = "edited"
-        post.save()
+    edited_posts(10)
     fake_target.drip(1, every=0.05, method="PUT")  # each answer takes about 8 s
     client = TargetApiClient(
         base_url=fake_target.url, timeout=0.5, retries=2, backoff_factor=0.01, backoff_max=0.02

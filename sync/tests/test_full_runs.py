@@ -14,6 +14,7 @@ from news.models import Post
 from sync.models import ModelEvent
 from sync.planner import EntityKey, Kind
 from sync.syncing import outcomes
+from testing.background import InBackground
 from testing.sync import (
     expected_target,
     post_record,
@@ -80,29 +81,17 @@ def test_full_keys_rows_by_their_ids_on_the_target_without_overwriting_each_othe
 
 @pytest.mark.django_db(transaction=True)
 def test_a_row_created_while_a_full_run_sends_is_left_for_the_next_run_and_sent_once(
-    fake_target, seed, make_post, sync
+    fake_target, edited_posts, make_post, sync
 ):
-    posts, _ = seed(8)
-    for post in posts:
-        post.title = "changed"
-        post.save()
+    edited_posts(8, title="changed")
     fake_target.load(posts=[], comments=[])  # the target lost everything: eight creates
     fake_target.latency = 0.05
-    outcome = {}
 
-    def full_run() -> None:
-        try:
-            outcome["report"] = sync(full=True)
-        finally:
-            connections.close_all()
-
-    runner = threading.Thread(target=full_run)
-    runner.start()
+    runner = InBackground(lambda: sync(full=True))
     wait_for(lambda: len(writes(fake_target)) >= 2, what="the full run's first creates")
     late = make_post(title="created while the full run sends")
-    runner.join(20)
 
-    assert outcome["report"].ok
+    assert runner.join(20).ok
     assert late.pk not in fake_target.posts
     assert list(ModelEvent.objects.pending().values_list("entity_pk", flat=True)) == [late.pk]
     fake_target.latency = 0
@@ -143,24 +132,15 @@ def test_a_full_run_leaves_pending_a_change_committed_late_under_an_older_event_
             run_started.set()
         return committed.is_set()
 
-    runner_outcome = {}
-
-    def full_run() -> None:
-        try:
-            runner_outcome["report"] = sync(full=True)
-        finally:
-            connections.close_all()
-
-    runner = threading.Thread(target=full_run)
-    runner.start()
+    runner = InBackground(lambda: sync(full=True))
     wait_for(commit_once_the_run_has_read_the_database, what="the late commit")
     writer.join(5)
-    runner.join(20)
+    report = runner.join(20)
 
     late = Post.objects.get(title="committed late")
     on_target = late.pk in fake_target.posts
     event_pending = ModelEvent.objects.pending().filter(entity_pk=late.pk).exists()
-    assert runner_outcome["report"].ok
+    assert report.ok
     assert on_target or event_pending, "the late change was marked synced but never sent"
     fake_target.latency = 0
     sync()

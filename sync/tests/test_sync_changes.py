@@ -227,11 +227,10 @@ class Terminal(StringIO):
         return True
 
 
-def test_on_a_terminal_a_progress_bar_is_drawn_and_failures_still_print(fake_target, seed, capsys):
-    posts, _ = seed(5)
-    for post in posts:
-        post.title = "changed"
-        post.save()
+def test_on_a_terminal_a_progress_bar_is_drawn_and_failures_still_print(
+    fake_target, edited_posts, capsys
+):
+    posts = edited_posts(5, title="changed")
     fake_target.fail(400, method="PUT", path=f"/posts/{posts[0].pk}")
     terminal = Terminal()
 
@@ -524,11 +523,8 @@ def test_full_leaves_the_events_of_failed_entities_pending(fake_target, drifted,
 # --- Politeness ----------------------------------------------------------------------------------
 
 
-def test_max_rps_caps_the_request_rate(fake_target, seed, sync_command):
-    posts, _ = seed(10)
-    for post in posts:
-        post.title = "changed"
-        post.save()
+def test_max_rps_caps_the_request_rate(fake_target, edited_posts, sync_command):
+    edited_posts(10, title="changed")
 
     started = time.monotonic()
     result = run_command("--url", fake_target.url, "--max-rps", "20", "--concurrency", "4")

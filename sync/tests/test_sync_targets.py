@@ -235,22 +235,24 @@ def test_full_settles_on_a_target_that_lowercases_emails(
     assert all(r.ok for r in reports)
 
 
-def learned_rewrite(fake_target, post, make_comment, sync) -> None:
-    """A first comment, delivered: the target's answer shows that it lowercases e-mails."""
+def post_on_a_target_known_to_rewrite(fake_target, make_post, make_comment, sync, ids: str) -> Post:
+    """A post delivered to a target that lowercases e-mails and picks its ids ("assigned") or
+    keeps ours ("kept"), with a first comment whose answer showed the rewrite."""
+    fake_target.assign_ids = ids == "assigned"
+    fake_target.rewrite = {"email": str.lower}
+    post = make_post()
+    assert sync().ok
     make_comment(post, name="first", email="First@Example.com")
     assert sync().ok
     assert SyncTarget.objects.get().rewrites == {"comment": ["email"]}
+    return post
 
 
 @pytest.mark.parametrize("ids", ["assigned", "kept"])
 def test_a_create_whose_answer_was_lost_is_found_though_the_target_rewrote_it(
     fake_target, make_post, make_comment, sync, ids
 ):
-    fake_target.assign_ids = ids == "assigned"
-    fake_target.rewrite = {"email": str.lower}
-    post = make_post()
-    assert sync().ok
-    learned_rewrite(fake_target, post, make_comment, sync)
+    post = post_on_a_target_known_to_rewrite(fake_target, make_post, make_comment, sync, ids)
     comment = make_comment(post, name="second", email="Bob@Example.com")
     fake_target.drop(method="POST", times=1, after_processing=True)
     fake_target.reset_log()
@@ -269,11 +271,7 @@ def test_a_create_whose_answer_was_lost_is_found_though_the_target_rewrote_it(
 def test_a_create_flagged_by_a_killed_run_is_found_on_a_rewriting_target(
     fake_target, make_post, make_comment, sync, ids
 ):
-    fake_target.assign_ids = ids == "assigned"
-    fake_target.rewrite = {"email": str.lower}
-    post = make_post()
-    assert sync().ok
-    learned_rewrite(fake_target, post, make_comment, sync)
+    post = post_on_a_target_known_to_rewrite(fake_target, make_post, make_comment, sync, ids)
     comment = make_comment(post, name="second", email="Carol@Example.com")
     sent = comment_record(comment, post_remote_id=state_of(post).remote_id)
     # A run flagged the create, sent it, and was killed before the answer: the target holds it,
