@@ -2,6 +2,7 @@
 
 - `rows`: posts and comments made directly in the database.
 - `clients`: an API client with a real token; a GET through the whole WSGI application.
+- `commands`: a management command called in the test's process: exit status, output, error.
 - `processes`: manage.py in a subprocess on the suite's database; `manage.py serve` as deployed.
 - `races`: API requests in threads, queued behind a row lock (PostgreSQL).
 - `garbage_redis`: a server that answers every Redis command with the same reply.

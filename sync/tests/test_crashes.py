@@ -8,12 +8,9 @@ The subprocesses run `manage.py` with the interpreter of the suite against the t
 import signal
 import subprocess
 import sys
-from io import StringIO
 
 import pytest
 from django.conf import settings
-from django.core.management import call_command
-from django.core.management.base import CommandError
 from django.db import connection
 
 from news.models import Comment, Post
@@ -21,6 +18,7 @@ from sync.errors import SyncLocked
 from sync.locking import exclusive_run
 from sync.models import EntitySyncState, ModelEvent
 from testing.background import InBackground
+from testing.commands import run_command
 from testing.processes import manage_env, start_manage
 from testing.run_lock import lose_the_run_lock, run_lock_held_elsewhere
 from testing.sync import (
@@ -86,15 +84,6 @@ def lock_is_free() -> bool:
             return True
     except SyncLocked:
         return False
-
-
-def run_command(*args: str) -> tuple[int, str, str]:
-    out = StringIO()
-    try:
-        call_command("sync_changes", *args, stdout=out)
-    except CommandError as exc:
-        return exc.returncode, out.getvalue(), str(exc)
-    return 0, out.getvalue(), ""
 
 
 # --- A run killed at any moment is finished by the next ------------------------------------------
@@ -226,7 +215,7 @@ def test_two_runs_started_together_the_second_exits_75(fake_target, edited_posts
 
     second = start_sync(fake_target.url)
     second_out, second_err = second.communicate(timeout=30)
-    in_process = run_command("--url", fake_target.url, "--max-rps", "0")
+    in_process = run_command("sync_changes", "--url", fake_target.url, "--max-rps", "0")
     assert first.poll() is None, "the first run ended before the others tried"
     fake_target.latency = 0
     first_out, first_err = first.communicate(timeout=30)
@@ -248,7 +237,9 @@ def test_a_run_exits_75_while_another_process_holds_the_lock(fake_target, make_p
     make_post()
     holder = hold_the_lock()
     try:
-        code, output, error = run_command("--url", fake_target.url, "--max-rps", "0")
+        code, output, error = run_command(
+            "sync_changes", "--url", fake_target.url, "--max-rps", "0"
+        )
         other = start_sync(fake_target.url)
         other_out, other_err = other.communicate(timeout=30)
     finally:
@@ -264,7 +255,7 @@ def test_a_run_exits_75_while_another_process_holds_the_lock(fake_target, make_p
     assert fake_target.calls() == []
     assert pending_count() == 1
 
-    assert run_command("--url", fake_target.url, "--max-rps", "0")[0] == 0
+    assert run_command("sync_changes", "--url", fake_target.url, "--max-rps", "0")[0] == 0
     assert pending_count() == 0
 
 

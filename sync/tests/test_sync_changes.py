@@ -13,6 +13,7 @@ from django.db import connection
 from news.models import Comment, Post
 from sync.locking import exclusive_run
 from sync.models import EntitySyncState, SyncRun
+from testing import commands
 from testing.ports import free_port
 from testing.run_lock import run_lock_held_elsewhere
 from testing.sync import (
@@ -58,12 +59,7 @@ class Result:
 
 
 def run_command(*args: str) -> Result:
-    out = StringIO()
-    try:
-        call_command("sync_changes", *args, stdout=out)
-    except CommandError as exc:
-        return Result(exc.returncode, out.getvalue(), str(exc))
-    return Result(0, out.getvalue())
+    return Result(*commands.run_command("sync_changes", *args))
 
 
 @pytest.fixture

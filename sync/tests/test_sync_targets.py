@@ -12,7 +12,6 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.core.management.base import CommandError
 from django.utils import timezone
 
 from news.models import Post
@@ -21,6 +20,7 @@ from sync.models import EntitySyncState, SyncRun, SyncTarget
 from sync.planner import Call, EntityKey, Kind, Op
 from sync.syncing import SyncOptions, outcomes, sync_changes
 from sync.syncing.deliveries import Action, Delivery
+from testing.commands import run_command
 from testing.sync import (
     comment_record,
     expected_target,
@@ -54,14 +54,10 @@ def string_target(fake_target):
 
 
 def command(url: str, *args: str) -> tuple[int, list[str], str]:
-    out = StringIO()
-    try:
-        call_command(
-            "sync_changes", "--url", url, "--max-rps", "0", "--timeout", "2", *args, stdout=out
-        )
-    except CommandError as exc:
-        return exc.returncode, out.getvalue().splitlines(), str(exc)
-    return 0, out.getvalue().splitlines(), ""
+    code, output, error = run_command(
+        "sync_changes", "--url", url, "--max-rps", "0", "--timeout", "2", *args
+    )
+    return code, output.splitlines(), error
 
 
 # --- Remote ids are opaque: kept as the target gave them ------------------------------------------

@@ -4,16 +4,14 @@ from the command line and the admin; each decision kept in the sync history."""
 
 import json
 from datetime import timedelta
-from io import StringIO
 
 import pytest
 from django.contrib.auth.models import Permission
-from django.core.management import call_command
-from django.core.management.base import CommandError
 from django.utils import timezone
 
 from sync.errors import error_class
 from sync.models import EntitySyncState, ModelEvent, SyncDecision
+from testing.commands import run_command
 from testing.sync import state_of
 
 pytestmark = pytest.mark.django_db
@@ -61,17 +59,8 @@ def parked(fake_target, make_post, sync):
     return posts
 
 
-def command(name: str, *args: str) -> tuple[int, str, str]:
-    out = StringIO()
-    try:
-        call_command(name, *args, stdout=out)
-    except CommandError as exc:
-        return exc.returncode, out.getvalue(), str(exc)
-    return 0, out.getvalue(), ""
-
-
 def sync_command(fake_target, *args: str) -> tuple[int, str, str]:
-    return command("sync_changes", "--url", fake_target.url, "--max-rps", "0", *args)
+    return run_command("sync_changes", "--url", fake_target.url, "--max-rps", "0", *args)
 
 
 def parked_entities() -> set[tuple[str, int]]:
@@ -83,7 +72,7 @@ def parked_entities() -> set[tuple[str, int]]:
 
 
 def test_sync_status_failing_groups_by_kind_and_error_with_counts_and_oldest_age(failures):
-    code, output, _ = command("sync_status", "--failing")
+    code, output, _ = run_command("sync_status", "--failing")
 
     lines = output.splitlines()
     assert code == 0
@@ -94,7 +83,7 @@ def test_sync_status_failing_groups_by_kind_and_error_with_counts_and_oldest_age
 
 
 def test_sync_status_failing_as_json(failures):
-    document = json.loads(command("sync_status", "--failing", "--json")[1])
+    document = json.loads(run_command("sync_status", "--failing", "--json")[1])
 
     assert (document["failing"], document["parked"]) == (4, 3)
     post = document["groups"][0]
@@ -160,7 +149,7 @@ def test_retry_parked_without_anything_parked_says_so_and_runs(fake_target, make
 )
 def test_retry_parked_takes_filters(failures, fake_target, args, retried):
     before = parked_entities()
-    command("sync_changes", "--url", fake_target.url, "--retry-parked", *args)
+    run_command("sync_changes", "--url", fake_target.url, "--retry-parked", *args)
 
     assert before - parked_entities() == retried
     decision = SyncDecision.objects.get()
@@ -171,7 +160,7 @@ def test_retry_parked_takes_filters(failures, fake_target, args, retried):
 
 
 def test_discard_parked_settles_their_changes_and_keeps_the_decision(failures):
-    code, output, _ = command("sync_changes", "--discard-parked", "--status", "422", "--yes")
+    code, output, _ = run_command("sync_changes", "--discard-parked", "--status", "422", "--yes")
 
     assert code == 0
     assert output.startswith("Discarded 2 entities (post 1, post 2): the target keeps what it has")
@@ -183,14 +172,14 @@ def test_discard_parked_settles_their_changes_and_keeps_the_decision(failures):
     assert (decision.action, decision.count, decision.filters) == ("discard", 2, {"status": 422})
     assert decision.entities == ["post:1", "post:2"]
     assert decision.actor
-    _, status, _ = command("sync_status")
+    _, status, _ = run_command("sync_status")
     assert f"{decision.actor}: 2 discarded" in status
-    _, failing_now, _ = command("sync_status", "--failing")
+    _, failing_now, _ = run_command("sync_status", "--failing")
     assert failing_now.splitlines()[0] == "Failing entities by kind and error (2 failing, 1 parked)"
 
 
 def test_discard_parked_asks_first_and_refuses_without_a_terminal(failures):
-    code, _, error = command("sync_changes", "--discard-parked")
+    code, _, error = run_command("sync_changes", "--discard-parked")
 
     assert code == 2
     assert error.startswith("--discard-parked drops the pending changes") and "--yes" in error
@@ -206,7 +195,7 @@ def test_a_discarded_entity_is_sent_again_at_its_next_change(fake_target, seed, 
     for _ in range(2):
         sync(max_attempts=2)
     assert parked_entities() == {("news_post", post.pk)}
-    command("sync_changes", "--discard-parked", "--yes")
+    run_command("sync_changes", "--discard-parked", "--yes")
     fake_target.clear_faults()
     assert sync().calls_made == 0  # nothing pending: the target keeps what it had
 
@@ -257,7 +246,7 @@ def test_bad_usage_exits_2_with_one_line_and_changes_nothing(fake_target, parked
     ],
 )
 def test_bad_filters_are_one_line_and_exit_2(args, error):
-    code, _, message = command("sync_changes", *args)
+    code, _, message = run_command("sync_changes", *args)
 
     assert code == 2
     assert error in message
