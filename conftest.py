@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from news.tests.support import bearer_client
+from testing.clients import bearer_client
 
 
 def pytest_cmdline_main(config) -> int | None:
@@ -65,14 +65,14 @@ def _fast_password_hashing(settings):
 @pytest.fixture
 def make_post(db):
     """Posts made directly in the database (their change events logged as usual)."""
-    from news.tests.support import make_post
+    from testing.rows import make_post
 
     return make_post
 
 
 @pytest.fixture
 def make_comment(db):
-    from news.tests.support import make_comment
+    from testing.rows import make_comment
 
     return make_comment
 

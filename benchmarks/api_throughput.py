@@ -38,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import servers, wrk  # noqa: E402
 from benchmarks.answers import check_create, check_read  # noqa: E402
-from benchmarks.support import database_url, throwaway_database  # noqa: E402
+from benchmarks.support import throwaway_database  # noqa: E402
+from testing.processes import database_url  # noqa: E402
 
 SECRET_KEY = "api-throughput-benchmark-only-secret-key-never-used-anywhere-else-0123456789"
 SIDES = ("json-server", "service")

@@ -22,9 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.support import database_url, throwaway_database  # noqa: E402
+from benchmarks.support import throwaway_database  # noqa: E402
 from fake_target import FakeTarget  # noqa: E402
 from fake_target.data import generate_dataset  # noqa: E402
+from testing.processes import database_url  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parent.parent
 # The child: what `manage.py import_initial_data --url URL` does, reporting every timing.

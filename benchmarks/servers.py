@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from testing.ports import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 JSON_SERVER_VERSION = "0.17.4"
 START_SECONDS = 30.0
@@ -38,12 +40,6 @@ def json_server_executable() -> Path:
         return install(JSON_SERVER_VERSION)
     except JsonServerMissing as missing:
         raise SystemExit(str(missing)) from None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass(frozen=True)

@@ -46,17 +46,6 @@ def throwaway_database(suffix: str) -> Iterator[None]:
         teardown_test_environment()
 
 
-def database_url() -> str:
-    """A DATABASE_URL for a child process that reaches the database Django is set up on."""
-    from django.db import connection
-
-    db = connection.settings_dict
-    if connection.vendor != "postgresql":
-        return f"sqlite:///{db['NAME']}"
-    auth = (db["USER"] or "") + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 class TargetProxy(BaseProxy):
     """A FakeTarget of another process: the part of its interface a benchmark drives."""
 

@@ -45,7 +45,8 @@ from benchmarks.lag_checks import (  # noqa: E402
     percentile,
     target_state,
 )
-from benchmarks.support import database_url, throwaway_database  # noqa: E402
+from benchmarks.support import throwaway_database  # noqa: E402
+from testing.processes import database_url  # noqa: E402
 
 GOAL_P50, GOAL_P99 = 0.5, 2.0
 

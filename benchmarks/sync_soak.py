@@ -116,7 +116,7 @@ def run_rounds(args) -> int:
     from django.core.management import call_command
     from django.db import connection
 
-    from benchmarks.support import database_url
+    from testing.processes import database_url
 
     rng = random.Random(args.seed)
     database = "postgres" if connection.vendor == "postgresql" else "sqlite"

@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -24,6 +23,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from testing.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTALL_DIR = ROOT / "testing" / ".json-server"
@@ -96,7 +97,7 @@ def running(version: str, data: dict[str, list[dict]]) -> Iterator[JsonServer]:
     db.write_text(
         json.dumps({"posts": data.get("posts", []), "comments": data.get("comments", [])})
     )
-    port = _free_port()
+    port = free_port()
     log = folder / "json-server.log"
     # NODE_ENV=production: json-server 1.0 watches its file for changes otherwise.
     env = {**os.environ, "NODE_ENV": "production"}
@@ -135,9 +136,3 @@ def _wait_until_up(server: JsonServer) -> None:
         if time.monotonic() > deadline:
             raise JsonServerMissing(f"json-server did not answer within {START_SECONDS:g} s")
         time.sleep(0.1)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

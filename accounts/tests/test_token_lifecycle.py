@@ -4,7 +4,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from news.models import Post
-from news.tests.support import ThreadedRequest, race_behind_row_lock
+from testing.races import ThreadedRequest, race_behind_row_lock
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,7 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from news.models import Post
-from news.tests.support import bearer_client
+from testing.clients import bearer_client
 
 pytestmark = pytest.mark.django_db
 

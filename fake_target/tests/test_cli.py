@@ -7,11 +7,7 @@ import sys
 
 import requests
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from testing.ports import free_port
 
 
 def start(port: int) -> subprocess.Popen:

@@ -529,7 +529,7 @@ def test_anonymous_write_is_401_with_www_authenticate(anon_client, user, make_co
 
 @pytest.mark.django_db(transaction=True)
 def test_options_with_a_token_describes_a_comment(api_client, user):
-    from news.tests.support import make_comment
+    from testing.rows import make_comment
 
     comment = make_comment(created_by=user)
 

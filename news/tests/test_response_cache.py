@@ -13,8 +13,10 @@ from django.db import transaction
 from news.cache import CacheUnavailable, start_fresh
 from news.cache import store as cache_store
 from news.models import Comment, Post
-from news.tests.support import GarbageRedis, WsgiAnswer, make_comment, make_post, wsgi_get
 from sync.models import ModelEvent
+from testing.clients import WsgiAnswer, wsgi_get
+from testing.garbage_redis import GarbageRedis
+from testing.rows import make_comment, make_post
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

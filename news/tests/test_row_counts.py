@@ -10,7 +10,8 @@ from django.test.utils import CaptureQueriesContext
 
 from news.counts import counted_rows
 from news.models import Comment, Post, RowCount
-from news.tests.support import database_url, make_comment, make_post
+from testing.processes import database_url
+from testing.rows import make_comment, make_post
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

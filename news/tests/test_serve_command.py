@@ -13,7 +13,8 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from news.serving import STOP_SECONDS
-from news.tests.support import Served, make_post, manage_env
+from testing.processes import Served, manage_env
+from testing.rows import make_post
 
 
 def serve_fails(*args: str) -> subprocess.CompletedProcess:

@@ -12,7 +12,8 @@ import requests
 from django.db import connection
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from news.tests.support import Served, make_post
+from testing.processes import Served
+from testing.rows import make_post
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -8,12 +8,12 @@ import sys
 import pytest
 from django.conf import settings
 
-from news.tests import support
+from testing import processes
 
 
 def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     """manage.py in a clean environment: only PATH and the variables given."""
-    return support.run_manage(*args, clean=True, **env)
+    return processes.run_manage(*args, clean=True, **env)
 
 
 def run_python(code: str, tmp_path, **env: str) -> subprocess.CompletedProcess:

@@ -8,8 +8,8 @@ through the whole stack (the test client, ATOMIC_REQUESTS, DRF, the change-log s
 import pytest
 
 from news.models import Comment, Post
-from news.tests.support import WAIT_SECONDS, ThreadedRequest, race_behind_row_lock
 from sync.models import EventType, ModelEvent
+from testing.races import WAIT_SECONDS, ThreadedRequest, race_behind_row_lock
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -12,7 +12,7 @@ import yaml
 from django.conf import settings
 from dotenv import dotenv_values
 
-from news.tests.support import run_manage
+from testing.processes import run_manage
 
 ROOT = Path(settings.BASE_DIR)
 APP_SERVICES = ["web", "sync", "prune"]

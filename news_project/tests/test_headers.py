@@ -7,7 +7,8 @@ import json
 import pytest
 from django.test import Client
 
-from news.tests.support import make_comment, make_post, wsgi_get
+from testing.clients import wsgi_get
+from testing.rows import make_comment, make_post
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

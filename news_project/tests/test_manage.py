@@ -8,13 +8,13 @@ from django.conf import settings
 from django.db import connection
 from dotenv import dotenv_values
 
-from news.tests import support
 from news_project import env
+from testing import processes
 
 
 def run_manage(*args: str, **variables: str):
     """manage.py in a clean environment: PATH, no .env, and the variables given."""
-    return support.run_manage(*args, clean=True, **variables)
+    return processes.run_manage(*args, clean=True, **variables)
 
 
 def assert_one_line_error(result, *, naming: str) -> None:

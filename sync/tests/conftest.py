@@ -1,4 +1,5 @@
-"""Sync test fixtures: the run lock, a seeded target and a sync run (helpers: helpers.py)."""
+"""Sync test fixtures: the run lock, a seeded target, a target that picks its own ids, a sync run,
+an admin client and a monitoring client (what the tests look at: testing/sync.py)."""
 
 import pytest
 
@@ -6,7 +7,7 @@ from news.models import Comment, Post
 from sync.planner import EntityKey, Kind
 from sync.recording import recording_disabled
 from sync.syncing import SyncOptions, SyncReport, outcomes, sync_changes
-from sync.tests.helpers import comment_record, post_record
+from testing.sync import FOREIGN_POSTS, comment_record, post_record
 
 
 @pytest.fixture(scope="session")
@@ -56,6 +57,20 @@ def seed(db, fake_target):
 
 
 @pytest.fixture
+def edited_posts(seed):
+    """Posts already on the target, each edited since: one pending update each."""
+
+    def make(count: int, *, title: str = "edited") -> list[Post]:
+        posts, _ = seed(count)
+        for post in posts:
+            post.title = title
+            post.save()
+        return posts
+
+    return make
+
+
+@pytest.fixture
 def sync(target_client):
     """Run the service against the fake target; concurrency 1 unless told, so calls are in order."""
 
@@ -82,3 +97,30 @@ def sync(target_client):
         )
 
     return run
+
+
+@pytest.fixture
+def assigning_target(fake_target):
+    """A target that picks its own ids and already holds records of its own."""
+    fake_target.assign_ids = True
+    fake_target.load(posts=FOREIGN_POSTS, comments=[])
+    return fake_target
+
+
+@pytest.fixture
+def admin_client(client, django_user_model):
+    """A client logged in as a superuser, root."""
+    superuser = django_user_model.objects.create_superuser(
+        username="root", email="root@example.com", password="correct-horse-battery"
+    )
+    client.force_login(superuser)
+    return client
+
+
+@pytest.fixture
+def monitoring_client(client, settings):
+    """A monitoring system (a Prometheus scraper, a health check): METRICS_TOKEN is set, and it
+    sends it as a bearer token."""
+    settings.METRICS_TOKEN = "s3cret-scrape-token"
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {settings.METRICS_TOKEN}"
+    return client

@@ -11,15 +11,6 @@ CHANGELIST = "/admin/sync/modelevent/"
 
 
 @pytest.fixture
-def admin_client(client, django_user_model):
-    superuser = django_user_model.objects.create_superuser(
-        username="root", email="root@example.com", password="correct-horse-battery"
-    )
-    client.force_login(superuser)
-    return client
-
-
-@pytest.fixture
 def logged():
     now = timezone.now()
     specs = [

@@ -7,7 +7,8 @@ import pytest
 
 from sync.client import TargetApiClient, TargetApiError
 from sync.pacing import Pacer
-from sync.tests.helpers import free_port
+from testing.ports import free_port
+from testing.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -39,12 +40,6 @@ def make_client(target):
 
 def methods(target) -> list[str]:
     return [request.method for request in target.calls()]
-
-
-def wait_until_idle(target, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while target.in_flight and time.monotonic() < deadline:
-        time.sleep(0.01)
 
 
 # --- Plain calls ---------------------------------------------------------------------------------
@@ -216,7 +211,7 @@ def test_a_post_that_timed_out_may_have_been_applied(target, make_client):
 
     with pytest.raises(TargetApiError) as caught:
         client.create("posts", NEW_POST)
-    wait_until_idle(target)
+    wait_for(lambda: target.in_flight == 0, timeout=5, what="the calls in flight to end")
 
     assert caught.value.outcome_unknown is True
     assert "no answer within 0.2 s" in str(caught.value)

@@ -15,9 +15,11 @@ import pytest
 from django.db import transaction
 
 from news.models import Comment, Post
-from news.tests.support import raw_connection, run_manage, start_manage
 from sync.models import EntitySyncState, ModelEvent, SyncRun
-from sync.tests.helpers import expected_target, pending_count, target_state, wait_for
+from testing.processes import run_manage, start_manage
+from testing.races import raw_connection
+from testing.sync import expected_target, pending_count, target_state
+from testing.waiting import wait_for
 
 pytestmark = [
     pytest.mark.postgres,

@@ -10,7 +10,7 @@ import math
 import pytest
 
 from sync.planner import Call, EntityKey, Kind, Op
-from sync.syncing.decisions import decide
+from sync.syncing.decisions import decide, pick
 from sync.syncing.deliveries import Action, Delivery, Outcome, Result, TargetTraits
 
 OURS = {"userId": 1, "title": "ours", "body": "b"}
@@ -235,3 +235,24 @@ def test_two_entities_with_the_same_content_each_get_their_own_copy():
     steps = decide([mine, theirs], last_round=False, max_posts=5)
 
     assert sorted(o.remote_id for o in steps.settled) == [20, 21]
+
+
+def test_records_found_under_an_id_given_again_are_taken_as_the_newest_lookup_saw_them():
+    old, new = {"userId": 1, "title": "old", "body": ""}, {"userId": 1, "title": "new", "body": ""}
+
+    def lookup(pk: int, content: dict, started: float) -> Outcome:
+        call = Call(Op.CREATE, EntityKey(Kind.POST, pk))
+        return Outcome(
+            Delivery(call, Action.FIND, sought=(content,)),
+            Result.FOUND,
+            candidates=({"id": 1, **content},),
+            sent_at=started,
+            answered_at=started + 0.1,
+        )
+
+    before, after = lookup(7, old, started=1.0), lookup(8, new, started=3.0)
+    # Record 1 was deleted between the two lookups, and the target gave its id to a new one.
+    picks, again = pick([before, after], {(Kind.POST, "1"): (1.5, 2.0)})
+
+    assert picks == {before.delivery.entity: None, after.delivery.entity: {"id": 1, **new}}
+    assert again == set()

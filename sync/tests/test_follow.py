@@ -29,15 +29,10 @@ from sync.following import Follower, FollowOptions
 from sync.locking import try_lock
 from sync.models import ModelEvent, SyncRun
 from sync.syncing import SyncOptions, SyncReport
-from sync.tests.helpers import (
-    expected_target,
-    free_port,
-    lose_the_run_lock,
-    pending_count,
-    target_state,
-    wait_for,
-    writes,
-)
+from testing.ports import free_port
+from testing.run_lock import lose_the_run_lock
+from testing.sync import expected_target, pending_count, target_state, writes
+from testing.waiting import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 

@@ -14,10 +14,11 @@ import time
 import pytest
 from django.db import connection, transaction
 
-from news.tests.support import run_manage, start_manage
 from sync.locking import try_lock
 from sync.models import EntitySyncState, ModelEvent, SyncRun
-from sync.tests.helpers import expected_target, pending_count, target_state, wait_for, writes
+from testing.processes import run_manage, start_manage
+from testing.sync import expected_target, make_workload, pending_count, target_state, writes
+from testing.waiting import wait_for
 
 pytestmark = [
     pytest.mark.postgres,
@@ -94,22 +95,6 @@ def followers():
         if follower.process.poll() is None:
             follower.process.kill()
             follower.process.wait(10)
-
-
-def make_workload(seed, make_post, make_comment) -> int:
-    """Pending creates, updates and deletes of posts and comments; returns the calls they need."""
-    posts, comments = seed(12, comments_per_post=2)
-    for n in range(12):
-        make_comment(make_post(title=f"new {n}"))
-    for post in posts[:8]:
-        post.title = "changed"
-        post.save()
-    for comment in comments[:6]:
-        comment.body = "changed"
-        comment.save()
-    for post in posts[10:]:
-        post.delete()  # and their comments
-    return 12 + 12 + 8 + 6 + 2 * 2 + 2
 
 
 @pytest.mark.parametrize("calls_before_kill", [2, 20])

@@ -14,7 +14,6 @@ from django.core.management import CommandError, call_command
 from fake_target.data import generate_dataset
 from news.models import Comment, Post
 from news.signals import rows_created
-from news.tests.support import run_manage, wsgi_get
 from sync.importing import (
     ImportRefused,
     ImportReport,
@@ -23,6 +22,8 @@ from sync.importing import (
     import_initial_data,
 )
 from sync.models import EntitySyncState, ModelEvent, SyncTarget
+from testing.clients import wsgi_get
+from testing.processes import run_manage
 
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(30)]
 

@@ -17,12 +17,12 @@ from django.db import connection
 
 from fake_target.data import generate_dataset
 from news.models import Comment, Post
-from news.tests.support import start_manage
 from sync.client import TargetApiClient
 from sync.models import EntitySyncState
 from sync.syncing import SyncOptions, sync_changes
-from sync.tests.helpers import canonical_state, expected_target, pending_count
 from testing.json_server import JsonServerMissing, running
+from testing.processes import start_manage
+from testing.sync import canonical_state, expected_target, pending_count
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -11,20 +11,6 @@ from sync.models import EntitySyncState, ModelEvent, SyncRun
 
 pytestmark = pytest.mark.django_db
 
-TOKEN = "s3cret-scrape-token"
-
-
-@pytest.fixture(autouse=True)
-def _a_metrics_token(settings):
-    settings.METRICS_TOKEN = TOKEN
-
-
-@pytest.fixture
-def client(client):
-    """A Prometheus scraper: it sends the token."""
-    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {TOKEN}"
-    return client
-
 
 def scrape(client, **headers) -> dict[tuple[str, frozenset], float]:
     response = client.get("/metrics", **headers)
@@ -78,8 +64,8 @@ def value(samples, name: str, **labels) -> float:
     return samples[(name, frozenset(labels.items()))]
 
 
-def test_metrics_report_the_backlog_runs_calls_failures_and_lag(client, history):
-    samples = scrape(client)
+def test_metrics_report_the_backlog_runs_calls_failures_and_lag(monitoring_client, history):
+    samples = scrape(monitoring_client)
 
     assert value(samples, "news_sync_pending_events", table="news_post", type="CREATED") == 2
     assert value(samples, "news_sync_pending_events", table="news_post", type="UPDATED") == 1
@@ -123,8 +109,8 @@ def test_metrics_report_the_backlog_runs_calls_failures_and_lag(client, history)
     assert value(samples, "news_sync_lag_seconds_sum") == pytest.approx(22.35)
 
 
-def test_an_empty_history_gives_zeros_not_gaps(client):
-    samples = scrape(client)
+def test_an_empty_history_gives_zeros_not_gaps(monitoring_client):
+    samples = scrape(monitoring_client)
 
     assert value(samples, "news_sync_oldest_pending_event_age_seconds") == 0
     assert value(samples, "news_sync_last_success_timestamp_seconds") == 0
@@ -134,7 +120,7 @@ def test_an_empty_history_gives_zeros_not_gaps(client):
 
 
 def test_calls_of_a_real_run_are_counted_by_method_and_outcome(
-    client, fake_target, make_post, sync
+    monitoring_client, fake_target, make_post, sync
 ):
     make_post(title="accepted")
     make_post(title="refused")
@@ -143,7 +129,7 @@ def test_calls_of_a_real_run_are_counted_by_method_and_outcome(
     report = sync()
 
     assert (report.calls_made, len(report.failed)) == (1, 1)
-    samples = scrape(client)
+    samples = scrape(monitoring_client)
     assert value(samples, "news_sync_calls_total", method="POST", outcome="succeeded") == 1
     assert value(samples, "news_sync_calls_total", method="POST", outcome="failed") == 1
     assert value(samples, "news_sync_failing_entities") == 1
@@ -153,9 +139,9 @@ def test_calls_of_a_real_run_are_counted_by_method_and_outcome(
 # --- Who may read them ------------------------------------------------------------------------
 
 
-def test_with_a_metrics_token_a_scrape_needs_it_as_a_bearer_token(client):
+def test_with_a_metrics_token_a_scrape_needs_it_as_a_bearer_token(monitoring_client):
     missing = Client().get("/metrics")
-    wrong = client.get("/metrics", HTTP_AUTHORIZATION="Bearer not-it")
+    wrong = monitoring_client.get("/metrics", HTTP_AUTHORIZATION="Bearer not-it")
 
     for response in (missing, wrong):
         assert response.status_code == 401
@@ -163,7 +149,7 @@ def test_with_a_metrics_token_a_scrape_needs_it_as_a_bearer_token(client):
         assert response.json() == {
             "detail": "Authentication credentials were not provided or are wrong."
         }
-    assert scrape(client, HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    assert scrape(monitoring_client)
 
 
 def test_without_a_metrics_token_metrics_are_refused_outside_debug(settings):
@@ -186,8 +172,8 @@ def test_without_a_metrics_token_metrics_are_open_on_a_development_server(settin
     assert scrape(Client())
 
 
-def test_metrics_answer_only_reads(client):
-    response = client.post("/metrics")
+def test_metrics_answer_only_reads(monitoring_client):
+    response = monitoring_client.post("/metrics")
 
     assert response.status_code == 405
     assert response["Allow"] == "GET, HEAD"

@@ -8,9 +8,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from news.tests.support import run_manage
 from sync.changelog import prune_events, prune_runs
 from sync.models import ModelEvent, SyncRun
+from testing.processes import run_manage
 
 pytestmark = pytest.mark.django_db
 

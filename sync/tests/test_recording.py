@@ -12,9 +12,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from news.models import Comment, Post
-from news.tests import support
 from sync.models import ModelEvent
 from sync.recording import is_recording, recording_disabled
+from testing import rows
 
 pytestmark = pytest.mark.django_db
 
@@ -29,13 +29,13 @@ def events() -> list[tuple[str, int, str]]:
 def make_post(**fields) -> Post:
     """A post that exists already: made without a change event of its own."""
     with recording_disabled():
-        return support.make_post(**fields)
+        return rows.make_post(**fields)
 
 
 def make_comment(post: Post, **fields) -> Comment:
     """A comment that exists already: made without a change event of its own."""
     with recording_disabled():
-        return support.make_comment(post, **fields)
+        return rows.make_comment(post, **fields)
 
 
 # --- Through the API ---------------------------------------------------------------------------

@@ -1,7 +1,6 @@
 """manage.py sync_changes: output lines, exit codes, flags, --dry-run and --full."""
 
 import re
-import threading
 import time
 from dataclasses import dataclass
 from io import StringIO
@@ -14,10 +13,12 @@ from django.db import connection
 from news.models import Comment, Post
 from sync.locking import exclusive_run
 from sync.models import EntitySyncState, SyncRun
-from sync.tests.helpers import (
+from testing import commands
+from testing.ports import free_port
+from testing.run_lock import run_lock_held_elsewhere
+from testing.sync import (
     comment_record,
     expected_target,
-    free_port,
     pending_count,
     phases,
     post_record,
@@ -58,12 +59,7 @@ class Result:
 
 
 def run_command(*args: str) -> Result:
-    out = StringIO()
-    try:
-        call_command("sync_changes", *args, stdout=out)
-    except CommandError as exc:
-        return Result(exc.returncode, out.getvalue(), str(exc))
-    return Result(0, out.getvalue())
+    return Result(*commands.run_command("sync_changes", *args))
 
 
 @pytest.fixture
@@ -227,11 +223,10 @@ class Terminal(StringIO):
         return True
 
 
-def test_on_a_terminal_a_progress_bar_is_drawn_and_failures_still_print(fake_target, seed, capsys):
-    posts, _ = seed(5)
-    for post in posts:
-        post.title = "changed"
-        post.save()
+def test_on_a_terminal_a_progress_bar_is_drawn_and_failures_still_print(
+    fake_target, edited_posts, capsys
+):
+    posts = edited_posts(5, title="changed")
     fake_target.fail(400, method="PUT", path=f"/posts/{posts[0].pk}")
     terminal = Terminal()
 
@@ -345,25 +340,8 @@ def test_argument_errors_exit_2(capsys, args, message):
 
 @pytest.fixture
 def lock_held_elsewhere():
-    """Hold the run lock in another thread (its own connection, its own lock file handle)."""
-    from django.db import connections
-
-    taken, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        try:
-            with exclusive_run():
-                taken.set()
-                release.wait(10)
-        finally:
-            connections.close_all()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    assert taken.wait(5)
-    yield
-    release.set()
-    holder.join(5)
+    with run_lock_held_elsewhere():
+        yield
 
 
 def test_a_second_run_exits_75_at_once_with_one_line(
@@ -541,11 +519,8 @@ def test_full_leaves_the_events_of_failed_entities_pending(fake_target, drifted,
 # --- Politeness ----------------------------------------------------------------------------------
 
 
-def test_max_rps_caps_the_request_rate(fake_target, seed, sync_command):
-    posts, _ = seed(10)
-    for post in posts:
-        post.title = "changed"
-        post.save()
+def test_max_rps_caps_the_request_rate(fake_target, edited_posts, sync_command):
+    edited_posts(10, title="changed")
 
     started = time.monotonic()
     result = run_command("--url", fake_target.url, "--max-rps", "20", "--concurrency", "4")

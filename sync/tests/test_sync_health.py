@@ -11,20 +11,6 @@ from sync.models import EntitySyncState, ModelEvent, SyncRun
 
 pytestmark = pytest.mark.django_db
 
-TOKEN = "s3cret-scrape-token"
-
-
-@pytest.fixture(autouse=True)
-def _a_metrics_token(settings):
-    settings.METRICS_TOKEN = TOKEN
-
-
-@pytest.fixture
-def client(client):
-    """A monitoring system: it sends the token /metrics needs."""
-    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {TOKEN}"
-    return client
-
 
 def log_event(pk: int, *, age: float, table: str = "news_post") -> ModelEvent:
     return ModelEvent.objects.create(
@@ -35,12 +21,12 @@ def log_event(pk: int, *, age: float, table: str = "news_post") -> ModelEvent:
     )
 
 
-def test_with_nothing_waiting_the_sync_is_healthy(client, settings):
+def test_with_nothing_waiting_the_sync_is_healthy(monitoring_client, settings):
     settings.SYNC_HEALTH_MAX_AGE = 300
     finished = timezone.now() - timedelta(seconds=5)
     SyncRun.objects.create(status=SyncRun.Status.SUCCEEDED, finished_at=finished)
 
-    response = client.get("/health/sync/")
+    response = monitoring_client.get("/health/sync/")
 
     assert response.status_code == 200
     assert response.json() == {
@@ -55,23 +41,25 @@ def test_with_nothing_waiting_the_sync_is_healthy(client, settings):
     }
 
 
-def test_a_change_younger_than_the_limit_is_healthy(client, settings):
+def test_a_change_younger_than_the_limit_is_healthy(monitoring_client, settings):
     settings.SYNC_HEALTH_MAX_AGE = 300
     log_event(1, age=299)
 
-    response = client.get("/health/sync/")
+    response = monitoring_client.get("/health/sync/")
 
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
     assert 299 <= response.json()["oldest_pending_age_seconds"] < 300
 
 
-def test_a_change_waiting_longer_than_the_limit_is_503_with_the_figures(client, settings):
+def test_a_change_waiting_longer_than_the_limit_is_503_with_the_figures(
+    monitoring_client, settings
+):
     settings.SYNC_HEALTH_MAX_AGE = 60
     oldest = log_event(1, age=90)
     log_event(2, age=10)
 
-    response = client.get("/health/sync/")
+    response = monitoring_client.get("/health/sync/")
 
     assert response.status_code == 503
     body = response.json()
@@ -83,14 +71,16 @@ def test_a_change_waiting_longer_than_the_limit_is_503_with_the_figures(client, 
     assert body["last_success_at"] is None
 
 
-def test_a_parked_entity_does_not_make_the_sync_unhealthy_but_is_counted(client, settings):
+def test_a_parked_entity_does_not_make_the_sync_unhealthy_but_is_counted(
+    monitoring_client, settings
+):
     settings.SYNC_HEALTH_MAX_AGE = 60
     log_event(7, age=3 * 86400)
     EntitySyncState.objects.create(
         entity_table="news_post", entity_pk=7, parked_at=timezone.now(), last_error="HTTP 400"
     )
 
-    response = client.get("/health/sync/")
+    response = monitoring_client.get("/health/sync/")
 
     assert response.status_code == 200
     assert response.json()["parked_entities"] == 1
@@ -98,33 +88,33 @@ def test_a_parked_entity_does_not_make_the_sync_unhealthy_but_is_counted(client,
     assert response.json()["oldest_pending_age_seconds"] == 0.0
 
 
-def test_the_load_balancer_health_check_stays_up_while_the_sync_lags(client, settings):
+def test_the_load_balancer_health_check_stays_up_while_the_sync_lags(monitoring_client, settings):
     settings.SYNC_HEALTH_MAX_AGE = 60
     log_event(1, age=3600)
 
-    assert client.get("/health/sync/").status_code == 503
-    response = client.get("/health/")
+    assert monitoring_client.get("/health/sync/").status_code == 503
+    response = monitoring_client.get("/health/")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "database": "ok"}
 
 
-def test_the_sync_health_check_answers_only_reads(client):
-    response = client.post("/health/sync/")
+def test_the_sync_health_check_answers_only_reads(monitoring_client):
+    response = monitoring_client.post("/health/sync/")
 
     assert response.status_code == 405
     assert response["Allow"] == "GET, HEAD"
 
 
-def test_the_figures_need_the_metrics_token_as_metrics_do(client):
+def test_the_figures_need_the_metrics_token_as_metrics_do(monitoring_client):
     log_event(1, age=10)
 
     missing = Client().get("/health/sync/")
-    wrong = client.get("/health/sync/", HTTP_AUTHORIZATION="Bearer not-it")
+    wrong = monitoring_client.get("/health/sync/", HTTP_AUTHORIZATION="Bearer not-it")
 
     for response in (missing, wrong):
         assert response.status_code == 401
         assert "pending_events" not in response.json()
-    assert client.get("/health/sync/").json()["pending_events"] == 1
+    assert monitoring_client.get("/health/sync/").json()["pending_events"] == 1
 
 
 def test_without_a_metrics_token_the_figures_are_refused_outside_debug(settings):

@@ -9,7 +9,7 @@ from django.core.management import call_command
 from sync.client import TargetApiClient
 from sync.models import SyncTarget
 from sync.syncing import SyncOptions, sync_changes
-from sync.tests.helpers import expected_target, pending_count, target_state
+from testing.sync import expected_target, pending_count, target_state
 
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(120)]
 
@@ -21,11 +21,8 @@ def run(url: str, *, concurrency: int = 4, max_rps: float = 0.0):
         return sync_changes(client=client, options=SyncOptions(concurrency=concurrency))
 
 
-def test_a_retry_after_pauses_every_call_of_the_run(fake_target, seed):
-    posts, _ = seed(12)
-    for post in posts:
-        post.title = "edited"
-        post.save()
+def test_a_retry_after_pauses_every_call_of_the_run(fake_target, edited_posts):
+    edited_posts(12)
     fake_target.latency = 0.02
     fake_target.fail(429, retry_after=1, method="PUT", times=1)
 
@@ -43,11 +40,10 @@ def test_a_retry_after_pauses_every_call_of_the_run(fake_target, seed):
     assert target_state(fake_target) == expected_target()
 
 
-def test_a_rate_limited_target_slows_the_run_to_its_rate_and_everything_arrives(fake_target, seed):
-    posts, _ = seed(80)
-    for post in posts:
-        post.title = "edited"
-        post.save()
+def test_a_rate_limited_target_slows_the_run_to_its_rate_and_everything_arrives(
+    fake_target, edited_posts
+):
+    posts = edited_posts(80)
     fake_target.rate_limit = 25
 
     report = run(fake_target.url, concurrency=8)
@@ -91,11 +87,8 @@ def test_the_rate_is_a_metric_and_sync_status_shows_it(fake_target, seed, client
     assert "; paced at 12.5 calls/s" in status.getvalue()
 
 
-def test_the_ceiling_holds_whatever_the_target_allows(fake_target, seed):
-    posts, _ = seed(10)
-    for post in posts:
-        post.title = "edited"
-        post.save()
+def test_the_ceiling_holds_whatever_the_target_allows(fake_target, edited_posts):
+    edited_posts(10)
 
     report = run(fake_target.url, concurrency=4, max_rps=20)
 

@@ -27,7 +27,7 @@ from sync.errors import TargetApiError
 from sync.models import EntitySyncState, ModelEvent, SyncRun
 from sync.recording import recording_disabled
 from sync.syncing import SyncOptions, sync_changes
-from sync.tests.helpers import expected_target, pending_count, target_state
+from testing.sync import expected_target, pending_count, target_state
 
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(300)]
 

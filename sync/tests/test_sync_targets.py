@@ -1,6 +1,6 @@
 """Targets as they are: opaque string ids, answers without ids, targets that rewrite what they
-store, POSTs that land late, a target that is not the one the sync state describes, and output
-that says what really happened.
+store, POSTs that land late, a target that keeps nothing, a target that is not the one the sync
+state describes, and output that says what really happened.
 
 Each test drives the real service against the fake target in one of its modes and asserts what
 reached the target, what the database remembers and what the run reported.
@@ -12,7 +12,6 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.core.management.base import CommandError
 from django.utils import timezone
 
 from news.models import Post
@@ -21,20 +20,19 @@ from sync.models import EntitySyncState, SyncRun, SyncTarget
 from sync.planner import Call, EntityKey, Kind, Op
 from sync.syncing import SyncOptions, outcomes, sync_changes
 from sync.syncing.deliveries import Action, Delivery
-from sync.tests.helpers import (
+from testing.commands import run_command
+from testing.sync import (
     comment_record,
     expected_target,
     pending_count,
     post_record,
+    remote_ids,
+    state_of,
     target_state,
     writes,
 )
 
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(60)]
-
-
-def state_of(obj) -> EntitySyncState | None:
-    return EntitySyncState.objects.filter(entity_table=obj._meta.db_table, entity_pk=obj.pk).first()
 
 
 def records(target, name: str) -> list[dict]:
@@ -56,14 +54,10 @@ def string_target(fake_target):
 
 
 def command(url: str, *args: str) -> tuple[int, list[str], str]:
-    out = StringIO()
-    try:
-        call_command(
-            "sync_changes", "--url", url, "--max-rps", "0", "--timeout", "2", *args, stdout=out
-        )
-    except CommandError as exc:
-        return exc.returncode, out.getvalue().splitlines(), str(exc)
-    return 0, out.getvalue().splitlines(), ""
+    code, output, error = run_command(
+        "sync_changes", "--url", url, "--max-rps", "0", "--timeout", "2", *args
+    )
+    return code, output.splitlines(), error
 
 
 # --- Remote ids are opaque: kept as the target gave them ------------------------------------------
@@ -237,22 +231,24 @@ def test_full_settles_on_a_target_that_lowercases_emails(
     assert all(r.ok for r in reports)
 
 
-def learned_rewrite(fake_target, post, make_comment, sync) -> None:
-    """A first comment, delivered: the target's answer shows that it lowercases e-mails."""
+def post_on_a_target_known_to_rewrite(fake_target, make_post, make_comment, sync, ids: str) -> Post:
+    """A post delivered to a target that lowercases e-mails and picks its ids ("assigned") or
+    keeps ours ("kept"), with a first comment whose answer showed the rewrite."""
+    fake_target.assign_ids = ids == "assigned"
+    fake_target.rewrite = {"email": str.lower}
+    post = make_post()
+    assert sync().ok
     make_comment(post, name="first", email="First@Example.com")
     assert sync().ok
     assert SyncTarget.objects.get().rewrites == {"comment": ["email"]}
+    return post
 
 
 @pytest.mark.parametrize("ids", ["assigned", "kept"])
 def test_a_create_whose_answer_was_lost_is_found_though_the_target_rewrote_it(
     fake_target, make_post, make_comment, sync, ids
 ):
-    fake_target.assign_ids = ids == "assigned"
-    fake_target.rewrite = {"email": str.lower}
-    post = make_post()
-    assert sync().ok
-    learned_rewrite(fake_target, post, make_comment, sync)
+    post = post_on_a_target_known_to_rewrite(fake_target, make_post, make_comment, sync, ids)
     comment = make_comment(post, name="second", email="Bob@Example.com")
     fake_target.drop(method="POST", times=1, after_processing=True)
     fake_target.reset_log()
@@ -271,11 +267,7 @@ def test_a_create_whose_answer_was_lost_is_found_though_the_target_rewrote_it(
 def test_a_create_flagged_by_a_killed_run_is_found_on_a_rewriting_target(
     fake_target, make_post, make_comment, sync, ids
 ):
-    fake_target.assign_ids = ids == "assigned"
-    fake_target.rewrite = {"email": str.lower}
-    post = make_post()
-    assert sync().ok
-    learned_rewrite(fake_target, post, make_comment, sync)
+    post = post_on_a_target_known_to_rewrite(fake_target, make_post, make_comment, sync, ids)
     comment = make_comment(post, name="second", email="Carol@Example.com")
     sent = comment_record(comment, post_remote_id=state_of(post).remote_id)
     # A run flagged the create, sent it, and was killed before the answer: the target holds it,
@@ -522,6 +514,38 @@ def test_an_earlier_create_that_can_still_land_waits_for_the_next_run_within_a_b
     assert "may still land" in report.failed[0].error
     assert writes(fake_target) == []
     assert state_of(post).create_unconfirmed and state_of(post).attempts == 0
+
+
+# --- A target that keeps nothing (the public JSONPlaceholder) ------------------------------------
+
+
+def test_a_target_that_keeps_nothing_corrupts_no_mapping_and_runs_stay_bounded(
+    fake_target, make_post, sync
+):
+    fake_target.stores_nothing = True
+    fake_target.load_generated(100, comments_per_post=0)
+    posts = [make_post(title=f"new {n}") for n in range(20)]
+
+    first = sync(max_attempts=2)
+
+    assert remote_ids(Kind.POST) == {posts[0].pk: 101}
+    assert len(first.failed) == 19
+    assert all("target conflict" in f.error for f in first.failed)
+    assert len(first.notices) == 1 and "does not keep what it is sent" in first.notices[0]
+
+    for post in posts:
+        post.title = "edited"
+        post.save()
+    calls = []
+    for _ in range(4):
+        fake_target.reset_log()
+        sync(max_attempts=2)
+        calls.append(len(fake_target.calls()))
+    parked = EntitySyncState.objects.filter(parked_at__isnull=False).count()
+    assert parked == 20
+    assert calls[-1] == 0, calls  # everything parked: nothing is sent for ever
+    assert max(calls) <= 20 * 3  # a PUT retried by the client, a POST and a lookup at most
+    assert len(set(remote_ids(Kind.POST).values())) == len(remote_ids(Kind.POST))
 
 
 # --- The mapping belongs to one target -------------------------------------------------------

@@ -5,23 +5,18 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.core.management.base import CommandError
 from django.db import connection
 
 from sync.locking import exclusive_run
 from sync.models import EntitySyncState, ModelEvent, SyncVerification
-from sync.tests.helpers import writes
+from testing.commands import run_command
+from testing.sync import writes
 
 pytestmark = pytest.mark.django_db
 
 
 def verify(url: str, *args: str) -> tuple[int, str, str]:
-    out = StringIO()
-    try:
-        call_command("sync_changes", "--url", url, "--verify", *args, stdout=out)
-    except CommandError as exc:
-        return exc.returncode, out.getvalue(), str(exc)
-    return 0, out.getvalue(), ""
+    return run_command("sync_changes", "--url", url, "--verify", *args)
 
 
 def states() -> list[tuple]:

@@ -1,16 +1,10 @@
-"""Plain helpers of the sync tests: the target's records, what it got, and free ports."""
+"""What sync's tests look at: the records the target must hold and those it holds, the calls it
+got, an entity's sync state; and what they start from: a workload of pending changes, the posts
+a target holds of its own."""
 
-import os
-import socket
-import time
-from collections.abc import Callable
 from typing import Any
 
-from django.conf import settings
-from django.db import connection
-
 from news.models import Comment, Post
-from sync.locking import _advisory_key
 from sync.models import EntitySyncState, ModelEvent
 from sync.planner import Kind, Op, Phase
 from sync.syncing import SyncReport
@@ -100,32 +94,40 @@ def calls_by_op(report: SyncReport) -> tuple[int, int, int]:
     return report.calls[Op.CREATE], report.calls[Op.UPDATE], report.calls[Op.DELETE]
 
 
-def free_port() -> int:
-    """A local port nothing listens on (the kernel just handed it out and took it back)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def state_of(obj) -> EntitySyncState | None:
+    """What sync knows of a post or comment on the target, if anything."""
+    return EntitySyncState.objects.filter(entity_table=obj._meta.db_table, entity_pk=obj.pk).first()
 
 
-def wait_for(condition: Callable[[], object], *, timeout: float = 15, what: str = "") -> float:
-    """Poll until `condition()` is true; the seconds it took. Fails after `timeout` seconds."""
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what or condition}")
-        time.sleep(0.01)
-    return time.monotonic() - started
+def make_workload(seed, make_post, make_comment) -> int:
+    """Pending creates, updates and deletes of posts and comments; returns the calls they need."""
+    posts, comments = seed(16, comments_per_post=2)
+    for n in range(16):
+        make_comment(make_post(title=f"new {n}"))
+    for post in posts[:10]:
+        post.title = "changed"
+        post.save()
+    for comment in comments[:8]:
+        comment.body = "changed"
+        comment.save()
+    for comment in comments[20:24]:
+        comment.delete()
+    for post in posts[13:]:
+        post.delete()  # and their comments
+    return 16 + 10 + 16 + 8 + 4 + 3 * 2 + 3
 
 
-def lose_the_run_lock() -> None:
-    """End the database session holding the run lock (PostgreSQL), or remove the lock file."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
-                "AND objid = %s AND granted AND database = "
-                "(SELECT oid FROM pg_database WHERE datname = current_database())",
-                [_advisory_key("sync_changes")],
-            )
-    else:
-        os.remove(settings.SYNC_LOCK_FILE)
+def delivered(obj) -> bool:
+    """The sync state says the target holds `obj` under its own id, with no failure pending."""
+    state = state_of(obj)
+    return (
+        state is not None
+        and (state.remote_id, state.create_unconfirmed, state.last_error) == (obj.pk, False, "")
+        and state.delivered_hash != ""
+    )
+
+
+# The posts of a target's own, ids 1 to 7, that a test finds there before it starts.
+FOREIGN_POSTS = [
+    {"id": n, "userId": 9, "title": f"theirs {n}", "body": "not ours"} for n in range(1, 8)
+]

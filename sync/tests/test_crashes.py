@@ -1,33 +1,34 @@
-"""Crash safety and one run at a time: kill -9 mid-run, two runs at once, changes during a run.
+"""A run that dies or loses its lock, and one run at a time: kill -9 mid-run, two runs at once,
+a lock lost under a run, changes logged while a run sends.
 
-These tests commit (transaction=True) so that other processes and threads see the rows. The
-subprocesses run `manage.py` with the interpreter of the suite against the test database.
+Most of these tests commit (transaction=True) so that other processes and threads see the rows.
+The subprocesses run `manage.py` with the interpreter of the suite against the test database.
 """
 
 import signal
 import subprocess
 import sys
-import threading
-from io import StringIO
 
 import pytest
 from django.conf import settings
-from django.core.management import call_command
-from django.core.management.base import CommandError
-from django.db import connection, connections
+from django.db import connection
 
 from news.models import Comment, Post
-from news.tests.support import manage_env, start_manage
 from sync.errors import SyncLocked
 from sync.locking import exclusive_run
 from sync.models import EntitySyncState, ModelEvent
-from sync.tests.helpers import (
+from testing.background import InBackground
+from testing.commands import run_command
+from testing.processes import manage_env, start_manage
+from testing.run_lock import lose_the_run_lock, run_lock_held_elsewhere
+from testing.sync import (
     expected_target,
+    make_workload,
     pending_count,
     target_state,
-    wait_for,
     writes,
 )
+from testing.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -36,6 +37,7 @@ needs_shared_database = pytest.mark.skipif(
     connection.vendor != "postgresql",
     reason="a subprocess cannot see the in-memory SQLite test database; runs on PostgreSQL",
 )
+
 
 HOLD_THE_LOCK = """
 import sys
@@ -84,34 +86,7 @@ def lock_is_free() -> bool:
         return False
 
 
-def run_command(*args: str) -> tuple[int, str, str]:
-    out = StringIO()
-    try:
-        call_command("sync_changes", *args, stdout=out)
-    except CommandError as exc:
-        return exc.returncode, out.getvalue(), str(exc)
-    return 0, out.getvalue(), ""
-
-
-# --- kill -9 -------------------------------------------------------------------------------------
-
-
-def make_workload(seed, make_post, make_comment) -> int:
-    """Pending creates, updates and deletes of posts and comments; returns the calls they need."""
-    posts, comments = seed(16, comments_per_post=2)
-    for n in range(16):
-        make_comment(make_post(title=f"new {n}"))
-    for post in posts[:10]:
-        post.title = "changed"
-        post.save()
-    for comment in comments[:8]:
-        comment.body = "changed"
-        comment.save()
-    for comment in comments[20:24]:
-        comment.delete()
-    for post in posts[13:]:
-        post.delete()  # and their comments
-    return 16 + 10 + 16 + 8 + 4 + 3 * 2 + 3
+# --- A run killed at any moment is finished by the next ------------------------------------------
 
 
 def kill_and_settle(killed: subprocess.Popen, fake_target) -> int:
@@ -185,40 +160,6 @@ def test_a_run_killed_with_creates_flagged_ahead_of_their_calls_leaves_no_duplic
     assert not EntitySyncState.objects.filter(create_unconfirmed=True).exists()
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_row_created_while_a_full_run_sends_is_left_for_the_next_run_and_sent_once(
-    fake_target, seed, make_post, sync
-):
-    posts, _ = seed(8)
-    for post in posts:
-        post.title = "changed"
-        post.save()
-    fake_target.load(posts=[], comments=[])  # the target lost everything: eight creates
-    fake_target.latency = 0.05
-    outcome = {}
-
-    def full_run() -> None:
-        try:
-            outcome["report"] = sync(full=True)
-        finally:
-            connections.close_all()
-
-    runner = threading.Thread(target=full_run)
-    runner.start()
-    wait_for(lambda: len(writes(fake_target)) >= 2, what="the full run's first creates")
-    late = make_post(title="created while the full run sends")
-    runner.join(20)
-
-    assert outcome["report"].ok
-    assert late.pk not in fake_target.posts
-    assert list(ModelEvent.objects.pending().values_list("entity_pk", flat=True)) == [late.pk]
-    fake_target.latency = 0
-    fake_target.reset_log()
-    assert sync().ok
-    assert writes(fake_target) == [("POST", "/posts")]
-    assert target_state(fake_target) == expected_target()
-
-
 @needs_shared_database
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("calls_before_kill", [1, 7, 19])
@@ -266,18 +207,15 @@ def test_a_full_run_killed_at_any_moment_then_edits_and_deletes_converge_without
 
 @needs_shared_database
 @pytest.mark.django_db(transaction=True)
-def test_two_runs_started_together_the_second_exits_75(fake_target, seed, settings):
-    posts, _ = seed(20)
-    for post in posts:
-        post.title = "changed"
-        post.save()
+def test_two_runs_started_together_the_second_exits_75(fake_target, edited_posts, settings):
+    edited_posts(20, title="changed")
     fake_target.latency = 0.5  # keeps the first run busy for 10 s, until told to hurry
     first = start_sync(fake_target.url, "--concurrency", "1", "--timeout", "5")
     wait_for(lambda: len(fake_target.calls()) >= 1, what="the first run's first call")
 
     second = start_sync(fake_target.url)
     second_out, second_err = second.communicate(timeout=30)
-    in_process = run_command("--url", fake_target.url, "--max-rps", "0")
+    in_process = run_command("sync_changes", "--url", fake_target.url, "--max-rps", "0")
     assert first.poll() is None, "the first run ended before the others tried"
     fake_target.latency = 0
     first_out, first_err = first.communicate(timeout=30)
@@ -299,7 +237,9 @@ def test_a_run_exits_75_while_another_process_holds_the_lock(fake_target, make_p
     make_post()
     holder = hold_the_lock()
     try:
-        code, output, error = run_command("--url", fake_target.url, "--max-rps", "0")
+        code, output, error = run_command(
+            "sync_changes", "--url", fake_target.url, "--max-rps", "0"
+        )
         other = start_sync(fake_target.url)
         other_out, other_err = other.communicate(timeout=30)
     finally:
@@ -315,7 +255,7 @@ def test_a_run_exits_75_while_another_process_holds_the_lock(fake_target, make_p
     assert fake_target.calls() == []
     assert pending_count() == 1
 
-    assert run_command("--url", fake_target.url, "--max-rps", "0")[0] == 0
+    assert run_command("sync_changes", "--url", fake_target.url, "--max-rps", "0")[0] == 0
     assert pending_count() == 0
 
 
@@ -332,21 +272,9 @@ def test_a_killed_run_leaves_no_stale_lock(fake_target):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_lock_admits_one_thread_at_a_time():
-    inside, release = threading.Event(), threading.Event()
     outcomes: list[str] = []
 
-    def first() -> None:
-        try:
-            with exclusive_run():
-                inside.set()
-                release.wait(5)
-        finally:
-            connections.close_all()
-
-    holder = threading.Thread(target=first)
-    holder.start()
-    assert inside.wait(5)
-    try:
+    with run_lock_held_elsewhere():
         with (
             pytest.raises(SyncLocked, match="another sync_changes run holds the lock"),
             exclusive_run(),
@@ -354,36 +282,49 @@ def test_the_lock_admits_one_thread_at_a_time():
             outcomes.append("entered while held")
         with exclusive_run("another_job"):
             outcomes.append("another lock name is independent")
-    finally:
-        release.set()
-        holder.join(5)
 
     with exclusive_run():
         outcomes.append("entered after release")
     assert outcomes == ["another lock name is independent", "entered after release"]
 
 
-# --- Changes during a run ------------------------------------------------------------------------
+@pytest.mark.django_db(transaction=True)
+def test_a_run_that_loses_its_lock_stops_sending_at_once_and_says_so(
+    fake_target, edited_posts, sync
+):
+    edited_posts(40)
+    fake_target.latency = 0.05
+
+    runner = InBackground(lambda: sync(concurrency=2))
+    wait_for(lambda: len(fake_target.calls()) >= 5)
+    lose_the_run_lock()
+    sent_when_lost = len(fake_target.calls())
+    report = runner.join(30)
+
+    assert report.stopped_early == (
+        "stopped: it lost its run lock (the database session that held it ended)"
+    )
+    # Only what was under way (two calls at a time) reaches the target after the loss.
+    assert len(fake_target.calls()) <= sent_when_lost + 2
+    assert not report.ok
+    fake_target.latency = 0
+    assert sync().ok
+    assert target_state(fake_target) == expected_target()
+    assert pending_count() == 0
+
+
+# --- Changes logged during a run are left for the next run ---------------------------------------
 
 
 @pytest.mark.django_db(transaction=True)
-def test_changes_logged_during_a_run_are_left_for_the_next_run(fake_target, seed, make_post, sync):
-    posts, _ = seed(6)
-    for post in posts:
-        post.title = "changed"
-        post.save()
+def test_changes_logged_during_a_run_are_left_for_the_next_run(
+    fake_target, edited_posts, make_post, sync
+):
+    posts = edited_posts(6, title="changed")
     before = set(ModelEvent.objects.pending().values_list("id", flat=True))
     fake_target.latency = 0.05
-    outcome = {}
 
-    def first_run() -> None:
-        try:
-            outcome["report"] = sync(concurrency=1)
-        finally:
-            connections.close_all()
-
-    runner = threading.Thread(target=first_run)
-    runner.start()
+    runner = InBackground(lambda: sync(concurrency=1))
     wait_for(lambda: len(fake_target.calls()) >= 2, what="the run to be under way")
     sent = posts[0]  # already sent by this run, changed again
     sent.title = "changed during the run"
@@ -393,10 +334,10 @@ def test_changes_logged_during_a_run_are_left_for_the_next_run(fake_target, seed
     waiting.save()
     new = make_post(title="created during the run")
     during = set(ModelEvent.objects.pending().values_list("id", flat=True)) - before
-    runner.join(20)
+    first = runner.join(20)
 
-    assert outcome["report"].ok
-    assert outcome["report"].calls_made == 6
+    assert first.ok
+    assert first.calls_made == 6
     assert set(ModelEvent.objects.pending().values_list("id", flat=True)) == during
     assert len(during) == 3
     # Its row may have been read before or after that change (batches are read as calls go).
@@ -416,59 +357,3 @@ def test_changes_logged_during_a_run_are_left_for_the_next_run(fake_target, seed
     assert Post.objects.get(pk=new.pk).title == "created during the run"
     assert pending_count() == 0
     assert not Comment.objects.exists()
-
-
-@pytest.mark.postgres  # SQLite serialises writers: ids always commit in order there
-@pytest.mark.django_db(transaction=True)
-def test_a_full_run_leaves_pending_a_change_committed_late_under_an_older_event_id(
-    fake_target, make_post, sync
-):
-    """A transaction that took its event id before the run started and commits during it."""
-    from django.db import transaction
-
-    make_post(title="before")  # so the late event id is not the newest pending one
-    opened, run_started, committed = threading.Event(), threading.Event(), threading.Event()
-
-    def slow_writer() -> None:
-        try:
-            with transaction.atomic():
-                Post.objects.create(user_id=1, title="committed late")
-                opened.set()
-                run_started.wait(10)
-            committed.set()
-        finally:
-            connections.close_all()
-
-    writer = threading.Thread(target=slow_writer)
-    writer.start()
-    assert opened.wait(5)
-    make_post(title="newest")  # its event id is the run's horizon
-    fake_target.latency = 0.05
-
-    def commit_once_the_run_has_read_the_database() -> bool:
-        if fake_target.calls("GET", "/posts"):
-            run_started.set()
-        return committed.is_set()
-
-    runner_outcome = {}
-
-    def full_run() -> None:
-        try:
-            runner_outcome["report"] = sync(full=True)
-        finally:
-            connections.close_all()
-
-    runner = threading.Thread(target=full_run)
-    runner.start()
-    wait_for(commit_once_the_run_has_read_the_database, what="the late commit")
-    writer.join(5)
-    runner.join(20)
-
-    late = Post.objects.get(title="committed late")
-    on_target = late.pk in fake_target.posts
-    event_pending = ModelEvent.objects.pending().filter(entity_pk=late.pk).exists()
-    assert runner_outcome["report"].ok
-    assert on_target or event_pending, "the late change was marked synced but never sent"
-    fake_target.latency = 0
-    sync()
-    assert target_state(fake_target) == expected_target()
