@@ -12,7 +12,8 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from news.cache import tokens
 from news.models import Post
-from news.tests.support import make_post, wsgi_get
+from testing.clients import wsgi_get
+from testing.rows import make_post
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
