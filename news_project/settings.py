@@ -289,9 +289,14 @@ NEWS_BODY_TIMEOUT = env_float("NEWS_BODY_TIMEOUT", 30.0, minimum=0.1)
 # Author id given on the target to posts created through this API.
 NEWS_NEW_POST_USER_ID = env_int("NEWS_NEW_POST_USER_ID", 99999942)
 
-# --- Target (Fake API) and synchronisation -------------------------------------------------------
+# --- Target and synchronisation -----------------------------------------------------------------
 
-FAKE_API_URL = env_url("FAKE_API_URL", "https://jsonplaceholder.typicode.com")
+# The target's base URL. FAKE_API_URL, the name it had first, is read while TARGET_URL is unset.
+TARGET_URL = (
+    env_url("TARGET_URL", "https://jsonplaceholder.typicode.com")
+    if "TARGET_URL" in os.environ or "FAKE_API_URL" not in os.environ
+    else env_url("FAKE_API_URL", "https://jsonplaceholder.typicode.com")
+)
 FAKE_API_TIMEOUT = env_float("FAKE_API_TIMEOUT", 10.0, minimum=0.1)
 SYNC_CONCURRENCY = env_int("SYNC_CONCURRENCY", 4, minimum=1)
 SYNC_MAX_RPS = env_float("SYNC_MAX_RPS", 10.0)

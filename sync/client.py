@@ -166,11 +166,11 @@ class TargetApiClient:
         max_rps: float = 0.0,
         pool_size: int = 10,
     ) -> TargetApiClient:
-        """A client for FAKE_API_URL (or `url`) with the SYNC_* retry settings."""
+        """A client for TARGET_URL (or `url`) with the SYNC_* retry settings."""
         from django.conf import settings
 
         return cls(
-            base_url=url or settings.FAKE_API_URL,
+            base_url=url or settings.TARGET_URL,
             timeout=timeout or settings.FAKE_API_TIMEOUT,
             retries=settings.SYNC_RETRIES,
             backoff_factor=settings.SYNC_BACKOFF_FACTOR,

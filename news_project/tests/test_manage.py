@@ -54,6 +54,7 @@ def test_without_a_secret_key_any_command_stops_with_one_line(command, tmp_path)
         ("SYNC_MAX_ATTEMPTS", "many"),
         ("SYNC_EVENT_RETENTION_DAYS", "-1"),
         ("SYNC_RUN_RETENTION_DAYS", "a month"),
+        ("TARGET_URL", "ftp://example.com"),
         ("FAKE_API_URL", "ftp://example.com"),
     ],
 )
@@ -226,6 +227,36 @@ def test_the_placeholder_secret_key_of_env_example_is_refused_in_one_line(debug,
     result = run_manage("check", **copied)
 
     assert_one_line_error(result, naming="placeholder of .env.example")
+
+
+# --- The target's URL ----------------------------------------------------------------------------
+
+SHOW_TARGET = (
+    "shell",
+    "--no-imports",
+    "-c",
+    "from django.conf import settings; print(settings.TARGET_URL)",
+)
+
+
+@pytest.mark.parametrize(
+    ("variables", "target"),
+    [
+        ({}, "https://jsonplaceholder.typicode.com"),
+        ({"TARGET_URL": "http://target.example/"}, "http://target.example"),
+        ({"FAKE_API_URL": "http://old-name.example"}, "http://old-name.example"),
+        (
+            {"TARGET_URL": "http://target.example", "FAKE_API_URL": "http://old-name.example"},
+            "http://target.example",
+        ),
+    ],
+    ids=["default", "target-url", "fake-api-url-alone", "both-target-url-wins"],
+)
+def test_the_target_is_target_url_or_else_fake_api_url(variables, target):
+    shown = run_manage(*SHOW_TARGET, DJANGO_DEBUG="1", **variables)
+
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip() == target
 
 
 # --- .env ----------------------------------------------------------------------------------------

@@ -232,8 +232,8 @@ def test_a_transient_failure_is_retried_and_the_import_goes_on(target):
     assert [r.status for r in target.calls(path_prefix="/comments")] == [503, 200]
 
 
-def test_the_url_defaults_to_fake_api_url(target, settings):
-    settings.FAKE_API_URL = target.url
+def test_the_url_defaults_to_target_url(target, settings):
+    settings.TARGET_URL = target.url
     out = StringIO()
 
     call_command("import_initial_data", stdout=out)

@@ -119,7 +119,7 @@ def test_nothing_pending_sends_nothing_and_still_records_the_run(fake_target, sy
 
 
 def test_the_url_defaults_to_the_setting(fake_target, changes, settings):
-    settings.FAKE_API_URL = fake_target.url
+    settings.TARGET_URL = fake_target.url
 
     result = run_command("--max-rps", "0")
 

@@ -17,8 +17,8 @@ class Command(BaseCommand):
         facts = [
             f"DJANGO_DEBUG {'on (development only)' if settings.DEBUG else 'off'}",
             f"database {database_label()}",
-            f"target {settings.FAKE_API_URL}"
-            + (" (keeps nothing it is sent)" if settings.FAKE_API_URL == PUBLIC_TARGET else ""),
+            f"target {settings.TARGET_URL}"
+            + (" (keeps nothing it is sent)" if settings.TARGET_URL == PUBLIC_TARGET else ""),
             f"hosts {', '.join(settings.ALLOWED_HOSTS)}",
             "/metrics and /health/sync/ "
             + (

@@ -12,13 +12,13 @@ START_OVER = "To start over, empty it first: manage.py flush (make reset)."
 
 class Command(BaseCommand):
     help = (
-        "Load every post and comment of the target (FAKE_API_URL) into an empty database, "
+        "Load every post and comment of the target (TARGET_URL) into an empty database, "
         "keeping their ids. Runs once, before the first sync."
     )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(
-            "--url", type=http_url, help="base URL of the target (default: FAKE_API_URL)"
+            "--url", type=http_url, help="base URL of the target (default: TARGET_URL)"
         )
         parser.add_argument(
             "--timeout",

@@ -43,7 +43,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--url", help=f"target base URL (default {settings.FAKE_API_URL})")
+        parser.add_argument("--url", help=f"target base URL (default {settings.TARGET_URL})")
         parser.add_argument("--dry-run", action="store_true", help="print the plan, send nothing")
         parser.add_argument(
             "--full",
@@ -137,7 +137,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
-        url = (options["url"] or settings.FAKE_API_URL).rstrip("/")
+        url = (options["url"] or settings.TARGET_URL).rstrip("/")
         self._check_usage(url, options)
         connection.ensure_connection()  # a database out of reach: one line, before anything
         if options["discard_parked"]:
