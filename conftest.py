@@ -126,8 +126,8 @@ TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 
 @pytest.fixture
-def response_cache(settings):
-    """The response cache on (news/cache/), on the Redis database of TEST_REDIS_URL, holding
+def read_cache(settings):
+    """The read cache on (news/cache/), on the Redis database of TEST_REDIS_URL, holding
     nothing of this database before and after the test. Skips the test when Redis does not
     answer."""
     from news.cache import get_store

@@ -14,7 +14,7 @@ json-server's (twice it for reads with a token) with a p99 no worse; for the cre
 at least json-server's.
 
 --rows N measures instead what a page of comments (/news/comments/?page=2) costs at 1,000
-comments and at N, the extra comments written with SQL, the response cache off (no REDIS_URL).
+comments and at N, the extra comments written with SQL, the read cache off (no REDIS_URL).
 Goal: the cost (1/req/s) at N at most 2x the cost at 1,000.
 
 The last line reads `SUMMARY api_throughput...`. Exit 0 when a goal is missed (this is a
@@ -170,7 +170,7 @@ def benchmark(args: argparse.Namespace, work_dir: Path) -> int:
         servers.manage("migrate", "--noinput", env=env)
         imported = servers.manage("import_initial_data", "--url", target.url, env=env)
         print(f"json-server {servers.JSON_SERVER_VERSION} at {target.url}: {imported.strip()}")
-        # The scale measurement runs without the response cache: every read reaches the database.
+        # The scale measurement runs without the read cache: every read reaches the database.
         redis_url = (args.redis_url or None) if args.rows is None else None
         if redis_url:
             servers.flush_redis(redis_url)
@@ -339,7 +339,7 @@ def scale(args, service: servers.Server) -> int:
         f"SUMMARY api_throughput --rows: page read at {args.rows:,} comments costs {ratio:.2f}x "
         f"what it does at {base:,} (goal <= {SCALE_GOAL:g}x: "
         f"{'PASS' if ratio <= SCALE_GOAL else 'BELOW'}; median of {args.rounds} rounds, "
-        f"{' '.join(wrk.command('URL', seconds=args.seconds)[:4])}, no response cache)"
+        f"{' '.join(wrk.command('URL', seconds=args.seconds)[:4])}, no read cache)"
     )
     return 0
 

@@ -23,7 +23,7 @@ class PreconditionFailed(APIException):
 
 def etag_of(data) -> str:
     """The ETag a GET of the item answers: the MD5 of its JSON, as Django's
-    ConditionalGetMiddleware computes it (and the cache of reads stores it)."""
+    ConditionalGetMiddleware computes it (and the read cache stores it)."""
     body = JSONRenderer().render(data)
     return f'"{hashlib.md5(body, usedforsecurity=False).hexdigest()}"'
 

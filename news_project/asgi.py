@@ -1,5 +1,5 @@
 """The API as `manage.py serve` runs it: granian's asynchronous I/O reads each request, its body
-included (news_project/bodies.py), then news_project.wsgi (Django behind the cache of reads)
+included (news_project/bodies.py), then news_project.wsgi (Django behind the read cache)
 answers it in one of the worker's threads.
 
 So a thread is taken only once a request is all here: clients that send their bodies slowly hold

@@ -103,7 +103,7 @@ DESCRIPTIONS = {
     "412": "The item changed since the ETag sent in If-Match; nothing was changed",
     "415": "The body is not JSON",
     "429": "Too many attempts; retry after Retry-After seconds",
-    "503": "A write: the cache of reads (REDIS_URL) cannot be told of it, and nothing was changed."
+    "503": "A write: the read cache (REDIS_URL) cannot be told of it, and nothing was changed."
     " A list with ?all=true: too many streams at the moment; retry after Retry-After seconds",
 }
 

@@ -1,5 +1,5 @@
 """Ways to ask the API: a client with a real token, and a GET through the whole WSGI
-application, the cache of reads in front of Django."""
+application, the read cache in front of Django."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ class WsgiAnswer:
 
 
 def wsgi_get(url: str, *, method: str = "GET", **headers: str) -> WsgiAnswer:
-    """GET (or `method`) `url` from news_project.wsgi.application, the cache of reads in front
+    """GET (or `method`) `url` from news_project.wsgi.application, the read cache in front
     of Django; extra CGI-style headers as in Django's test client (HTTP_ACCEPT="text/html")."""
     from news_project.wsgi import application
 

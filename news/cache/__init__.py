@@ -8,7 +8,7 @@ every write replaces once its transaction has committed, before the write is ans
 own announcements: post_save, post_delete, rows_created and rows_updated; post_migrate, which
 flush and migrate send, replaces them all). So once a write has been answered, no process serves
 an answer stored before it: the entry's generations no longer match. A hit costs one round trip
-to Redis and is answered before Django runs (CachedReads wraps the WSGI application): no
+to Redis and is answered before Django runs (ReadCache wraps the WSGI application): no
 middleware, no database.
 
 Tokens are unique in time, never counters: a generation key that Redis lost (restart, eviction)
@@ -16,14 +16,14 @@ cannot come back with a value an old entry was stored under. Without REDIS_URL, 
 does not answer, every read goes to the database as usual.
 """
 
-from news.cache.reads import CachedReads
-from news.cache.store import CacheUnavailable, ResponseStore, get_store
+from news.cache.reads import ReadCache
+from news.cache.store import CacheUnavailable, ReadCacheStore, get_store
 from news.cache.writes import connect_receivers, start_fresh, tables_written
 
 __all__ = [
     "CacheUnavailable",
-    "CachedReads",
-    "ResponseStore",
+    "ReadCache",
+    "ReadCacheStore",
     "connect_receivers",
     "get_store",
     "start_fresh",

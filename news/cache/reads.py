@@ -1,4 +1,4 @@
-"""Reads answered from the cache of reads before Django runs (news.cache)."""
+"""Reads answered from the read cache before Django runs (news.cache)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def tables_read(path: str) -> tuple[str, ...]:
     return (POSTS, COMMENTS)
 
 
-class CachedReads:
+class ReadCache:
     """Wraps the WSGI application (news_project/wsgi.py): a hit is answered before Django runs
     at all, with neither a request object, middleware, nor the database.
 
@@ -115,9 +115,7 @@ def _parsed(entry: bytes) -> tuple[list, list, bytes] | None:
         ):
             raise ValueError("not the shape of an entry")
     except (ValueError, TypeError, KeyError) as exc:
-        logger.warning(
-            "Response cache: an entry does not parse (%s); answered from the database", exc
-        )
+        logger.warning("Read cache: an entry does not parse (%s); answered from the database", exc)
         return None
     return generations, headers, body
 

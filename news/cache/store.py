@@ -1,4 +1,4 @@
-"""The cache of reads in Redis: generations, writes in flight and entries, for one database.
+"""The read cache in Redis: generations, writes in flight and entries, for one database.
 
 news/cache/__init__.py says how the cache stays exact; this module is the only one that speaks to
 Redis.
@@ -115,7 +115,7 @@ class CacheUnavailable(APIException):
     default_code = "cache_unavailable"
 
 
-class ResponseStore:
+class ReadCacheStore:
     """The entries and generations of one database's answers, in one Redis database."""
 
     def __init__(self, url: str, prefix: str, ttl: int, max_bytes: int) -> None:
@@ -256,7 +256,7 @@ class ResponseStore:
     def _pause(self, exc: Exception, doing: str) -> None:
         self._paused_until = time.monotonic() + PAUSE_AFTER_FAILURE
         logger.warning(
-            "Response cache: Redis %s (%s); reads go to the database for %.0f s",
+            "Read cache: Redis %s (%s); reads go to the database for %.0f s",
             doing,
             exc,
             PAUSE_AFTER_FAILURE,
@@ -284,11 +284,11 @@ def _read_reply(reply: object, tables: int, keys: int) -> tuple[list[str], int, 
         raise WrongReply(f"a generation that is not text: {reply!r:.80}") from exc
 
 
-_store: ResponseStore | None = None
+_store: ReadCacheStore | None = None
 _store_lock = threading.Lock()
 
 
-def get_store() -> ResponseStore | None:
+def get_store() -> ReadCacheStore | None:
     """This process's store, or None without REDIS_URL."""
     global _store
     if not settings.REDIS_URL:
@@ -296,7 +296,7 @@ def get_store() -> ResponseStore | None:
     with _store_lock:
         if _store is None:
             name = connections[DEFAULT_DB_ALIAS].settings_dict["NAME"]
-            _store = ResponseStore(
+            _store = ReadCacheStore(
                 settings.REDIS_URL,
                 # Databases sharing one Redis keep apart: a test database, another deployment.
                 prefix=f"news:{name}:",

@@ -1,4 +1,4 @@
-"""Writes tell the cache of reads what they change, before they commit and after (news.cache)."""
+"""Writes tell the read cache what they change, before they commit and after (news.cache)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from django.db.models.signals import (
     pre_save,
 )
 
-from news.cache.store import COMMENTS, POSTS, ResponseStore, get_store, new_token
+from news.cache.store import COMMENTS, POSTS, ReadCacheStore, get_store, new_token
 from news.signals import rows_created, rows_updated
 
 
@@ -50,7 +50,7 @@ def start_fresh() -> None:
 class _PendingWrite:
     """The on_commit callback of one transaction, with the tables it writes."""
 
-    def __init__(self, store: ResponseStore) -> None:
+    def __init__(self, store: ReadCacheStore) -> None:
         self.store = store
         self.name = new_token()
         self.tables: set[str] = set()

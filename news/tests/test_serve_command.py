@@ -70,14 +70,14 @@ def test_an_address_in_use_is_refused_with_one_line_and_no_traceback():
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_a_server_starting_serves_nothing_another_stored_before_it(response_cache):
+def test_a_server_starting_serves_nothing_another_stored_before_it(read_cache):
     post = make_post(title="Stored")
-    with Served(REDIS_URL=response_cache.url) as first:
+    with Served(REDIS_URL=read_cache.url) as first:
         url = f"{first.url}/news/posts/{post.pk}/"
         caches = [requests.get(url, timeout=5).headers.get("X-Cache") for _ in range(3)]
         assert caches[-1] == "hit"
 
-        with Served(REDIS_URL=response_cache.url):
+        with Served(REDIS_URL=read_cache.url):
             answer = requests.get(url, timeout=5)  # the first server still runs
 
     assert (answer.status_code, answer.headers["X-Cache"]) == (200, "miss")

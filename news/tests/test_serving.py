@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 def test_a_write_answered_by_one_process_is_seen_by_the_next_read_from_another(
     request, cached, reads, user
 ):
-    env = {"REDIS_URL": request.getfixturevalue("response_cache").url} if cached else {}
+    env = {"REDIS_URL": request.getfixturevalue("read_cache").url} if cached else {}
     token = RefreshToken.for_user(user).access_token
     auth = {"Authorization": f"Bearer {token}"}
     with Served(**env) as writer, Served(**env) as reader, requests.Session() as http:
@@ -94,11 +94,11 @@ def change_password(user) -> None:
     ids=["deactivated", "password changed", "deleted"],
 )
 def test_a_token_revoked_in_one_process_is_refused_by_the_next_read_from_another(
-    response_cache, user, change
+    read_cache, user, change
 ):
     post = make_post(title="read with a token")
     token = RefreshToken.for_user(user).access_token
-    with Served(REDIS_URL=response_cache.url) as reader, requests.Session() as http:
+    with Served(REDIS_URL=read_cache.url) as reader, requests.Session() as http:
         http.headers["Authorization"] = f"Bearer {token}"
         url = f"{reader.url}/news/posts/{post.pk}/"
         assert http.get(url).status_code == 200

@@ -29,7 +29,7 @@ def read(url: str, authorization: str | None = None):
 
 
 @pytest.fixture
-def post(response_cache, user):
+def post(read_cache, user):
     return make_post(title="Read with a token", created_by=user)
 
 

@@ -1,5 +1,5 @@
 """Response headers (news_project/headers.py): ETags on HEAD as on GET, Cache-Control on reads,
-gzip, and CORS, through the cache of reads as well."""
+gzip, and CORS, through the read cache as well."""
 
 import gzip
 import json
@@ -26,7 +26,7 @@ def many_posts(count: int = 5):
 @pytest.mark.parametrize("cached", [False, True], ids=["database", "redis"])
 def test_head_answers_the_etag_of_get(request, url, cached):
     if cached:
-        request.getfixturevalue("response_cache")
+        request.getfixturevalue("read_cache")
     url = url.format(post=many_posts()[0].pk)
     for _ in range(2):
         get = wsgi_get(url)
@@ -44,7 +44,7 @@ def test_head_answers_the_etag_of_get(request, url, cached):
 @pytest.mark.parametrize("cached", [False, True], ids=["database", "redis"])
 def test_anonymous_reads_are_public_and_revalidated(request, cached):
     if cached:
-        request.getfixturevalue("response_cache")
+        request.getfixturevalue("read_cache")
     post = make_post()
     url = f"/news/posts/{post.pk}/"
     for _ in range(2):
@@ -81,7 +81,7 @@ def test_writes_and_other_paths_carry_no_read_cache_control(api_client):
 @pytest.mark.parametrize("cached", [False, True], ids=["database", "redis"])
 def test_a_long_json_answer_is_gzipped_for_a_client_that_accepts_it(request, cached):
     if cached:
-        request.getfixturevalue("response_cache")
+        request.getfixturevalue("read_cache")
     post = make_post()
     for _ in range(40):
         make_comment(post, body="a comment of some length " * 8)
@@ -157,7 +157,7 @@ def test_no_origin_is_allowed_by_default():
 @pytest.mark.parametrize("cached", [False, True], ids=["database", "redis"])
 def test_a_read_from_an_allowed_origin_may_be_read_by_its_page(request, cors, cached):
     if cached:
-        request.getfixturevalue("response_cache")
+        request.getfixturevalue("read_cache")
     post = make_post()
     url = f"/news/posts/{post.pk}/"
     for _ in range(2):

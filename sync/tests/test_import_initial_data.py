@@ -91,7 +91,7 @@ def test_imports_every_post_and_comment_with_its_id_and_content(target):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_import_ends_the_cached_answers_of_the_empty_database(target, response_cache):
+def test_an_import_ends_the_cached_answers_of_the_empty_database(target, read_cache):
     for _ in range(2):
         assert wsgi_get("/news/posts/").json()["count"] == 0
     assert wsgi_get("/news/posts/")["X-Cache"] == "hit"

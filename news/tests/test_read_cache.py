@@ -1,4 +1,4 @@
-"""The response cache (news/cache/): anonymous reads answered from Redis, never stale after a
+"""The read cache (news/cache/): anonymous reads answered from Redis, never stale after a
 write has been answered, and the same answers without Redis."""
 
 import os
@@ -20,7 +20,7 @@ from testing.rows import make_comment, make_post
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# The response_cache fixture (conftest.py) turns the cache on, on a Redis database of its own.
+# The read_cache fixture (conftest.py) turns the cache on, on a Redis database of its own.
 
 
 def read(url: str, **headers) -> tuple[WsgiAnswer, str | None]:
@@ -30,7 +30,7 @@ def read(url: str, **headers) -> tuple[WsgiAnswer, str | None]:
 
 
 def test_a_second_anonymous_read_is_answered_from_redis_without_the_database(
-    response_cache, django_assert_num_queries
+    read_cache, django_assert_num_queries
 ):
     post = make_post(title="Cached")
     url = f"/news/posts/{post.pk}/"
@@ -59,7 +59,7 @@ def test_a_second_anonymous_read_is_answered_from_redis_without_the_database(
         "/news/posts/{post}/comments/?all=true",
     ],
 )
-def test_an_edit_answered_is_seen_by_the_next_read(response_cache, api_client, url):
+def test_an_edit_answered_is_seen_by_the_next_read(read_cache, api_client, url):
     post = api_client.post("/news/posts/", {"title": "Before", "body": ""}).json()
     api_client.post(f"/news/posts/{post['id']}/comments/", {"name": "n", "email": "a@b.cd"})
     url = url.format(post=post["id"])
@@ -79,7 +79,7 @@ def test_an_edit_answered_is_seen_by_the_next_read(response_cache, api_client, u
         assert "After" in after.content.decode() and "Before" not in after.content.decode()
 
 
-def test_create_and_delete_change_lists_and_details(response_cache, api_client):
+def test_create_and_delete_change_lists_and_details(read_cache, api_client):
     post = api_client.post("/news/posts/", {"title": "One"}).json()
     for _ in range(2):
         read("/news/posts/?all=true")
@@ -97,7 +97,7 @@ def test_create_and_delete_change_lists_and_details(response_cache, api_client):
 
 
 def test_a_comment_write_leaves_post_answers_cached_and_a_post_delete_ends_its_comments(
-    response_cache, api_client
+    read_cache, api_client
 ):
     post = api_client.post("/news/posts/", {"title": "One"}).json()
     comment = api_client.post(
@@ -116,7 +116,7 @@ def test_a_comment_write_leaves_post_answers_cached_and_a_post_delete_ends_its_c
     assert read(f"/news/comments/{comment['id']}/")[0].status_code == 404
 
 
-def test_a_rolled_back_write_does_not_keep_the_next_one_from_ending_entries(response_cache):
+def test_a_rolled_back_write_does_not_keep_the_next_one_from_ending_entries(read_cache):
     post = make_post(title="Kept")
     url = f"/news/posts/{post.pk}/"
     for _ in range(2):
@@ -137,7 +137,7 @@ def test_a_rolled_back_write_does_not_keep_the_next_one_from_ending_entries(resp
     assert read(url)[0].json()["title"] == "Committed"
 
 
-def test_bulk_writes_and_flush_end_entries(response_cache):
+def test_bulk_writes_and_flush_end_entries(read_cache):
     post = make_post()
     make_comment(post=post, name="one")
     url = "/news/comments/?all=true"
@@ -154,7 +154,7 @@ def test_bulk_writes_and_flush_end_entries(response_cache):
     assert read(url)[0].json() == []
 
 
-def test_a_client_holding_the_answer_gets_304(response_cache):
+def test_a_client_holding_the_answer_gets_304(read_cache):
     post = make_post()
     url = f"/news/posts/{post.pk}/"
     first = wsgi_get(url)  # not cached yet: ConditionalGetMiddleware's ETag
@@ -168,7 +168,7 @@ def test_a_client_holding_the_answer_gets_304(response_cache):
     assert wsgi_get(url, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 200
 
 
-def test_a_cached_stream_keeps_its_etag(response_cache):
+def test_a_cached_stream_keeps_its_etag(read_cache):
     make_post()
     url = "/news/posts/?all=true"
     miss, cache = read(url)
@@ -180,7 +180,7 @@ def test_a_cached_stream_keeps_its_etag(response_cache):
     assert wsgi_get(url, HTTP_IF_NONE_MATCH=hit["ETag"]).status_code == 304
 
 
-def test_answers_bigger_than_the_limit_are_not_kept(response_cache, settings):
+def test_answers_bigger_than_the_limit_are_not_kept(read_cache, settings):
     settings.NEWS_CACHE_MAX_BYTES = 200
     post = make_post(body="x" * 300)
     for _ in range(3):
@@ -190,7 +190,7 @@ def test_answers_bigger_than_the_limit_are_not_kept(response_cache, settings):
         assert cache == "miss"
 
 
-def test_bad_credentials_and_content_negotiation_bypass_the_cache(response_cache):
+def test_bad_credentials_and_content_negotiation_bypass_the_cache(read_cache):
     post = make_post()
     url = f"/news/posts/{post.pk}/"
     for _ in range(2):
@@ -204,7 +204,7 @@ def test_bad_credentials_and_content_negotiation_bypass_the_cache(response_cache
     assert read(url, HTTP_ACCEPT="text/html")[0].status_code == 406
 
 
-def test_a_write_in_flight_keeps_readers_off_the_cache_until_it_commits(response_cache):
+def test_a_write_in_flight_keeps_readers_off_the_cache_until_it_commits(read_cache):
     post = make_post(title="Before")
     url = f"/news/posts/{post.pk}/"
     for _ in range(2):
@@ -221,7 +221,7 @@ def test_a_write_in_flight_keeps_readers_off_the_cache_until_it_commits(response
 
 
 def test_a_write_that_redis_cannot_be_told_of_is_refused_and_changes_nothing(
-    response_cache, api_client, settings
+    read_cache, api_client, settings
 ):
     post = api_client.post("/news/posts/", {"title": "Before"}).json()
     url = f"/news/posts/{post['id']}/"
@@ -232,7 +232,7 @@ def test_a_write_that_redis_cannot_be_told_of_is_refused_and_changes_nothing(
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
     edit = api_client.patch(url, {"title": "After"})
     created = api_client.post("/news/posts/", {"title": "New"})
-    settings.REDIS_URL = response_cache.url
+    settings.REDIS_URL = read_cache.url
 
     assert (edit.status_code, created.status_code) == (503, 503)
     assert "nothing was changed" in edit.json()["detail"]
@@ -254,7 +254,7 @@ def test_reads_go_to_the_database_while_redis_does_not_answer(settings, api_clie
 
 
 def test_an_admin_change_that_redis_cannot_be_told_of_is_a_503(
-    response_cache, settings, client, django_user_model
+    read_cache, settings, client, django_user_model
 ):
     admin = django_user_model.objects.create_superuser("root", "root@example.com", "pw-12345678")
     client.force_login(admin)
@@ -271,7 +271,7 @@ def test_an_admin_change_that_redis_cannot_be_told_of_is_a_503(
     assert post.title == "Before"
 
 
-def test_a_server_starting_serves_nothing_stored_before_it(response_cache):
+def test_a_server_starting_serves_nothing_stored_before_it(read_cache):
     post = make_post()
     url = f"/news/posts/{post.pk}/"
     for _ in range(2):
@@ -284,7 +284,7 @@ def test_a_server_starting_serves_nothing_stored_before_it(response_cache):
 
 
 def test_a_save_outside_a_transaction_that_redis_cannot_be_told_of_is_refused(
-    response_cache, settings
+    read_cache, settings
 ):
     post = make_post(title="Before")
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # set, and nothing listens there
@@ -298,24 +298,24 @@ def test_a_save_outside_a_transaction_that_redis_cannot_be_told_of_is_refused(
 
 
 def test_a_write_whose_commit_redis_missed_is_in_flight_only_until_it_is_told(
-    response_cache, monkeypatch
+    read_cache, monkeypatch
 ):
     post = make_post(title="Before")
     url = f"/news/posts/{post.pk}/"
     for _ in range(2):
         read(url)
-    told = response_cache._written
+    told = read_cache._written
 
     def lost(*args, **kwargs):
         raise redis.ConnectionError("lost")
 
-    monkeypatch.setattr(response_cache, "_written", lost)
+    monkeypatch.setattr(read_cache, "_written", lost)
     monkeypatch.setattr(cache_store, "PAUSE_AFTER_FAILURE", 0.0)
     with transaction.atomic():
         Post.objects.filter(pk=post.pk).update(title="After")
     assert read(url)[1] is None  # in flight, and this process has a word still to say
 
-    monkeypatch.setattr(response_cache, "_written", told)
+    monkeypatch.setattr(read_cache, "_written", told)
     answers = [read(url) for _ in range(3)]
 
     assert [(a.json()["title"], cache) for a, cache in answers] == [
@@ -325,7 +325,7 @@ def test_a_write_whose_commit_redis_missed_is_in_flight_only_until_it_is_told(
     ]
 
 
-def test_a_request_without_a_host_is_never_answered_from_the_cache(response_cache):
+def test_a_request_without_a_host_is_never_answered_from_the_cache(read_cache):
     post = make_post()
     url = f"/news/posts/{post.pk}/"
     for _ in range(2):  # stored under the host the server's own name and port also give
@@ -358,13 +358,13 @@ def stored_entries(store) -> list[bytes]:
     ids=["not-json", "no-newline", "wrong-types", "a-list", "no-etag", "not-utf8"],
 )
 def test_an_entry_that_does_not_parse_is_a_miss_answered_from_the_database_logged_once(
-    response_cache, caplog, garbage
+    read_cache, caplog, garbage
 ):
     post = make_post(title="From the database")
     url = f"/news/posts/{post.pk}/"
     read(url)
-    (key,) = stored_entries(response_cache)
-    response_cache.client.set(key, garbage)
+    (key,) = stored_entries(read_cache)
+    read_cache.client.set(key, garbage)
 
     answers = [read(url) for _ in range(3)]
 
@@ -383,7 +383,7 @@ def test_an_entry_that_does_not_parse_is_a_miss_answered_from_the_database_logge
     ids=["ok", "integer", "string", "short-array", "empty-array"],
 )
 def test_a_redis_that_answers_garbage_refuses_writes_and_leaves_reads_to_the_database(
-    response_cache, settings, api_client, reply
+    read_cache, settings, api_client, reply
 ):
     post = api_client.post("/news/posts/", {"title": "Before"}).json()
     url = f"/news/posts/{post['id']}/"
@@ -394,7 +394,7 @@ def test_a_redis_that_answers_garbage_refuses_writes_and_leaves_reads_to_the_dat
         edit = api_client.patch(url, {"title": "After"})
         created = api_client.post("/news/posts/", {"title": "New"})
         answer, cache = read(url)
-        settings.REDIS_URL = response_cache.url
+        settings.REDIS_URL = read_cache.url
 
     assert garbage.commands > 0
     assert (edit.status_code, created.status_code) == (503, 503)
