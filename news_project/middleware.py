@@ -45,5 +45,5 @@ class CacheUnavailableMiddleware:
 
     def process_exception(self, request, exception):
         if isinstance(exception, CacheUnavailable):
-            return JsonResponse({"detail": str(exception.detail)}, status=503)
+            return JsonResponse({"detail": str(exception)}, status=503)
         return None

@@ -20,7 +20,6 @@ from django.core.signals import setting_changed
 from django.db import DEFAULT_DB_ALIAS, connections
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from rest_framework.exceptions import APIException
 
 logger = logging.getLogger("news.cache")
 
@@ -103,16 +102,20 @@ def new_token() -> str:
     return f"{time.time_ns():x}.{secrets.token_hex(4)}"
 
 
-class CacheUnavailable(APIException):
+class CacheUnavailable(Exception):
     """A write refused because Redis could not be told of it: answering it would let other
-    processes go on serving what it changed. Nothing was changed."""
+    processes go on serving what it changed. Nothing was changed. The edges answer it: 503 from
+    the API (news_project/exceptions.py) and the admin (news_project/middleware.py), one line
+    from the import."""
 
-    status_code = 503
-    default_detail = (
-        "The cache of reads (Redis) cannot be reached, so this change could not be made "
-        "without leaving stale answers behind; nothing was changed. Try again shortly."
-    )
-    default_code = "cache_unavailable"
+    def __init__(
+        self,
+        message: str = (
+            "The cache of reads (Redis) cannot be reached, so this change could not be made "
+            "without leaving stale answers behind; nothing was changed. Try again shortly."
+        ),
+    ) -> None:
+        super().__init__(message)
 
 
 class ReadCacheStore:

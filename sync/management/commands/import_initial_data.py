@@ -42,7 +42,7 @@ class Command(BaseCommand):
                     ) from None
                 raise _failed(exc) from None
             except CacheUnavailable as exc:
-                raise CommandError(f"{exc.detail} (REDIS_URL)") from None
+                raise CommandError(f"{exc} (REDIS_URL)") from None
         self.stdout.write(self.style.SUCCESS(str(report)))
 
 
