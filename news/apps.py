@@ -7,7 +7,7 @@ class NewsConfig(AppConfig):
 
     def ready(self) -> None:
         from news.cache import connect_receivers, tokens
-        from news.models import Comment, Post
+        from news.routes import CACHED_MODELS
 
-        connect_receivers([Post, Comment])
+        connect_receivers(CACHED_MODELS)
         tokens.connect_receivers()

@@ -9,10 +9,12 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 
 from django.conf import settings
+from django.urls import Resolver404, resolve
 from django.utils.http import parse_etags
 
+from news import routes
 from news.cache import tokens
-from news.cache.store import COMMENTS, POSTS, get_store
+from news.cache.store import get_store
 
 logger = logging.getLogger("news.cache")
 
@@ -43,15 +45,12 @@ ACCEPTS_GZIP = re.compile(r"\bgzip\b")
 
 
 def tables_read(path: str) -> tuple[str, ...]:
-    """The tables an answer under /news/ depends on."""
-    parts = path.strip("/").split("/")
-    if parts[1:2] == ["posts"] and parts[3:4] == ["comments"]:
-        return (POSTS, COMMENTS)
-    if parts[1:2] == ["posts"]:
-        return (POSTS,)
-    if parts[1:2] == ["comments"]:
-        return (COMMENTS,)
-    return (POSTS, COMMENTS)
+    """The tables an answer under /news/ depends on: its route's, in news/routes.py."""
+    try:
+        route_name = resolve(path).url_name
+    except Resolver404:
+        route_name = None
+    return routes.tables_read(route_name)
 
 
 class ReadCache:

@@ -23,7 +23,6 @@ from redis.retry import Retry
 
 logger = logging.getLogger("news.cache")
 
-POSTS, COMMENTS = "news_post", "news_comment"
 # Seconds without the cache after Redis failed to answer; reads go to the database meanwhile.
 PAUSE_AFTER_FAILURE = 5.0
 # Seconds a write stays "in flight" at most if it never says it committed (rolled back, killed,

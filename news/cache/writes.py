@@ -13,7 +13,8 @@ from django.db.models.signals import (
     pre_save,
 )
 
-from news.cache.store import COMMENTS, POSTS, ReadCacheStore, get_store, new_token
+from news.cache.store import ReadCacheStore, get_store, new_token
+from news.routes import cached_tables
 from news.signals import rows_created, rows_updated
 
 
@@ -44,7 +45,7 @@ def start_fresh() -> None:
     """New generations for every table, at a server's start: answers stored while this service
     ran without REDIS_URL (and took writes Redis never heard of) are not served."""
     if (store := get_store()) is not None:
-        store.written({POSTS, COMMENTS})
+        store.written(cached_tables())
 
 
 class _PendingWrite:
@@ -89,7 +90,7 @@ def on_migrated(sender, using, **kwargs) -> None:
     # flush and migrate change rows without a model signal: every generation goes, once (the
     # signal comes once per app).
     if sender.label == "news":
-        tables_written([POSTS, COMMENTS], using=using)
+        tables_written(cached_tables(), using=using)
 
 
 def connect_receivers(models: Iterable[type]) -> None:
