@@ -30,5 +30,5 @@ COPY sync/ sync/
 RUN DJANGO_SECRET_KEY=build-only python manage.py collectstatic --noinput
 USER app
 EXPOSE 8000
-# granian, 2 worker processes of 4 threads (for 2 CPUs): news/serving.py says why.
+# granian, 2 worker processes of 4 threads (for 2 CPUs): news_project/serving.py says why.
 CMD ["python", "manage.py", "serve"]

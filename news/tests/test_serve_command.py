@@ -12,7 +12,7 @@ import requests
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
-from news.serving import STOP_SECONDS
+from news_project.serving import STOP_SECONDS
 from testing.processes import Served, manage_env
 from testing.rows import make_post
 

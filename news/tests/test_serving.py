@@ -1,6 +1,6 @@
-"""The service as deployed (`manage.py serve`: granian, news/serving.py): a write answered by one
-server process is seen by every later read from another, and slow clients neither lose the end
-of a long stream nor keep other requests waiting."""
+"""The service as deployed (`manage.py serve`: granian, news_project/serving.py): a write
+answered by one server process is seen by every later read from another, and slow clients neither
+lose the end of a long stream nor keep other requests waiting."""
 
 import json
 import socket

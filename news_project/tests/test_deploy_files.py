@@ -182,7 +182,7 @@ def test_web_serves_with_manage_py_serve_as_the_dockerfile_does(services):
 
 
 def test_web_is_given_the_time_its_workers_take_to_finish_on_stop(services):
-    from news.serving import STOP_SECONDS
+    from news_project.serving import STOP_SECONDS
 
     grace = services["web"]["stop_grace_period"]
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from news.serving import ServingError, serve
+from news_project.serving import ServingError, serve
 
 
 def address(value: str) -> tuple[str, int]:
