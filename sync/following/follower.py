@@ -23,6 +23,7 @@ from django.db import DatabaseError, connections
 
 from sync.client import TargetApiClient
 from sync.errors import SyncError, TargetChanged
+from sync.following.signals import stop_on_signals
 from sync.following.wakeups import (
     SLICE,
     Schedule,
@@ -108,6 +109,11 @@ class Follower:
             time.sleep(min(left, SLICE))
 
     # --- The life of a follower -------------------------------------------------------------------
+
+    def run_until_signalled(self) -> None:
+        """run(), SIGTERM and SIGINT asking it to stop."""
+        with stop_on_signals(self.request_stop):
+            self.run()
 
     def run(self) -> None:
         """Follow until asked to stop: standby while another process holds the lock. Raises

@@ -3,9 +3,9 @@ from django.core.management.base import BaseCommand, CommandError
 from news.cache import CacheUnavailable
 from sync.client import TargetApiClient
 from sync.errors import SyncError, TargetApiError
+from sync.following import stop_on_signals
 from sync.importing import ImportRefused, import_initial_data
 from sync.management.arguments import http_url, positive_seconds
-from sync.management.signals import stop_on_signals
 
 START_OVER = "To start over, empty it first: manage.py flush (make reset)."
 

@@ -4,12 +4,11 @@ import sys
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection
-from tqdm import tqdm
 
 from sync.changelog import ParkedFilter, discard_parked, retry_parked
 from sync.client import TargetApiClient
 from sync.errors import SyncError, SyncLocked, TargetChanged
-from sync.following import Follower, FollowOptions
+from sync.following import Follower, FollowOptions, StopRequest, stopping_run
 from sync.management.arguments import (
     actor,
     age_problem,
@@ -18,7 +17,7 @@ from sync.management.arguments import (
     status_problem,
     url_problem,
 )
-from sync.management.signals import StopRequest, stop_on_signals
+from sync.management.progress import RunProgress
 from sync.planner import Kind, Op
 from sync.syncing import (
     FailedEntity,
@@ -143,34 +142,22 @@ class Command(BaseCommand):
         if options["discard_parked"]:
             self._discard(parked_filter(options), confirmed=options["yes"])
             return
-        sync_options = SyncOptions(
-            concurrency=options["concurrency"],
-            batch_size=options["batch_size"],
-            max_attempts=settings.SYNC_MAX_ATTEMPTS,
-            time_budget=options["time_budget"],
-            cascade_deletes=settings.SYNC_TARGET_CASCADES,
-            max_foreign_deletes=None
-            if options["allow_deletes"]
-            else settings.SYNC_FULL_MAX_DELETES,
-        )
-        client = TargetApiClient.from_settings(
-            url=url,
-            timeout=options["timeout"],
-            max_rps=options["max_rps"],
-            pool_size=max(10, options["concurrency"]),
-        )
-        with client:
+        with _client(url, options) as client:
             if options["follow"]:
                 self._retry_parked(options)
-                self._follow(client, sync_options)
+                self._follow(client, _sync_options(options))
                 return
             if options["verify"]:
                 self._verify(client, as_json=options["json"])
                 return
             stop = StopSignal()
-            with stop_on_signals(lambda reason: stop.request(f"stopped: {reason}")) as received:
+            with stopping_run(stop) as received:
                 self._retry_parked(options)
-                report = self._run(client, sync_options, options, stop, received)
+                report = self._run(client, _sync_options(options), options, stop, received)
+        self._write_outcome(report, received)
+
+    def _write_outcome(self, report: SyncReport, received: StopRequest) -> None:
+        """A one-shot run's last lines, and its exit status."""
         if received:
             raise CommandError(_stopped(received, report), returncode=received.exit_status)
         if report.dry_run:
@@ -198,20 +185,11 @@ class Command(BaseCommand):
     ) -> SyncReport:
         """One run; on a terminal, a progress bar. Failures are printed as they come, but for
         the calls a stop signal kept from being sent: the last line says what was left."""
-        interactive = self.stdout.isatty()
-        bar = tqdm(total=0, unit="call", disable=not interactive, leave=False)
-
-        def on_planned(total: int) -> None:
-            bar.reset(total=total)
+        progress = RunProgress(self.stdout)
 
         def on_failure(failed: FailedEntity) -> None:
-            if received and failed.error == f"not sent: {stop.reason}":
-                return
-            line = f"FAILED {failed}"
-            if interactive:
-                bar.write(line)
-            else:
-                self.stdout.write(line)
+            if not (received and failed.error == f"not sent: {stop.reason}"):
+                progress.failed(failed)
 
         try:
             return sync_changes(
@@ -219,8 +197,8 @@ class Command(BaseCommand):
                 options=sync_options,
                 full=options["full"],
                 dry_run=options["dry_run"],
-                on_planned=on_planned,
-                on_progress=bar.update,
+                on_planned=progress.planned,
+                on_progress=progress.sent,
                 on_failure=on_failure,
                 stop=stop,
             )
@@ -244,7 +222,7 @@ class Command(BaseCommand):
                 returncode=EXIT_FAILED,
             ) from None
         finally:
-            bar.close()
+            progress.close()
 
     def _follow(self, client: TargetApiClient, sync_options: SyncOptions) -> None:
         """Follow the change log until SIGTERM or SIGINT; one summary line per run with work."""
@@ -261,11 +239,10 @@ class Command(BaseCommand):
             on_report=self._write_run,
             on_failure=lambda failed: self._say(f"FAILED {failed}"),
         )
-        with stop_on_signals(follower.request_stop):
-            try:
-                follower.run()
-            except TargetChanged as exc:
-                raise CommandError(f"Sync failed: {exc}", returncode=EXIT_FAILED) from None
+        try:
+            follower.run_until_signalled()
+        except TargetChanged as exc:
+            raise CommandError(f"Sync failed: {exc}", returncode=EXIT_FAILED) from None
         self._say(
             f"Stopped ({follower.stop_reason}) after {follower.runs} runs; the run lock is released"
         )
@@ -382,6 +359,26 @@ class Command(BaseCommand):
         problems += [f"--entity {p}" for p in map(entity_problem, options["entity"]) if p]
         if problems:
             raise CommandError("; ".join(problems), returncode=EXIT_USAGE)
+
+
+def _sync_options(options: dict) -> SyncOptions:
+    return SyncOptions(
+        concurrency=options["concurrency"],
+        batch_size=options["batch_size"],
+        max_attempts=settings.SYNC_MAX_ATTEMPTS,
+        time_budget=options["time_budget"],
+        cascade_deletes=settings.SYNC_TARGET_CASCADES,
+        max_foreign_deletes=None if options["allow_deletes"] else settings.SYNC_FULL_MAX_DELETES,
+    )
+
+
+def _client(url: str, options: dict) -> TargetApiClient:
+    return TargetApiClient.from_settings(
+        url=url,
+        timeout=options["timeout"],
+        max_rps=options["max_rps"],
+        pool_size=max(10, options["concurrency"]),
+    )
 
 
 def _stopped(received: StopRequest, report: SyncReport | None = None) -> str:

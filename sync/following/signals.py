@@ -12,6 +12,8 @@ import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from sync.syncing import StopSignal
+
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -49,3 +51,11 @@ def stop_on_signals(on_stop: Callable[[str], None] = lambda reason: None) -> Ite
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@contextmanager
+def stopping_run(stop: StopSignal) -> Iterator[StopRequest]:
+    """While inside, SIGTERM and SIGINT ask a one-shot run to stop: it starts no new call, and
+    the calls under way are recorded (`stop.reason` then names the signal)."""
+    with stop_on_signals(lambda reason: stop.request(f"stopped: {reason}")) as received:
+        yield received
