@@ -50,6 +50,8 @@ TEXT_FIELDS: dict[Kind, tuple[str, ...]] = {
 # Fields no target is expected to rewrite (numbers and links): a lookup that tolerates rewritten
 # texts filters on these alone.
 FIXED_FIELDS: dict[Kind, tuple[str, ...]] = {Kind.POST: ("userId",), Kind.COMMENT: ("postId",)}
+# A filter of posts no record matches: a cheap read that shows whether the target answers.
+MATCHES_NOTHING: Record = {"id": 0, "userId": -1}
 _KIND_OF_MODEL = {model: kind for kind, model in MODELS.items()}
 __all__ = ["MAX_REMOTE_ID_LENGTH", "RemoteId", "comparable_id", "readable_id", "remote_key"]
 
@@ -67,6 +69,16 @@ def to_record(
     if kind is Kind.COMMENT and post_remote_id is not None:
         record["postId"] = post_remote_id
     return record
+
+
+def with_post(record: Mapping[str, Any], post_remote_id: RemoteId) -> Record:
+    """A comment's record linked to its post by the post's remote id."""
+    return {**record, "postId": post_remote_id}
+
+
+def target_field(kind: Kind, attribute: str) -> str:
+    """The target's name of a model attribute of this kind (post_id: postId)."""
+    return next(name for name, held_by in FIELDS[kind].items() if held_by == attribute)
 
 
 def from_record(kind: Kind, record: Mapping[str, Any]) -> dict[str, Any]:

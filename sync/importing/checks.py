@@ -19,7 +19,7 @@ from news.models import Comment, Post
 from news.serializers import CommentSerializer, PostSerializer
 from sync.errors import ImportValidationError
 from sync.planner import Kind
-from sync.target import FIELDS, MAX_REMOTE_ID_LENGTH, readable_id, remote_key
+from sync.target import FIELDS, MAX_REMOTE_ID_LENGTH, readable_id, remote_key, target_field
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ class PostRecordSerializer(_TargetRecordMixin, PostSerializer):
     id_fields = {"id": Post._meta.pk}
 
     class Meta(PostSerializer.Meta):
-        fields = ["id", "user_id", "title", "body"]
+        fields = list(FIELDS[Kind.POST].values())
         read_only_fields = []
 
 
@@ -117,7 +117,7 @@ class CommentRecordSerializer(_TargetRecordMixin, CommentSerializer):
     id_fields = {"id": Comment._meta.pk, "post_id": Post._meta.pk}
 
     class Meta(CommentSerializer.Meta):
-        fields = ["id", "post_id", "name", "email", "body"]
+        fields = list(FIELDS[Kind.COMMENT].values())
 
 
 class _RecordChecker:
@@ -238,7 +238,8 @@ def _clean_resource(
                 first_position[key] = position
         if not problems and post_ids is not None and remote_key(values["post_id"]) not in post_ids:
             message = f"Post {values['post_id']} is not among the target's posts."
-            problems.append(checker.problem(position, record, "postId", message))
+            post_field = target_field(Kind.COMMENT, "post_id")
+            problems.append(checker.problem(position, record, post_field, message))
         if problems:
             report(problems)
         else:

@@ -10,8 +10,10 @@ from dataclasses import replace
 from sync.client import TargetApiClient
 from sync.errors import TargetApiError
 from sync.ids import unique_by_id
+from sync.planner import Kind
 from sync.syncing.deliveries import Action, Delivery, Outcome, Record, Result, TargetTraits
 from sync.target import (
+    MATCHES_NOTHING,
     acknowledged,
     content,
     holds,
@@ -115,7 +117,7 @@ class Dispatcher:
     def probe(self) -> bool:
         """True when the target answers a cheap read (a filter that matches nothing)."""
         try:
-            self.client.find("posts", {"id": 0, "userId": -1})
+            self.client.find(Kind.POST.resource, MATCHES_NOTHING)
         except TargetApiError:
             return False
         return True

@@ -31,6 +31,7 @@ from sync.target import (
     readable_id,
     record_hash,
     remote_key,
+    with_post,
 )
 
 # Records the refusal of a full run lists, of those it would delete.
@@ -262,6 +263,6 @@ def _with_current_posts(steps: list[Delivery], snap: Snapshot) -> Steps:
             ready.settled.append(Outcome(step, Result.FAILED, error=error, sent=False))
             continue
         if step in comments:
-            step = replace(step, record={**step.record, "postId": post_ids[post_pk]})
+            step = replace(step, record=with_post(step.record, post_ids[post_pk]))
         ready.to_send.append(step)
     return ready
