@@ -146,7 +146,10 @@ except ValueError as exc:
     raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
 if _password := os.environ.get("DATABASE_PASSWORD", ""):
     DATABASES["default"]["PASSWORD"] = _password
-# Every API write and its change event commit or roll back together.
+# A request runs in one transaction unless its view opts out: the admin's writes and their change
+# events commit or roll back together. The API's viewsets opt out and run each write in a
+# transaction of their own instead (news.views.AtomicWritesMixin: the same guarantee, and reads
+# without BEGIN and COMMIT); the health, metrics and login views opt out too.
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
