@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import random
 import time
@@ -210,7 +211,7 @@ class TargetApiClient:
         filters: tuple[str, ...] | None = None,
         rewritten: frozenset[str] = frozenset(),
         loose: bool = False,
-    ) -> list[dict[str, Any]]:
+    ) -> builtins.list[dict[str, Any]]:  # the builtin, not the method list() above
         """The records whose fields (the id aside) all equal `wanted`'s.
 
         Asks with json-server's equality filters (`?userId=1&title=...`) on the fields named by

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 RemoteId = int | str
+# A record of any mapping type: unique_by_id gives back the type it is given.
+R = TypeVar("R", bound=Mapping[str, Any])
 
 MAX_REMOTE_ID_LENGTH = 255
 _INTEGER = re.compile(r"-?(0|[1-9][0-9]{0,18})")
@@ -53,10 +55,10 @@ def key_of(record: Mapping[str, Any]) -> str | None:
     return None if value is None else remote_key(value)
 
 
-def unique_by_id(records: Iterable[Mapping[str, Any]]) -> tuple[Mapping[str, Any], ...]:
+def unique_by_id(records: Iterable[R]) -> tuple[R, ...]:
     """Records in the order first seen, each id once ("5" and 5 are one id); records without a
     usable id are left out (nothing could address them)."""
-    seen: dict[str, Mapping[str, Any]] = {}
+    seen: dict[str, R] = {}
     for record in records:
         ident = key_of(record)
         if ident is not None:

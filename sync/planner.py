@@ -198,7 +198,9 @@ def _fold_cascaded_deletes(
     """Drop the DELETE of each comment whose post is deleted too; the post's call settles it."""
     for key, call in list(calls.items()):
         post = parents.get(key)
-        post_call = calls.get(post) if post is not None else None
+        if post is None:
+            continue
+        post_call = calls.get(post)
         if call.op is not Op.DELETE or post_call is None or post_call.op is not Op.DELETE:
             continue
         del calls[key]

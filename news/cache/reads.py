@@ -69,7 +69,7 @@ class ReadCache:
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         store = get_store()
         key, stamped = _cache_key(environ) if store is not None else (None, None)
-        if key is None:
+        if store is None or key is None:
             return self.application(environ, start_response)
         tables = tables_read(environ["PATH_INFO"])
         generations, entry = store.lookup(key, tables, stamped=stamped)
@@ -164,7 +164,7 @@ def _scheme(environ: dict) -> str:
 
 def storable(headers: list[tuple[str, str]]) -> bool:
     """A JSON answer that is the same for every anonymous client."""
-    named = {}
+    named: dict[str, list[str]] = {}
     for name, value in headers:
         named.setdefault(name.lower(), []).append(value)
     vary = {v.strip().lower() for value in named.get("vary", []) for v in value.split(",") if v}

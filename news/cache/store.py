@@ -151,7 +151,7 @@ class ReadCacheStore:
         """A write of these tables is about to commit: readers keep off their entries until
         written() (or for WRITE_LEASE seconds). Raises CacheUnavailable if Redis cannot be told."""
         token = new_token()
-        args = [len(tables), token, int(WRITE_LEASE * 1000), name]
+        args: list[int | str] = [len(tables), token, int(WRITE_LEASE * 1000), name]
         try:
             acknowledged(self._writing(keys=self._keys(tables), args=args), token)
         except FAILURES as exc:
@@ -168,7 +168,7 @@ class ReadCacheStore:
         for attempt in range(3):
             try:
                 token = new_token()
-                args = [len(tables), token, *sorted(names)]
+                args: list[int | str] = [len(tables), token, *sorted(names)]
                 acknowledged(self._written(keys=self._keys(tables), args=args), token)
             except FAILURES as exc:
                 error = exc

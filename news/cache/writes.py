@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.db import connections
+from django.db.models import Model
 from django.db.models.signals import (
     post_delete,
     post_migrate,
@@ -93,7 +94,7 @@ def on_migrated(sender, using, **kwargs) -> None:
         tables_written(cached_tables(), using=using)
 
 
-def connect_receivers(models: Iterable[type]) -> None:
+def connect_receivers(models: Iterable[type[Model]]) -> None:
     for model in models:
         label = model._meta.label_lower
         for signal, name in (

@@ -9,6 +9,7 @@ and sends the steps. Records are told apart by the text of their ids (`sync.ids.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 
 from sync.ids import comparable_id, key_of, remote_key, unique_by_id
@@ -17,7 +18,7 @@ from sync.syncing.deliveries import Action, Delivery, Outcome, Result, Steps, Ta
 from sync.target import Record, content, holds, our_fields, rewritten_fields
 
 Deleted = Mapping[tuple[Kind, str], tuple[float, float]]
-Claimed = set[tuple[Kind, str]]
+Claimed = AbstractSet[tuple[Kind, str]]
 
 
 def decide(
@@ -120,7 +121,7 @@ def pick(
         }
         # A record under another entity's own id, holding what that entity sent, may be its:
         # left to it (as claimed_records does across rounds).
-        reserved = {
+        reserved: dict[str | None, EntityKey] = {
             remote_key(o.delivery.entity.pk): o.delivery.entity
             for o in deciding
             if not o.own_id_taken
@@ -346,7 +347,7 @@ def pick_records(
     Records with the same content are interchangeable, so this never leaves a duplicate behind
     when each has its copy. With `own_id_only`, only a record under the own id is taken.
     """
-    taken: Claimed = set(claimed)
+    taken: set[tuple[Kind, str | None]] = set(claimed)
     picked: dict[EntityKey, Record | None] = {lookup.key: None for lookup in lookups}
     for lookup in lookups:
         if lookup.own_id is None:

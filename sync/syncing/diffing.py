@@ -77,9 +77,9 @@ def diff(snap: Snapshot, remote: dict[Kind, list[Record]], traits: TargetTraits)
                 diff.unaddressable += 1
             else:
                 by_key.setdefault((kind, key), record)
-    mapped = [k for k, known in snap.states.items() if known.remote_id is not None]
-    for entity in sorted(mapped):
-        diff.owner[(entity.kind, remote_key(snap.states[entity].remote_id))] = entity
+    for entity, state in sorted(snap.states.items()):
+        if state.remote_id is not None:
+            diff.owner[(entity.kind, remote_key(state.remote_id))] = entity
     unconfirmed: list[tuple[EntityKey, tuple[Record, ...]]] = []
     for entity in sorted(snap.records.keys() | snap.states.keys()):
         known = snap.states.get(entity)
@@ -88,10 +88,9 @@ def diff(snap: Snapshot, remote: dict[Kind, list[Record]], traits: TargetTraits)
         slot = (entity.kind, remote_key(entity.pk))
         if known is not None and known.unconfirmed:
             contents = contents_of(entity, snap)
-            record = by_key.get(slot)
-            own = record is not None and slot not in diff.owner and traits.keeps_ids
+            own = by_key.get(slot) if slot not in diff.owner and traits.keeps_ids else None
             rewritten = traits.rewrites(entity.kind)
-            if own and any(holds(record, w, rewritten=rewritten) for w in contents):
+            if own is not None and any(holds(own, w, rewritten=rewritten) for w in contents):
                 diff.owner[slot] = entity
             else:
                 diff.lookups.append(entity)

@@ -262,7 +262,7 @@ def _with_current_posts(steps: list[Delivery], snap: Snapshot) -> Steps:
             error = f"held back: post {post_pk} is not on the target"
             ready.settled.append(Outcome(step, Result.FAILED, error=error, sent=False))
             continue
-        if step in comments:
+        if step in comments and step.record is not None and post_pk is not None:
             step = replace(step, record=with_post(step.record, post_ids[post_pk]))
         ready.to_send.append(step)
     return ready

@@ -101,6 +101,7 @@ class IncrementalSource:
         """The first step of a create or an update whose row is there."""
         remote_id = _remote_id(call.key, state)
         record = batch.record(call.key.pk, remote_id)
+        assert record is not None, "a write step is made for a row that is there"
         post_pk = batch.rows[call.key.pk].post_id if call.key.kind is Kind.COMMENT else None
         if post_pk in self.undelivered_posts:
             error = f"held back: post {post_pk} is not on the target"
@@ -172,8 +173,12 @@ def _gone_step(
 
 
 def _delete_step(call: Call, state: SyncState | None, may_land_until: float = 0.0) -> Delivery:
-    unconfirmed = state is not None and state.remote_id is None and state.unconfirmed
-    if unconfirmed and state.unconfirmed_record:
+    if (
+        state is not None
+        and state.remote_id is None
+        and state.unconfirmed
+        and state.unconfirmed_record
+    ):
         # Its POST may have landed under an id we never heard of: find that copy first.
         return Delivery(
             call,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import cast
 
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
@@ -19,6 +20,7 @@ from sync.syncing.report import FailedEntity, SyncReport
 from sync.target import (
     TABLES,
     Record,
+    RemoteId,
     parent_remote_key,
     readable_id,
     record_hash,
@@ -342,7 +344,8 @@ class OutcomeWriter:
             if outcome.record is None:
                 kept.append(outcome)
                 continue
-            slot = (TABLES[entity.kind], remote_key(outcome.remote_id))
+            # An outcome with a record has the record's id, or the one its call was sent to.
+            slot = (TABLES[entity.kind], remote_key(cast(RemoteId, outcome.remote_id)))
             holder = holders.setdefault(slot, entity.pk)
             if holder == entity.pk:
                 kept.append(outcome)

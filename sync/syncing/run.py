@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from queue import SimpleQueue
+from typing import cast
 
 from sync.batching import ramped
 from sync.planner import Call, Kind, Plan
@@ -35,7 +36,7 @@ from sync.syncing.deliveries import Action, Delivery, Outcome, Result, Source
 from sync.syncing.dispatch import Dispatcher
 from sync.syncing.guard import RunGuard
 from sync.syncing.report import FailedEntity, SyncOptions, SyncReport
-from sync.target import remote_key
+from sync.target import RemoteId, remote_key
 
 # Successful calls are recorded at least this often (in results or seconds).
 FLUSH_EVERY_RESULTS = 100
@@ -221,7 +222,8 @@ class Runner:
         if delivery.action is Action.DELETE and outcome.sent:
             # A DELETE that failed may still be applied at any time.
             answered_at = outcome.answered_at if outcome.ok else math.inf
-            key = (delivery.entity.kind, remote_key(delivery.remote_id))
+            # A DELETE is sent to a remote id.
+            key = (delivery.entity.kind, remote_key(cast(RemoteId, delivery.remote_id)))
             self.deleted[key] = (outcome.sent_at, answered_at)
         if outcome.stopped:
             self.guard.left_unsent = True

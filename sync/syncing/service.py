@@ -46,17 +46,19 @@ def sync_changes(
         guard = RunGuard(held, stop or StopSignal())
         url = canonical_url(client.base_url)
         target = loading.the_target()
-        same = target is not None and target.url == url
+        # The target the sync state describes, if it is this one.
+        current = target if target is not None and target.url == url else None
+        same = current is not None
         if not full:
             _check_target(target, url)
         if options.time_budget:
             guard.stop.deadline = started + options.time_budget
             guard.stop.budget = options.time_budget
         report = SyncReport(mode="full" if full else "incremental", dry_run=dry_run, target=url)
-        traits = TargetTraits(target.rewrites, target.keeps_ids) if same else TargetTraits()
+        traits = TargetTraits(current.rewrites, current.keeps_ids) if current else TargetTraits()
         # The pace starts where the last run to this target left it, below the ceilings.
         client.pacer.resume(
-            (target.rate or 0.0) if same else 0.0, max_concurrency=options.concurrency
+            (current.rate or 0.0) if current else 0.0, max_concurrency=options.concurrency
         )
         if not dry_run:
             report.run_id = outcomes.start_run(

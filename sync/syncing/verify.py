@@ -71,12 +71,14 @@ def verify_target(*, client: TargetApiClient, limit: int = 100) -> Verification:
     """Compare the whole target with the database; record and return what differs."""
     started = time.monotonic()
     url = canonical_url(client.base_url)
-    target = loading.the_target()
-    same = target is not None and target.url == url
+    # The target the sync state describes, if it is this one.
+    current = loading.the_target()
+    if current is not None and current.url != url:
+        current = None
     source = FullSource(
         client=client,
         options=SyncOptions(max_foreign_deletes=None),
-        traits=TargetTraits(target.rewrites, target.keeps_ids) if same else TargetTraits(),
+        traits=TargetTraits(current.rewrites, current.keeps_ids) if current else TargetTraits(),
         settle_time=0.0,
     )
     source.plan(dry_run=True)
