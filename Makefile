@@ -28,7 +28,7 @@ PYTEST_ARGS ?=
 # make test prints the coverage of the product code (pyproject.toml, [tool.coverage]); the whole
 # suite (no PYTEST_ARGS, as CI runs it) fails below COVERAGE_FLOOR percent. COVERAGE= measures
 # nothing.
-COVERAGE_FLOOR ?= 90
+COVERAGE_FLOOR ?= 87
 COVERAGE ?= --cov --cov-report=term:skip-covered \
 	$(if $(PYTEST_ARGS),,--cov-fail-under=$(COVERAGE_FLOOR))
 
