@@ -290,9 +290,7 @@ def test_a_server_starting_serves_nothing_stored_before_it(read_cache):
     assert read(url)[1] == "miss"
 
 
-def test_a_save_outside_a_transaction_that_redis_cannot_be_told_of_is_refused(
-    read_cache, settings
-):
+def test_a_save_outside_a_transaction_that_redis_cannot_be_told_of_is_refused(read_cache, settings):
     post = make_post(title="Before")
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # set, and nothing listens there
     post.title = "After"
