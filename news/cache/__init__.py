@@ -1,4 +1,4 @@
-"""A shared cache of API reads, kept exact by the writes themselves.
+"""The read cache: API reads answered from Redis, kept exact by the writes themselves.
 
 With REDIS_URL set, a GET under /news/ without credentials, or with an access token whose user
 was checked since that user last changed (news/cache/tokens.py), is answered from Redis when an
