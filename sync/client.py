@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import json
 import random
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from urllib3.util import make_headers
 from urllib3.util.retry import Retry
 
 from sync.errors import TRANSIENT_STATUSES, TargetApiError
+from sync.jsonstream import JsonListReader, NotJson
 from sync.pacing import CONGESTED, Pacer
 from sync.planner import Kind
 from sync.target import RemoteId, holds
@@ -35,6 +37,10 @@ from sync.transport import connections, watching
 QUOTED_CHARACTERS = 100
 # How often a wait between attempts looks whether the caller stopped.
 WAIT_SLICE = 0.05
+# Bytes of a list read at a time (`each_record`), and the size beyond which its answer is
+# written to disk rather than kept in memory until it is read.
+PIECE_BYTES = 1 << 16
+SPOOL_BYTES = 1 << 23
 
 
 def _never() -> bool:
@@ -49,6 +55,14 @@ def wait(seconds: float, stopping: Callable[[], bool]) -> bool:
             return False
         time.sleep(min(left, WAIT_SLICE))
     return not stopping()
+
+
+class _BodyCut(Exception):
+    """An answer that broke off after its head: the read may be tried again."""
+
+    def __init__(self, error: TargetApiError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class RetriesStopped(Exception):
@@ -198,6 +212,30 @@ class TargetApiClient:
             raise TargetApiError(f"GET {self._url(resource)} did not answer with a JSON list")
         return data
 
+    def each_record(self, resource: str, take: Callable[[dict[str, Any]], None]) -> None:
+        """Every record of a collection handed to `take`, the answer never held whole in memory;
+        errors as `list`'s. The answer is first written to a file as it arrives (the timeout
+        bounds that, as it bounds any call), then read from there item by item. An answer that
+        breaks off is asked for again, up to the retries."""
+        url = self._url(resource)
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as body:
+
+            def keep(answer: Any) -> None:
+                body.seek(0)
+                body.truncate()
+                for piece in answer.stream(PIECE_BYTES, decode_content=True):
+                    body.write(piece)
+
+            for attempt in range(self.retries + 1):
+                try:
+                    response = self._request("GET", url, consume=keep)
+                    break
+                except _BodyCut as cut:
+                    if attempt == self.retries or self.stop_when():
+                        raise cut.error from None
+            body.seek(0)
+            _read_list(body, take, url=url, status=response.status_code)
+
     def get(self, resource: str, remote_id: RemoteId) -> dict[str, Any] | None:
         """One record, or None when the target does not have it."""
         response = self._request("GET", self._url(resource, remote_id), missing_ok=True)
@@ -286,7 +324,10 @@ class TargetApiClient:
         json: Any = None,
         params: dict[str, str] | None = None,
         missing_ok: bool = False,
+        consume: Callable[[Any], None] | None = None,
     ) -> Response:
+        """One call, its attempts retried. With `consume`, a 2xx answer's body is not kept: it
+        is handed to `consume` piece by piece, within the attempt's timeout."""
         headers, body = self.headers, None
         if json is not None:
             headers = {**headers, "Content-Type": "application/json"}
@@ -303,12 +344,22 @@ class TargetApiClient:
             with watching(timeout) as watch:
                 try:
                     answer = self.pool.urlopen(
-                        method, url, body=body, headers=headers, retries=self.retry, timeout=timeout
+                        method,
+                        url,
+                        body=body,
+                        headers=headers,
+                        retries=self.retry,
+                        timeout=timeout,
+                        preload_content=consume is None,
                     )
                 except RetriesStopped as stopped:
                     answer, failure = stopped.response, stopped.error
                 except (urllib3.exceptions.HTTPError, OSError) as exc:
                     answer, failure = None, exc
+                if consume is not None and answer is not None:
+                    cut = _consumed(answer, consume)
+                    if cut is not None:
+                        answer, failure = None, cut
         finally:
             status = None if answer is None or watch.expired else answer.status
             retry_after = answer.headers.get("Retry-After") if answer is not None else None
@@ -320,7 +371,10 @@ class TargetApiClient:
         if answer is None or watch.expired:
             # An attempt the watchdog ended got no answer within the timeout, even when what
             # arrived of it looks whole: http.client takes headers cut short for complete ones.
-            raise _failed(method, url, failure, timeout, expired=watch.expired)
+            error = _failed(method, url, failure, timeout, expired=watch.expired)
+            if consume is not None and failure is not None and not watch.expired:
+                raise _BodyCut(error)
+            raise error
         response = Response(
             method, url, answer.status, answer.reason or "", answer.headers, answer.data or b""
         )
@@ -473,6 +527,53 @@ class Response:
     @property
     def text(self) -> str:
         return self.content.decode("utf-8", "replace")
+
+
+def _read_list(body: Any, take: Callable[[dict[str, Any]], None], *, url: str, status: int) -> None:
+    """Hand each object of the JSON list in `body` (a file) to `take`; TargetApiError, as
+    `list` raises it, when it is not JSON or not a list of objects."""
+    reader = JsonListReader()
+    listed = True
+    try:
+        while piece := body.read(PIECE_BYTES):
+            for item in reader.feed(piece):
+                listed = listed and isinstance(item, dict)
+                if listed:
+                    take(item)
+        for item in reader.close():
+            listed = listed and isinstance(item, dict)
+            if listed:
+                take(item)
+    except NotJson:
+        raise TargetApiError(
+            f"GET {url}: the answer is not JSON",
+            status=status,
+            body=reader.head.decode("utf-8", "replace")[:500],
+        ) from None
+    if not (listed and reader.is_list):
+        raise TargetApiError(f"GET {url} did not answer with a JSON list")
+
+
+def _consumed(answer: Any, consume: Callable[[Any], None]) -> BaseException | None:
+    """Hand a 2xx answer's body to `consume` (any other is read whole, as usual); the error
+    that broke the body off, if one did. The connection is reused only after a whole body."""
+    if not 200 <= answer.status < 300:
+        try:
+            answer.data  # noqa: B018 - read whole, as without `consume`
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            return exc
+        answer.release_conn()
+        return None
+    try:
+        consume(answer)
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        answer.close()
+        return exc
+    except BaseException:
+        answer.close()
+        raise
+    answer.release_conn()
+    return None
 
 
 def _dumps(payload: Any) -> bytes:

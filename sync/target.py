@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from news.models import Comment, Post
@@ -64,11 +64,28 @@ def to_record(
 ) -> Record:
     """The record the target should hold for `obj`, under the target's ids."""
     kind = _KIND_OF_MODEL[type(obj)]
-    record = {name: getattr(obj, attribute) for name, attribute in FIELDS[kind].items()}
+    values = [getattr(obj, attribute) for attribute in FIELDS[kind].values()]
+    return record_of(kind, values, remote_id=remote_id, post_remote_id=post_remote_id)
+
+
+def record_of(
+    kind: Kind,
+    values: Sequence[Any],
+    *,
+    remote_id: RemoteId,
+    post_remote_id: RemoteId | None = None,
+) -> Record:
+    """The record the target should hold for a row's values (its attributes in FIELDS' order),
+    under the target's ids."""
+    record = dict(zip(FIELDS[kind], values, strict=True))
     record["id"] = remote_id
     if kind is Kind.COMMENT and post_remote_id is not None:
         record["postId"] = post_remote_id
     return record
+
+
+# Where a comment's row values (its attributes in FIELDS' order) hold its post's pk.
+POST_OF_COMMENT = list(FIELDS[Kind.COMMENT].values()).index("post_id")
 
 
 def with_post(record: Mapping[str, Any], post_remote_id: RemoteId) -> Record:

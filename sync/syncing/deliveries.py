@@ -42,15 +42,83 @@ class SyncState:
         return None  # nothing known: the events tell
 
 
+class Delivered:
+    """Entities the target is taken to hold as they are until it shows otherwise, by kind and
+    remote key: each with its pk and the hash of the record last delivered, which is its record
+    now. A full run over a million of them keeps only this: both in one int, negative once the
+    target's record under that key was seen."""
+
+    _PK_BITS = 64
+
+    def __init__(self) -> None:
+        self._by_kind: dict[Kind, dict[int | str, int]] = {kind: {} for kind in Kind}
+
+    def add(self, kind: Kind, key: str, pk: int, digest: str) -> bool:
+        """Keep an entity; False (kept not) when its hash or pk does not fit, or the key is
+        taken."""
+        slots = self._by_kind[kind]
+        slot = _compact(key)
+        if len(digest) != 32 or not 0 < pk < 1 << self._PK_BITS or slot in slots:
+            return False
+        try:
+            slots[slot] = int(digest, 16) << self._PK_BITS | pk
+        except ValueError:
+            return False
+        return True
+
+    def seen(self, kind: Kind, key: str) -> tuple[int, int] | None:
+        """The pk and the hash (as a number) of the entity under this key, marked seen; None
+        when none of these is there."""
+        slots = self._by_kind[kind]
+        slot = _compact(key)
+        packed = slots.get(slot)
+        if packed is None:
+            return None
+        packed = abs(packed)
+        slots[slot] = -packed
+        return packed & ((1 << self._PK_BITS) - 1), packed >> self._PK_BITS
+
+    def unseen(self, kind: Kind) -> list[tuple[str, int]]:
+        """The keys (and pks) of the entities whose record the target was not seen to hold."""
+        mask = (1 << self._PK_BITS) - 1
+        slots = self._by_kind[kind].items()
+        return [(str(slot), packed & mask) for slot, packed in slots if packed > 0]
+
+    def remove(self, kind: Kind, key: str) -> None:
+        del self._by_kind[kind][_compact(key)]
+
+    def __contains__(self, slot: object) -> bool:
+        """`(kind, remote key) in delivered`."""
+        if not isinstance(slot, tuple) or len(slot) != 2:
+            return False
+        kind, key = slot
+        return _compact(key) in self._by_kind[kind]
+
+    def __len__(self) -> int:
+        return sum(len(slots) for slots in self._by_kind.values())
+
+
+def _compact(key: str) -> int | str:
+    """A remote key as few bytes hold it: a number where its text is one (the text comes back
+    as it was: str(int(key)) == key)."""
+    if key.isascii() and key.isdigit() and (key == "0" or key[0] != "0"):
+        return int(key)
+    return key
+
+
 @dataclass
 class Snapshot:
-    """A full run's view of the database: pending events, sync states and every row's record,
-    read in one transaction."""
+    """A full run's view of the database, read in one transaction: pending events, and the sync
+    state and record of every entity, but those taken to be delivered as they are (`delivered`,
+    loaded in full once the target shows otherwise)."""
 
     events: dict[EntityKey, list[int]] = field(default_factory=dict)
     states: dict[EntityKey, SyncState] = field(default_factory=dict)
     records: dict[EntityKey, Record] = field(default_factory=dict)  # under the target's ids
     post_of: dict[EntityKey, int] = field(default_factory=dict)  # each comment's post pk
+    delivered: Delivered = field(default_factory=Delivered)
+    # The id on the target of each post whose id there is not its own pk (comments name it).
+    post_ids: dict[int, RemoteId] = field(default_factory=dict)
 
 
 class Action(StrEnum):

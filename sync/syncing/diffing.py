@@ -61,9 +61,11 @@ def holds_already(
 def diff(snap: Snapshot, remote: dict[Kind, list[Record]], traits: TargetTraits) -> Diff:
     """Who holds which of the target's records.
 
-    Mapped entities hold the record under their remote id. An entity whose create is
-    unconfirmed holds the record under its own id only on a target known to keep the ids it is
-    sent, and if that record holds what it sent; otherwise it is looked for by its content.
+    Mapped entities hold the record under their remote id, those the snapshot keeps as
+    delivered included (their keys are taken; the target holds them as they are). An entity
+    whose create is unconfirmed holds the record under its own id only on a target known to
+    keep the ids it is sent, and if that record holds what it sent; otherwise it is looked for
+    by its content.
     Other rows without a mapping are taken to be under their own id, as the import keeps ids;
     one whose own id another entity holds is a clash, to be created. Records nobody holds, and
     that hold no unconfirmed create's content (as the target is known to store it), are foreign.
@@ -88,7 +90,8 @@ def diff(snap: Snapshot, remote: dict[Kind, list[Record]], traits: TargetTraits)
         slot = (entity.kind, remote_key(entity.pk))
         if known is not None and known.unconfirmed:
             contents = contents_of(entity, snap)
-            own = by_key.get(slot) if slot not in diff.owner and traits.keeps_ids else None
+            taken = slot in diff.owner or slot in snap.delivered
+            own = by_key.get(slot) if not taken and traits.keeps_ids else None
             rewritten = traits.rewrites(entity.kind)
             if own is not None and any(holds(own, w, rewritten=rewritten) for w in contents):
                 diff.owner[slot] = entity
@@ -98,12 +101,12 @@ def diff(snap: Snapshot, remote: dict[Kind, list[Record]], traits: TargetTraits)
             continue
         if entity not in snap.records:
             continue  # gone, and never on the target
-        if slot in diff.owner:
+        if slot in diff.owner or slot in snap.delivered:
             diff.clashes.add(entity)
         else:
             diff.owner[slot] = entity
     for (kind, key), record in by_key.items():
-        if (kind, key) in diff.owner:
+        if (kind, key) in diff.owner or (kind, key) in snap.delivered:
             continue
         sought = [
             wanted for entity, contents in unconfirmed if entity.kind is kind for wanted in contents

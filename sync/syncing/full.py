@@ -10,6 +10,11 @@ entity's events are settled only where the target is seen to hold its state alre
 transaction that records its delivered call; an entity whose create may have landed unanswered
 is looked for by its content, as in an incremental run, and never settled beforehand.
 
+It stays lean over a million records: the target's lists are read as they arrive, and an entity
+whose sync state says the target holds it as last delivered is kept as that hash alone; the
+records of the target that match it are dropped as they are read, and only the entities the
+target lacks or holds otherwise are loaded in full, in the same snapshot.
+
 The run drives it as it drives the incremental source: `plan` (reads, and the target's lists),
 `prepare` (settles what the target already holds), `first_steps`. It never calls the run back.
 """
@@ -23,7 +28,16 @@ from sync.errors import FullRunRefused
 from sync.ids import key_of
 from sync.planner import Call, EntityKey, Kind, Op, Plan, plan_full, sort_calls
 from sync.syncing import diffing, loading, outcomes
-from sync.syncing.deliveries import Action, Delivery, Outcome, Result, Snapshot, Steps, TargetTraits
+from sync.syncing.deliveries import (
+    Action,
+    Delivered,
+    Delivery,
+    Outcome,
+    Result,
+    Snapshot,
+    Steps,
+    TargetTraits,
+)
 from sync.syncing.report import FailedEntity, PlannedCall, SyncOptions
 from sync.target import (
     Record,
@@ -60,14 +74,18 @@ class FullSource:
         self._snap = Snapshot()
         self._steps: dict[Call, Delivery] = {}
         self._settle: tuple[diffing.Diff, dict, set[EntityKey]] | None = None
+        self._differ: dict[Kind, dict[str, tuple[int, Record]]] = {}
 
     def plan(self, *, dry_run: bool) -> Plan:
         """Read the snapshot and the target's lists, and diff them. More records to delete than
         the options allow: a dry run says so; any other run is refused here, before a write."""
-        snap = self._snap = loading.read_snapshot()
+        with loading.snapshot():
+            snap = self._snap = loading.read_snapshot()
+            remote = {kind: self._read_target(kind, snap) for kind in Kind}
+            loading.load_entities(snap, self._differing(snap, remote))
         self.events_pending = sum(len(ids) for ids in snap.events.values())
-        remote = {kind: self.client.list(kind.resource) for kind in Kind}
         diff = diffing.diff(snap, remote, self.traits)
+        snap.delivered = Delivered()  # the entities it held need nothing of this run
         remote_by_key = {
             (kind, key): record
             for kind, records in remote.items()
@@ -104,6 +122,45 @@ class FullSource:
         self._settle = (diff, remote_by_key, called)
         self._steps = {step.call: step for step in steps}
         return Plan(calls=sort_calls(self._steps))
+
+    def _read_target(self, kind: Kind, snap: Snapshot) -> list[Record]:
+        """The target's records of a kind, read as they arrive: a record under the key of an
+        entity taken to be delivered as it is (`Snapshot.delivered`) is compared with the hash
+        of that entity's record and dropped when it is equal; any other one is kept. Of records
+        under one key the last is the one compared, as the plan compares it."""
+        kept: list[Record] = []
+        differing: dict[str, tuple[int, Record]] = {}
+        self._differ[kind] = differing
+
+        def take(record: Record) -> None:
+            key = key_of(record)
+            found = None if key is None else snap.delivered.seen(kind, key)
+            if key is None or found is None:
+                kept.append(record)
+            elif int(record_hash(our_fields(kind, record)), 16) == found[1]:
+                differing.pop(key, None)
+            else:
+                differing[key] = (found[0], record)
+
+        self.client.each_record(kind.resource, take)
+        return kept
+
+    def _differing(self, snap: Snapshot, remote: dict[Kind, list[Record]]) -> list[EntityKey]:
+        """The entities taken to be delivered whose record the target lacks or holds otherwise:
+        out of `delivered`, their records (as the target holds them) into the lists, so the
+        plan sees them whole."""
+        keys: list[EntityKey] = []
+        for kind in Kind:
+            differing = self._differ.pop(kind, {})
+            unseen = snap.delivered.unseen(kind)
+            for key, pk in unseen:
+                snap.delivered.remove(kind, key)
+                keys.append(EntityKey(kind, pk))
+            for key, (pk, record) in differing.items():
+                snap.delivered.remove(kind, key)
+                keys.append(EntityKey(kind, pk))
+                remote[kind].append(record)
+        return keys
 
     @property
     def awaiting(self) -> set[EntityKey]:

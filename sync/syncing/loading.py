@@ -7,7 +7,8 @@ Reads only. Every read is a bounded number of queries per batch, never one per o
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,20 @@ from sync.ids import key_of
 from sync.models import EntitySyncState, ModelEvent, SyncRun, SyncTarget
 from sync.planner import EntityKey, Event, EventType, Kind
 from sync.syncing.deliveries import Outcome, Snapshot, SyncState
-from sync.target import KINDS, MODELS, TABLES, Record, RemoteId, holds, remote_key, to_record
+from sync.target import (
+    FIELDS,
+    KINDS,
+    MODELS,
+    POST_OF_COMMENT,
+    TABLES,
+    Record,
+    RemoteId,
+    holds,
+    record_hash,
+    record_of,
+    remote_key,
+    to_record,
+)
 
 # The columns of a sync state a run reads, in SyncState's order.
 STATE_FIELDS = (
@@ -32,6 +46,8 @@ STATE_FIELDS = (
     "parked_at",
     "parked_event_id",
 )
+# Rows and states read at a time.
+CHUNK = 5000
 
 
 def pending_horizon() -> int:
@@ -66,43 +82,127 @@ def states_of(keys: Iterable[EntityKey]) -> dict[EntityKey, SyncState]:
     return states
 
 
-def all_states() -> Iterable[tuple[EntityKey, SyncState]]:
-    """Every sync state, read in chunks (a full run's snapshot)."""
-    rows = EntitySyncState.objects.filter(entity_table__in=KINDS).values_list(
-        "entity_table", "entity_pk", *STATE_FIELDS
-    )
-    for table, pk, *values in rows.iterator(chunk_size=5000):
-        yield EntityKey(KINDS[table], pk), SyncState(*values)
-
-
-def read_snapshot() -> Snapshot:
-    snap = Snapshot()
+@contextmanager
+def snapshot() -> Iterator[None]:
+    """One view of the database for every read inside (a REPEATABLE READ transaction on
+    PostgreSQL): a full run reads its snapshot, then the target, then what the target showed
+    it needs in full, all as of one moment."""
     # Only a transaction of its own can be made REPEATABLE READ (not one nested in another).
     own_transaction = not connection.in_atomic_block
     with transaction.atomic():
         if connection.vendor == "postgresql" and own_transaction:
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        pending = ModelEvent.objects.pending().filter(entity_table__in=KINDS).order_by("id")
-        for event_id, table, pk in pending.values_list("id", "entity_table", "entity_pk").iterator(
-            chunk_size=5000
-        ):
-            snap.events.setdefault(EntityKey(KINDS[table], pk), []).append(event_id)
-        snap.states.update(all_states())
-        post_ids: dict[int, RemoteId] = {}
-        for kind, model in MODELS.items():
-            for obj in model.objects.order_by("pk").iterator(chunk_size=5000):
-                key = EntityKey(kind, obj.pk)
-                remote_id = snapshot_remote_id(snap, key)
-                if kind is Kind.POST:
-                    post_ids[obj.pk] = remote_id
-                    snap.records[key] = to_record(obj, remote_id=remote_id)
-                else:
-                    snap.post_of[key] = obj.post_id
-                    snap.records[key] = to_record(
-                        obj, remote_id=remote_id, post_remote_id=post_ids.get(obj.post_id)
-                    )
+        yield
+
+
+def read_snapshot() -> Snapshot:
+    """Inside `snapshot()`: the pending events, every sync state and every row's record, read in
+    chunks. An entity with no pending event whose state says the target holds it as it is (the
+    hash last delivered is its record's) is kept as that hash alone (`Snapshot.delivered`)."""
+    snap = Snapshot()
+    pending = ModelEvent.objects.pending().filter(entity_table__in=KINDS).order_by("id")
+    for event_id, table, pk in pending.values_list("id", "entity_table", "entity_pk").iterator(
+        chunk_size=CHUNK
+    ):
+        snap.events.setdefault(EntityKey(KINDS[table], pk), []).append(event_id)
+    for kind in Kind:
+        for pk, state, values in _rows_and_states(kind):
+            _take(snap, EntityKey(kind, pk), state, values)
     return snap
+
+
+def load_entities(snap: Snapshot, keys: Iterable[EntityKey]) -> None:
+    """Inside the `snapshot()` of `snap`: these entities' sync states and records in full."""
+    by_kind: dict[Kind, list[int]] = {}
+    for key in keys:
+        by_kind.setdefault(key.kind, []).append(key.pk)
+    for kind in Kind:
+        pks = sorted(by_kind.get(kind, ()))
+        for start in range(0, len(pks), CHUNK):
+            chunk = pks[start : start + CHUNK]
+            states = {
+                pk: SyncState(*values)
+                for pk, *values in EntitySyncState.objects.filter(
+                    entity_table=TABLES[kind], entity_pk__in=chunk
+                ).values_list("entity_pk", *STATE_FIELDS)
+            }
+            rows = {
+                values[0]: values
+                for values in MODELS[kind]
+                .objects.filter(pk__in=chunk)
+                .values_list(*FIELDS[kind].values())
+            }
+            for pk in chunk:
+                _take(snap, EntityKey(kind, pk), states.get(pk), rows.get(pk), whole=True)
+
+
+def _take(
+    snap: Snapshot,
+    key: EntityKey,
+    state: SyncState | None,
+    values: tuple | None,
+    *,
+    whole: bool = False,
+) -> None:
+    """One entity into the snapshot: as its delivered hash alone where that says all (unless
+    `whole`), else its state and record."""
+    remote_id = key.pk if state is None or state.remote_id is None else state.remote_id
+    if key.kind is Kind.POST and (type(remote_id) is not int or remote_id != key.pk):
+        snap.post_ids[key.pk] = remote_id
+    record = None
+    post_pk = None
+    if values is not None:
+        post_remote_id = None
+        if key.kind is Kind.COMMENT:
+            post_pk = values[POST_OF_COMMENT]
+            post_remote_id = snap.post_ids.get(post_pk, post_pk)
+        record = record_of(key.kind, values, remote_id=remote_id, post_remote_id=post_remote_id)
+    if (
+        not whole
+        and record is not None
+        and state is not None
+        and state.remote_id is not None
+        and not state.unconfirmed
+        and not state.acknowledged_hash
+        and key not in snap.events
+        and state.delivered_hash == record_hash(record)
+        and snap.delivered.add(key.kind, remote_key(state.remote_id), key.pk, state.delivered_hash)
+    ):
+        return
+    if state is not None:
+        snap.states[key] = state
+    if record is not None:
+        snap.records[key] = record
+        if post_pk is not None:
+            snap.post_of[key] = post_pk
+
+
+def _rows_and_states(kind: Kind) -> Iterator[tuple[int, SyncState | None, tuple | None]]:
+    """Every row and sync state of a kind, by pk, read side by side in chunks."""
+    states = (
+        EntitySyncState.objects.filter(entity_table=TABLES[kind])
+        .order_by("entity_pk")
+        .values_list("entity_pk", *STATE_FIELDS)
+        .iterator(chunk_size=CHUNK)
+    )
+    rows = (
+        MODELS[kind]
+        .objects.order_by("pk")
+        .values_list(*FIELDS[kind].values())
+        .iterator(chunk_size=CHUNK)
+    )
+    state, row = next(states, None), next(rows, None)
+    while state is not None or row is not None:
+        if state is not None and (row is None or state[0] < row[0]):
+            yield state[0], SyncState(*state[1:]), None
+            state = next(states, None)
+        elif row is not None and (state is None or row[0] < state[0]):
+            yield row[0], None, row
+            row = next(rows, None)
+        elif state is not None and row is not None:
+            yield row[0], SyncState(*state[1:]), row
+            state, row = next(states, None), next(rows, None)
 
 
 def snapshot_remote_id(snap: Snapshot, key: EntityKey) -> RemoteId:

@@ -1,5 +1,6 @@
 """TargetApiClient against the fake target: retries, Retry-After, careful POSTs, find, timeouts."""
 
+import socket
 import threading
 import time
 
@@ -62,6 +63,62 @@ def test_an_answer_that_is_not_json_is_an_error(target, target_client):
 
     with pytest.raises(TargetApiError, match="the answer is not JSON"):
         target_client.list("posts")
+
+
+def test_each_record_hands_over_the_records_list_returns(target, target_client):
+    target.load_generated(30)
+    taken = []
+
+    target_client.each_record("comments", taken.append)
+
+    assert taken == target_client.list("comments") and len(taken) == 150
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "error"),
+    [
+        ({"posts": []}, "application/json", r"GET http://.*/posts did not answer with a JSON li"),
+        ([{"id": 1}, 2], "application/json", r"GET http://.*/posts did not answer with a JSON li"),
+        ("<html>busy</html>", "text/html", r"GET http://.*/posts: the answer is not JSON"),
+        ('[{"id": 1}, {"id": ', "application/json", r"GET http://.*/posts: the answer is not J"),
+    ],
+)
+def test_each_record_refuses_what_list_refuses(target, target_client, body, content_type, error):
+    target.answer(200, body=body, content_type=content_type, method="GET", path="/posts")
+
+    with pytest.raises(TargetApiError, match=error):
+        target_client.each_record("posts", lambda record: None)
+    with pytest.raises(TargetApiError, match=error):
+        target_client.list("posts")
+
+
+def test_a_list_cut_off_midway_is_asked_for_again_and_read_once():
+    """The first answer breaks off after its first record: nothing of it is handed over."""
+    body = b'[{"id": 1}, {"id": 2}]'
+    server = socket.create_server(("127.0.0.1", 0))
+    answered = []
+
+    def serve() -> None:
+        for cut in (True, False):
+            connection, _ = server.accept()
+            with connection:
+                connection.recv(65536)
+                head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                connection.sendall(head + (body[:12] if cut else body))
+                answered.append(cut)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    client = TargetApiClient(base_url=f"http://127.0.0.1:{server.getsockname()[1]}", retries=2)
+    taken = []
+
+    client.each_record("posts", taken.append)
+
+    thread.join(5)
+    server.close()
+    client.close()
+    assert answered == [True, False]
+    assert taken == [{"id": 1}, {"id": 2}]
 
 
 def test_get_returns_the_record_or_none_when_the_target_has_none(target, target_client):
