@@ -51,6 +51,7 @@ class TargetProxy(BaseProxy):
 
     _exposed_ = (
         "load",
+        "load_generated",
         "state",
         "calls",
         "reset_log",
@@ -66,6 +67,11 @@ class TargetProxy(BaseProxy):
 
     def load(self, *, posts: list[dict], comments: list[dict]) -> None:
         self._callmethod("load", (), {"posts": posts, "comments": comments})
+
+    def load_generated(self, posts: int, *, comments_per_post: int, seed: int = 0) -> None:
+        """Serve generated records, made in the target's process (nothing crosses the pipe)."""
+        options = {"comments_per_post": comments_per_post, "seed": seed}
+        self._callmethod("load_generated", (posts,), options)
 
     def state(self) -> dict[str, list[dict]]:
         return self._callmethod("state")
