@@ -14,15 +14,12 @@ memory under 400 MB.
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.support import throwaway_database  # noqa: E402
+from benchmarks.support import run_measured, throwaway_database  # noqa: E402
 from fake_target import FakeTarget  # noqa: E402
 from fake_target.data import generate_dataset  # noqa: E402
 from testing.processes import database_url  # noqa: E402
@@ -74,7 +71,13 @@ def _bench(size: int, env: dict[str, str]) -> None:
         with recording_disabled():
             Post.objects.all().delete()  # and the comments
         command = [sys.executable, "-c", CHILD, target.url]
-        exit_code, output, wall, peak_kb = _run_measured(command, env)
+        measured = run_measured(command, env, PROJECT)
+        exit_code, output, wall, peak_kb = (
+            measured.exit_code,
+            measured.output,
+            measured.wall,
+            measured.peak_kib,
+        )
     if exit_code != 0:
         raise SystemExit(f"import failed for N={size}: {output.strip()}")
     report = json.loads(output.strip().splitlines()[-1])
@@ -90,19 +93,6 @@ def _bench(size: int, env: dict[str, str]) -> None:
         f"{wall:>10.2f} {rows / seconds:>8.0f} {megabytes:>8.0f}  {goals}",
         flush=True,
     )
-
-
-def _run_measured(command: list[str], env: dict[str, str]) -> tuple[int, str, float, int]:
-    """Exit code, output, wall seconds and peak RSS (KiB) of a child process."""
-    with tempfile.TemporaryFile("w+") as output:
-        started = time.perf_counter()
-        process = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=output, stderr=output)
-        # Reap the child ourselves: wait4 gives this child's own resource usage.
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        wall = time.perf_counter() - started
-        output.seek(0)
-        return process.returncode, output.read(), wall, usage.ru_maxrss
 
 
 if __name__ == "__main__":

@@ -1,11 +1,15 @@
 """Plumbing shared by the benchmark scripts: Django set-up on a throwaway PostgreSQL database,
-and a fake target served from a process of its own."""
+a fake target served from a process of its own, and a child process measured."""
 
 import multiprocessing
 import os
+import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from multiprocessing.managers import BaseManager, BaseProxy
 from pathlib import Path
 from typing import Any
@@ -117,3 +121,32 @@ def target_process(**options: Any) -> Iterator[TargetProxy]:
         yield manager.FakeTarget(**options)
     finally:
         manager.shutdown()
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A child process as it ran: exit code, output, wall seconds, peak RSS and CPU seconds."""
+
+    exit_code: int
+    output: str
+    wall: float
+    peak_kib: int
+    cpu: float
+
+
+def run_measured(command: list[str], env: dict[str, str], cwd: Path) -> Measured:
+    """Run `command` to its end, reaped here: wait4 gives this child's own resource usage."""
+    with tempfile.TemporaryFile("w+") as output:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=output, stderr=output)
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - started
+        output.seek(0)
+        return Measured(
+            process.returncode,
+            output.read(),
+            wall,
+            usage.ru_maxrss,
+            usage.ru_utime + usage.ru_stime,
+        )

@@ -26,15 +26,13 @@ events: smaller runs (CI's) are mostly a process's start and a few milliseconds 
 
 import argparse
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.support import target_process, throwaway_database  # noqa: E402
+from benchmarks.support import run_measured, target_process, throwaway_database  # noqa: E402
 from testing.processes import database_url  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -158,16 +156,8 @@ def _run_measured(command: list[str]) -> tuple[int, str, float, int, float]:
         "DJANGO_DEBUG": "0",
         "DJANGO_ENV_FILE": "",
     }
-    with tempfile.TemporaryFile("w+") as output:
-        started = time.perf_counter()
-        process = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=output, stderr=output)
-        # Reap the child ourselves: wait4 gives this child's own resource usage.
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        wall = time.perf_counter() - started
-        output.seek(0)
-        cpu = usage.ru_utime + usage.ru_stime
-        return process.returncode, output.read(), wall, usage.ru_maxrss, cpu
+    measured = run_measured(command, env, PROJECT)
+    return measured.exit_code, measured.output, measured.wall, measured.peak_kib, measured.cpu
 
 
 # --- Planning under a long log --------------------------------------------------------------------
