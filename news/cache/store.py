@@ -221,6 +221,14 @@ class ReadCacheStore:
         except FAILURES as exc:
             self._pause(exc, "could not store")
 
+    def forget_stamps(self) -> None:
+        """Every stamp goes: what they were checked against changed without a word per row."""
+        try:
+            for key in self.client.scan_iter(match=f"{self.prefix}stamp:*", count=1000):
+                self.client.delete(key)
+        except FAILURES as exc:
+            self._pause(exc, "could not forget the users' stamps")
+
     def _read_keys(
         self, tables: list[str], keys: list[str]
     ) -> tuple[list[str], list[bytes | None]] | None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.db import connections
-from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
+from django.db.models.signals import post_delete, post_migrate, post_save, pre_delete, pre_save
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication as SimpleJWTAuthentication
 from rest_framework_simplejwt.settings import api_settings
@@ -120,6 +120,12 @@ def on_user_changed(sender, instance, using, **kwargs) -> None:
         store.written({user_table(_user_id(instance))}, name)
 
 
+def on_migrated(sender, **kwargs) -> None:
+    """flush (and migrate) change users without their signals: no stamp outlives them."""
+    if sender.label == "auth" and (store := get_store()) is not None:
+        store.forget_stamps()
+
+
 def _user_id(user) -> object:
     return getattr(user, api_settings.USER_ID_FIELD)
 
@@ -135,3 +141,4 @@ def connect_receivers() -> None:
         signal.connect(on_user_changing, sender=user, dispatch_uid=f"news.cache.user_{name}")
     for signal, name in ((post_save, "saved"), (post_delete, "deleted")):
         signal.connect(on_user_changed, sender=user, dispatch_uid=f"news.cache.user_{name}")
+    post_migrate.connect(on_migrated, dispatch_uid="news.cache.users_migrated")

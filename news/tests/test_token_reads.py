@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from news.cache import tokens
@@ -140,6 +141,23 @@ def test_a_login_leaves_the_tokens_as_good_as_they_were(post, user, anon_client)
 
     assert answer.status_code == 200
     assert read(url, token)[:2] == (200, "hit")
+
+
+def test_a_flush_leaves_no_token_of_its_users_answered_from_the_cache(post, user):
+    url = f"/news/posts/{post.pk}/"
+    token = bearer(user)
+    read(url, token)
+    assert read(url, token)[1] == "hit"
+
+    call_command("flush", interactive=False)  # users deleted without their signals
+    # Another user, after it, fills the entry of the same URL again.
+    newcomer = get_user_model().objects.create_user(pk=user.pk + 100, username="newcomer")
+    post = make_post(title="After the flush", created_by=newcomer)
+    url = f"/news/posts/{post.pk}/"
+    read(url, bearer(newcomer))
+    assert read(url, bearer(newcomer))[:2] == (200, "hit")
+
+    assert read(url, token)[:2] == (401, None)
 
 
 def test_a_change_of_users_without_their_signals_is_seen_once_the_stamp_expires(
