@@ -69,12 +69,21 @@ def holder(header: str) -> Holder | None:
         if raw is None:
             return None
         token = _authentication.get_validated_token(raw)
-        user_id = token[api_settings.USER_ID_CLAIM]
-    except (AuthenticationFailed, KeyError, UnicodeEncodeError):
+    except (AuthenticationFailed, UnicodeEncodeError):
         return None
-    claim = ""
-    if api_settings.CHECK_REVOKE_TOKEN:  # what the database check compares the password with
-        claim = token.get(api_settings.REVOKE_TOKEN_CLAIM, "")
+    return holder_of(token)
+
+
+def holder_of(token) -> Holder | None:
+    """Who holds a validated token: its user, and what the database check compares the
+    password with; None for a token without a user."""
+    try:
+        user_id = token[api_settings.USER_ID_CLAIM]
+    except KeyError:
+        return None
+    claim = (
+        token.get(api_settings.REVOKE_TOKEN_CLAIM, "") if api_settings.CHECK_REVOKE_TOKEN else ""
+    )
     return Holder((str(user_id), str(claim)))
 
 
@@ -86,14 +95,19 @@ class JWTAuthentication(SimpleJWTAuthentication):
         store = get_store() if request.method in READS else None
         if store is None:
             return super().authenticate(request)
+        # simplejwt's steps, as its authenticate() takes them, the token validated once.
         header = self.get_header(request)
-        found = holder(header.decode("latin-1")) if header else None
+        raw = self.get_raw_token(header) if header is not None else None
+        if raw is None:
+            return None
+        token = self.get_validated_token(raw)
+        found = holder_of(token)
         # The generation first: a change of the user committed after it makes the stamp stale.
         generation = store.generation(user_table(found.user_id)) if found else None
-        authenticated = super().authenticate(request)
-        if authenticated is not None and found is not None and generation is not None:
+        user = self.get_user(token)
+        if found is not None and generation is not None:
             store.stamp(user_table(found.user_id), generation, found.claim, USER_STAMP_TTL)
-        return authenticated
+        return user, token
 
 
 # --- Changes of users ----------------------------------------------------------------------------
