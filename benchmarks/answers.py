@@ -70,15 +70,38 @@ def check_read(urls: dict[str, str], *, headers: dict[str, str] | None = None) -
     return sizes
 
 
-def check_create(
-    urls: dict[str, str], *, bodies: dict[str, str], headers: dict[str, dict[str, str]]
+def check_write(
+    urls: dict[str, str],
+    *,
+    method: str,
+    bodies: dict[str, str | None],
+    headers: dict[str, dict[str, str]],
+    expected: int,
 ) -> dict[str, int]:
-    """POST each side's body: all answer 201 with the new item (JSON with an id). Body sizes."""
+    """Send each side's write: a POST or PUT answers `expected` with the item (JSON with an id);
+    a DELETE answers 204, or 200 as json-server does. Body sizes."""
     sizes = {}
     for side, url in urls.items():
+        if method == "DELETE":
+            sizes[side] = _deleted(url, headers[side])
+            continue
         data, sizes[side] = fetch(
-            url, method="POST", body=bodies[side], headers=headers[side], expected=201
+            url, method=method, body=bodies[side], headers=headers[side], expected=expected
         )
         if not isinstance(data, dict) or not isinstance(data.get("id"), int):
-            raise SystemExit(f"POST {url} answered 201 without the new item's id: {data!r}")
+            raise SystemExit(f"{method} {url} answered without the item's id: {data!r}")
     return sizes
+
+
+def _deleted(url: str, headers: dict[str, str]) -> int:
+    request = urllib.request.Request(url, method="DELETE", headers=headers)
+    try:
+        with _OPENER.open(request, timeout=30) as response:
+            status, content = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, content = exc.code, exc.read()
+    except OSError as exc:
+        raise SystemExit(f"DELETE {url}: {exc}") from None
+    if status not in (200, 204):
+        raise SystemExit(f"DELETE {url} answered {status}, not 204 (or 200): {content[:300]!r}")
+    return len(content)

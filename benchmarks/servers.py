@@ -13,7 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,6 +113,27 @@ def service(*, log: Path, env: dict[str, str]) -> AbstractContextManager[Server]
     port = free_port()
     command = [sys.executable, "manage.py", "serve", "--bind", f"127.0.0.1:{port}"]
     return running("the service", command, port=port, probe="/health/", log=log, env=env)
+
+
+def floor(
+    *, bodies: Path, database_url: str, log: Path, env: Mapping[str, str]
+) -> AbstractContextManager[Server]:
+    """The floor (benchmarks/floor.py) under granian, with the service's workers and threads."""
+    from news_project.serving import THREADS, WORKERS
+
+    port = free_port()
+    command = [str(Path(sys.executable).parent / "granian"), "--interface", "wsgi"]
+    command += ["--workers", str(WORKERS), "--blocking-threads", str(THREADS)]
+    command += [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-ws",
+        "benchmarks.floor:application",
+    ]
+    env = {**env, "FLOOR_BODIES": str(bodies), "FLOOR_DATABASE_URL": database_url}
+    return running("the floor", command, port=port, probe="/news/posts/1/", log=log, env=env)
 
 
 def manage(*arguments: str, env: dict[str, str]) -> str:

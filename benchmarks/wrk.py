@@ -90,3 +90,32 @@ def post_script(path: Path, *, body: str, headers: dict[str, str]) -> Path:
     lines += [f'wrk.headers["{name}"] = [==[{value}]==]' for name, value in headers.items()]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def paths_script(
+    path: Path, *, method: str, paths: list[str], headers: dict[str, str], body: str | None = None
+) -> Path:
+    """A wrk Lua script that sends `method` to each of `paths` in turn, a share of them a thread
+    (thread i of n: paths i, i + n, ...), going round again at the end; with `body` and
+    `headers` on every request."""
+    lines = [f'wrk.method = "{method}"']
+    if body is not None:
+        lines.append(f"wrk.body = [==[{body}]==]")
+    lines += [f'wrk.headers["{name}"] = [==[{value}]==]' for name, value in headers.items()]
+    listed = ",\n".join(f"[==[{each}]==]" for each in paths)
+    lines += [
+        f"local paths = {{\n{listed}\n}}",
+        "local started = 0",
+        "function setup(thread)",
+        "    thread:set('next_path', started)",
+        f"    thread:set('step', {THREADS})",
+        "    started = started + 1",
+        "end",
+        "function request()",
+        "    local this = paths[(next_path % #paths) + 1]",
+        "    next_path = next_path + step",
+        "    return wrk.format(nil, this)",
+        "end",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path

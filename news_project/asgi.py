@@ -3,9 +3,11 @@ included (news_project/bodies.py), then news_project.wsgi (Django behind the rea
 answers it in one of the worker's threads.
 
 So a thread is taken only once a request is all here: clients that send their bodies slowly hold
-none. An answer of one piece is handed back whole; a longer one (a `?all=true` stream) is sent
-chunk by chunk from its thread, each chunk once granian has room for it, so a stream goes as fast
-as its client reads and the thread stops as soon as that client is gone.
+none. A read the read cache holds takes none at all: it is looked up and answered on the event
+loop (news/cache/reads.py, ReadCache.stored). An answer of one piece is handed back whole; a
+longer one (a `?all=true` stream) is sent chunk by chunk from its thread, each chunk once granian
+has room for it, so a stream goes as fast as its client reads and the thread stops as soon as
+that client is gone.
 """
 
 from __future__ import annotations
@@ -41,10 +43,17 @@ class ClientGone(Exception):
 
 
 class ThreadedWsgi:
-    """An ASGI application: bodies read first, then the WSGI application in a thread."""
+    """An ASGI application: bodies read first, then the WSGI application in a thread.
 
-    def __init__(self, application: Callable, *, threads: int) -> None:
+    With `stored`, an answer that is stored already (the read cache's, news/cache/reads.py) is
+    looked up and sent on the event loop: a hit takes no thread.
+    """
+
+    def __init__(
+        self, application: Callable, *, threads: int, stored: Callable | None = None
+    ) -> None:
         self.application = application
+        self.stored = stored
         self.threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="request")
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
@@ -65,8 +74,23 @@ class ThreadedWsgi:
             return
         answer = Answer(asyncio.get_running_loop(), receive, send, close=not body.read_whole)
         environ = wsgi_environ(scope, body)
+        if self.stored is not None and (stored := await self._stored(environ)) is not None:
+            status, headers, chunks = stored
+            answer.start_response(status, headers)
+            answer.whole = b"".join(chunks)
+            await answer.finish()
+            return
         await answer.loop.run_in_executor(self.threads, answer.run, self.application, environ)
         await answer.finish()
+
+    async def _stored(self, environ: dict) -> tuple | None:
+        """The stored answer, if there is one; None, logged, if looking for it failed (the
+        thread then answers as usual)."""
+        try:
+            return await self.stored(environ)
+        except Exception:
+            logger.exception("Looking for a stored answer to %s failed", environ["PATH_INFO"])
+            return None
 
 
 class Answer:
@@ -202,4 +226,4 @@ def wsgi_environ(scope: dict, body: Body) -> dict:
 
 def application_for(threads: int) -> ThreadedWsgi:
     """The application of one worker process, with this many threads."""
-    return ThreadedWsgi(wsgi_application, threads=threads)
+    return ThreadedWsgi(wsgi_application, threads=threads, stored=wsgi_application.stored)

@@ -23,6 +23,8 @@ from news.cache import start_fresh
 
 # Called in each worker with its number of threads (news_project/asgi.py).
 APPLICATION = "news_project.asgi.application_for"
+# `serve`'s defaults: a worker per CPU of a 2-CPU machine, each with a few threads.
+WORKERS, THREADS = 2, 4
 # Seconds a worker has, once told to stop, to finish the answers it is writing.
 STOP_SECONDS = 30
 

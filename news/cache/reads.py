@@ -42,6 +42,8 @@ KEYED_ON = frozenset({"accept", "accept-encoding", "origin"})
 # Headers a 304 repeats from the answer it stands for (RFC 9110, 15.4.5).
 NOT_MODIFIED_HEADERS = ("etag", "cache-control", "vary", "last-modified")
 ACCEPTS_GZIP = re.compile(r"\bgzip\b")
+# The environ key under which ReadCache.stored() hands the thread what it looked up on a miss.
+LOOKED_UP = "news.cache.looked_up"
 
 
 def tables_read(path: str) -> tuple[str, ...]:
@@ -68,14 +70,18 @@ class ReadCache:
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         store = get_store()
-        key, stamped = _cache_key(environ) if store is not None else (None, None)
-        if store is None or key is None:
+        looked_up = environ.pop(LOOKED_UP, None)
+        request = looked_up[0] if looked_up else _request(environ) if store is not None else None
+        if store is None or request is None:
             return self.application(environ, start_response)
-        tables = tables_read(environ["PATH_INFO"])
-        generations, entry = store.lookup(key, tables, stamped=stamped)
-        stored = _parsed(entry) if entry is not None else None
-        if stored is not None and stored[0] == generations:
-            return _answer(environ, start_response, stored[1], stored[2])
+        key, stamped, tables = request
+        generations, entry = (
+            looked_up[1] if looked_up else store.lookup(key, tables, stamped=stamped)
+        )
+        if (stored := _stored(environ, generations, entry)) is not None:
+            status, headers, body = stored
+            start_response(status, headers)
+            return body
         if generations is None or environ["REQUEST_METHOD"] == "HEAD":
             return self.application(environ, start_response)  # HEAD: answered, never stored
 
@@ -95,6 +101,40 @@ class ReadCache:
             store.save(key, generations, answer["headers"], body)
 
         return _SavingBody(chunks, store.max_bytes, save)
+
+    async def stored(self, environ: dict) -> tuple[str, list[tuple[str, str]], list[bytes]] | None:
+        """The stored answer to this request (status, headers, body), looked up on the running
+        event loop, so that a hit takes no thread (news_project/asgi.py); None if it must be
+        answered by calling this application, which then does not look it up again."""
+        if (store := get_store()) is None or (request := _request(environ)) is None:
+            return None
+        key, stamped, tables = request
+        looked_up = await store.lookup_async(key, tables, stamped=stamped)
+        if looked_up is None:
+            return None
+        if (stored := _stored(environ, *looked_up)) is not None:
+            return stored
+        generations, _ = looked_up  # the entry, judged here already, is not one to answer
+        environ[LOOKED_UP] = (request, (generations, None))
+        return None
+
+
+def _request(environ: dict) -> tuple[str, tuple[str, str] | None, tuple[str, ...]] | None:
+    """(key, stamp, tables) of a request the cache may answer; None for one it leaves alone."""
+    key, stamped = _cache_key(environ)
+    if key is None:
+        return None
+    return key, stamped, tables_read(environ["PATH_INFO"])
+
+
+def _stored(
+    environ: dict, generations: list[str] | None, entry: bytes | None
+) -> tuple[str, list[tuple[str, str]], list[bytes]] | None:
+    """The answer of a lookup's entry, if it was stored under the generations of now."""
+    stored = _parsed(entry) if entry is not None else None
+    if stored is None or stored[0] != generations:
+        return None
+    return _answer(environ, stored[1], stored[2])
 
 
 def _parsed(entry: bytes) -> tuple[list, list, bytes] | None:
@@ -207,18 +247,18 @@ class _SavingBody:
             self.chunks.close()
 
 
-def _answer(environ: dict, start_response: Callable, headers: list, body: bytes) -> list[bytes]:
+def _answer(
+    environ: dict, headers: list, body: bytes
+) -> tuple[str, list[tuple[str, str]], list[bytes]]:
     """The stored answer, or 304 Not Modified when the client holds it already."""
     etag = next(value for name, value in headers if name.lower() == "etag")
     if_none_match = environ.get("HTTP_IF_NONE_MATCH")
     if if_none_match and _matches(etag, parse_etags(if_none_match)):
         kept = [(n, v) for n, v in headers if n.lower() in NOT_MODIFIED_HEADERS]
-        start_response("304 Not Modified", [*kept, ("X-Cache", "hit")])
-        return []
+        return "304 Not Modified", [*kept, ("X-Cache", "hit")], []
     sent = [(name, value) for name, value in headers]
     sent += [("Content-Length", str(len(body))), ("X-Cache", "hit")]
-    start_response("200 OK", sent)
-    return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
+    return "200 OK", sent, [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
 
 
 def _matches(etag: str, candidates: list[str]) -> bool:

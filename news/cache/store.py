@@ -6,6 +6,7 @@ Redis.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -13,8 +14,11 @@ import secrets
 import threading
 import time
 from collections.abc import Iterable
+from typing import Any
 
 import redis
+import redis.asyncio
+import redis.asyncio.retry
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -135,6 +139,8 @@ class ReadCacheStore:
         self._unmarked: set[str] = set()
         self._unmarked_names: set[str] = set()
         self._lock = threading.Lock()
+        # (event loop, the READ script on a client of its own): see _async_script.
+        self._async: tuple[asyncio.AbstractEventLoop, Any] | None = None
 
     def _keys(self, tables: Iterable[str]) -> list[str]:
         tables = sorted(tables)
@@ -195,17 +201,52 @@ class ReadCacheStore:
         (news.cache.tokens): the entry only if that table's stamp holds the value, made under
         the table's generation of now, with nothing of it in flight; (generations, None) if
         not."""
+        names, keys = self._lookup_keys(key, tables, stamped)
+        return _looked_up(self._read_keys(names, keys), stamped)
+
+    async def lookup_async(
+        self, key: str, tables: tuple[str, ...], *, stamped: tuple[str, str] | None = None
+    ) -> tuple[list[str] | None, bytes | None] | None:
+        """lookup(), awaited on an event loop (news_project/asgi.py answers hits there): the
+        same script, the same answer. None when only lookup() may tell: this process has a
+        committed write to announce first, which lookup() does before it reads."""
+        if self._unmarked:
+            return None
+        if time.monotonic() < self._paused_until:
+            return None, None
+        names, keys = self._lookup_keys(key, tables, stamped)
+        script = self._async_script()
+        try:
+            reply = await script(
+                keys=[*self._ordered_keys(names), *keys], args=self._read_args(names)
+            )
+            read = self._unless_busy(*_read_reply(reply, len(names), len(keys)))
+        except (*FAILURES, OSError) as exc:  # a timeout of asyncio is an OSError
+            self._pause(exc, "could not read")
+            return None, None
+        return _looked_up(read, stamped)
+
+    def _lookup_keys(
+        self, key: str, tables: tuple[str, ...], stamped: tuple[str, str] | None
+    ) -> tuple[list[str], list[str]]:
+        """The tables (a stamp's last) and keys of a lookup."""
         extra = [stamped[0]] if stamped else []
         keys = [f"{self.prefix}entry:{key}"] + [f"{self.prefix}stamp:{t}" for t in extra]
-        read = self._read_keys([*sorted(tables), *extra], keys)
-        if read is None:
-            return None, None
-        generations, (entry, *stamp) = read
-        if stamped:
-            generation = generations.pop()
-            if stamp[0] != _stamp(generation, stamped[1]):
-                return generations, None
-        return generations, entry
+        return [*sorted(tables), *extra], keys
+
+    def _async_script(self):
+        """The READ script on a client of the running event loop's (one per loop: a client
+        belongs to the loop it first ran on)."""
+        loop = asyncio.get_running_loop()
+        if self._async is None or self._async[0] is not loop:
+            client = redis.asyncio.Redis.from_url(
+                self.url,
+                socket_connect_timeout=0.5,
+                socket_timeout=0.5,
+                retry=redis.asyncio.retry.Retry(NoBackoff(), 0),
+            )
+            self._async = (loop, client.register_script(READ))
+        return self._async[1]
 
     def generation(self, table: str) -> str | None:
         """The table's generation of now; None while a write of it is in flight, or when the
@@ -242,15 +283,23 @@ class ReadCacheStore:
                 return None
         try:
             reply = self._read(
-                keys=[*self._ordered_keys(tables), *keys], args=[len(tables), new_token()]
+                keys=[*self._ordered_keys(tables), *keys], args=self._read_args(tables)
             )
-            generations, busy, values = _read_reply(reply, len(tables), len(keys))
+            return self._unless_busy(*_read_reply(reply, len(tables), len(keys)))
         except FAILURES as exc:
             self._pause(exc, "could not read")
             return None
-        if busy:
-            return None
-        return generations, values
+
+    @staticmethod
+    def _read_args(tables: list[str]) -> list[int | str]:
+        return [len(tables), new_token()]
+
+    @staticmethod
+    def _unless_busy(
+        generations: list[str], busy: int, values: list[bytes | None]
+    ) -> tuple[list[str], list[bytes | None]] | None:
+        """A read's generations and values; None while a write of a table is in flight."""
+        return None if busy else (generations, values)
 
     def save(self, key: str, generations: list[str], headers: list, body: bytes) -> None:
         if not any(name.lower() == "etag" for name, _ in headers):
@@ -271,6 +320,20 @@ class ReadCacheStore:
             exc,
             PAUSE_AFTER_FAILURE,
         )
+
+
+def _looked_up(
+    read: tuple[list[str], list[bytes | None]] | None, stamped: tuple[str, str] | None
+) -> tuple[list[str] | None, bytes | None]:
+    """What a lookup answers from the READ script's generations and values (see lookup)."""
+    if read is None:
+        return None, None
+    generations, (entry, *stamp) = read
+    if stamped:
+        generation = generations.pop()
+        if stamp[0] != _stamp(generation, stamped[1]):
+            return generations, None
+    return generations, entry
 
 
 def _stamp(generation: str, value: str) -> bytes:

@@ -19,7 +19,11 @@ their signals (QuerySet.update, raw SQL) is seen once the stamp expires (USER_ST
 
 from __future__ import annotations
 
+import threading
+import time
+
 from django.contrib.auth import get_user_model
+from django.core.signals import setting_changed
 from django.db import connections
 from django.db.models.signals import post_delete, post_migrate, post_save, pre_delete, pre_save
 from rest_framework.exceptions import AuthenticationFailed
@@ -55,6 +59,12 @@ class Holder(tuple):
 
 
 _authentication: SimpleJWTAuthentication | None = None
+# Headers whose token passed the checks, with who holds it and until when (its expiry, plus
+# simplejwt's leeway): all that changes of a token's checks is the time, so a token seen again
+# is not verified again. Tokens that fail are never kept. At most VALIDATED_KEPT, oldest out.
+_validated: dict[str, tuple[Holder | None, float]] = {}
+VALIDATED_KEPT = 10_000
+_validated_lock = threading.Lock()
 
 
 def holder(header: str) -> Holder | None:
@@ -62,6 +72,11 @@ def holder(header: str) -> Holder | None:
     with its own code: the header's form, then the signature, expiry and token type); None
     for anything else, which Django then answers."""
     global _authentication
+    if (seen := _validated.get(header)) is not None:
+        if time.time() < seen[1]:
+            return seen[0]
+        with _validated_lock:
+            _validated.pop(header, None)
     if _authentication is None:
         _authentication = SimpleJWTAuthentication()
     try:
@@ -69,9 +84,26 @@ def holder(header: str) -> Holder | None:
         if raw is None:
             return None
         token = _authentication.get_validated_token(raw)
-    except (AuthenticationFailed, UnicodeEncodeError):
+        expires = token["exp"]  # simplejwt names it so, whatever its settings
+    except (AuthenticationFailed, UnicodeEncodeError, KeyError):
         return None
-    return holder_of(token)
+    found = holder_of(token)
+    if isinstance(expires, int | float):
+        leeway = token.get_token_backend().get_leeway().total_seconds()
+        with _validated_lock:
+            if len(_validated) >= VALIDATED_KEPT:
+                _validated.pop(next(iter(_validated)), None)
+            _validated[header] = (found, expires + leeway)
+    return found
+
+
+def _forget_validated(*, setting: str, **kwargs) -> None:
+    """Tests change the signing key and token settings: nothing validated before holds."""
+    global _authentication
+    if setting in ("SECRET_KEY", "SIMPLE_JWT", "AUTH_USER_MODEL"):
+        with _validated_lock:
+            _validated.clear()
+        _authentication = None
 
 
 def holder_of(token) -> Holder | None:
@@ -156,3 +188,4 @@ def connect_receivers() -> None:
     for signal, name in ((post_save, "saved"), (post_delete, "deleted")):
         signal.connect(on_user_changed, sender=user, dispatch_uid=f"news.cache.user_{name}")
     post_migrate.connect(on_migrated, dispatch_uid="news.cache.users_migrated")
+    setting_changed.connect(_forget_validated, dispatch_uid="news.cache.forget_validated")

@@ -14,7 +14,7 @@ from news.cache import CacheUnavailable, start_fresh
 from news.cache import store as cache_store
 from news.models import Comment, Post
 from sync.models import ModelEvent
-from testing.clients import WsgiAnswer, wsgi_get
+from testing.clients import WsgiAnswer, asgi_get, wsgi_get
 from testing.garbage_redis import GarbageRedis
 from testing.rows import make_comment, make_post
 
@@ -29,9 +29,25 @@ REFUSED = (
 )
 
 
+get = wsgi_get
+
+
+@pytest.fixture(params=["wsgi", "asgi"], autouse=True)
+def served(request, monkeypatch):
+    """Each test twice: through the WSGI application, and through the ASGI one `serve` runs,
+    which answers a hit on its event loop."""
+    monkeypatch.setattr(
+        sys.modules[__name__], "get", {"wsgi": wsgi_get, "asgi": asgi_get}[request.param]
+    )
+    return request.param
+
+
 def read(url: str, **headers) -> tuple[WsgiAnswer, str | None]:
-    """The answer of the WSGI application, and what the cache said of it."""
-    answer = wsgi_get(url, **headers)
+    """The answer of the application, and what the cache said of it."""
+    answer = get(url, **headers)
+    if answer.threaded is not None:
+        # Through ASGI, a hit takes no thread: the WSGI application never sees it.
+        assert answer.threaded == (answer.get("X-Cache") != "hit")
     return answer, answer.get("X-Cache")
 
 
@@ -163,15 +179,15 @@ def test_bulk_writes_and_flush_end_entries(read_cache):
 def test_a_client_holding_the_answer_gets_304(read_cache):
     post = make_post()
     url = f"/news/posts/{post.pk}/"
-    first = wsgi_get(url)  # not cached yet: ConditionalGetMiddleware's ETag
-    assert wsgi_get(url, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 304
+    first = get(url)  # not cached yet: ConditionalGetMiddleware's ETag
+    assert get(url, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 304
     read(url)
 
-    hit = wsgi_get(url, HTTP_IF_NONE_MATCH=f'"other", W/{first["ETag"]}')
+    hit = get(url, HTTP_IF_NONE_MATCH=f'"other", W/{first["ETag"]}')
 
     assert (hit.status_code, hit["ETag"], hit.content) == (304, first["ETag"], b"")
     Post.objects.filter(pk=post.pk).update(title="New")
-    assert wsgi_get(url, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 200
+    assert get(url, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 200
 
 
 def test_a_cached_stream_keeps_its_etag(read_cache):
@@ -183,7 +199,7 @@ def test_a_cached_stream_keeps_its_etag(read_cache):
     hit, cache = read(url)
 
     assert (cache, hit.content) == ("hit", miss.content)
-    assert wsgi_get(url, HTTP_IF_NONE_MATCH=hit["ETag"]).status_code == 304
+    assert get(url, HTTP_IF_NONE_MATCH=hit["ETag"]).status_code == 304
 
 
 def test_answers_bigger_than_the_limit_are_not_kept(read_cache, settings):

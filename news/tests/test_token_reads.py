@@ -3,6 +3,7 @@ has been checked against the database, the next reads need neither Django nor th
 token that fails any check, or whose user changed since, reaches Django and is refused as
 always."""
 
+import sys
 import time
 from datetime import timedelta
 
@@ -13,7 +14,7 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from news.cache import tokens
 from news.models import Post
-from testing.clients import wsgi_get
+from testing.clients import asgi_get, wsgi_get
 from testing.rows import make_post
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -23,9 +24,25 @@ def bearer(user) -> str:
     return f"Bearer {RefreshToken.for_user(user).access_token}"
 
 
+get = wsgi_get
+
+
+@pytest.fixture(params=["wsgi", "asgi"], autouse=True)
+def served(request, monkeypatch):
+    """Each test twice: through the WSGI application, and through the ASGI one `serve` runs,
+    which answers a hit on its event loop."""
+    monkeypatch.setattr(
+        sys.modules[__name__], "get", {"wsgi": wsgi_get, "asgi": asgi_get}[request.param]
+    )
+    return request.param
+
+
 def read(url: str, authorization: str | None = None):
     headers = {"HTTP_AUTHORIZATION": authorization} if authorization is not None else {}
-    answer = wsgi_get(url, **headers)
+    answer = get(url, **headers)
+    if answer.threaded is not None:
+        # Through ASGI, a hit takes no thread: the WSGI application never sees it.
+        assert answer.threaded == (answer.get("X-Cache") != "hit")
     return answer.status_code, answer.get("X-Cache"), answer
 
 
@@ -95,6 +112,18 @@ def test_an_expired_token_or_a_refresh_token_is_refused(post, user):
 
     assert read(url, f"Bearer {expired}")[:2] == (401, None)
     assert read(url, f"Bearer {refresh}")[:2] == (401, None)
+
+
+def test_a_token_answered_from_the_cache_is_refused_once_it_expires(post, user):
+    url = f"/news/posts/{post.pk}/"
+    token = AccessToken.for_user(user)
+    token.set_exp(lifetime=timedelta(seconds=2))
+    read(url, f"Bearer {token}")
+    assert read(url, f"Bearer {token}")[:2] == (200, "hit")
+
+    time.sleep(2.1)
+
+    assert read(url, f"Bearer {token}")[:2] == (401, None)
 
 
 def deactivate(user):

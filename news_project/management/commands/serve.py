@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from news_project.serving import ServingError, serve
+from news_project.serving import THREADS, WORKERS, ServingError, serve
 
 
 def address(value: str) -> tuple[str, int]:
@@ -37,12 +37,12 @@ class Command(BaseCommand):
             help="where to listen (default 0.0.0.0:8000)",
         )  # fmt: skip
         parser.add_argument(
-            "--workers", type=positive, default=2,
-            help="worker processes (default 2: one per CPU of a 2-CPU machine)",
+            "--workers", type=positive, default=WORKERS,
+            help=f"worker processes (default {WORKERS}: one per CPU of a 2-CPU machine)",
         )  # fmt: skip
         parser.add_argument(
-            "--threads", type=positive, default=4,
-            help="threads of each worker, more than NEWS_MAX_STREAMS (default 4)",
+            "--threads", type=positive, default=THREADS,
+            help=f"threads of each worker, more than NEWS_MAX_STREAMS (default {THREADS})",
         )  # fmt: skip
         parser.add_argument(
             "--no-access-log", dest="access_log", action="store_false",
