@@ -32,6 +32,9 @@ PAUSE_AFTER_FAILURE = 5.0
 # Seconds a write stays "in flight" at most if it never says it committed (rolled back, killed,
 # or Redis lost between its commit and its mark): longer than any write transaction should last.
 WRITE_LEASE = 60.0
+# Redis connections of a worker's event loop (the lookups of reads answered there); more reads at
+# once wait their turn, each lookup taking about a tenth of a millisecond.
+ASYNC_CONNECTIONS = 16
 
 
 # One round trip a read: the tables' generations (started if missing), how many writes of them
@@ -139,8 +142,8 @@ class ReadCacheStore:
         self._unmarked: set[str] = set()
         self._unmarked_names: set[str] = set()
         self._lock = threading.Lock()
-        # (event loop, the READ script on a client of its own): see _async_script.
-        self._async: tuple[asyncio.AbstractEventLoop, Any] | None = None
+        # (event loop, the READ script on a client of its own, its turns): see _async_script.
+        self._async: tuple[asyncio.AbstractEventLoop, Any, asyncio.Semaphore] | None = None
 
     def _keys(self, tables: Iterable[str]) -> list[str]:
         tables = sorted(tables)
@@ -215,11 +218,14 @@ class ReadCacheStore:
         if time.monotonic() < self._paused_until:
             return None, None
         names, keys = self._lookup_keys(key, tables, stamped)
-        script = self._async_script()
+        script, turns = self._async_script()
         try:
-            reply = await script(
-                keys=[*self._ordered_keys(names), *keys], args=self._read_args(names)
-            )
+            async with turns:
+                if time.monotonic() < self._paused_until:
+                    return None, None  # Redis failed another lookup while this one waited
+                reply = await script(
+                    keys=[*self._ordered_keys(names), *keys], args=self._read_args(names)
+                )
             read = self._unless_busy(*_read_reply(reply, len(names), len(keys)))
         except (*FAILURES, OSError) as exc:  # a timeout of asyncio is an OSError
             self._pause(exc, "could not read")
@@ -234,19 +240,24 @@ class ReadCacheStore:
         keys = [f"{self.prefix}entry:{key}"] + [f"{self.prefix}stamp:{t}" for t in extra]
         return [*sorted(tables), *extra], keys
 
-    def _async_script(self):
+    def _async_script(self) -> tuple[Any, asyncio.Semaphore]:
         """The READ script on a client of the running event loop's (one per loop: a client
-        belongs to the loop it first ran on)."""
+        belongs to the loop it first ran on), and the turns of its connections: lookups beyond
+        ASYNC_CONNECTIONS at once wait for one, which a full pool would take for a failure."""
         loop = asyncio.get_running_loop()
         if self._async is None or self._async[0] is not loop:
-            client = redis.asyncio.Redis.from_url(
+            retry = redis.asyncio.retry.Retry(NoBackoff(), 0)
+            pool = redis.asyncio.ConnectionPool.from_url(
                 self.url,
+                max_connections=ASYNC_CONNECTIONS,
                 socket_connect_timeout=0.5,
                 socket_timeout=0.5,
-                retry=redis.asyncio.retry.Retry(NoBackoff(), 0),
+                retry=retry,
             )
-            self._async = (loop, client.register_script(READ))
-        return self._async[1]
+            client = redis.asyncio.Redis(connection_pool=pool, retry=retry)
+            turns = asyncio.Semaphore(ASYNC_CONNECTIONS)
+            self._async = (loop, client.register_script(READ), turns)
+        return self._async[1], self._async[2]
 
     def generation(self, table: str) -> str | None:
         """The table's generation of now; None while a write of it is in flight, or when the

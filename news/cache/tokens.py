@@ -59,10 +59,11 @@ class Holder(tuple):
 
 
 _authentication: SimpleJWTAuthentication | None = None
-# Headers whose token passed the checks, with who holds it and until when (its expiry, plus
+# Tokens that passed the checks, with who holds them and until when (their expiry, plus
 # simplejwt's leeway): all that changes of a token's checks is the time, so a token seen again
-# is not verified again. Tokens that fail are never kept. At most VALIDATED_KEPT, oldest out.
-_validated: dict[str, tuple[Holder | None, float]] = {}
+# is not verified again. Kept by the token itself, not by the header around it (which a client
+# may pad at will); tokens that fail are never kept. At most VALIDATED_KEPT, oldest out.
+_validated: dict[bytes, tuple[Holder | None, float]] = {}
 VALIDATED_KEPT = 10_000
 _validated_lock = threading.Lock()
 
@@ -72,20 +73,23 @@ def holder(header: str) -> Holder | None:
     with its own code: the header's form, then the signature, expiry and token type); None
     for anything else, which Django then answers."""
     global _authentication
-    if (seen := _validated.get(header)) is not None:
-        if time.time() < seen[1]:
-            return seen[0]
-        with _validated_lock:
-            _validated.pop(header, None)
     if _authentication is None:
         _authentication = SimpleJWTAuthentication()
     try:
         raw = _authentication.get_raw_token(header.encode("latin-1"))
-        if raw is None:
-            return None
+    except (AuthenticationFailed, UnicodeEncodeError):
+        return None
+    if raw is None:
+        return None
+    if (seen := _validated.get(raw)) is not None:
+        if time.time() < seen[1]:
+            return seen[0]
+        with _validated_lock:
+            _validated.pop(raw, None)
+    try:
         token = _authentication.get_validated_token(raw)
         expires = token["exp"]  # simplejwt names it so, whatever its settings
-    except (AuthenticationFailed, UnicodeEncodeError, KeyError):
+    except (AuthenticationFailed, KeyError):
         return None
     found = holder_of(token)
     if isinstance(expires, int | float):
@@ -93,7 +97,7 @@ def holder(header: str) -> Holder | None:
         with _validated_lock:
             if len(_validated) >= VALIDATED_KEPT:
                 _validated.pop(next(iter(_validated)), None)
-            _validated[header] = (found, expires + leeway)
+            _validated[raw] = (found, expires + leeway)
     return found
 
 

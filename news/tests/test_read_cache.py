@@ -1,6 +1,7 @@
 """The read cache (news/cache/): anonymous reads answered from Redis, never stale after a
 write has been answered, and the same answers without Redis."""
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -445,3 +446,20 @@ def test_the_suite_keeps_its_cache_entries_in_the_redis_database_of_test_redis_u
 
     assert f"needs Redis at {nobody} (TEST_REDIS_URL)" in result.stdout, result.stdout
     assert result.returncode == 0
+
+
+def test_a_crowd_of_reads_on_one_worker_keeps_the_cache_on(read_cache):
+    """More reads at once than a worker has Redis connections wait their turn on its event loop:
+    none is taken for Redis failing (which would send every read to the database for 5 s)."""
+    post = make_post(title="Crowded")
+    key = "crowd-of-reads"
+    tables = ("news_post",)
+
+    async def crowd():
+        return await asyncio.gather(*(read_cache.lookup_async(key, tables) for _ in range(300)))
+
+    answers = asyncio.run(crowd())
+
+    assert all(generations is not None for generations, _ in answers)
+    assert read_cache._paused_until == 0.0
+    assert read(f"/news/posts/{post.pk}/")[0].status_code == 200

@@ -245,3 +245,16 @@ def test_a_redis_brought_back_from_an_older_snapshot_refuses_a_token_revoked_sin
         redis_client.restore(key, ttl, dumped)
 
     assert read(url, token)[:2] == (401, None)
+
+
+def test_a_token_padded_with_blanks_is_kept_once_however_often_it_comes(post, user):
+    """simplejwt takes "Bearer   <token>" as "Bearer <token>": what a process keeps of the
+    tokens it checked is one token each, however a client pads its header."""
+    url = f"/news/posts/{post.pk}/"
+    token = str(RefreshToken.for_user(user).access_token)
+    tokens._validated.clear()
+
+    for blanks in range(1, 40):
+        assert read(url, "Bearer" + " " * blanks + token)[0] == 200
+
+    assert list(tokens._validated) == [token.encode()]
