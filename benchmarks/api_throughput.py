@@ -57,7 +57,6 @@ from testing.processes import database_url  # noqa: E402
 
 SECRET_KEY = "api-throughput-benchmark-only-secret-key-never-used-anywhere-else-0123456789"
 SIDES = ("json-server", "service")
-WARM_UP_SECONDS = 2.0
 SCALE_PATH, SCALE_BASE, SCALE_GOAL = "/news/comments/?page=2", 1_000, 2.0
 # The least req/s of the service: as a multiple of json-server's, and of the floor's.
 READ_GOAL, TOKEN_READ_GOAL, WRITE_GOAL = 1.0, 2.0, 2.0
@@ -185,6 +184,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="measured runs per side (>= 2)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each wrk run")
+    parser.add_argument(
+        "--warm-up",
+        type=int,
+        default=2,
+        help="seconds of load before each request's rounds (0: none)",
+    )
     parser.add_argument("--posts", type=int, default=100, help="posts to serve")
     parser.add_argument("--comments-per-post", type=int, default=5, help="comments of each post")
     parser.add_argument(
@@ -209,6 +214,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.rounds < 2 or args.seconds < 1 or args.posts < 2 or args.comments_per_post < 1:
         parser.error("--rounds at least 2, --seconds at least 1, --posts at least 2")
+    if args.warm_up < 0:
+        parser.error("--warm-up must be 0 or more")
     if args.rows is not None and args.rows <= max(SCALE_BASE, args.posts * args.comments_per_post):
         parser.error(f"--rows must be more than {SCALE_BASE:,} and than the comments served")
     if args.no_redis:
@@ -390,9 +397,9 @@ def compare(args, running: dict[str, servers.Server], work_dir: Path, *, cached:
             sides.append("floor")
         scripts, size = prepare(request, sides, items, headers, fastest, args, work_dir)
         runs: dict[str, list[wrk.WrkRun]] = {side: [] for side in sides}
-        for side in sides:
+        for side in sides if args.warm_up else ():
             url, script = scripts[side]()
-            measured(request.label, running[side], url, WARM_UP_SECONDS, script)
+            measured(request.label, running[side], url, args.warm_up, script)
         for _ in range(args.rounds):
             for side in sides:  # alternating, so that all meet the same machine
                 url, script = scripts[side]()
@@ -459,7 +466,7 @@ def prepare(request, sides, items, headers, fastest, args, work_dir):
     for side in sides:
         ids = items.ids(side, request.resource)
         if request.method == "DELETE":
-            seconds = WARM_UP_SECONDS + args.rounds * args.seconds
+            seconds = args.warm_up + args.rounds * args.seconds
             wanted = math.ceil(POOL_MARGIN[side] * fastest[side, request.resource] * seconds)
             items.top_up(side, request.resource, wanted - len(ids), headers[side])
             ids = items.ids(side, request.resource)
@@ -582,7 +589,8 @@ def scale(args, service: servers.Server) -> int:
             add_comments(added)
         check_read({"service": url})
         label = f"page at {size:,} comments"
-        measured(label, service, url, WARM_UP_SECONDS)
+        if args.warm_up:
+            measured(label, service, url, args.warm_up)
         runs = [measured(label, service, url, args.seconds) for _ in range(args.rounds)]
         results.append((size, runs))
         print(f"{label}: {rates(runs)}")
