@@ -463,3 +463,19 @@ def test_a_crowd_of_reads_on_one_worker_keeps_the_cache_on(read_cache):
     assert all(generations is not None for generations, _ in answers)
     assert read_cache._paused_until == 0.0
     assert read(f"/news/posts/{post.pk}/")[0].status_code == 200
+
+
+def test_a_lookup_on_the_event_loop_that_fails_is_answered_by_a_thread(read_cache, monkeypatch):
+    post = make_post(title="Answered anyway")
+    url = f"/news/posts/{post.pk}/"
+    read(url)
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("a fault of the lookup itself")
+
+    monkeypatch.setattr(type(read_cache), "lookup_async", broken)
+    answer = asgi_get(url)
+
+    assert answer.status_code == 200
+    assert answer.json()["title"] == "Answered anyway"
+    assert answer.threaded is True
