@@ -8,8 +8,9 @@ every write replaces once its transaction has committed, before the write is ans
 own announcements: post_save, post_delete, rows_created and rows_updated; post_migrate, which
 flush and migrate send, replaces them all). So once a write has been answered, no process serves
 an answer stored before it: the entry's generations no longer match. A hit costs one round trip
-to Redis and is answered before Django runs (ReadCache wraps the WSGI application): no
-middleware, no database.
+to Redis and is answered before Django runs (ReadCache wraps the WSGI application; under `serve`
+its `stored()` answers on the worker's event loop, taking no thread): no middleware, no
+database.
 
 Tokens are unique in time, never counters: a generation key that Redis lost (restart, eviction)
 cannot come back with a value an old entry was stored under. Without REDIS_URL, or while Redis
