@@ -279,7 +279,14 @@ def _after_lookup(
         # Ours, with an older content: make it equal. The PUT is the create's one call.
         traits.learn_rewrites(kind, rewritten)
         next_steps.to_send.append(
-            Delivery(delivery.call, Action.PUT, remote_id=picked["id"], record=adopted, wrote=True)
+            Delivery(
+                delivery.call,
+                Action.PUT,
+                remote_id=picked["id"],
+                record=adopted,
+                wrote=True,
+                adopts=True,
+            )
         )
         return []
     posts_sent = delivery.posts_sent + (1 if delivery.action is Action.POST else 0)

@@ -166,6 +166,9 @@ class Delivery:
     landed: bool = False
     # Not sent before this moment (time.monotonic()): a lookup waits for a POST that may land.
     not_before: float = 0.0
+    # A PUT that makes a record a lookup found ours: the record is taken as the entity's before
+    # the PUT goes, so a PUT that lands unanswered is not followed by a create.
+    adopts: bool = False
 
     @property
     def entity(self) -> EntityKey:

@@ -127,6 +127,40 @@ def forget_delivered(deliveries: Iterable[Delivery]) -> None:
         )
 
 
+def adopt(deliveries: Iterable[Delivery]) -> None:
+    """Before a PUT that makes a found record ours: the entity holds that record from now on,
+    with nothing known of its content (the PUT may land unanswered, its content then found by
+    no lookup: the next run sends the entity's PUT there again, never a create)."""
+    upsert_states(
+        [
+            EntitySyncState(
+                entity_table=TABLES[d.entity.kind],
+                entity_pk=d.entity.pk,
+                remote_id=readable_id(d.remote_id),
+                remote_key=remote_key(d.remote_id),
+                delivered_hash="",
+                acknowledged_hash="",
+                remote_parent_key=None,
+                create_unconfirmed=False,
+                unconfirmed_record=None,
+                unconfirmed_run=None,
+            )
+            for d in deliveries
+        ],
+        [
+            "remote_id",
+            "remote_key",
+            "delivered_hash",
+            "acknowledged_hash",
+            "remote_parent_key",
+            "create_unconfirmed",
+            "unconfirmed_record",
+            "unconfirmed_run",
+            "updated_at",
+        ],
+    )
+
+
 def flag_creates(deliveries: Iterable[Delivery], *, run_id: int | None) -> None:
     """Commit "this POST may land" before it is sent, with the record and the run that sends
     it, for the next run to find."""

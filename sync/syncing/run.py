@@ -141,12 +141,14 @@ class Runner:
             yield from steps.to_send
 
     def _ready(self, deliveries: list[Delivery]) -> None:
-        """Commit what must be known before these calls are sent: creates flagged, and what
-        the target holds forgotten before a PUT."""
+        """Commit what must be known before these calls are sent: creates flagged, records a
+        lookup found taken as their entities', and what the target holds forgotten before a
+        PUT."""
         posts = [d for d in deliveries if d.action is Action.POST]
         puts = [d for d in deliveries if d.action is Action.PUT]
         if (posts or puts) and not self.guard.stopping():
             outcomes.flag_creates(posts, run_id=self.run_id)
+            outcomes.adopt([d for d in puts if d.adopts])
             outcomes.forget_delivered(puts)
 
     def _rounds(self, pool: ThreadPoolExecutor, undecided: list[Outcome]) -> None:

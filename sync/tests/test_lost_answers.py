@@ -98,6 +98,34 @@ def test_an_earlier_copy_of_a_create_is_found_and_made_equal_with_one_call(
     assert pending_count() == 0
 
 
+def test_a_copy_made_equal_by_a_put_whose_answer_was_lost_is_not_created_again(
+    fake_target, make_post, sync
+):
+    """The PUT that makes an earlier copy ours lands, its answer is lost, and the post is edited
+    again: the next run finds the copy by what the PUT sent, not only by what the POST sent."""
+    post = make_post(title="as first sent")
+    fake_target.drop(method="POST", times=1, after_processing=True)
+    fake_target.fail(503, method="GET")
+    assert not sync().ok
+    post.title = "edited once"
+    post.save()
+    fake_target.clear_faults()
+    fake_target.drop(method="PUT", after_processing=True)  # each attempt lands, unanswered
+    assert not sync().ok
+    assert fake_target.state()["posts"][-1]["title"] == "edited once"
+    post.title = "edited twice"
+    post.save()
+    fake_target.clear_faults()
+    fake_target.reset_log()
+
+    report = sync()
+
+    assert report.ok, report.failed
+    assert writes(fake_target) == [("PUT", f"/posts/{post.pk}")]
+    assert target_state(fake_target) == expected_target()
+    assert pending_count() == 0
+
+
 def test_a_post_answered_after_the_timeout_is_not_sent_again_in_the_same_run(
     assigning_target, make_post, fake_target
 ):
@@ -224,6 +252,34 @@ def test_an_id_assigning_target_gets_no_duplicate_after_lost_answers(
     assert len(assigning_target.posts) == len(FOREIGN_POSTS) + len(posts)
     assert len(assigning_target.comments) == len(comments)
     assert sorted(remote_ids(Kind.POST)) == sorted(p.pk for p in posts)
+
+
+def test_an_id_assigning_target_keeps_one_copy_when_the_put_that_made_it_ours_went_unanswered(
+    assigning_target, make_comment, make_post, sync
+):
+    comment = make_comment(make_post(), body="as first sent")
+    sync()
+    assigning_target.drop(method="POST", times=1, after_processing=True)
+    assigning_target.fail(503, method="GET")
+    second = make_comment(comment.post, body="second, as first sent")
+    assert not sync().ok
+    second.body = "edited once"
+    second.save()
+    assigning_target.clear_faults()
+    assigning_target.drop(method="PUT", after_processing=True)
+    assert not sync().ok
+    second.body = "edited twice"
+    second.save()
+    assigning_target.clear_faults()
+
+    report = sync()
+
+    assert report.ok, report.failed
+    assert sorted(c["body"] for c in assigning_target.comments.values()) == [
+        "as first sent",
+        "edited twice",
+    ]
+    assert ours(assigning_target, {r["id"] for r in FOREIGN_POSTS}) == expected_target()
 
 
 def test_a_lookup_never_takes_a_record_of_the_target_under_our_id(
