@@ -137,7 +137,7 @@ def adopt(deliveries: Iterable[Delivery]) -> None:
                 entity_table=TABLES[d.entity.kind],
                 entity_pk=d.entity.pk,
                 remote_id=readable_id(d.remote_id),
-                remote_key=remote_key(d.remote_id),
+                remote_key=remote_key(cast(RemoteId, d.remote_id)),  # a PUT has one
                 delivered_hash="",
                 acknowledged_hash="",
                 remote_parent_key=None,
