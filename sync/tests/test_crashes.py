@@ -357,3 +357,35 @@ def test_changes_logged_during_a_run_are_left_for_the_next_run(
     assert Post.objects.get(pk=new.pk).title == "created during the run"
     assert pending_count() == 0
     assert not Comment.objects.exists()
+
+
+@needs_shared_database
+@pytest.mark.django_db(transaction=True)
+def test_a_run_killed_after_the_put_that_makes_a_found_copy_ours_landed_leaves_one_copy(
+    fake_target, make_post, sync
+):
+    fake_target.assign_ids = True
+    post = make_post(title="as first sent")
+    fake_target.drop(method="POST", times=1, after_processing=True)
+    fake_target.fail(503, method="GET")
+    assert not sync().ok  # the create's outcome is unknown
+    post.title = "edited once"
+    post.save()
+    fake_target.clear_faults()
+    fake_target.stall(2, method="PUT", after_processing=True)
+    killed = start_sync(fake_target.url)
+    wait_for(
+        lambda: [p["title"] for p in fake_target.state()["posts"]] == ["edited once"],
+        what="the PUT that makes the copy ours, applied",
+    )
+    kill_and_settle(killed, fake_target)
+    post.title = "edited twice"
+    post.save()
+    fake_target.clear_faults()
+
+    report = sync()
+
+    assert report.ok, report.failed
+    assert [p["title"] for p in fake_target.state()["posts"]] == ["edited twice"]
+    assert target_state(fake_target) == expected_target()
+    assert pending_count() == 0
