@@ -33,7 +33,14 @@ pytestmark = [pytest.mark.django_db, pytest.mark.timeout(300)]
 
 EXAMPLES = int(os.environ.get("SYNC_STATEFUL_EXAMPLES", "12"))
 STEPS = int(os.environ.get("SYNC_STATEFUL_STEPS", "25"))
-FAULTS = ["5xx", "lost before the write", "lost after the write", "killed"]
+FAULTS = [
+    "5xx",
+    "lost before the write",
+    "lost after the write",
+    "every answer to a write lost",
+    "lookups fail",
+    "killed",
+]
 
 
 class Killed(BaseException):
@@ -160,6 +167,11 @@ def make_machine(target, api_client, *, ids: str):
                 target.drop(share=0.3, writes_only=True)
             elif fault == "lost after the write":
                 target.drop(share=0.3, writes_only=True, after_processing=True)
+            elif fault == "every answer to a write lost":  # applied, never answered
+                target.drop(writes_only=True, after_processing=True)
+            elif fault == "lookups fail":  # creates whose answers are lost stay unconfirmed
+                target.drop(share=0.5, writes_only=True, after_processing=True)
+                target.fail(503, method="GET")
             else:
                 client = KilledAfter(writes=writes, **client_options)
             try:
