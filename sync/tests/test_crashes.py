@@ -316,6 +316,11 @@ def test_a_run_that_loses_its_lock_stops_sending_at_once_and_says_so(
 # --- Changes logged during a run are left for the next run ---------------------------------------
 
 
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="SQLite's shared in-memory test database locks whole tables between threads: a write "
+    "made while the run reads the table fails at once (database table is locked)",
+)
 @pytest.mark.django_db(transaction=True)
 def test_changes_logged_during_a_run_are_left_for_the_next_run(
     fake_target, edited_posts, make_post, sync
