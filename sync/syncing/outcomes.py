@@ -38,7 +38,8 @@ FAILURE_FIELDS = [
     "parked_event_id",
     "updated_at",
 ]
-DELIVERED_FIELDS = [
+# What a state says the target holds of its entity.
+HELD_FIELDS = [
     "remote_id",
     "remote_key",
     "delivered_hash",
@@ -47,8 +48,8 @@ DELIVERED_FIELDS = [
     "create_unconfirmed",
     "unconfirmed_record",
     "unconfirmed_run",
-    *FAILURE_FIELDS,
 ]
+DELIVERED_FIELDS = [*HELD_FIELDS, *FAILURE_FIELDS]
 
 
 def upsert_states(rows: list[EntitySyncState], fields: list[str]) -> None:
@@ -147,17 +148,7 @@ def adopt(deliveries: Iterable[Delivery]) -> None:
             )
             for d in deliveries
         ],
-        [
-            "remote_id",
-            "remote_key",
-            "delivered_hash",
-            "acknowledged_hash",
-            "remote_parent_key",
-            "create_unconfirmed",
-            "unconfirmed_record",
-            "unconfirmed_run",
-            "updated_at",
-        ],
+        [*HELD_FIELDS, "updated_at"],
     )
 
 
