@@ -168,3 +168,11 @@ def asgi_get(url: str, *, method: str = "GET", **headers: str) -> WsgiAnswer:
     answer = WsgiAnswer(status, headers_sent, content)
     answer.threaded = bool(called)
     return answer
+
+
+def cache_said(answer: WsgiAnswer) -> str | None:
+    """What the read cache said of an answer (X-Cache); through ASGI a hit must take no thread:
+    the WSGI application never sees it."""
+    if answer.threaded is not None:
+        assert answer.threaded == (answer.get("X-Cache") != "hit")
+    return answer.get("X-Cache")

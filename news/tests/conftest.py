@@ -4,6 +4,8 @@ import json
 
 import pytest
 
+from testing.clients import asgi_get, wsgi_get
+
 
 def body_of(response) -> bytes:
     """A response's body, a stream's (`?all=true` over more rows than a chunk) read to its end."""
@@ -19,3 +21,11 @@ def streamed_json():
         return json.loads(body_of(response))
 
     return decode
+
+
+@pytest.fixture(params=["wsgi", "asgi"])
+def served(request, monkeypatch):
+    """The test twice, its module's `get` each time another application: the WSGI one, and the
+    ASGI one `serve` runs, which answers a hit on its event loop."""
+    monkeypatch.setattr(request.module, "get", {"wsgi": wsgi_get, "asgi": asgi_get}[request.param])
+    return request.param

@@ -15,11 +15,11 @@ from news.cache import CacheUnavailable, start_fresh
 from news.cache import store as cache_store
 from news.models import Comment, Post
 from sync.models import ModelEvent
-from testing.clients import WsgiAnswer, asgi_get, wsgi_get
+from testing.clients import WsgiAnswer, asgi_get, cache_said, wsgi_get
 from testing.garbage_redis import GarbageRedis
 from testing.rows import make_comment, make_post
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("served")]
 
 # The read_cache fixture (conftest.py) turns the cache on, on a Redis database of its own.
 
@@ -33,23 +33,10 @@ REFUSED = (
 get = wsgi_get
 
 
-@pytest.fixture(params=["wsgi", "asgi"], autouse=True)
-def served(request, monkeypatch):
-    """Each test twice: through the WSGI application, and through the ASGI one `serve` runs,
-    which answers a hit on its event loop."""
-    monkeypatch.setattr(
-        sys.modules[__name__], "get", {"wsgi": wsgi_get, "asgi": asgi_get}[request.param]
-    )
-    return request.param
-
-
 def read(url: str, **headers) -> tuple[WsgiAnswer, str | None]:
     """The answer of the application, and what the cache said of it."""
     answer = get(url, **headers)
-    if answer.threaded is not None:
-        # Through ASGI, a hit takes no thread: the WSGI application never sees it.
-        assert answer.threaded == (answer.get("X-Cache") != "hit")
-    return answer, answer.get("X-Cache")
+    return answer, cache_said(answer)
 
 
 def test_a_second_anonymous_read_is_answered_from_redis_without_the_database(
