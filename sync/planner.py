@@ -18,9 +18,14 @@ the delivery resolves by looking for the record first.
 A target that deletes a post's comments with it (`cascade_deletes`) needs no call for a comment
 whose post is deleted in the same plan: that comment is settled by its post's DELETE.
 
-Order: post creates, post updates, comment creates, comment updates, comment deletes, post
-deletes. A comment is created after its post, and deleted before it; calls within one phase are
-independent of each other and may run in parallel.
+Order: calls go in waves, each starting once the one before has finished; within a wave they are
+independent and may run in parallel, in phase order (post creates, post updates, comment creates,
+comment updates, comment deletes, post deletes). A wave waits only for what a call needs first:
+
+- a comment's create or update waits for its post's create (it carries the post's id there);
+- a post's delete waits for every comment update and delete (a target that deletes a post's
+  comments with it would otherwise take a comment a PUT moves off that post, and answer a
+  comment's DELETE 404).
 """
 
 from __future__ import annotations
@@ -65,7 +70,7 @@ class Presence(StrEnum):
 
 
 class Phase(IntEnum):
-    """The order in which calls are sent; a phase starts when the previous one has finished."""
+    """The order of a plan's calls, and of the calls within a wave (`Plan.waves`)."""
 
     POST_CREATE = 1
     POST_UPDATE = 2
@@ -124,13 +129,30 @@ class Plan:
     calls: tuple[Call, ...]
     # Events that need no call at all (created and deleted again between two syncs).
     settled_event_ids: tuple[int, ...] = ()
+    # The post of each comment created or updated, where the source knows it. A comment whose
+    # post is unknown waits for every post create of the plan.
+    posts: Mapping[EntityKey, EntityKey] = field(default_factory=dict)
 
-    def by_phase(self) -> list[tuple[Phase, tuple[Call, ...]]]:
-        """The calls grouped by phase, in sending order; empty phases left out."""
-        groups: dict[Phase, list[Call]] = {}
+    def waves(self) -> list[tuple[Call, ...]]:
+        """The calls in waves, in sending order; each wave's calls in phase order (module
+        docstring), empty waves left out."""
+        created = {c.key for c in self.calls if c.key.kind is Kind.POST and c.op is Op.CREATE}
+        waves: list[list[Call]] = [[], [], []]
+        post_deletes: list[Call] = []
+        waits = 0  # the wave after which post deletes may go
         for call in self.calls:
-            groups.setdefault(call.phase, []).append(call)
-        return [(phase, tuple(groups[phase])) for phase in sorted(groups)]
+            if call.key.kind is Kind.POST:
+                (post_deletes if call.op is Op.DELETE else waves[0]).append(call)
+                continue
+            wave = 0
+            if call.op is not Op.DELETE and created:
+                post = self.posts.get(call.key)
+                wave = 1 if post is None or post in created else 0
+            waves[wave].append(call)
+            if call.op is not Op.CREATE:
+                waits = max(waits, wave + 1)
+        waves[waits].extend(post_deletes)
+        return [tuple(wave) for wave in waves if wave]
 
     def count(self, op: Op) -> int:
         return sum(1 for call in self.calls if call.op is op)

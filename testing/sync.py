@@ -6,18 +6,9 @@ from typing import Any
 
 from news.models import Comment, Post
 from sync.models import EntitySyncState, ModelEvent
-from sync.planner import Kind, Op, Phase
+from sync.planner import Kind, Op
 from sync.syncing import SyncReport
 from sync.target import ID_FIELDS, TABLES, comparable_id, to_record
-
-PHASE_OF = {
-    ("POST", "/posts"): Phase.POST_CREATE,
-    ("PUT", "/posts"): Phase.POST_UPDATE,
-    ("POST", "/comments"): Phase.COMMENT_CREATE,
-    ("PUT", "/comments"): Phase.COMMENT_UPDATE,
-    ("DELETE", "/comments"): Phase.COMMENT_DELETE,
-    ("DELETE", "/posts"): Phase.POST_DELETE,
-}
 
 
 def post_record(post: Post, *, remote_id: int | None = None) -> dict[str, Any]:
@@ -83,11 +74,6 @@ def pending_count() -> int:
 def writes(target) -> list[tuple[str, str]]:
     """The write calls the target received, as (method, path), in arrival order."""
     return [(r.method, r.path) for r in target.calls() if r.is_write]
-
-
-def phases(target) -> list[Phase]:
-    """The phase of every write call, in arrival order."""
-    return [PHASE_OF[(r.method, "/" + r.path.split("/")[1])] for r in target.calls() if r.is_write]
 
 
 def calls_by_op(report: SyncReport) -> tuple[int, int, int]:

@@ -8,6 +8,8 @@ are settled without a call), then `first_steps` batch by batch. It never calls t
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sync.planner import Call, EntityKey, Event, EventType, Kind, Op, Plan, plan_calls
 from sync.syncing import loading, outcomes
 from sync.syncing.deliveries import Action, Delivery, Outcome, Result, Steps, SyncState
@@ -49,6 +51,10 @@ class IncrementalSource:
             parents=_parents(states),
             cascade_deletes=self.options.cascade_deletes,
         )
+        if any(c.key.kind is Kind.POST and c.op is Op.CREATE for c in plan.calls):
+            # A comment waits only for its own post's create (`Plan.waves`).
+            written = [c.key.pk for c in plan.calls if _writes_comment(c)]
+            plan = replace(plan, posts=loading.posts_of(written))
         self.planned = tuple(
             PlannedCall(call, _remote_id(call.key, states.get(call.key))) for call in plan.calls
         )
@@ -147,6 +153,10 @@ class IncrementalSource:
                     FailedEntity(key, f"{key}", "parked after repeated failures", True)
                 )
         return [event for event in events if event.key not in skipped]
+
+
+def _writes_comment(call: Call) -> bool:
+    return call.key.kind is Kind.COMMENT and call.op is not Op.DELETE
 
 
 def _nothing_to_send(key: EntityKey, event_ids: tuple[int, ...]) -> Outcome:

@@ -259,6 +259,18 @@ def load_batch(kind: Kind, pks: list[int], *, rows: bool, settle_time: float = 0
     return Batch(kind, objects, states, post_remote_ids, may_land_until)
 
 
+def posts_of(comment_pks: Iterable[int]) -> dict[EntityKey, EntityKey]:
+    """Each comment's post, as the database links them now (chunked queries; a comment gone
+    is left out)."""
+    posts: dict[EntityKey, EntityKey] = {}
+    pks = list(comment_pks)
+    for start in range(0, len(pks), CHUNK):
+        rows = MODELS[Kind.COMMENT].objects.filter(pk__in=pks[start : start + CHUNK])
+        for pk, post_pk in rows.values_list("pk", "post_id"):
+            posts[EntityKey(Kind.COMMENT, pk)] = EntityKey(Kind.POST, post_pk)
+    return posts
+
+
 def post_remote_ids_of(post_pks: Iterable[int]) -> dict[int, RemoteId]:
     """Each post's id on the target, where it has one (one query)."""
     return dict(

@@ -1,8 +1,9 @@
 """The run: a source's plan, delivered to the target.
 
 A run asks its source (the pending events, or a snapshot diffed with the target) for a plan of
-the fewest calls, then sends them phase by phase: a phase's first steps go to worker threads in
-parallel, batch after batch without a pause, and what came of them is recorded as the answers
+the fewest calls, then sends them wave by wave (a wave waits only for the calls its calls need
+first, `Plan.waves`): a wave's first steps go to worker threads in parallel, batch after batch
+without a pause, and what came of them is recorded as the answers
 arrive; steps that need a decision (a lost answer to a POST, a record found by content, a PUT
 the target could not apply) are decided in the main thread and sent in rounds. Control flows one
 way: the run pulls steps from the source and hands outcomes to the writer; neither calls back.
@@ -41,12 +42,12 @@ from sync.target import RemoteId, remote_key
 # Successful calls are recorded at least this often (in results or seconds).
 FLUSH_EVERY_RESULTS = 100
 FLUSH_EVERY_SECONDS = 0.5
-# Calls handed to the worker threads ahead of them, per thread; also a phase's first batch.
+# Calls handed to the worker threads ahead of them, per thread; also a first batch's size.
 LOOK_AHEAD = 4
 
 
 class Runner:
-    """One run: its source's plan, sent phase by phase, decided in rounds, recorded."""
+    """One run: its source's plan, sent wave by wave, decided in rounds, recorded."""
 
     def __init__(
         self,
@@ -100,20 +101,25 @@ class Runner:
     # --- Sending ----------------------------------------------------------------------------------
 
     def deliver(self, plan: Plan) -> None:
-        """Send the plan phase by phase, after the writes it needs first (`prepare`).
+        """Send the plan wave by wave, after the writes it needs first (`prepare`).
 
-        Within a phase the calls flow without a pause: the next batch is loaded and made ready
-        when the calls under way run low, not once they have all been answered. A phase's first
-        batch is small (each next one twice as large, up to the batch size), so its first calls
-        go out at once. The answers that need a decision are decided once the calls before them
-        are answered, in rounds (at most a batch of them at a time).
+        Within a wave the calls flow without a pause: the next batch is loaded and made ready
+        when the calls under way run low, not once they have all been answered. A batch holds
+        calls of one kind and operation; the first of each kind and operation is small (each
+        next one twice as large, up to the batch size), so its first calls go out at once. The
+        answers that need a decision are decided once the calls before them are answered, in
+        rounds (at most a batch of them at a time).
         """
         self.writer.write(self.source.prepare().settled)
         self.on_planned(len(plan.calls))
         first = self.options.concurrency * LOOK_AHEAD
         with ThreadPoolExecutor(max_workers=self.options.concurrency) as pool:
-            for _phase, calls in plan.by_phase():
-                batches = ramped(calls, first=first, size=self.options.batch_size)
+            for wave in plan.waves():
+                batches = (
+                    batch
+                    for calls in _by_kind_and_op(wave)
+                    for batch in ramped(calls, first=first, size=self.options.batch_size)
+                )
                 stream = self._first_steps(batches)
                 more = True
                 while more:
@@ -129,7 +135,7 @@ class Runner:
                 self.writer.count_server_errors()
 
     def _first_steps(self, batches: Iterable[list[Call]]) -> Iterator[Delivery]:
-        """The first steps of a phase's calls, a batch at a time, each batch made ready (its
+        """The first steps of a wave's calls, a batch at a time, each batch made ready (its
         creates flagged) before its first call goes out; none once the run is stopping."""
         for batch in batches:
             if self.guard.stopping():
@@ -262,3 +268,14 @@ class Runner:
         for call in calls:
             failed = FailedEntity(call.key, str(call), f"not sent: {self.guard.stop.reason}")
             self.report.failed.append(failed)
+
+
+def _by_kind_and_op(calls: tuple[Call, ...]) -> list[list[Call]]:
+    """A wave's calls in runs of one kind and operation (a batch is loaded for one), in order."""
+    groups: list[list[Call]] = []
+    for call in calls:
+        if groups and (groups[-1][0].key.kind, groups[-1][0].op) == (call.key.kind, call.op):
+            groups[-1].append(call)
+        else:
+            groups.append([call])
+    return groups

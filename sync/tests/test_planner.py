@@ -122,7 +122,7 @@ def test_no_events_plan_no_calls():
     plan = plan_calls([])
 
     assert plan == Plan(calls=(), settled_event_ids=())
-    assert plan.by_phase() == []
+    assert plan.waves() == []
 
 
 # --- event bookkeeping -----------------------------------------------------------------------
@@ -273,32 +273,82 @@ def test_comments_of_a_deleted_post_are_deleted_before_the_post():
     ]
 
 
-def test_by_phase_groups_calls_in_sending_order_and_leaves_out_empty_phases():
-    plan = plan_calls(
-        [
-            Event(1, post(2), DELETED),
-            Event(2, comment(4), DELETED),
-            Event(3, post(1), CREATED),
-            Event(4, post(3), CREATED),
-            Event(5, comment(1), DELETED),
-        ]
+def calls(*described: str) -> tuple[Call, ...]:
+    """Calls written as "create post 1", "delete comment 4"."""
+    kinds = {"post": post, "comment": comment}
+    return tuple(
+        Call(Op(op), kinds[kind](int(pk))) for op, kind, pk in (d.split() for d in described)
     )
 
-    assert plan.by_phase() == [
-        (Phase.POST_CREATE, (Call(Op.CREATE, post(1), (3,)), Call(Op.CREATE, post(3), (4,)))),
-        (
-            Phase.COMMENT_DELETE,
-            (Call(Op.DELETE, comment(1), (5,)), Call(Op.DELETE, comment(4), (2,))),
-        ),
-        (Phase.POST_DELETE, (Call(Op.DELETE, post(2), (1,)),)),
-    ]
+
+WAVES = [
+    pytest.param(
+        calls("create post 1", "delete comment 4", "delete post 2"),
+        {},
+        [calls("create post 1", "delete comment 4"), calls("delete post 2")],
+        id="a post delete waits for the comment deletes",
+    ),
+    pytest.param(
+        calls("create post 1", "update post 3", "create comment 5", "delete post 2"),
+        {comment(5): post(3)},
+        [calls("create post 1", "update post 3", "create comment 5", "delete post 2")],
+        id="nothing waits: a comment on a post already there, no comment update or delete",
+    ),
+    pytest.param(
+        calls("create post 1", "create comment 5", "update comment 6", "create comment 7"),
+        {comment(5): post(1), comment(6): post(1), comment(7): post(9)},
+        [calls("create post 1", "create comment 7"), calls("create comment 5", "update comment 6")],
+        id="a comment written to a post created in the plan waits for its create",
+    ),
+    pytest.param(
+        calls("create post 1", "create comment 5", "update comment 6"),
+        {},
+        [calls("create post 1"), calls("create comment 5", "update comment 6")],
+        id="a comment whose post is unknown waits for every post create",
+    ),
+    pytest.param(
+        calls("update post 3", "create comment 5", "update comment 6"),
+        {},
+        [calls("update post 3", "create comment 5", "update comment 6")],
+        id="without post creates nothing needs one",
+    ),
+    pytest.param(
+        calls("create post 1", "update comment 6", "delete comment 8", "delete post 2"),
+        {comment(6): post(1)},
+        [
+            calls("create post 1", "delete comment 8"),
+            calls("update comment 6"),
+            calls("delete post 2"),
+        ],
+        id="a post delete waits for a comment update that waits for a post create",
+    ),
+    pytest.param(
+        calls("delete post 2", "delete post 3"),
+        {},
+        [calls("delete post 2", "delete post 3")],
+        id="post deletes alone go at once",
+    ),
+]
 
 
-def test_by_phase_of_every_phase_follows_the_phase_order():
+@pytest.mark.parametrize(("planned", "posts", "expected"), WAVES)
+def test_waves_hold_back_only_what_needs_another_call_first(planned, posts, expected):
+    assert Plan(calls=planned, posts=posts).waves() == expected
+
+
+def test_waves_of_every_phase_keep_the_phase_order_within_each_wave():
     plan = Plan(calls=tuple(ORDERED_CALLS))
 
-    assert [phase for phase, _ in plan.by_phase()] == list(Phase)
-    assert [call for _, group in plan.by_phase() for call in group] == ORDERED_CALLS
+    assert (
+        plan.waves()
+        == [
+            tuple(
+                ORDERED_CALLS[:4] + ORDERED_CALLS[8:10]
+            ),  # post creates and updates, comment deletes
+            tuple(ORDERED_CALLS[4:8]),  # comment creates and updates (their posts unknown)
+            tuple(ORDERED_CALLS[10:]),  # post deletes
+        ]
+    )
 
 
 def test_count_counts_calls_per_operation():
