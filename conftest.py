@@ -17,7 +17,7 @@ from testing.clients import bearer_client
 def pytest_cmdline_main(config) -> int | None:
     """Stop at once, with one line, when the test database server cannot be reached."""
     db = settings.DATABASES["default"]
-    if config.option.help or db["ENGINE"] != "django.db.backends.postgresql":
+    if config.option.help or not db["ENGINE"].endswith(".postgresql"):
         return None
     try:
         psycopg.connect(
@@ -40,7 +40,7 @@ def pytest_cmdline_main(config) -> int | None:
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    if settings.DATABASES["default"]["ENGINE"].endswith(".postgresql"):
         return
     skip = pytest.mark.skip(reason="needs PostgreSQL (DATABASE_URL points elsewhere)")
     for item in items:

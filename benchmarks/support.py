@@ -29,7 +29,7 @@ def throwaway_database(suffix: str) -> Iterator[None]:
     from django.conf import settings
 
     database = settings.DATABASES["default"]
-    if database["ENGINE"] != "django.db.backends.postgresql":
+    if not database["ENGINE"].endswith(".postgresql"):
         raise SystemExit("DATABASE_URL must point at PostgreSQL (postgres://...)")
     database["TEST"] = {"NAME": f"{database['NAME']}_{suffix}"}
     django.setup()

@@ -19,7 +19,9 @@ up it is stopped with SIGTERM, and the script reports:
         .venv/bin/python benchmarks/sync_lag.py --rate 50 --seconds 60
 
 Runs on a throwaway database `<name>_sync_lag`. The last line reads `SUMMARY sync_lag: ...`;
-exit 1 when a goal is missed (p50 < 0.5 s, p99 < 2 s, calls = net changes, nothing lost).
+goals p50 <= 0.10 s and p99 <= 0.5 s at 50 changes a second. Exit 1 when a run was not minimal,
+calls differ from net changes or something was lost; a lag above its goal is a measurement
+(`goals ... BELOW`), not a failure: it moves with the machine.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from benchmarks.lag_checks import (  # noqa: E402
 from benchmarks.support import throwaway_database  # noqa: E402
 from testing.processes import database_url  # noqa: E402
 
-GOAL_P50, GOAL_P99 = 0.5, 2.0
+GOAL_P50, GOAL_P99 = 0.10, 0.5
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -226,18 +228,19 @@ def benchmark(args: argparse.Namespace) -> int:
         f"whose last change came after their last call {late}, events outside any run {stray}; "
         f"follower exit code {exit_code}"
     )
-    met = p50 < GOAL_P50 and p99 < GOAL_P99 and not not_minimal and calls == net and not lost
+    correct = not not_minimal and calls == net and not lost
+    fast = p50 <= GOAL_P50 and p99 <= GOAL_P99
     print(
         f"SUMMARY sync_lag: {workload.changes} changes at {rate:.1f}/s for {wrote_for:.0f} s on "
         f"PostgreSQL: lag p50 {p50:.2f} s, p95 {p95:.2f} s, p99 {p99:.2f} s; {calls} calls = "
         f"{net} net changes for {len(workload.committed)} entities changed, over {len(runs)} "
         f"runs ({'each run minimal' if not not_minimal else f'{len(not_minimal)} NOT minimal'}); "
-        f"{'nothing lost' if not lost else 'LOST CHANGES'}; goals p50 < {GOAL_P50:g} s, "
-        f"p99 < {GOAL_P99:g} s {'met' if met else 'MISSED'}"
+        f"{'nothing lost' if not lost else 'LOST CHANGES'}; goals p50 <= {GOAL_P50:g} s, "
+        f"p99 <= {GOAL_P99:g} s: {'PASS' if fast else 'BELOW'}"
     )
     if exit_code != 0:
         print("".join(output[-20:]))
-    return 0 if met and exit_code == 0 else 1
+    return 0 if correct and exit_code == 0 else 1
 
 
 def main(argv: list[str] | None = None) -> None:

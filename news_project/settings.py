@@ -144,6 +144,10 @@ try:
     }
 except ValueError as exc:
     raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # The same backend, with a health check that needs no round trip while the connection is
+    # quiet (news_project/postgresql/base.py).
+    DATABASES["default"]["ENGINE"] = "news_project.postgresql"
 if _password := os.environ.get("DATABASE_PASSWORD", ""):
     DATABASES["default"]["PASSWORD"] = _password
 # A request runs in one transaction unless its view opts out: the admin's writes and their change
@@ -323,8 +327,8 @@ SYNC_FULL_MAX_DELETES = env_int("SYNC_FULL_MAX_DELETES", 10)
 # service passes it on); a run starts SYNC_FOLLOW_DEBOUNCE quiet seconds after a change, at most
 # SYNC_FOLLOW_MAX_WAIT after the first one; failures back off up to SYNC_FOLLOW_BACKOFF_MAX.
 SYNC_INTERVAL = env_float("SYNC_INTERVAL", 60.0, minimum=1.0)
-SYNC_FOLLOW_DEBOUNCE = env_float("SYNC_FOLLOW_DEBOUNCE", 0.2)
-SYNC_FOLLOW_MAX_WAIT = env_float("SYNC_FOLLOW_MAX_WAIT", 0.2)
+SYNC_FOLLOW_DEBOUNCE = env_float("SYNC_FOLLOW_DEBOUNCE", 0.05)
+SYNC_FOLLOW_MAX_WAIT = env_float("SYNC_FOLLOW_MAX_WAIT", 0.05)
 if SYNC_FOLLOW_MAX_WAIT < SYNC_FOLLOW_DEBOUNCE:
     raise ImproperlyConfigured(
         f"SYNC_FOLLOW_MAX_WAIT must be at least SYNC_FOLLOW_DEBOUNCE ({SYNC_FOLLOW_DEBOUNCE:g}), "

@@ -91,9 +91,9 @@ class Served:
         deadline = time.monotonic() + 20
         while not self.answers():
             if self.process.poll() is not None or time.monotonic() > deadline:
+                said = self.log()
                 self.stop()
-                self.errors.seek(0)
-                raise AssertionError(f"manage.py serve did not start: {self.errors.read()}")
+                raise AssertionError(f"manage.py serve did not start: {said}")
             time.sleep(0.05)
 
     def address(self) -> tuple[str, int]:

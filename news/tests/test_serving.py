@@ -418,3 +418,31 @@ def test_a_head_of_a_long_stream_has_no_body_and_the_connection_carries_on():
 
     assert [(head.status_code, head.content) for head in heads] == [(200, b"")] * 6
     assert after.json()["title"] == "Still served"
+
+
+def terminate_other_connections() -> int:
+    """Drop every other connection to the test database, as a restart of PostgreSQL would."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
+def test_connections_the_database_dropped_are_replaced_before_a_request_uses_them(user):
+    token = RefreshToken.for_user(user).access_token
+    with Served("--workers", "1") as server, requests.Session() as http:
+        http.headers["Authorization"] = f"Bearer {token}"
+        post = http.post(f"{server.url}/news/posts/", json={"title": "before"}).json()
+        for _ in range(12):  # its threads hold connections
+            assert http.get(f"{server.url}/news/posts/{post['id']}/").status_code == 200
+
+        assert terminate_other_connections() >= 1
+        time.sleep(0.2)
+
+        answers = [http.get(f"{server.url}/news/posts/{post['id']}/") for _ in range(6)]
+        answers += [http.post(f"{server.url}/news/posts/", json={"title": "after"})]
+        answers += [http.put(f"{server.url}/news/posts/{post['id']}/", json={"title": "again"})]
+    assert [a.status_code for a in answers] == [200] * 6 + [201, 200]
+    assert answers[-1].json()["title"] == "again"
