@@ -23,9 +23,13 @@ independent and may run in parallel, in phase order (post creates, post updates,
 comment updates, comment deletes, post deletes). A wave waits only for what a call needs first:
 
 - a comment's create or update waits for its post's create (it carries the post's id there);
-- a post's delete waits for every comment update and delete (a target that deletes a post's
-  comments with it would otherwise take a comment a PUT moves off that post, and answer a
-  comment's DELETE 404).
+- a comment's delete waits for every comment create: a target that gives a new record the
+  highest id plus one would otherwise give a create the id a delete just freed, and a DELETE
+  sent again after a lost answer would remove that new record;
+- a post's delete waits for every call but post updates: the post creates (the same reason),
+  and every comment call (a target that deletes a post's comments with it would otherwise take
+  a comment that a PUT moves off that post, or that a lookup found there, and answer a comment's
+  DELETE 404).
 """
 
 from __future__ import annotations
@@ -137,21 +141,23 @@ class Plan:
         """The calls in waves, in sending order; each wave's calls in phase order (module
         docstring), empty waves left out."""
         created = {c.key for c in self.calls if c.key.kind is Kind.POST and c.op is Op.CREATE}
-        waves: list[list[Call]] = [[], [], []]
-        post_deletes: list[Call] = []
-        waits = 0  # the wave after which post deletes may go
+        wave_of: dict[Call, int] = {}
         for call in self.calls:
-            if call.key.kind is Kind.POST:
-                (post_deletes if call.op is Op.DELETE else waves[0]).append(call)
-                continue
-            wave = 0
-            if call.op is not Op.DELETE and created:
+            if call.key.kind is Kind.COMMENT and call.op is not Op.DELETE and created:
                 post = self.posts.get(call.key)
-                wave = 1 if post is None or post in created else 0
-            waves[wave].append(call)
-            if call.op is not Op.CREATE:
-                waits = max(waits, wave + 1)
-        waves[waits].extend(post_deletes)
+                wave_of[call] = 1 if post is None or post in created else 0
+            elif call.op is not Op.DELETE:
+                wave_of[call] = 0
+        comment_creates = [w for c, w in wave_of.items() if _is(c, Kind.COMMENT, Op.CREATE)]
+        comment_deletes = 1 + max(comment_creates) if comment_creates else 0
+        for call in self.calls:
+            if _is(call, Kind.COMMENT, Op.DELETE):
+                wave_of[call] = comment_deletes
+        waited_for = [w for c, w in wave_of.items() if not _is(c, Kind.POST, Op.UPDATE)]
+        post_deletes = 1 + max(waited_for) if waited_for else 0
+        waves: list[list[Call]] = [[] for _ in range(4)]
+        for call in self.calls:
+            waves[wave_of.get(call, post_deletes)].append(call)
         return [tuple(wave) for wave in waves if wave]
 
     def count(self, op: Op) -> int:
@@ -173,6 +179,10 @@ class EntityHistory:
         if self.events[-1].type is not EventType.DELETED:
             return Op.UPDATE if presence is Presence.PRESENT else Op.CREATE
         return None if presence is Presence.ABSENT else Op.DELETE
+
+
+def _is(call: Call, kind: Kind, op: Op) -> bool:
+    return call.key.kind is kind and call.op is op
 
 
 def group_events(events: Iterable[Event]) -> list[EntityHistory]:

@@ -306,8 +306,9 @@ def test_rows_imported_from_the_target_need_no_call_until_they_really_change(
 
 
 def changes_in_three_waves(seed, make_post, make_comment) -> None:
-    """Changes whose calls go in three waves: 18 independent ones; 5 comment writes to posts
-    created in the same run; 2 post deletes, after every comment update and delete."""
+    """Changes whose calls go in four waves: 13 independent ones; 5 comment writes to posts
+    created in the same run; 5 comment deletes, after the comment creates; 2 post deletes, after
+    everything but the post updates."""
     posts, comments = seed(6, comments_per_post=2)
     by_post = {post.pk: [c for c in comments if c.post_id == post.pk] for post in posts}
     new_posts = [make_post(title=f"new {n}") for n in range(4)]
@@ -341,10 +342,10 @@ def test_calls_go_in_waves_each_in_phase_order(fake_target, seed, make_post, mak
         + [("PUT", "posts")] * 3
         + [("POST", "comments")]
         + [("PUT", "comments")] * 5
-        + [("DELETE", "comments")] * 5
     )
     second_wave = [("POST", "comments")] * 4 + [("PUT", "comments")]
-    assert sent == first_wave + second_wave + [("DELETE", "posts")] * 2
+    deletes = [("DELETE", "comments")] * 5 + [("DELETE", "posts")] * 2
+    assert sent == first_wave + second_wave + deletes
     assert report.ok and report.calls_made == 25
     assert target_state(fake_target) == expected_target()
 
@@ -367,16 +368,74 @@ def test_a_call_waits_only_for_the_calls_it_needs_first(
     assert len(waited) == 5
     for r in waited:
         assert r.received_at >= created[r.body["postId"]].answered_at, f"{r.method} {r.path}"
-    comment_changes = [c for c in calls if c.path.startswith("/comments") and c.method != "POST"]
+    creates = [r for r in calls if r.method == "POST"]
+    comment_deletes = [r for r in calls if r.method == "DELETE" and r.path.startswith("/comments")]
+    for r in comment_deletes:
+        assert all(r.received_at >= c.answered_at for c in creates if "/comments" in c.path)
+    waited_for = [r for r in calls if not (r.method == "PUT" and r.path.startswith("/posts"))]
     post_deletes = [r for r in calls if r.method == "DELETE" and r.path.startswith("/posts")]
     assert len(post_deletes) == 2
     for r in post_deletes:
-        assert all(r.received_at >= c.answered_at for c in comment_changes)
+        assert all(r.received_at >= c.answered_at for c in waited_for if c not in post_deletes)
     # Not phase by phase: the first comment call goes out while post updates are under way.
     first_comment = min(r.received_at for r in calls if r.path.startswith("/comments"))
     post_updates = [r for r in calls if r.method == "PUT" and r.path.startswith("/posts")]
     assert first_comment < max(r.answered_at for r in post_updates)
     assert 1 < fake_target.max_in_flight <= 4
+
+
+def test_a_create_never_takes_the_id_a_delete_of_the_same_run_frees(
+    fake_target, make_post, make_comment, sync
+):
+    """A target that gives a new record the highest id plus one: were the create sent while the
+    DELETE of the highest is under way, it would take the freed id (a record the run cannot
+    tell from the one it deleted)."""
+    fake_target.assign_ids = True
+    post = make_post()
+    comments = [make_comment(post, body=f"c{n}") for n in range(3)]
+    assert sync().ok
+    max(comments, key=lambda c: int(state_of(c).remote_id)).delete()
+    make_comment(post, body="new one")
+    fake_target.stall(0.1, method="POST", path="/comments", times=1)
+    fake_target.stall(0.2, method="DELETE", path="/comments", times=1, after_processing=True)
+
+    report = sync(concurrency=2)
+
+    assert report.ok and report.calls_made == 2
+    assert sync().calls_made == 0
+    assert target_state(fake_target) == expected_target()
+    assert len(fake_target.comments) == Comment.objects.count() == 3
+
+
+@pytest.mark.parametrize("cascade", [False, True])
+def test_a_found_copy_on_a_post_deleted_in_the_same_run_is_made_ours_before_the_delete(
+    fake_target, seed, make_comment, sync, cascade
+):
+    """A comment's POST landed unanswered on post A; the comment then moved to post B and A was
+    deleted. The lookup finds the copy on A: it is made ours (a PUT to B) before A goes, which
+    on this target takes its comments with it."""
+    (a, b), _ = seed(2)
+    comment = make_comment(a, body="moving")
+    fake_target.drop(method="POST", path="/comments", times=1, after_processing=True)
+    fake_target.fail(503, method="GET")
+    assert not sync().ok
+    fake_target.clear_faults()
+    assert state_of(comment).create_unconfirmed
+    comment.post = b
+    comment.save()
+    deleted = a.pk
+    a.delete()
+    fake_target.reset_log()
+    fake_target.stall(0.3, method="DELETE", path="/posts", times=1)
+
+    report = sync(concurrency=4, cascade_deletes=cascade)
+
+    assert report.ok and report.calls_made == 2
+    assert writes(fake_target) == [
+        ("PUT", f"/comments/{comment.pk}"),
+        ("DELETE", f"/posts/{deleted}"),
+    ]
+    assert target_state(fake_target) == expected_target()
 
 
 # --- Batches -------------------------------------------------------------------------------------

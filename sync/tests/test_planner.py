@@ -291,8 +291,20 @@ WAVES = [
     pytest.param(
         calls("create post 1", "update post 3", "create comment 5", "delete post 2"),
         {comment(5): post(3)},
-        [calls("create post 1", "update post 3", "create comment 5", "delete post 2")],
-        id="nothing waits: a comment on a post already there, no comment update or delete",
+        [calls("create post 1", "update post 3", "create comment 5"), calls("delete post 2")],
+        id="a post delete waits for the creates: one may take the id it frees",
+    ),
+    pytest.param(
+        calls("update post 3", "delete post 2"),
+        {},
+        [calls("update post 3", "delete post 2")],
+        id="a post delete does not wait for post updates",
+    ),
+    pytest.param(
+        calls("update post 3", "create comment 5", "update comment 7", "delete comment 6"),
+        {},
+        [calls("update post 3", "create comment 5", "update comment 7"), calls("delete comment 6")],
+        id="a comment delete waits for the comment creates, not the updates",
     ),
     pytest.param(
         calls("create post 1", "create comment 5", "update comment 6", "create comment 7"),
@@ -342,10 +354,9 @@ def test_waves_of_every_phase_keep_the_phase_order_within_each_wave():
     assert (
         plan.waves()
         == [
-            tuple(
-                ORDERED_CALLS[:4] + ORDERED_CALLS[8:10]
-            ),  # post creates and updates, comment deletes
+            tuple(ORDERED_CALLS[:4]),  # post creates and updates
             tuple(ORDERED_CALLS[4:8]),  # comment creates and updates (their posts unknown)
+            tuple(ORDERED_CALLS[8:10]),  # comment deletes
             tuple(ORDERED_CALLS[10:]),  # post deletes
         ]
     )

@@ -1,7 +1,8 @@
 """A Hypothesis state machine: any mix of changes, runs, faults and crashes converges.
 
 Rules change posts and comments through the API as a staff user (some edits change nothing, some
-are reverted before the next run), and run the sync
+are reverted before the next run; comments move to another post as the admin moves them), and
+run the sync
 incrementally or with --full: cleanly, against a faulty target (5xx, answers lost before or
 after the write was applied), or killed at a random call. After every clean run:
 
@@ -130,6 +131,17 @@ def make_machine(target, api_client, *, ids: str):
                 self.api("patch", path, {field: self.fresh(field)})
             if kind != "change":
                 self.api("patch", path, {field: original})
+
+        @rule(data=st.data())
+        def move_comment(self, data):
+            """As the admin may (the API keeps a comment on its post): onto another post."""
+            comments = list(Comment.objects.all())
+            posts = list(Post.objects.values_list("pk", flat=True))
+            if comments and len(posts) > 1:
+                comment = data.draw(st.sampled_from(comments), label="moved")
+                others = [pk for pk in posts if pk != comment.post_id]
+                comment.post_id = data.draw(st.sampled_from(others), label="onto")
+                comment.save()
 
         @rule(data=st.data())
         def delete(self, data):
