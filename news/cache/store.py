@@ -259,11 +259,14 @@ class ReadCacheStore:
             self._async = (loop, client.register_script(READ), turns)
         return self._async[1], self._async[2]
 
-    def generation(self, table: str) -> str | None:
-        """The table's generation of now; None while a write of it is in flight, or when the
-        cache must be left alone."""
-        read = self._read_keys([table], [])
-        return read[0][0] if read is not None else None
+    def stamp_holds(self, table: str, value: str) -> tuple[str | None, bool]:
+        """The table's generation of now (None as `generation` says), and whether its stamp
+        holds `value`, made under that generation: one round trip."""
+        read = self._read_keys([table], [f"{self.prefix}stamp:{table}"])
+        if read is None:
+            return None, False
+        (generation,), (stamp,) = read
+        return generation, stamp == _stamp(generation, value)
 
     def stamp(self, table: str, generation: str, value: str, ttl: int) -> None:
         """`value` was checked of `table` (a user's state) under this generation: kept `ttl` s,

@@ -15,10 +15,14 @@ A token read is answered from the cache only when all of these hold, checked bef
 Otherwise the read goes to Django, which checks the token against the database as it always
 did, answers 401 if it must, and stamps the user when it passes. A change of users made without
 their signals (QuerySet.update, raw SQL) is seen once the stamp expires (USER_STAMP_TTL).
+
+Requests that reach Django with a token (writes, reads the cache misses) use the same stamp: while
+it holds, the process takes the user it read before (JWTAuthentication, Users).
 """
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 
@@ -34,8 +38,10 @@ from news.cache.store import get_store, new_token
 from news.cache.writes import tables_written
 
 # Seconds a user's stamp lasts: how long a change of users made without their signals may go
-# unseen by token reads.
+# unseen by token requests.
 USER_STAMP_TTL = 60
+# Users a process keeps with their stamps (JWTAuthentication).
+USERS_KEPT = 10_000
 READS = ("GET", "HEAD")
 
 
@@ -107,6 +113,7 @@ def _forget_validated(*, setting: str, **kwargs) -> None:
     if setting in ("SECRET_KEY", "SIMPLE_JWT", "AUTH_USER_MODEL"):
         with _validated_lock:
             _validated.clear()
+        _users.clear()
         _authentication = None
 
 
@@ -124,11 +131,14 @@ def holder_of(token) -> Holder | None:
 
 
 class JWTAuthentication(SimpleJWTAuthentication):
-    """simplejwt's authentication; a token read that passes it leaves the user's stamp in the
-    read cache, so that the user's next token reads are answered from there."""
+    """simplejwt's authentication, with the user's stamp: a token that passes it leaves the
+    stamp in the read cache, so that the user's next token reads are answered from there, and
+    the process keeps the user it read. While the stamp holds, the user's next requests that
+    reach Django (writes, reads the cache misses) take that user instead of reading it again:
+    the stamp says the user is as it was when read."""
 
     def authenticate(self, request):
-        store = get_store() if request.method in READS else None
+        store = get_store()
         if store is None:
             return super().authenticate(request)
         # simplejwt's steps, as its authenticate() takes them, the token validated once.
@@ -138,12 +148,46 @@ class JWTAuthentication(SimpleJWTAuthentication):
             return None
         token = self.get_validated_token(raw)
         found = holder_of(token)
+        if found is None:
+            return self.get_user(token), token
         # The generation first: a change of the user committed after it makes the stamp stale.
-        generation = store.generation(user_table(found.user_id)) if found else None
+        generation, holds = store.stamp_holds(user_table(found.user_id), found.claim)
+        if holds and (user := _users.get(found, generation)) is not None:
+            return user, token
         user = self.get_user(token)
-        if found is not None and generation is not None:
+        if generation is not None:
             store.stamp(user_table(found.user_id), generation, found.claim, USER_STAMP_TTL)
+            _users.keep(found, generation, user)
         return user, token
+
+
+class Users:
+    """The users this process read for their tokens, each with the generation it was read
+    under; at most USERS_KEPT, oldest out. Each request gets its own copy."""
+
+    def __init__(self) -> None:
+        self._kept: dict[Holder, tuple[str, object]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, found: Holder, generation: str | None) -> object | None:
+        kept = self._kept.get(found)
+        if kept is None or generation is None or kept[0] != generation:
+            return None
+        return copy.copy(kept[1])
+
+    def keep(self, found: Holder, generation: str, user: object) -> None:
+        with self._lock:
+            self._kept.pop(found, None)
+            if len(self._kept) >= USERS_KEPT:
+                self._kept.pop(next(iter(self._kept)), None)
+            self._kept[found] = (generation, copy.copy(user))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._kept.clear()
+
+
+_users = Users()
 
 
 # --- Changes of users ----------------------------------------------------------------------------

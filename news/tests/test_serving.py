@@ -12,6 +12,7 @@ import requests
 from django.db import connection
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from news.models import Post
 from testing.processes import Served
 from testing.rows import make_post
 
@@ -109,6 +110,27 @@ def test_a_token_revoked_in_one_process_is_refused_by_the_next_read_from_another
         answer = http.get(url)
         assert answer.status_code == 401
         assert answer.headers.get("X-Cache") is None
+
+
+@pytest.mark.parametrize(
+    "change",
+    [deactivate, change_password, lambda user: user.delete()],
+    ids=["deactivated", "password changed", "deleted"],
+)
+def test_a_token_revoked_in_one_process_is_refused_by_the_next_write_to_another(
+    read_cache, user, change
+):
+    token = RefreshToken.for_user(user).access_token
+    with Served(REDIS_URL=read_cache.url) as writer, requests.Session() as http:
+        http.headers["Authorization"] = f"Bearer {token}"
+        url = f"{writer.url}/news/posts/"
+        assert [http.post(url, json={"title": "kept"}).status_code for _ in range(3)] == [201] * 3
+
+        change(type(user).objects.get(pk=user.pk))  # this process: not the server's
+
+        answer = http.post(url, json={"title": "refused"})
+        assert answer.status_code == 401
+    assert list(Post.objects.values_list("title", flat=True)) == ["kept"] * 3
 
 
 class SlowReader(threading.Thread):

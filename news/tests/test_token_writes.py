@@ -1,0 +1,110 @@
+"""Writes with a token (news/cache/tokens.py): while the user's stamp in Redis holds, a process
+takes the user it read before instead of reading it again; a user changed since is read again,
+and its token refused as always."""
+
+import time
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from news.cache import tokens
+from news.models import Post
+from testing.rows import make_post
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+def writer(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
+    return client
+
+
+def users_read(client: APIClient, title: str) -> tuple[int, int]:
+    """The status of a create, and how many times it read the users' table."""
+    with CaptureQueriesContext(connection) as queries:
+        status = client.post("/news/posts/", {"title": title}, format="json").status_code
+    return status, sum('FROM "auth_user"' in q["sql"] for q in queries.captured_queries)
+
+
+def test_a_token_write_reads_its_user_once_while_the_stamp_holds(read_cache, user):
+    client = writer(user)
+
+    assert users_read(client, "first") == (201, 1)
+    assert users_read(client, "second") == (201, 0)
+    assert users_read(client, "third") == (201, 0)
+    assert list(Post.objects.order_by("pk").values_list("title", "created_by")) == [
+        ("first", user.pk),
+        ("second", user.pk),
+        ("third", user.pk),
+    ]
+
+
+def test_without_redis_every_token_write_reads_its_user(user):
+    client = writer(user)
+
+    assert users_read(client, "first") == (201, 1)
+    assert users_read(client, "second") == (201, 1)
+
+
+def deactivate(user):
+    user.is_active = False
+    user.save()
+
+
+def change_password(user):
+    user.set_password("a new password, 2026")
+    user.save()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [deactivate, change_password, lambda user: user.delete()],
+    ids=["deactivated", "password changed", "deleted"],
+)
+def test_a_token_of_a_user_changed_since_is_refused_on_its_next_write(read_cache, user, change):
+    client = writer(user)
+    assert users_read(client, "kept")[0] == 201
+    assert users_read(client, "kept too") == (201, 0)
+
+    change(get_user_model().objects.get(pk=user.pk))
+
+    answer = client.post("/news/posts/", {"title": "refused"}, format="json")
+    assert answer.status_code == 401
+    assert answer.json()["code"] in {"user_inactive", "password_changed", "user_not_found"}
+    assert not Post.objects.filter(title="refused").exists()
+
+
+def test_a_staff_flag_taken_away_is_seen_by_the_next_write(read_cache, user, other_user):
+    """The user a write takes is the user as it is now: any save of it is a change."""
+    post = make_post(title="someone else's", created_by=other_user)
+    user.is_staff = True
+    user.save()
+    client = writer(user)
+    assert (
+        client.patch(f"/news/posts/{post.pk}/", {"body": "by staff"}, format="json").status_code
+        == 200
+    )
+
+    user.is_staff = False
+    user.save()
+
+    answer = client.patch(f"/news/posts/{post.pk}/", {"body": "no longer"}, format="json")
+    assert answer.status_code == 403
+
+
+def test_a_change_of_users_without_their_signals_is_seen_by_writes_once_the_stamp_expires(
+    read_cache, user, monkeypatch
+):
+    monkeypatch.setattr(tokens, "USER_STAMP_TTL", 1)
+    client = writer(user)
+    assert users_read(client, "kept")[0] == 201
+
+    get_user_model().objects.filter(pk=user.pk).update(is_active=False)
+    time.sleep(1.2)
+
+    assert client.post("/news/posts/", {"title": "refused"}, format="json").status_code == 401
