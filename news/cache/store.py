@@ -259,20 +259,22 @@ class ReadCacheStore:
             self._async = (loop, client.register_script(READ), turns)
         return self._async[1], self._async[2]
 
-    def stamp_holds(self, table: str, value: str) -> tuple[str | None, bool]:
-        """The table's generation of now (None as `generation` says), and whether its stamp
-        holds `value`, made under that generation: one round trip."""
+    def stamp_holds(self, table: str, value: str) -> tuple[str | None, str | None]:
+        """The table's generation of now (None as `generation` says), and, when its stamp holds
+        `value` made under that generation, the stamp's detail (else None): one round trip."""
         read = self._read_keys([table], [f"{self.prefix}stamp:{table}"])
         if read is None:
-            return None, False
+            return None, None
         (generation,), (stamp,) = read
-        return generation, stamp == _stamp(generation, value)
+        detail = _stamp_detail(stamp, generation, value)
+        return generation, detail
 
-    def stamp(self, table: str, generation: str, value: str, ttl: int) -> None:
+    def stamp(self, table: str, generation: str, value: str, ttl: int, *, detail: str = "") -> None:
         """`value` was checked of `table` (a user's state) under this generation: kept `ttl` s,
-        and good only while the generation lasts."""
+        and good only while the generation lasts; `detail` says more of what was checked."""
+        stamp = _stamp(generation, value) + b"\n" + detail.encode("utf-8", "surrogateescape")
         try:
-            self.client.set(f"{self.prefix}stamp:{table}", _stamp(generation, value), ex=ttl)
+            self.client.set(f"{self.prefix}stamp:{table}", stamp, ex=ttl)
         except FAILURES as exc:
             self._pause(exc, "could not store")
 
@@ -345,13 +347,21 @@ def _looked_up(
     generations, (entry, *stamp) = read
     if stamped:
         generation = generations.pop()
-        if stamp[0] != _stamp(generation, stamped[1]):
+        if _stamp_detail(stamp[0], generation, stamped[1]) is None:
             return generations, None
     return generations, entry
 
 
 def _stamp(generation: str, value: str) -> bytes:
     return f"{generation}\n{value}".encode("utf-8", "surrogateescape")
+
+
+def _stamp_detail(stamp: bytes | None, generation: str, value: str) -> str | None:
+    """The detail of a stamp that holds `value` under `generation`; None for any other."""
+    head = _stamp(generation, value) + b"\n"
+    if stamp is None or not stamp.startswith(head):
+        return None
+    return stamp[len(head) :].decode("utf-8", "surrogateescape")
 
 
 def _read_reply(reply: object, tables: int, keys: int) -> tuple[list[str], int, list[bytes | None]]:

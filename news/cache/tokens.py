@@ -23,6 +23,7 @@ it holds, the process takes the user it read before (JWTAuthentication, Users).
 from __future__ import annotations
 
 import copy
+import hashlib
 import threading
 import time
 
@@ -151,36 +152,47 @@ class JWTAuthentication(SimpleJWTAuthentication):
         if found is None:
             return self.get_user(token), token
         # The generation first: a change of the user committed after it makes the stamp stale.
-        generation, holds = store.stamp_holds(user_table(found.user_id), found.claim)
-        if holds and (user := _users.get(found, generation)) is not None:
+        generation, detail = store.stamp_holds(user_table(found.user_id), found.claim)
+        if detail is not None and (user := _users.get(found, generation, detail)) is not None:
             return user, token
         user = self.get_user(token)
         if generation is not None:
-            store.stamp(user_table(found.user_id), generation, found.claim, USER_STAMP_TTL)
-            _users.keep(found, generation, user)
+            seen = fingerprint(user)
+            table = user_table(found.user_id)
+            store.stamp(table, generation, found.claim, USER_STAMP_TTL, detail=seen)
+            _users.keep(found, generation, seen, user)
         return user, token
 
 
+def fingerprint(user) -> str:
+    """The user's row as read, in short: the stamp carries it, so that a process keeps using its
+    copy only while the last read of the user, by any process, found the same row."""
+    row = repr([getattr(user, field.attname) for field in user._meta.concrete_fields])
+    return hashlib.blake2b(row.encode(), digest_size=16).hexdigest()
+
+
 class Users:
-    """The users this process read for their tokens, each with the generation it was read
-    under; at most USERS_KEPT, oldest out. Each request gets its own copy."""
+    """The users this process read for their tokens, each with the generation it was read under
+    and its fingerprint; at most USERS_KEPT, oldest out. Each request gets its own copy."""
 
     def __init__(self) -> None:
-        self._kept: dict[Holder, tuple[str, object]] = {}
+        self._kept: dict[Holder, tuple[str, str, object]] = {}
         self._lock = threading.Lock()
 
-    def get(self, found: Holder, generation: str | None) -> object | None:
+    def get(self, found: Holder, generation: str | None, seen: str) -> object | None:
+        """A copy of the user, if it was read under this generation and the stamp's fingerprint
+        (`seen`) is its own."""
         kept = self._kept.get(found)
-        if kept is None or generation is None or kept[0] != generation:
+        if kept is None or generation is None or kept[:2] != (generation, seen):
             return None
-        return copy.copy(kept[1])
+        return copy.copy(kept[2])
 
-    def keep(self, found: Holder, generation: str, user: object) -> None:
+    def keep(self, found: Holder, generation: str, seen: str, user: object) -> None:
         with self._lock:
             self._kept.pop(found, None)
             if len(self._kept) >= USERS_KEPT:
                 self._kept.pop(next(iter(self._kept)), None)
-            self._kept[found] = (generation, copy.copy(user))
+            self._kept[found] = (generation, seen, copy.copy(user))
 
     def clear(self) -> None:
         with self._lock:

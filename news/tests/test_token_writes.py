@@ -108,3 +108,30 @@ def test_a_change_of_users_without_their_signals_is_seen_by_writes_once_the_stam
     time.sleep(1.2)
 
     assert client.post("/news/posts/", {"title": "refused"}, format="json").status_code == 401
+
+
+def test_a_user_another_process_read_again_is_read_again_here(read_cache, user, other_user):
+    """A change without signals (QuerySet.update) is seen once the stamp expires; the process
+    that reads the user first then stamps it again, under the same generation. This process's
+    copy was read before the change: it must not count as the user the new stamp vouches for."""
+    post = make_post(title="someone else's", created_by=other_user)
+    user.is_staff = True
+    user.save()
+    client = writer(user)
+    assert (
+        client.patch(f"/news/posts/{post.pk}/", {"body": "as staff"}, format="json").status_code
+        == 200
+    )
+    kept = tokens._users._kept.copy()  # this process's copy of the staff user
+
+    get_user_model().objects.filter(pk=user.pk).update(is_staff=False)
+    read_cache.client.delete(f"{read_cache.prefix}stamp:user:{user.pk}")  # it expired
+    tokens._users.clear()  # another process: it reads the user and stamps it again
+    assert (
+        client.patch(f"/news/posts/{post.pk}/", {"body": "elsewhere"}, format="json").status_code
+        == 403
+    )
+    tokens._users._kept.update(kept)  # back in this process, which kept the staff user
+
+    answer = client.patch(f"/news/posts/{post.pk}/", {"body": "stale"}, format="json")
+    assert answer.status_code == 403
