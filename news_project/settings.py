@@ -359,6 +359,11 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "WARNING")},
-    # urllib3 warns on every retry; the target client reports what finally failed, in one line.
-    "loggers": {"urllib3": {"level": "ERROR"}},
+    "loggers": {
+        # Django's defaults give its logger a console handler of its own (in debug): without
+        # one here, its messages reach only the root's, and are printed once.
+        "django": {"handlers": [], "level": "INFO"},
+        # urllib3 warns on every retry; the target client reports what finally failed, in one line.
+        "urllib3": {"level": "ERROR"},
+    },
 }

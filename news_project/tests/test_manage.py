@@ -319,3 +319,13 @@ def test_without_an_env_file_the_defaults_apply(tmp_path, monkeypatch):
     monkeypatch.setenv("DJANGO_ENV_FILE", str(tmp_path / "missing.env"))
 
     assert env.load_env_file() is None
+
+
+@pytest.mark.parametrize("debug", ["1", "0"])
+def test_a_log_message_of_django_is_printed_once(debug):
+    """Django's own loggers hand their messages to the root's one handler, not to theirs too."""
+    said = "import logging; logging.getLogger('django.request').warning('said once')"
+    result = run_manage("shell", "-c", said, DJANGO_DEBUG=debug, DJANGO_SECRET_KEY="k" * 50)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("said once") == 1, result.stderr
