@@ -15,6 +15,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from news.models import Post
 from testing.processes import Served
 from testing.rows import make_post
+from testing.users import REVOCATIONS
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -79,21 +80,7 @@ def test_a_write_answered_by_one_process_is_seen_by_the_next_read_from_another(
             assert [c["id"] for c in after["all comments"]] == comment_ids
 
 
-def deactivate(user) -> None:
-    user.is_active = False
-    user.save()
-
-
-def change_password(user) -> None:
-    user.set_password("another password, 2026")
-    user.save()
-
-
-@pytest.mark.parametrize(
-    "change",
-    [deactivate, change_password, lambda user: user.delete()],
-    ids=["deactivated", "password changed", "deleted"],
-)
+@pytest.mark.parametrize("change", REVOCATIONS)
 def test_a_token_revoked_in_one_process_is_refused_by_the_next_read_from_another(
     read_cache, user, change
 ):
@@ -112,11 +99,7 @@ def test_a_token_revoked_in_one_process_is_refused_by_the_next_read_from_another
         assert answer.headers.get("X-Cache") is None
 
 
-@pytest.mark.parametrize(
-    "change",
-    [deactivate, change_password, lambda user: user.delete()],
-    ids=["deactivated", "password changed", "deleted"],
-)
+@pytest.mark.parametrize("change", REVOCATIONS)
 def test_a_token_revoked_in_one_process_is_refused_by_the_next_write_to_another(
     read_cache, user, change
 ):

@@ -15,6 +15,7 @@ from news.cache import tokens
 from news.models import Post
 from testing.clients import cache_said, wsgi_get
 from testing.rows import make_post
+from testing.users import REVOCATIONS, change_password
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("served")]
 
@@ -112,21 +113,7 @@ def test_a_token_answered_from_the_cache_is_refused_once_it_expires(post, user):
     assert read(url, f"Bearer {token}")[:2] == (401, None)
 
 
-def deactivate(user):
-    user.is_active = False
-    user.save()
-
-
-def change_password(user):
-    user.set_password("a new password, 2026")
-    user.save()
-
-
-@pytest.mark.parametrize(
-    "change",
-    [deactivate, change_password, lambda user: user.delete()],
-    ids=["deactivated", "password changed", "deleted"],
-)
+@pytest.mark.parametrize("change", REVOCATIONS)
 def test_a_token_of_a_user_changed_since_is_refused_on_its_next_request(post, user, change):
     url = f"/news/posts/{post.pk}/"
     token = bearer(user)

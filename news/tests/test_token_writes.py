@@ -14,6 +14,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from news.cache import tokens
 from news.models import Post
 from testing.rows import make_post
+from testing.users import REVOCATIONS
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -51,21 +52,7 @@ def test_without_redis_every_token_write_reads_its_user(user):
     assert users_read(client, "second") == (201, 1)
 
 
-def deactivate(user):
-    user.is_active = False
-    user.save()
-
-
-def change_password(user):
-    user.set_password("a new password, 2026")
-    user.save()
-
-
-@pytest.mark.parametrize(
-    "change",
-    [deactivate, change_password, lambda user: user.delete()],
-    ids=["deactivated", "password changed", "deleted"],
-)
+@pytest.mark.parametrize("change", REVOCATIONS)
 def test_a_token_of_a_user_changed_since_is_refused_on_its_next_write(read_cache, user, change):
     client = writer(user)
     assert users_read(client, "kept")[0] == 201
@@ -79,21 +66,26 @@ def test_a_token_of_a_user_changed_since_is_refused_on_its_next_write(read_cache
     assert not Post.objects.filter(title="refused").exists()
 
 
-def test_a_staff_flag_taken_away_is_seen_by_the_next_write(read_cache, user, other_user):
-    """The user a write takes is the user as it is now: any save of it is a change."""
+def staff_editing(user, other_user) -> tuple[APIClient, str]:
+    """`user` made staff, and its client, which has just edited a post of `other_user`'s (200);
+    that post's URL."""
     post = make_post(title="someone else's", created_by=other_user)
     user.is_staff = True
     user.save()
     client = writer(user)
-    assert (
-        client.patch(f"/news/posts/{post.pk}/", {"body": "by staff"}, format="json").status_code
-        == 200
-    )
+    url = f"/news/posts/{post.pk}/"
+    assert client.patch(url, {"body": "as staff"}, format="json").status_code == 200
+    return client, url
+
+
+def test_a_staff_flag_taken_away_is_seen_by_the_next_write(read_cache, user, other_user):
+    """The user a write takes is the user as it is now: any save of it is a change."""
+    client, url = staff_editing(user, other_user)
 
     user.is_staff = False
     user.save()
 
-    answer = client.patch(f"/news/posts/{post.pk}/", {"body": "no longer"}, format="json")
+    answer = client.patch(url, {"body": "no longer"}, format="json")
     assert answer.status_code == 403
 
 
@@ -114,24 +106,14 @@ def test_a_user_another_process_read_again_is_read_again_here(read_cache, user, 
     """A change without signals (QuerySet.update) is seen once the stamp expires; the process
     that reads the user first then stamps it again, under the same generation. This process's
     copy was read before the change: it must not count as the user the new stamp vouches for."""
-    post = make_post(title="someone else's", created_by=other_user)
-    user.is_staff = True
-    user.save()
-    client = writer(user)
-    assert (
-        client.patch(f"/news/posts/{post.pk}/", {"body": "as staff"}, format="json").status_code
-        == 200
-    )
+    client, url = staff_editing(user, other_user)
     kept = tokens._users._kept.copy()  # this process's copy of the staff user
 
     get_user_model().objects.filter(pk=user.pk).update(is_staff=False)
     read_cache.client.delete(f"{read_cache.prefix}stamp:user:{user.pk}")  # it expired
     tokens._users.clear()  # another process: it reads the user and stamps it again
-    assert (
-        client.patch(f"/news/posts/{post.pk}/", {"body": "elsewhere"}, format="json").status_code
-        == 403
-    )
+    assert client.patch(url, {"body": "elsewhere"}, format="json").status_code == 403
     tokens._users._kept.update(kept)  # back in this process, which kept the staff user
 
-    answer = client.patch(f"/news/posts/{post.pk}/", {"body": "stale"}, format="json")
+    answer = client.patch(url, {"body": "stale"}, format="json")
     assert answer.status_code == 403

@@ -27,6 +27,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import groupby
 from queue import SimpleQueue
 from typing import cast
 
@@ -272,10 +273,4 @@ class Runner:
 
 def _by_kind_and_op(calls: tuple[Call, ...]) -> list[list[Call]]:
     """A wave's calls in runs of one kind and operation (a batch is loaded for one), in order."""
-    groups: list[list[Call]] = []
-    for call in calls:
-        if groups and (groups[-1][0].key.kind, groups[-1][0].op) == (call.key.kind, call.op):
-            groups[-1].append(call)
-        else:
-            groups.append([call])
-    return groups
+    return [list(run) for _, run in groupby(calls, key=lambda call: (call.key.kind, call.op))]
