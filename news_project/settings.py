@@ -181,6 +181,9 @@ REDIS_URL = env_redis_url("REDIS_URL")
 # the largest answer kept (bigger ones, such as ?all=true over many rows, are always streamed).
 NEWS_CACHE_TTL = env_int("NEWS_CACHE_TTL", 300, minimum=1)
 NEWS_CACHE_MAX_BYTES = env_int("NEWS_CACHE_MAX_BYTES", 1048576, minimum=1)
+# Without REDIS_URL, under `serve` on PostgreSQL: each worker keeps anonymous answers in memory,
+# under the database snapshot they were read in (news/cache/snapshots.py). 0 turns it off.
+NEWS_SNAPSHOT_CACHE = env_bool("NEWS_SNAPSHOT_CACHE", True)
 
 # --- Authentication ------------------------------------------------------------------------------
 # django-axes first: it refuses a locked-out admin login before the password is even checked.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -13,8 +14,8 @@ from django.urls import Resolver404, resolve
 from django.utils.http import parse_etags
 
 from news import routes
-from news.cache import tokens
-from news.cache.store import get_store
+from news.cache import snapshots, tokens
+from news.cache.store import Entry, etagged, get_store
 
 logger = logging.getLogger("news.cache")
 
@@ -44,12 +45,25 @@ NOT_MODIFIED_HEADERS = ("etag", "cache-control", "vary", "last-modified")
 ACCEPTS_GZIP = re.compile(r"\bgzip\b")
 # The environ key under which ReadCache.stored() hands the thread what it looked up on a miss.
 LOOKED_UP = "news.cache.looked_up"
+# The environ key under which ReadCache.stored() asks the thread, without Redis, to keep the
+# answer it gives under this key (news/cache/snapshots.py).
+KEEP = "news.cache.keep"
+# First lines of entries (generations and headers) kept parsed, per process: an entry read again
+# is not parsed again. Cleared when full.
+METAS_KEPT = 4096
+_metas: dict[bytes, tuple[list, list]] = {}
 
 
 def tables_read(path: str) -> tuple[str, ...]:
     """The tables an answer under /news/ depends on: its route's, in news/routes.py."""
+    return _tables_read(path, settings.ROOT_URLCONF)
+
+
+@functools.lru_cache(maxsize=4096)
+def _tables_read(path: str, urlconf: str) -> tuple[str, ...]:
+    """tables_read(), resolved once a path (a hit is answered without resolving it again)."""
     try:
-        route_name = resolve(path).url_name
+        route_name = resolve(path, urlconf).url_name
     except Resolver404:
         route_name = None
     return routes.tables_read(route_name)
@@ -70,6 +84,8 @@ class ReadCache:
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         store = get_store()
+        if store is None and (key := environ.pop(KEEP, None)) is not None:
+            return self._keeping(environ, start_response, key)
         looked_up = environ.pop(LOOKED_UP, None)
         request = looked_up[0] if looked_up else _request(environ) if store is not None else None
         if store is None or request is None:
@@ -86,14 +102,7 @@ class ReadCache:
             return self.application(environ, start_response)  # HEAD: answered, never stored
 
         answer: dict = {}
-
-        def start_storing(status: str, headers: list, exc_info=None):
-            if status.startswith("200 ") and storable(headers):
-                headers = [*headers, ("X-Cache", "miss")]
-                answer["headers"] = [[n, v] for n, v in headers if n.lower() in STORED_HEADERS]
-            return start_response(status, headers, exc_info)
-
-        chunks = self.application(environ, start_storing)
+        chunks = self.application(environ, _storing(start_response, answer))
         if "headers" not in answer:
             return chunks
 
@@ -102,11 +111,27 @@ class ReadCache:
 
         return _SavingBody(chunks, store.max_bytes, save)
 
+    def _keeping(self, environ: dict, start_response: Callable, key: str) -> Iterable[bytes]:
+        """Answer with Django, and keep the answer in this process under the database's snapshot
+        taken before Django read anything (news/cache/snapshots.py)."""
+        before = snapshots.snapshot_in_thread()
+        answer: dict = {}
+        chunks = self.application(environ, _storing(start_response, answer))
+        if before is None or "headers" not in answer:
+            return chunks
+
+        def keep(body: bytes) -> None:
+            snapshots.kept.keep(key, before, etagged(answer["headers"], body), body)
+
+        return _SavingBody(chunks, settings.NEWS_CACHE_MAX_BYTES, keep)
+
     async def stored(self, environ: dict) -> tuple[str, list[tuple[str, str]], list[bytes]] | None:
         """The stored answer to this request (status, headers, body), looked up on the running
         event loop, so that a hit takes no thread (news_project/asgi.py); None if it must be
         answered by calling this application, which then does not look it up again."""
-        if (store := get_store()) is None or (request := _request(environ)) is None:
+        if (store := get_store()) is None:
+            return await _kept(environ)
+        if (request := _request(environ)) is None:
             return None
         key, stamped, tables = request
         looked_up = await store.lookup_async(key, tables, stamped=stamped)
@@ -119,6 +144,36 @@ class ReadCache:
         return None
 
 
+async def _kept(environ: dict) -> tuple[str, list[tuple[str, str]], list[bytes]] | None:
+    """Without Redis: the answer this process kept under the database's snapshot of now, if it
+    did; None if Django must answer (and keep its answer: KEEP, for a GET without a token)."""
+    if not snapshots.enabled():
+        return None
+    key, stamped = _cache_key(environ)
+    if key is None or stamped is not None:
+        return None
+    if (snapshot := await snapshots.kept.snapshot_now()) is None:
+        return None
+    if (found := snapshots.kept.get(key, snapshot)) is not None:
+        return _answer(environ, *found)
+    if environ["REQUEST_METHOD"] == "GET":
+        environ[KEEP] = key
+    return None
+
+
+def _storing(start_response: Callable, answer: dict) -> Callable:
+    """start_response, which also puts in `answer` the headers to keep of an answer that may be
+    kept (and marks it X-Cache: miss)."""
+
+    def start_storing(status: str, headers: list, exc_info=None):
+        if status.startswith("200 ") and storable(headers):
+            headers = [*headers, ("X-Cache", "miss")]
+            answer["headers"] = [[n, v] for n, v in headers if n.lower() in STORED_HEADERS]
+        return start_response(status, headers, exc_info)
+
+    return start_storing
+
+
 def _request(environ: dict) -> tuple[str, tuple[str, str] | None, tuple[str, ...]] | None:
     """(key, stamp, tables) of a request the cache may answer; None for one it leaves alone."""
     key, stamped = _cache_key(environ)
@@ -128,7 +183,7 @@ def _request(environ: dict) -> tuple[str, tuple[str, str] | None, tuple[str, ...
 
 
 def _stored(
-    environ: dict, generations: list[str] | None, entry: bytes | None
+    environ: dict, generations: list[str] | None, entry: Entry | None
 ) -> tuple[str, list[tuple[str, str]], list[bytes]] | None:
     """The answer of a lookup's entry, if it was stored under the generations of now."""
     stored = _parsed(entry) if entry is not None else None
@@ -137,13 +192,24 @@ def _stored(
     return _answer(environ, stored[1], stored[2])
 
 
-def _parsed(entry: bytes) -> tuple[list, list, bytes] | None:
+def _parsed(entry: Entry) -> tuple[list, list, bytes] | None:
     """(generations, headers, body) of a stored entry; None, logged, for one that does not parse
     (a miss: the answer from the database then replaces it)."""
-    meta, _, body = entry.partition(b"\n")
+    meta, body = entry
+    if (known := _metas.get(meta)) is None:
+        if (known := _parsed_meta(meta)) is None:
+            return None
+        if len(_metas) >= METAS_KEPT:
+            _metas.clear()
+        _metas[meta] = known
+    return known[0], known[1], body
+
+
+def _parsed_meta(meta: bytes) -> tuple[list, list] | None:
+    """(generations, headers) of an entry's first line; None, logged, if it is not that."""
     try:
-        meta = json.loads(meta)
-        generations, headers = meta["generations"], meta["headers"]
+        parsed = json.loads(meta)
+        generations, headers = parsed["generations"], parsed["headers"]
         if not (
             isinstance(generations, list)
             and isinstance(headers, list)
@@ -156,7 +222,7 @@ def _parsed(entry: bytes) -> tuple[list, list, bytes] | None:
     except (ValueError, TypeError, KeyError) as exc:
         logger.warning("Read cache: an entry does not parse (%s); answered from the database", exc)
         return None
-    return generations, headers, body
+    return generations, headers
 
 
 def _cache_key(environ: dict) -> tuple[str | None, tuple[str, str] | None]:

@@ -8,22 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 import logging
+import os
 import secrets
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import NamedTuple
 
 import redis
-import redis.asyncio
-import redis.asyncio.retry
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.db import DEFAULT_DB_ALIAS, connections
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from news.cache.pipelined import PipelinedRedis
 
 logger = logging.getLogger("news.cache")
 
@@ -32,14 +34,15 @@ PAUSE_AFTER_FAILURE = 5.0
 # Seconds a write stays "in flight" at most if it never says it committed (rolled back, killed,
 # or Redis lost between its commit and its mark): longer than any write transaction should last.
 WRITE_LEASE = 60.0
-# Redis connections of a worker's event loop (the lookups of reads answered there); more reads at
-# once wait their turn, each lookup taking about a tenth of a millisecond.
-ASYNC_CONNECTIONS = 16
+# Bytes of entries a process holds copies of: a lookup that finds the entry unchanged in Redis is
+# answered from the copy, without the entry crossing the network again (READ, below).
+COPIES_BYTES = 32 * 1024 * 1024
 
 
 # One round trip a read: the tables' generations (started if missing), how many writes of them
 # are in flight, and the values of the keys after those (the entry; a user's stamp). KEYS:
-# generations, in-flight sets, then the keys to get; ARGV: n, token.
+# generations, in-flight sets, then the keys to get; ARGV: n, token, and the first line of the
+# entry this process holds a copy of, if it does: 1 instead of the entry when it starts so.
 READ = """
 local n = tonumber(ARGV[1])
 local now = redis.call('TIME')
@@ -56,7 +59,12 @@ for i = 1, n do
 end
 answer[n + 1] = busy
 for i = 2 * n + 1, #KEYS do
-    answer[n + 1 + i - 2 * n] = redis.call('GET', KEYS[i])
+    local value = 1
+    if i > 2 * n + 1 or not ARGV[3]
+        or redis.call('GETRANGE', KEYS[i], 0, #ARGV[3] - 1) ~= ARGV[3] then
+        value = redis.call('GET', KEYS[i])
+    end
+    answer[n + 1 + i - 2 * n] = value
 end
 return answer
 """
@@ -88,6 +96,9 @@ return ARGV[2]
 """
 
 
+# The digest Redis names each script by (EVALSHA).
+_DIGESTS = {script: hashlib.sha1(script.encode()).hexdigest() for script in (READ,)}
+
 # What a Redis that fails, or answers garbage, makes the client raise: besides its own errors,
 # a reply of the wrong shape can break the client's handshake (HELLO) in any way.
 FAILURES = (redis.RedisError, AttributeError, TypeError, ValueError, IndexError, KeyError)
@@ -104,8 +115,36 @@ def acknowledged(reply: object, token: str) -> None:
 
 
 def new_token() -> str:
-    """Unique in time: never a value an entry was stored under before."""
-    return f"{time.time_ns():x}.{secrets.token_hex(4)}"
+    """Unique in time: never a value an entry was stored under before (the time, then this
+    process's random tag and a count of its own, so two at the same nanosecond differ too)."""
+    return f"{time.time_ns():x}.{_TAG}{next(_count):x}"
+
+
+def _new_tag() -> None:
+    """A process of its own, forked ones included: a tag and a count of its own."""
+    global _TAG, _count
+    _TAG, _count = secrets.token_hex(4), itertools.count()
+
+
+_new_tag()
+os.register_at_fork(after_in_child=_new_tag)
+
+
+class Entry(NamedTuple):
+    """A stored answer: its first line (JSON: the generations it was stored under, and its
+    headers), then its body."""
+
+    meta: bytes
+    body: bytes
+
+    @classmethod
+    def of(cls, stored: bytes) -> Entry:
+        meta, _, body = stored.partition(b"\n")
+        return cls(meta, body)
+
+    @property
+    def size(self) -> int:
+        return len(self.meta) + len(self.body)
 
 
 class CacheUnavailable(Exception):
@@ -142,8 +181,11 @@ class ReadCacheStore:
         self._unmarked: set[str] = set()
         self._unmarked_names: set[str] = set()
         self._lock = threading.Lock()
-        # (event loop, the READ script on a client of its own, its turns): see _async_script.
-        self._async: tuple[asyncio.AbstractEventLoop, Any, asyncio.Semaphore] | None = None
+        # Copies of entries this process read or stored, by key, oldest first: see _hold().
+        self._copies: dict[str, Entry] = {}
+        self._copies_bytes = 0
+        # (event loop, its connection): see _script_async.
+        self._async: tuple[asyncio.AbstractEventLoop, PipelinedRedis] | None = None
 
     def _keys(self, tables: Iterable[str]) -> list[str]:
         tables = sorted(tables)
@@ -196,7 +238,7 @@ class ReadCacheStore:
 
     def lookup(
         self, key: str, tables: tuple[str, ...], *, stamped: tuple[str, str] | None = None
-    ) -> tuple[list[str] | None, bytes | None]:
+    ) -> tuple[list[str] | None, Entry | None]:
         """(the tables' generations, the entry) in one round trip; (None, None) when the cache
         must be left alone: Redis paused, or a write of one of the tables in flight.
 
@@ -205,11 +247,13 @@ class ReadCacheStore:
         the table's generation of now, with nothing of it in flight; (generations, None) if
         not."""
         names, keys = self._lookup_keys(key, tables, stamped)
-        return _looked_up(self._read_keys(names, keys), stamped)
+        copy = self._copies.get(key)
+        read = self._read_keys(names, keys, copy)
+        return _looked_up(self._with_copy(key, copy, read), stamped)
 
     async def lookup_async(
         self, key: str, tables: tuple[str, ...], *, stamped: tuple[str, str] | None = None
-    ) -> tuple[list[str] | None, bytes | None] | None:
+    ) -> tuple[list[str] | None, Entry | None] | None:
         """lookup(), awaited on an event loop (news_project/asgi.py answers hits there): the
         same script, the same answer. None when only lookup() may tell: this process has a
         committed write to announce first, which lookup() does before it reads."""
@@ -218,19 +262,45 @@ class ReadCacheStore:
         if time.monotonic() < self._paused_until:
             return None, None
         names, keys = self._lookup_keys(key, tables, stamped)
-        script, turns = self._async_script()
+        copy = self._copies.get(key)
         try:
-            async with turns:
-                if time.monotonic() < self._paused_until:
-                    return None, None  # Redis failed another lookup while this one waited
-                reply = await script(
-                    keys=[*self._ordered_keys(names), *keys], args=self._read_args(names)
-                )
-            read = self._unless_busy(*_read_reply(reply, len(names), len(keys)))
+            reply = await self._script_async(
+                READ, [*self._ordered_keys(names), *keys], self._read_args(names, copy)
+            )
+            read = self._unless_busy(*_read_reply(reply, len(names), len(keys), copy))
         except (*FAILURES, OSError) as exc:  # a timeout of asyncio is an OSError
             self._pause(exc, "could not read")
             return None, None
-        return _looked_up(read, stamped)
+        return _looked_up(self._with_copy(key, copy, read), stamped)
+
+    def _with_copy(
+        self, key: str, copy: Entry | None, read: tuple[list[str], list] | None
+    ) -> tuple[list[str], list] | None:
+        """A read whose entry (1 when it is the copy held here) is made an Entry, and held."""
+        if read is None:
+            return None
+        generations, (entry, *values) = read
+        if entry == 1:
+            entry = copy
+        elif entry is not None:
+            entry = Entry.of(entry)
+            self._hold(key, entry)
+        elif copy is not None:
+            self._hold(key, None)
+        return generations, [entry, *values]
+
+    def _hold(self, key: str, entry: Entry | None) -> None:
+        """Hold a copy of the entry under `key` in this process (None: none), within
+        COPIES_BYTES: the oldest copies go first."""
+        with self._lock:
+            if (old := self._copies.pop(key, None)) is not None:
+                self._copies_bytes -= old.size
+            if entry is None or entry.size > COPIES_BYTES:
+                return
+            self._copies[key] = entry
+            self._copies_bytes += entry.size
+            while self._copies_bytes > COPIES_BYTES:
+                self._copies_bytes -= self._copies.pop(next(iter(self._copies))).size
 
     def _lookup_keys(
         self, key: str, tables: tuple[str, ...], stamped: tuple[str, str] | None
@@ -240,24 +310,23 @@ class ReadCacheStore:
         keys = [f"{self.prefix}entry:{key}"] + [f"{self.prefix}stamp:{t}" for t in extra]
         return [*sorted(tables), *extra], keys
 
-    def _async_script(self) -> tuple[Any, asyncio.Semaphore]:
-        """The READ script on a client of the running event loop's (one per loop: a client
-        belongs to the loop it first ran on), and the turns of its connections: lookups beyond
-        ASYNC_CONNECTIONS at once wait for one, which a full pool would take for a failure."""
+    async def _script_async(self, script: str, keys: list[str], args: list[int | str]) -> object:
+        """A script run on the running event loop's own connection (news/cache/pipelined.py):
+        by its digest, or whole if Redis does not hold it yet."""
         loop = asyncio.get_running_loop()
         if self._async is None or self._async[0] is not loop:
-            retry = redis.asyncio.retry.Retry(NoBackoff(), 0)
-            pool = redis.asyncio.ConnectionPool.from_url(
-                self.url,
-                max_connections=ASYNC_CONNECTIONS,
-                socket_connect_timeout=0.5,
-                socket_timeout=0.5,
-                retry=retry,
-            )
-            client = redis.asyncio.Redis(connection_pool=pool, retry=retry)
-            turns = asyncio.Semaphore(ASYNC_CONNECTIONS)
-            self._async = (loop, client.register_script(READ), turns)
-        return self._async[1], self._async[2]
+            if self._async is not None:
+                self._async[1].close()  # a loop of a process has one connection at a time
+            connection = PipelinedRedis(self.url, timeout=0.5, connect_timeout=0.5)
+            self._async = (loop, connection)
+        connection = self._async[1]
+        digest = _DIGESTS[script]
+        try:
+            return await connection.call("EVALSHA", digest, len(keys), *keys, *args)
+        except redis.ResponseError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+        return await connection.call("EVAL", script, len(keys), *keys, *args)
 
     def stamp_holds(self, table: str, value: str) -> tuple[str | None, str | None]:
         """The table's generation of now (None as `generation` says), and, when its stamp holds
@@ -287,8 +356,8 @@ class ReadCacheStore:
             self._pause(exc, "could not forget the users' stamps")
 
     def _read_keys(
-        self, tables: list[str], keys: list[str]
-    ) -> tuple[list[str], list[bytes | None]] | None:
+        self, tables: list[str], keys: list[str], copy: Entry | None = None
+    ) -> tuple[list[str], list[bytes | int | None]] | None:
         """The READ script: the tables' generations, and the values of `keys`; None when a
         write of a table is in flight or the cache must be left alone."""
         if time.monotonic() < self._paused_until:
@@ -299,34 +368,35 @@ class ReadCacheStore:
                 return None
         try:
             reply = self._read(
-                keys=[*self._ordered_keys(tables), *keys], args=self._read_args(tables)
+                keys=[*self._ordered_keys(tables), *keys], args=self._read_args(tables, copy)
             )
-            return self._unless_busy(*_read_reply(reply, len(tables), len(keys)))
+            return self._unless_busy(*_read_reply(reply, len(tables), len(keys), copy))
         except FAILURES as exc:
             self._pause(exc, "could not read")
             return None
 
     @staticmethod
-    def _read_args(tables: list[str]) -> list[int | str]:
-        return [len(tables), new_token()]
+    def _read_args(tables: list[str], copy: Entry | None = None) -> list[int | str | bytes]:
+        if copy is None:
+            return [len(tables), new_token()]
+        return [len(tables), new_token(), copy.meta + b"\n"]
 
     @staticmethod
     def _unless_busy(
-        generations: list[str], busy: int, values: list[bytes | None]
-    ) -> tuple[list[str], list[bytes | None]] | None:
+        generations: list[str], busy: int, values: list
+    ) -> tuple[list[str], list] | None:
         """A read's generations and values; None while a write of a table is in flight."""
         return None if busy else (generations, values)
 
     def save(self, key: str, generations: list[str], headers: list, body: bytes) -> None:
-        if not any(name.lower() == "etag" for name, _ in headers):
-            # A stream's, which ConditionalGetMiddleware leaves without one.
-            etag = f'"{hashlib.md5(body, usedforsecurity=False).hexdigest()}"'
-            headers = [*headers, ["ETag", etag]]
+        headers = etagged(headers, body)
         meta = json.dumps({"generations": generations, "headers": headers}).encode()
         try:
             self.client.set(f"{self.prefix}entry:{key}", meta + b"\n" + body, ex=self.ttl)
         except FAILURES as exc:
             self._pause(exc, "could not store")
+            return
+        self._hold(key, Entry(meta, body))
 
     def _pause(self, exc: Exception, doing: str) -> None:
         self._paused_until = time.monotonic() + PAUSE_AFTER_FAILURE
@@ -338,9 +408,17 @@ class ReadCacheStore:
         )
 
 
+def etagged(headers: list, body: bytes) -> list:
+    """The headers of an answer to keep, with an ETag: a stream has none from
+    ConditionalGetMiddleware, so it gets the MD5 of its body."""
+    if any(name.lower() == "etag" for name, _ in headers):
+        return headers
+    return [*headers, ["ETag", f'"{hashlib.md5(body, usedforsecurity=False).hexdigest()}"']]
+
+
 def _looked_up(
-    read: tuple[list[str], list[bytes | None]] | None, stamped: tuple[str, str] | None
-) -> tuple[list[str] | None, bytes | None]:
+    read: tuple[list[str], list] | None, stamped: tuple[str, str] | None
+) -> tuple[list[str] | None, Entry | None]:
     """What a lookup answers from the READ script's generations and values (see lookup)."""
     if read is None:
         return None, None
@@ -364,15 +442,21 @@ def _stamp_detail(stamp: bytes | None, generation: str, value: str) -> str | Non
     return stamp[len(head) :].decode("utf-8", "surrogateescape")
 
 
-def _read_reply(reply: object, tables: int, keys: int) -> tuple[list[str], int, list[bytes | None]]:
-    """The READ script's answer: a generation a table, a count, then a value or nil a key."""
+def _read_reply(
+    reply: object, tables: int, keys: int, copy: Entry | None = None
+) -> tuple[list[str], int, list[bytes | int | None]]:
+    """The READ script's answer: a generation a table, a count, then a value or nil a key (1 for
+    the first when it is the copy held here)."""
     if not (isinstance(reply, list) and len(reply) == tables + 1 + keys):
         raise WrongReply(f"expected {tables + 1 + keys} values, got {reply!r:.80}")
     generations, busy, values = reply[:tables], reply[tables], reply[tables + 1 :]
     if not (
         all(isinstance(value, bytes) for value in generations)
         and isinstance(busy, int)
-        and all(value is None or isinstance(value, bytes) for value in values)
+        and all(
+            value is None or isinstance(value, bytes) or (i == 0 and copy and value == 1)
+            for i, value in enumerate(values)
+        )
     ):
         raise WrongReply(f"values of the wrong types: {reply!r:.80}")
     try:

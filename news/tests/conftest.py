@@ -29,3 +29,19 @@ def served(request, monkeypatch):
     ASGI one `serve` runs, which answers a hit on its event loop."""
     monkeypatch.setattr(request.module, "get", {"wsgi": wsgi_get, "asgi": asgi_get}[request.param])
     return request.param
+
+
+@pytest.fixture(autouse=True)
+def nothing_kept():
+    """No answer kept without Redis (news/cache/snapshots.py) outlives its test."""
+    from news.cache import snapshots
+
+    snapshots.kept.answers.clear()
+    snapshots.kept.size = 0
+    snapshots.kept.paused_until = 0.0
+    yield
+    snapshots.kept.answers.clear()
+    snapshots.kept.size = 0
+    if snapshots.kept.reader is not None:
+        snapshots.kept.reader[1].close()  # its loop is gone: asgi_get runs one a request
+        snapshots.kept.reader = None

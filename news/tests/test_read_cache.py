@@ -2,9 +2,11 @@
 write has been answered, and the same answers without Redis."""
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 import redis
@@ -466,3 +468,94 @@ def test_a_lookup_on_the_event_loop_that_fails_is_answered_by_a_thread(read_cach
     assert answer.status_code == 200
     assert answer.json()["title"] == "Answered anyway"
     assert answer.threaded is True
+
+
+# --- Copies of entries held by a process (news/cache/store.py, COPIES_BYTES) ----------------------
+
+
+def _entry_keys(store) -> list[bytes]:
+    return list(store.client.scan_iter(match=f"{store.prefix}entry:*"))
+
+
+def test_an_entry_gone_from_redis_is_not_answered_from_the_copy_a_process_holds(read_cache):
+    post = make_post(title="Held")
+    url = f"/news/posts/{post.pk}/"
+    get(url)
+    assert cache_said(get(url)) == "hit"  # answered from the copy held here
+
+    for key in _entry_keys(read_cache):
+        read_cache.client.delete(key)  # expired, evicted, or Redis emptied
+    Post.objects.filter(pk=post.pk).update(title="Changed without a word to Redis")
+    answer = get(url)
+
+    assert (cache_said(answer), answer.json()["title"]) == (
+        "miss",
+        "Changed without a word to Redis",
+    )
+
+
+def test_an_entry_another_process_stored_since_is_answered_as_redis_holds_it(read_cache):
+    post = make_post(title="Held")
+    url = f"/news/posts/{post.pk}/"
+    get(url)
+    first = get(url)
+    [key] = _entry_keys(read_cache)
+
+    # Another process stored its own answer, under the same generations: another ETag, body.
+    meta, _, body = read_cache.client.get(key).partition(b"\n")
+    theirs = json.loads(meta)
+    theirs["headers"] = [
+        [name, '"another-process"' if value == first["ETag"] else value]
+        for name, value in theirs["headers"]
+    ]
+    other = json.dumps(theirs).encode()
+    read_cache.client.set(key, other + b"\n" + body.replace(b"Held", b"Theirs"))
+    answer = get(url)
+
+    assert (cache_said(answer), answer.json()["title"]) == ("hit", "Theirs")
+    assert answer["ETag"] == '"another-process"'
+
+
+def test_the_copies_a_process_holds_stay_within_their_bytes(read_cache, monkeypatch):
+    monkeypatch.setattr(cache_store, "COPIES_BYTES", 2500)
+    posts = [make_post(title=f"Post {n}", body="x" * 300) for n in range(8)]
+
+    for post in posts * 2:
+        answer, _ = read(f"/news/posts/{post.pk}/")
+        assert answer.json()["title"] == post.title
+    answers = [read(f"/news/posts/{post.pk}/") for post in posts]
+
+    assert 0 < read_cache._copies_bytes <= 2500
+    assert read_cache._copies_bytes == sum(copy.size for copy in read_cache._copies.values())
+    assert [(a.json()["title"], cache) for a, cache in answers] == [
+        (post.title, "hit") for post in posts
+    ]
+
+
+# --- The lookup on the event loop, with Redis gone wrong ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [b"", b"+OK\r\n", b"*1\r\n$1\r\nx\r\n", b"?garbage\r\n"],
+    ids=["silent", "ok", "short-array", "not-resp"],
+)
+def test_a_lookup_on_the_event_loop_that_redis_fails_is_answered_by_a_thread(
+    read_cache, settings, caplog, reply
+):
+    post = make_post(title="Answered anyway")
+    url = f"/news/posts/{post.pk}/"
+
+    with GarbageRedis(reply) as garbage:
+        settings.REDIS_URL = garbage.url
+        started = time.monotonic()
+        answers = [asgi_get(url) for _ in range(2)]
+        seconds = time.monotonic() - started
+        settings.REDIS_URL = read_cache.url
+
+    assert [(a.status_code, a.json()["title"], a.threaded) for a in answers] == [
+        (200, "Answered anyway", True)
+    ] * 2
+    assert seconds < 1.5  # one lookup waited at most its timeout; then the cache is paused
+    paused = [r for r in caplog.records if r.name == "news.cache" and "could not read" in r.message]
+    assert len(paused) == 1

@@ -1,0 +1,166 @@
+"""One Redis connection of an event loop's, shared by every read looked up on that loop.
+
+A command is written as soon as it is called, beside the others in flight: Redis answers them in
+the order they came, and one reading task hands each answer to its caller. So the reads a worker
+answers at once share their round trips, without a pool of connections or a turn to wait for.
+Answers are parsed by hiredis, the parser redis-py itself uses.
+
+A connection that fails, times out or answers what cannot be parsed is dropped with every command
+in flight on it (each raises), and the next command opens a new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import ssl
+
+import hiredis
+import redis
+from redis.connection import parse_url
+
+# What a rediss:// URL's ssl_cert_reqs says, as redis-py takes it.
+CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
+
+
+class PipelinedRedis:
+    """Commands over one connection, answered in the order they were written."""
+
+    def __init__(self, url: str, *, timeout: float, connect_timeout: float) -> None:
+        self.options = parse_url(url)
+        self.timeout, self.connect_timeout = timeout, connect_timeout
+        self._protocol: _Protocol | None = None
+        self._connecting: asyncio.Future | None = None
+
+    async def call(self, *args: str | bytes | int) -> object:
+        """The answer to one command. Raises redis.ResponseError for an error answer,
+        redis.ConnectionError if Redis cannot be reached or the connection failed, TimeoutError
+        if no answer came within `timeout` seconds."""
+        protocol = self._protocol
+        if protocol is None or protocol.broken is not None:
+            protocol = await self._connect()
+        reply = await protocol.send(hiredis.pack_command(args), self.timeout)
+        if isinstance(reply, hiredis.ReplyError):
+            raise redis.ResponseError(str(reply))
+        return reply
+
+    def close(self) -> None:
+        """Drop the connection, if open: on an event loop that is closing, or closed."""
+        if (protocol := self._protocol) is not None:
+            self._protocol = None
+            # On a closed event loop nothing waits for it any more, and its socket goes with it.
+            with contextlib.suppress(RuntimeError):
+                protocol.fail(redis.ConnectionError("the connection was closed"))
+
+    async def _connect(self) -> _Protocol:
+        """The connection, opened and set up (AUTH, SELECT) once however many callers wait."""
+        if self._connecting is None:
+            self._connecting = asyncio.ensure_future(self._open())
+        connecting = self._connecting
+        try:
+            return await asyncio.shield(connecting)
+        finally:
+            if connecting.done() and self._connecting is connecting:
+                self._connecting = None
+
+    async def _open(self) -> _Protocol:
+        loop = asyncio.get_running_loop()
+        options = self.options
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                if "path" in options:
+                    _, protocol = await loop.create_unix_connection(_Protocol, options["path"])
+                else:
+                    _, protocol = await loop.create_connection(
+                        _Protocol,
+                        options.get("host", "localhost"),
+                        options.get("port", 6379),
+                        ssl=_ssl_context(options),
+                    )
+        except OSError as exc:
+            raise redis.ConnectionError(f"cannot connect to Redis: {exc}") from exc
+        if options.get("password") is not None:
+            username = [options["username"]] if options.get("username") else []
+            await self._setup(protocol, "AUTH", *username, options["password"])
+        if options.get("db"):
+            await self._setup(protocol, "SELECT", options["db"])
+        self._protocol = protocol
+        return protocol
+
+    async def _setup(self, protocol: _Protocol, *args: str | int) -> None:
+        reply = await protocol.send(hiredis.pack_command(args), self.timeout)
+        if reply != b"OK":
+            protocol.fail(redis.ConnectionError(f"Redis refused {args[0]}: {reply!r:.80}"))
+            raise redis.ConnectionError(f"Redis refused {args[0]}: {reply!r:.80}")
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.reader = hiredis.Reader()
+        self.waiting: collections.deque[asyncio.Future] = collections.deque()
+        self.transport: asyncio.Transport | None = None
+        self.broken: Exception | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    async def send(self, command: bytes, timeout: float) -> object:
+        if self.broken is not None:
+            raise self.broken
+        loop = asyncio.get_running_loop()
+        answer = loop.create_future()
+        self.waiting.append(answer)
+        self.transport.write(command)
+        timer = loop.call_later(timeout, self._late, answer)
+        try:
+            return await answer
+        finally:
+            timer.cancel()
+
+    def _late(self, answer: asyncio.Future) -> None:
+        if not answer.done():
+            self.fail(TimeoutError("Redis did not answer in time"))
+
+    def data_received(self, data: bytes) -> None:
+        self.reader.feed(data)
+        try:
+            while (reply := self.reader.gets()) is not False:
+                if not self.waiting:
+                    raise hiredis.ProtocolError("an answer to no command")
+                answer = self.waiting.popleft()
+                if not answer.done():  # its caller may have been cancelled
+                    answer.set_result(reply)
+        except hiredis.ProtocolError as exc:
+            self.fail(redis.ConnectionError(f"Redis answered what does not parse: {exc}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.fail(redis.ConnectionError(f"the connection to Redis was lost: {exc or 'closed'}"))
+
+    def fail(self, error: Exception) -> None:
+        """Drop the connection: every command in flight on it raises `error`."""
+        if self.broken is None:
+            self.broken = error
+        while self.waiting:
+            answer = self.waiting.popleft()
+            if not answer.done():
+                answer.set_exception(error)
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.abort()
+
+
+def _ssl_context(options: dict) -> ssl.SSLContext | None:
+    """The TLS of a rediss:// URL, with its ssl_ca_certs, ssl_cert_reqs and ssl_check_hostname
+    taken as redis-py takes them."""
+    if options.get("connection_class") is not redis.connection.SSLConnection:
+        return None
+    context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
+    requirement = options.get("ssl_cert_reqs", "required")
+    if isinstance(requirement, str):
+        requirement = CERT_REQS.get(requirement.lower(), ssl.CERT_REQUIRED)
+    context.check_hostname = requirement != ssl.CERT_NONE and options.get("ssl_check_hostname") in (
+        None,
+        True,
+    )
+    context.verify_mode = requirement
+    return context
