@@ -46,7 +46,7 @@ ACCEPTS_GZIP = re.compile(r"\bgzip\b")
 # The environ key under which ReadCache.stored() hands the thread what it looked up on a miss.
 LOOKED_UP = "news.cache.looked_up"
 # The environ key under which ReadCache.stored() asks the thread, without Redis, to keep the
-# answer it gives under this key (news/cache/snapshots.py).
+# answer it gives: (its key, the token's user and claim or None) (news/cache/snapshots.py).
 KEEP = "news.cache.keep"
 # First lines of entries (generations and headers) kept parsed, per process: an entry read again
 # is not parsed again. Cleared when full.
@@ -84,8 +84,8 @@ class ReadCache:
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         store = get_store()
-        if store is None and (key := environ.pop(KEEP, None)) is not None:
-            return self._keeping(environ, start_response, key)
+        if store is None and (keep_as := environ.pop(KEEP, None)) is not None:
+            return self._keeping(environ, start_response, keep_as)
         looked_up = environ.pop(LOOKED_UP, None)
         request = looked_up[0] if looked_up else _request(environ) if store is not None else None
         if store is None or request is None:
@@ -111,7 +111,7 @@ class ReadCache:
 
         return _SavingBody(chunks, store.max_bytes, save)
 
-    def _keeping(self, environ: dict, start_response: Callable, key: str) -> Iterable[bytes]:
+    def _keeping(self, environ: dict, start_response: Callable, keep_as: tuple) -> Iterable[bytes]:
         """Answer with Django, and keep the answer in this process under the database's snapshot
         taken before Django read anything (news/cache/snapshots.py)."""
         before = snapshots.snapshot_in_thread()
@@ -120,8 +120,10 @@ class ReadCache:
         if before is None or "headers" not in answer:
             return chunks
 
+        key, user = keep_as
+
         def keep(body: bytes) -> None:
-            snapshots.kept.keep(key, before, etagged(answer["headers"], body), body)
+            snapshots.kept.keep(key, before, etagged(answer["headers"], body), body, user)
 
         return _SavingBody(chunks, settings.NEWS_CACHE_MAX_BYTES, keep)
 
@@ -146,18 +148,18 @@ class ReadCache:
 
 async def _kept(environ: dict) -> tuple[str, list[tuple[str, str]], list[bytes]] | None:
     """Without Redis: the answer this process kept under the database's snapshot of now, if it
-    did; None if Django must answer (and keep its answer: KEEP, for a GET without a token)."""
+    did; None if Django must answer (and keep its answer: KEEP, for a GET)."""
     if not snapshots.enabled():
         return None
     key, stamped = _cache_key(environ)
-    if key is None or stamped is not None:
+    if key is None:
         return None
     if (snapshot := await snapshots.kept.snapshot_now()) is None:
         return None
-    if (found := snapshots.kept.get(key, snapshot)) is not None:
+    if (found := snapshots.kept.get(key, snapshot, stamped)) is not None:
         return _answer(environ, *found)
     if environ["REQUEST_METHOD"] == "GET":
-        environ[KEEP] = key
+        environ[KEEP] = (key, stamped)
     return None
 
 

@@ -15,10 +15,16 @@ Two equal snapshots see exactly the same rows. So:
   answer whose queries saw a write end is kept under a snapshot that never comes back. Once a
   write has been answered, every later read's snapshot has that write in it.
 
+A read with an access token is answered from memory only when its user was let in by Django
+under the snapshot of now too: no write since, so that user is still as they were (active, with
+the password the token's claim was made from); the token's signature and expiry are checked on
+the loop for every read (news/cache/tokens.py). Answers to token reads are kept apart from
+anonymous ones, the same for every user, as the API's bodies are.
+
 Any write of the database ends every answer kept (a session, the sync marking its events), which
 costs hits, never exactness. A snapshot that cannot be had (the database out of reach) leaves every
-read to Django for PAUSE_AFTER_FAILURE seconds. Reads with a token are always Django's: only
-anonymous answers are kept, up to NEWS_CACHE_MAX_BYTES each and KEPT_BYTES a worker.
+read to Django for PAUSE_AFTER_FAILURE seconds. Answers are kept up to NEWS_CACHE_MAX_BYTES each
+and KEPT_BYTES a worker.
 """
 
 from __future__ import annotations
@@ -36,8 +42,9 @@ from django.db import DEFAULT_DB_ALIAS, connections
 logger = logging.getLogger("news.cache")
 
 SNAPSHOT = "SELECT pg_current_snapshot()::text"
-# Bytes of answers a worker keeps; the oldest go first.
+# Bytes of answers a worker keeps; the oldest go first. And the users it remembers letting in.
 KEPT_BYTES = 32 * 1024 * 1024
+USERS_KEPT = 10_000
 # Seconds the snapshot may take, on the event loop; and without kept answers after a failure.
 TIMEOUT = 0.5
 PAUSE_AFTER_FAILURE = 5.0
@@ -58,21 +65,40 @@ class Kept:
     def __init__(self) -> None:
         self.answers: dict[str, tuple[str, list, bytes]] = {}
         self.size = 0
+        # (user, token's claim) -> the snapshot under which Django let them in.
+        self.users: dict[tuple[str, str], str] = {}
         self.lock = threading.Lock()
         self.paused_until = 0.0
         # The running event loop's snapshot reader (see snapshot_now).
         self.reader: tuple[asyncio.AbstractEventLoop, _SnapshotReader] | None = None
 
-    def get(self, key: str, snapshot: str) -> tuple[list, bytes] | None:
-        """The answer kept under `key`, if it was kept under this snapshot."""
+    def get(
+        self, key: str, snapshot: str, user: tuple[str, str] | None = None
+    ) -> tuple[list, bytes] | None:
+        """The answer kept under `key`, if it was kept under this snapshot (and the user of a
+        token read was let in under it too)."""
         kept = self.answers.get(key)
         if kept is None or kept[0] != snapshot:
             return None
+        if user is not None and self.users.get(user) != snapshot:
+            return None
         return kept[1], kept[2]
 
-    def keep(self, key: str, snapshot: str, headers: list, body: bytes) -> None:
+    def keep(
+        self,
+        key: str,
+        snapshot: str,
+        headers: list,
+        body: bytes,
+        user: tuple[str, str] | None = None,
+    ) -> None:
+        """Keep an answer read under `snapshot`; for a token read, Django let its user in."""
         size = len(body) + len(key)
         with self.lock:
+            if user is not None:
+                if len(self.users) >= USERS_KEPT:
+                    self.users.clear()
+                self.users[user] = snapshot
             if (old := self.answers.pop(key, None)) is not None:
                 self.size -= len(old[2]) + len(key)
             if size > KEPT_BYTES:

@@ -25,9 +25,8 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 def test_a_write_answered_by_one_process_is_seen_by_the_next_read_from_another(
     request, cached, reads, user
 ):
+    # Without Redis, each worker keeps its answers (news/cache/snapshots.py): hits all the same.
     env = {"REDIS_URL": request.getfixturevalue("read_cache").url} if cached else {}
-    # Without Redis, anonymous answers are kept by each worker (news/cache/snapshots.py).
-    hits = cached or reads == "anonymous"
     token = RefreshToken.for_user(user).access_token
     auth = {"Authorization": f"Bearer {token}"}
     with Served(**env) as writer, Served(**env) as reader, requests.Session() as http:
@@ -51,9 +50,12 @@ def test_a_write_answered_by_one_process_is_seen_by_the_next_read_from_another(
 
         comment_ids: list[int] = []
         for version in range(1, 13):
-            seen()
-            before = seen()  # the same reads again: answered from the cache when it is on
-            assert before["caches"] == ({"hit"} if hits else {None})
+            # The same reads again: answered from the cache. Without Redis, a write anywhere in
+            # the database server (autovacuum's too) makes the next one a miss: a few tries.
+            for _ in range(5):
+                if (before := seen())["caches"] == {"hit"}:
+                    break
+            assert before["caches"] == {"hit"}
 
             if version % 3 == 0:
                 gone = comment_ids.pop()
@@ -82,17 +84,20 @@ def test_a_write_answered_by_one_process_is_seen_by_the_next_read_from_another(
             assert [c["id"] for c in after["all comments"]] == comment_ids
 
 
+@pytest.mark.parametrize("cached", [True, False], ids=["redis", "without-redis"])
 @pytest.mark.parametrize("change", REVOCATIONS)
 def test_a_token_revoked_in_one_process_is_refused_by_the_next_read_from_another(
-    read_cache, user, change
+    request, user, change, cached
 ):
     post = make_post(title="read with a token")
     token = RefreshToken.for_user(user).access_token
-    with Served(REDIS_URL=read_cache.url) as reader, requests.Session() as http:
+    env = {"REDIS_URL": request.getfixturevalue("read_cache").url} if cached else {}
+    with Served(**env) as reader, requests.Session() as http:
         http.headers["Authorization"] = f"Bearer {token}"
         url = f"{reader.url}/news/posts/{post.pk}/"
         assert http.get(url).status_code == 200
-        assert http.get(url).headers.get("X-Cache") == "hit"
+        # A few tries: without Redis, a write anywhere in the database server ends a hit.
+        assert any(http.get(url).headers.get("X-Cache") == "hit" for _ in range(5))
 
         change(type(user).objects.get(pk=user.pk))  # this process: not the server's
 

@@ -10,6 +10,7 @@ from news.cache import reads, snapshots
 from news.models import Comment, Post
 from testing.clients import asgi_get, cache_said
 from testing.rows import make_comment, make_post
+from testing.users import REVOCATIONS
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -30,14 +31,25 @@ def title_of(url: str) -> tuple[str, str | None]:
     return answer.json()["title"], cache_said(answer)
 
 
-def test_a_second_read_is_answered_from_memory_without_django(django_assert_num_queries):
+def settled(read):
+    """read() repeated until it is answered from memory (a write anywhere in the database
+    server, autovacuum's included, makes the next read a miss), at most 5 times: its last."""
+    for _ in range(5):
+        answer = read()
+        said = cache_said(answer) if hasattr(answer, "threaded") else answer[-1]
+        if said == "hit":
+            break
+    return answer
+
+
+def test_a_read_again_is_answered_from_memory_without_django():
     post = make_post(title="Kept")
     url = f"/news/posts/{post.pk}/"
     first = asgi_get(url)
 
-    with django_assert_num_queries(0):
-        second = asgi_get(url)
+    second = settled(lambda: asgi_get(url))
 
+    # A hit takes no thread: Django never ran (cache_said checks it).
     assert (cache_said(first), cache_said(second)) == ("miss", "hit")
     assert second.content == first.content
     assert second["ETag"] == first["ETag"]
@@ -57,20 +69,18 @@ def test_a_second_read_is_answered_from_memory_without_django(django_assert_num_
 def test_a_write_committed_anywhere_is_seen_by_the_next_read(other_session, write):
     post = make_post(title="Kept")
     url = f"/news/posts/{post.pk}/"
-    title_of(url)
-    assert title_of(url) == ("Kept", "hit")
+    assert settled(lambda: title_of(url)) == ("Kept", "hit")
 
     write(post, other_session)
 
     assert title_of(url) == ("Changed", "miss")
-    assert title_of(url) == ("Changed", "hit")
+    assert settled(lambda: title_of(url)) == ("Changed", "hit")
 
 
 def test_a_write_of_another_table_ends_the_answers_kept(other_session):
     post = make_post(title="Kept")
     url = f"/news/posts/{post.pk}/comments/"
-    asgi_get(url)
-    assert cache_said(asgi_get(url)) == "hit"
+    assert cache_said(settled(lambda: asgi_get(url))) == "hit"
 
     make_comment(post, name="New")
     answer = asgi_get(url)
@@ -115,9 +125,9 @@ def test_an_answer_read_while_a_write_ended_is_never_served(other_session, monke
 def test_a_head_and_a_conditional_read_are_answered_from_memory():
     post = make_post(title="Kept")
     url = f"/news/posts/{post.pk}/"
-    etag = asgi_get(url)["ETag"]
+    etag = settled(lambda: asgi_get(url))["ETag"]
 
-    head = asgi_get(url, method="HEAD")
+    head = settled(lambda: asgi_get(url, method="HEAD"))
     conditional = asgi_get(url, HTTP_IF_NONE_MATCH=etag)
 
     assert (head.status_code, head.content, cache_said(head)) == (200, b"", "hit")
@@ -125,16 +135,52 @@ def test_a_head_and_a_conditional_read_are_answered_from_memory():
     assert conditional["ETag"] == etag
 
 
-def test_reads_with_a_token_are_never_kept(user):
+def bearer(user) -> str:
     from rest_framework_simplejwt.tokens import RefreshToken
 
+    return f"Bearer {RefreshToken.for_user(user).access_token}"
+
+
+def token_read(url: str, token: str) -> tuple[int, str | None]:
+    answer = asgi_get(url, HTTP_AUTHORIZATION=token)
+    return answer.status_code, cache_said(answer)
+
+
+def test_a_token_read_is_answered_from_memory_while_its_user_is_as_django_let_them_in(user):
     post = make_post(title="Kept")
     url = f"/news/posts/{post.pk}/"
-    token = f"Bearer {RefreshToken.for_user(user).access_token}"
+    token = bearer(user)
 
-    answers = [asgi_get(url, HTTP_AUTHORIZATION=token) for _ in range(2)]
+    assert token_read(url, token) == (200, "miss")
+    assert settled(lambda: token_read(url, token)) == (200, "hit")
+    anonymous = asgi_get(url)
+    assert cache_said(anonymous) == "miss"  # kept apart: its headers are not a token read's
 
-    assert [(a.status_code, cache_said(a), a.threaded) for a in answers] == [(200, None, True)] * 2
+
+def test_another_user_is_let_in_by_django_before_their_reads_come_from_memory(
+    user, django_user_model
+):
+    post = make_post(title="Kept")
+    url = f"/news/posts/{post.pk}/"
+    other = bearer(django_user_model.objects.create_user("other", password="pw-12345678"))
+    token = bearer(user)
+    assert settled(lambda: token_read(url, token)) == (200, "hit")
+
+    assert token_read(url, other) == (200, "miss")
+    assert settled(lambda: token_read(url, other)) == (200, "hit")
+    assert settled(lambda: token_read(url, token)) == (200, "hit")
+
+
+@pytest.mark.parametrize("change", REVOCATIONS)
+def test_a_token_revoked_is_refused_by_the_next_read(user, change):
+    post = make_post(title="Kept")
+    url = f"/news/posts/{post.pk}/"
+    token = bearer(user)
+    assert settled(lambda: token_read(url, token)) == (200, "hit")
+
+    change(type(user).objects.get(pk=user.pk))
+
+    assert token_read(url, token) == (401, None)
 
 
 def test_nothing_is_kept_when_turned_off(settings):
@@ -173,4 +219,5 @@ def test_the_answers_a_worker_keeps_stay_within_their_bytes(monkeypatch):
 
     assert 0 < snapshots.kept.size <= 1500
     assert len(snapshots.kept.answers) < len(posts)
-    assert title_of(f"/news/posts/{posts[-1].pk}/") == (posts[-1].title, "hit")
+    last = f"/news/posts/{posts[-1].pk}/"
+    assert settled(lambda: title_of(last)) == (posts[-1].title, "hit")
