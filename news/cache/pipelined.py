@@ -40,7 +40,7 @@ class PipelinedRedis:
         protocol = self._protocol
         if protocol is None or protocol.broken is not None:
             protocol = await self._connect()
-        reply = await protocol.send(hiredis.pack_command(args), self.timeout)
+        reply = await protocol.send(_packed(args), self.timeout)
         if isinstance(reply, hiredis.ReplyError):
             raise redis.ResponseError(str(reply))
         return reply
@@ -89,7 +89,7 @@ class PipelinedRedis:
         return protocol
 
     async def _setup(self, protocol: _Protocol, *args: str | int) -> None:
-        reply = await protocol.send(hiredis.pack_command(args), self.timeout)
+        reply = await protocol.send(_packed(args), self.timeout)
         if reply != b"OK":
             protocol.fail(redis.ConnectionError(f"Redis refused {args[0]}: {reply!r:.80}"))
             raise redis.ConnectionError(f"Redis refused {args[0]}: {reply!r:.80}")
@@ -111,6 +111,7 @@ class _Protocol(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         answer = loop.create_future()
         self.waiting.append(answer)
+        assert self.transport is not None  # connection_made() came first
         self.transport.write(command)
         timer = loop.call_later(timeout, self._late, answer)
         try:
@@ -147,6 +148,11 @@ class _Protocol(asyncio.Protocol):
                 answer.set_exception(error)
         if self.transport is not None and not self.transport.is_closing():
             self.transport.abort()
+
+
+def _packed(args: tuple) -> bytes:
+    """A command as Redis reads it (RESP), packed by hiredis."""
+    return hiredis.pack_command(args)  # type: ignore[arg-type]  # its stub takes one item
 
 
 def _ssl_context(options: dict) -> ssl.SSLContext | None:

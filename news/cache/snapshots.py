@@ -190,7 +190,9 @@ class _SnapshotReader:
                 params.pop(name, None)
             self.connection = await psycopg.AsyncConnection.connect(**params, autocommit=True)
         cursor = await self.connection.execute(SNAPSHOT)
-        return (await cursor.fetchone())[0]
+        row = await cursor.fetchone()
+        assert row is not None  # the statement gives one row
+        return row[0]
 
     async def _drop(self) -> None:
         connection, self.connection = self.connection, None

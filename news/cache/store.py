@@ -120,6 +120,10 @@ def new_token() -> str:
     return f"{time.time_ns():x}.{_TAG}{next(_count):x}"
 
 
+_TAG: str = ""
+_count: itertools.count = itertools.count()
+
+
 def _new_tag() -> None:
     """A process of its own, forked ones included: a tag and a count of its own."""
     global _TAG, _count
@@ -310,7 +314,9 @@ class ReadCacheStore:
         keys = [f"{self.prefix}entry:{key}"] + [f"{self.prefix}stamp:{t}" for t in extra]
         return [*sorted(tables), *extra], keys
 
-    async def _script_async(self, script: str, keys: list[str], args: list[int | str]) -> object:
+    async def _script_async(
+        self, script: str, keys: list[str], args: list[int | str | bytes]
+    ) -> object:
         """A script run on the running event loop's own connection (news/cache/pipelined.py):
         by its digest, or whole if Redis does not hold it yet."""
         loop = asyncio.get_running_loop()
@@ -335,7 +341,7 @@ class ReadCacheStore:
         if read is None:
             return None, None
         (generation,), (stamp,) = read
-        detail = _stamp_detail(stamp, generation, value)
+        detail = _stamp_detail(stamp if isinstance(stamp, bytes) else None, generation, value)
         return generation, detail
 
     def stamp(self, table: str, generation: str, value: str, ttl: int, *, detail: str = "") -> None:
