@@ -57,6 +57,9 @@ class PipelinedRedis:
         """The connection, opened and set up (AUTH, SELECT) once however many callers wait."""
         if self._connecting is None:
             self._connecting = asyncio.ensure_future(self._open())
+            # Its callers may all have gone (their own deadline): the failure is theirs, not a
+            # task's left unread.
+            self._connecting.add_done_callback(_read_out)
         connecting = self._connecting
         try:
             return await asyncio.shield(connecting)
@@ -148,6 +151,11 @@ class _Protocol(asyncio.Protocol):
                 answer.set_exception(error)
         if self.transport is not None and not self.transport.is_closing():
             self.transport.abort()
+
+
+def _read_out(task: asyncio.Future) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def _packed(args: tuple) -> bytes:

@@ -37,12 +37,15 @@ WRITE_LEASE = 60.0
 # Bytes of entries a process holds copies of: a lookup that finds the entry unchanged in Redis is
 # answered from the copy, without the entry crossing the network again (READ, below).
 COPIES_BYTES = 32 * 1024 * 1024
+# Seconds a lookup on an event loop takes at most, its connection opened and set up included.
+LOOKUP_SECONDS = 0.5
 
 
 # One round trip a read: the tables' generations (started if missing), how many writes of them
 # are in flight, and the values of the keys after those (the entry; a user's stamp). KEYS:
 # generations, in-flight sets, then the keys to get; ARGV: n, token, and the first line of the
-# entry this process holds a copy of, if it does: 1 instead of the entry when it starts so.
+# entry this process holds a copy of, if it does: 1 instead of the entry when it starts so. Last,
+# the token it was sent: a reply is taken only for the read that asked for it.
 READ = """
 local n = tonumber(ARGV[1])
 local now = redis.call('TIME')
@@ -66,6 +69,7 @@ for i = 2 * n + 1, #KEYS do
     end
     answer[n + 1 + i - 2 * n] = value
 end
+answer[#KEYS - n + 2] = ARGV[2]
 return answer
 """
 # Before a write commits: it is in flight (until it says it is done, or its lease runs out) and
@@ -267,12 +271,15 @@ class ReadCacheStore:
             return None, None
         names, keys = self._lookup_keys(key, tables, stamped)
         copy = self._copies.get(key)
+        args = self._read_args(names, copy)
         try:
-            reply = await self._script_async(
-                READ, [*self._ordered_keys(names), *keys], self._read_args(names, copy)
-            )
-            read = self._unless_busy(*_read_reply(reply, len(names), len(keys), copy))
+            async with asyncio.timeout(LOOKUP_SECONDS):
+                reply = await self._script_async(READ, [*self._ordered_keys(names), *keys], args)
+            read = self._unless_busy(*_read_reply(reply, len(names), len(keys), args, copy))
         except (*FAILURES, OSError) as exc:  # a timeout of asyncio is an OSError
+            # Whatever went wrong, the answers still to come on this connection are not trusted.
+            if self._async is not None:
+                self._async[1].close()
             self._pause(exc, "could not read")
             return None, None
         return _looked_up(self._with_copy(key, copy, read), stamped)
@@ -372,12 +379,13 @@ class ReadCacheStore:
             self.written(set())
             if self._unmarked:
                 return None
+        args = self._read_args(tables, copy)
         try:
-            reply = self._read(
-                keys=[*self._ordered_keys(tables), *keys], args=self._read_args(tables, copy)
-            )
-            return self._unless_busy(*_read_reply(reply, len(tables), len(keys), copy))
+            reply = self._read(keys=[*self._ordered_keys(tables), *keys], args=args)
+            return self._unless_busy(*_read_reply(reply, len(tables), len(keys), args, copy))
         except FAILURES as exc:
+            if isinstance(exc, WrongReply):
+                self.client.connection_pool.disconnect()  # what follows on them is not trusted
             self._pause(exc, "could not read")
             return None
 
@@ -449,13 +457,15 @@ def _stamp_detail(stamp: bytes | None, generation: str, value: str) -> str | Non
 
 
 def _read_reply(
-    reply: object, tables: int, keys: int, copy: Entry | None = None
+    reply: object, tables: int, keys: int, args: list, copy: Entry | None = None
 ) -> tuple[list[str], int, list[bytes | int | None]]:
-    """The READ script's answer: a generation a table, a count, then a value or nil a key (1 for
-    the first when it is the copy held here)."""
-    if not (isinstance(reply, list) and len(reply) == tables + 1 + keys):
-        raise WrongReply(f"expected {tables + 1 + keys} values, got {reply!r:.80}")
-    generations, busy, values = reply[:tables], reply[tables], reply[tables + 1 :]
+    """The READ script's answer to `args`: a generation a table, a count, then a value or nil a
+    key (1 for the first when it is the copy held here), and the token it was sent."""
+    if not (isinstance(reply, list) and len(reply) == tables + 2 + keys):
+        raise WrongReply(f"expected {tables + 2 + keys} values, got {reply!r:.80}")
+    if reply[-1] != str(args[1]).encode():
+        raise WrongReply(f"the answer to another read (token {reply[-1]!r:.40})")
+    generations, busy, values = reply[:tables], reply[tables], reply[tables + 1 : -1]
     if not (
         all(isinstance(value, bytes) for value in generations)
         and isinstance(busy, int)

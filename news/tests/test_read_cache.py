@@ -19,6 +19,7 @@ from news.models import Comment, Post
 from sync.models import ModelEvent
 from testing.clients import WsgiAnswer, asgi_get, cache_said, wsgi_get
 from testing.garbage_redis import GarbageRedis
+from testing.redis_proxy import DoublingRedis
 from testing.rows import make_comment, make_post
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("served")]
@@ -559,3 +560,48 @@ def test_a_lookup_on_the_event_loop_that_redis_fails_is_answered_by_a_thread(
     assert seconds < 1.5  # one lookup waited at most its timeout; then the cache is paused
     paused = [r for r in caplog.records if r.name == "news.cache" and "could not read" in r.message]
     assert len(paused) == 1
+
+
+def test_an_answer_redis_sends_twice_is_never_taken_for_the_next_read(read_cache, settings):
+    tables = ("news_post",)
+    generations, _ = read_cache.lookup("first", tables)
+    read_cache.save("first", generations, [["ETag", '"1"']], b'{"title": "First"}')
+    read_cache.save("second", generations, [["ETag", '"2"']], b'{"title": "Second"}')
+
+    with DoublingRedis(read_cache.url) as proxy:
+        settings.REDIS_URL = proxy.url
+        store = cache_store.get_store()  # a process of its own: no copies held
+
+        async def at_once():
+            await store.lookup_async("none", tables)  # the connection opened
+            proxy.arm()
+            # The second is asked before the first is answered.
+            reads = (store.lookup_async(key, tables) for key in ("first", "second"))
+            return await asyncio.gather(*reads)
+
+        first, second = asyncio.run(at_once())
+        settings.REDIS_URL = read_cache.url
+
+    assert proxy.doubled == 1
+    assert first[1].body == b'{"title": "First"}'
+    assert second == (None, None)  # not First's answer: refused, and the cache paused
+
+
+def test_a_lookup_on_the_event_loop_waits_half_a_second_at_most_its_connection_included(
+    read_cache, settings
+):
+    post = make_post(title="Answered anyway")
+
+    with GarbageRedis(b"") as silent:
+        settings.REDIS_URL = silent.url.removesuffix("/0") + "/3"  # a SELECT first, unanswered
+        started = time.monotonic()
+        answer = asgi_get(f"/news/posts/{post.pk}/")
+        seconds = time.monotonic() - started
+        settings.REDIS_URL = read_cache.url
+
+    assert (answer.status_code, answer.json()["title"], answer.threaded) == (
+        200,
+        "Answered anyway",
+        True,
+    )
+    assert seconds < cache_store.LOOKUP_SECONDS + 0.3
