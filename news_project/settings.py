@@ -175,7 +175,8 @@ if _cache not in _CACHE_BACKENDS:
 CACHES = {"default": _CACHE_BACKENDS[_cache]}
 
 # Anonymous reads of /news/ answered from Redis, exact because every write replaces the
-# generation of its table when it commits (news/cache/). Unset: every read asks the database.
+# generation of its table when it commits (news/cache/). Unset: every read asks the database,
+# but for the answers each worker keeps under the database's snapshot (NEWS_SNAPSHOT_CACHE).
 REDIS_URL = env_redis_url("REDIS_URL")
 # How long an entry lives at most (it dies sooner, at the next write of a table it reads), and
 # the largest answer kept (bigger ones, such as ?all=true over many rows, are always streamed).

@@ -14,7 +14,8 @@ database.
 
 Tokens are unique in time, never counters: a generation key that Redis lost (restart, eviction)
 cannot come back with a value an old entry was stored under. Without REDIS_URL, or while Redis
-does not answer, every read goes to the database as usual.
+does not answer, every read goes to the database as usual; without REDIS_URL, under `serve` on
+PostgreSQL, each worker keeps answers of its own under the database's snapshot (snapshots.py).
 """
 
 from news.cache.reads import ReadCache
