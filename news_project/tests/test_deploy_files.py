@@ -263,3 +263,12 @@ def test_the_build_context_has_the_fake_target_and_no_secrets():
 
     assert "fake_target" not in ignored
     assert ".env" in ignored and ".git" in ignored and ".venv" in ignored
+
+
+def test_the_json_servers_tests_install_stay_out_of_the_build_context():
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    git_ignored = (ROOT / ".gitignore").read_text().split()
+    installed_into = next(line.strip("/") for line in git_ignored if ".json-server" in line)
+
+    assert installed_into == "testing/.json-server"  # where benchmarks/servers.py installs it
+    assert installed_into in ignored
