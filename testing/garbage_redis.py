@@ -1,21 +1,21 @@
-"""A Redis gone wrong: a server that answers every command with the same reply."""
+"""Redis gone wrong, on 127.0.0.1: a server that answers every command with the same reply, and
+a proxy in front of a real Redis that sends one of its answers twice."""
 
 from __future__ import annotations
 
 import socket
 import threading
+from typing import Self
+from urllib.parse import urlsplit
 
 
-class GarbageRedis:
-    """A server on 127.0.0.1 that speaks Redis's protocol and answers every command it is sent
-    with `reply` (raw RESP), whatever the command: a Redis gone wrong, or something else on its
-    port. `url` names it."""
+class _Listening:
+    """A server on a free port of 127.0.0.1 whose every connection is served by _serve() in a
+    thread of its own; closed by close() or at the end of a `with`."""
 
-    def __init__(self, reply: bytes = b"+OK\r\n") -> None:
-        self.reply = reply
+    def __init__(self) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"redis://127.0.0.1:{self.listener.getsockname()[1]}/0"
-        self.commands = 0
+        self.port = self.listener.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -26,7 +26,31 @@ class GarbageRedis:
                 return
             threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
 
-    def _serve(self, sock) -> None:
+    def _serve(self, sock: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.listener.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+class GarbageRedis(_Listening):
+    """A server that speaks Redis's protocol and answers every command it is sent with `reply`
+    (raw RESP), whatever the command: a Redis gone wrong, or something else on its port. `url`
+    names it."""
+
+    def __init__(self, reply: bytes = b"+OK\r\n") -> None:
+        self.reply = reply
+        self.commands = 0
+        super().__init__()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def _serve(self, sock: socket.socket) -> None:
         buffer = b""
         with sock:
             while chunk := sock.recv(65536):
@@ -36,14 +60,34 @@ class GarbageRedis:
                     self.commands += 1
                     sock.sendall(self.reply)
 
-    def close(self) -> None:
-        self.listener.close()
 
-    def __enter__(self) -> GarbageRedis:
-        return self
+class DoublingRedis(_Listening):
+    """A proxy in front of the Redis of `url` that passes everything through, but once armed
+    (arm()) sends the next array answer twice (a Redis, or something between, gone wrong).
+    `url` names the proxy, with the same database."""
 
-    def __exit__(self, *exc_info) -> None:
-        self.close()
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 6379)
+        self.doubled = 0
+        self.armed = threading.Event()
+        super().__init__()
+        self.url = f"redis://127.0.0.1:{self.port}{parts.path}"
+
+    def arm(self) -> None:
+        self.armed.set()
+
+    def _serve(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(self.upstream)
+        threading.Thread(target=_pass, args=(client, upstream), daemon=True).start()
+        with upstream, client:
+            while chunk := _recv(upstream):
+                if self.armed.is_set() and chunk.startswith(b"*"):
+                    self.armed.clear()
+                    self.doubled += 1
+                    # Small answers, the first whole at the start of its chunk: doubled whole.
+                    chunk = _first_answer(chunk) + chunk
+                client.sendall(chunk)
 
 
 def _one_command(buffer: bytes) -> bytes | None:
@@ -57,3 +101,32 @@ def _one_command(buffer: bytes) -> bytes | None:
             return None
         rest = rest[int(line[1:]) + 2 :]
     return rest
+
+
+def _first_answer(chunk: bytes) -> bytes:
+    """The first answer of a chunk: an array of bulk strings, integers and nils, all here."""
+    count, end = _line(chunk, 0)
+    for _ in range(int(count[1:])):
+        item, end = _line(chunk, end)
+        if item[:1] == b"$" and int(item[1:]) >= 0:
+            end += int(item[1:]) + 2
+    return chunk[:end]
+
+
+def _line(chunk: bytes, start: int) -> tuple[bytes, int]:
+    end = chunk.index(b"\r\n", start)
+    return chunk[start:end], end + 2
+
+
+def _pass(source: socket.socket, sink: socket.socket) -> None:
+    with source:
+        while chunk := _recv(source):
+            sink.sendall(chunk)
+    sink.close()
+
+
+def _recv(sock: socket.socket) -> bytes:
+    try:
+        return sock.recv(65536)
+    except OSError:
+        return b""

@@ -33,7 +33,7 @@ class PipelinedRedis:
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Future | None = None
 
-    async def call(self, *args: str | bytes | int) -> object:
+    async def call(self, *args: str | bytes | int | float | memoryview) -> object:
         """The answer to one command. Raises redis.ResponseError for an error answer,
         redis.ConnectionError if Redis cannot be reached or the connection failed, TimeoutError
         if no answer came within `timeout` seconds."""

@@ -135,6 +135,15 @@ class Kept:
         )
 
 
+def connection_params() -> dict:
+    """What psycopg connects with to the default database, as Django does, but for Django's own
+    cursor class and adapters."""
+    params = connections[DEFAULT_DB_ALIAS].get_connection_params()
+    for name in ("cursor_factory", "context"):
+        params.pop(name, None)
+    return params
+
+
 def snapshot_in_thread() -> str | None:
     """The snapshot of now, on this thread's Django connection; None if it cannot be had."""
     try:
@@ -185,9 +194,7 @@ class _SnapshotReader:
 
     async def _query(self) -> str:
         if self.connection is None or self.connection.closed:
-            params = connections[DEFAULT_DB_ALIAS].get_connection_params()
-            for name in ("cursor_factory", "context"):
-                params.pop(name, None)
+            params = connection_params()
             self.connection = await psycopg.AsyncConnection.connect(**params, autocommit=True)
         cursor = await self.connection.execute(SNAPSHOT)
         row = await cursor.fetchone()

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.db import DEFAULT_DB_ALIAS, connections
 from redis.backoff import NoBackoff
+from redis.commands.core import Script
 from redis.retry import Retry
 
 from news.cache.pipelined import PipelinedRedis
@@ -99,9 +100,6 @@ end
 return ARGV[2]
 """
 
-
-# The digest Redis names each script by (EVALSHA).
-_DIGESTS = {script: hashlib.sha1(script.encode()).hexdigest() for script in (READ,)}
 
 # What a Redis that fails, or answers garbage, makes the client raise: besides its own errors,
 # a reply of the wrong shape can break the client's handshake (HELLO) in any way.
@@ -274,7 +272,8 @@ class ReadCacheStore:
         args = self._read_args(names, copy)
         try:
             async with asyncio.timeout(LOOKUP_SECONDS):
-                reply = await self._script_async(READ, [*self._ordered_keys(names), *keys], args)
+                all_keys = [*self._ordered_keys(names), *keys]
+                reply = await self._script_async(self._read, all_keys, args)
             read = self._unless_busy(*_read_reply(reply, len(names), len(keys), args, copy))
         except (*FAILURES, OSError) as exc:  # a timeout of asyncio is an OSError
             # Whatever went wrong, the answers still to come on this connection are not trusted.
@@ -322,10 +321,10 @@ class ReadCacheStore:
         return [*sorted(tables), *extra], keys
 
     async def _script_async(
-        self, script: str, keys: list[str], args: list[int | str | bytes]
+        self, script: Script, keys: list[str], args: list[int | str | bytes]
     ) -> object:
-        """A script run on the running event loop's own connection (news/cache/pipelined.py):
-        by its digest, or whole if Redis does not hold it yet."""
+        """A script registered with redis-py, run on the running event loop's own connection
+        (news/cache/pipelined.py): by its digest, or whole if Redis does not hold it yet."""
         loop = asyncio.get_running_loop()
         if self._async is None or self._async[0] is not loop:
             if self._async is not None:
@@ -333,13 +332,12 @@ class ReadCacheStore:
             connection = PipelinedRedis(self.url, timeout=0.5, connect_timeout=0.5)
             self._async = (loop, connection)
         connection = self._async[1]
-        digest = _DIGESTS[script]
         try:
-            return await connection.call("EVALSHA", digest, len(keys), *keys, *args)
+            return await connection.call("EVALSHA", script.sha, len(keys), *keys, *args)
         except redis.ResponseError as exc:
             if not str(exc).startswith("NOSCRIPT"):
                 raise
-        return await connection.call("EVAL", script, len(keys), *keys, *args)
+        return await connection.call("EVAL", script.script, len(keys), *keys, *args)
 
     def stamp_holds(self, table: str, value: str) -> tuple[str | None, str | None]:
         """The table's generation of now (None as `generation` says), and, when its stamp holds

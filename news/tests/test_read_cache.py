@@ -18,8 +18,7 @@ from news.cache import store as cache_store
 from news.models import Comment, Post
 from sync.models import ModelEvent
 from testing.clients import WsgiAnswer, asgi_get, cache_said, wsgi_get
-from testing.garbage_redis import GarbageRedis
-from testing.redis_proxy import DoublingRedis
+from testing.garbage_redis import DoublingRedis, GarbageRedis
 from testing.rows import make_comment, make_post
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("served")]

@@ -4,7 +4,6 @@ is still the database's, so never once a write has ended, whoever made it."""
 
 import psycopg
 import pytest
-from django.db import connection
 
 from news.cache import reads, snapshots
 from news.models import Comment, Post
@@ -18,10 +17,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def other_session():
     """A session of the database's own, outside Django: another process, as far as it knows."""
-    params = connection.get_connection_params()
-    for name in ("cursor_factory", "context"):
-        params.pop(name, None)
-    with psycopg.connect(**params, autocommit=True) as session:
+    with psycopg.connect(**snapshots.connection_params(), autocommit=True) as session:
         yield session
 
 
