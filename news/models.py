@@ -1,7 +1,7 @@
 """Posts and comments: the entities this service is the master system for."""
 
 from django.conf import settings
-from django.db import models
+from django.db import connections, models, router
 
 from news.querysets import AnnouncingQuerySet
 
@@ -51,6 +51,32 @@ class Comment(NewsItem):
 
     def __str__(self) -> str:
         return f"Comment {self.pk} on post {self.post_id}"
+
+
+# The largest id a row has room for (bigint): a larger one names no row.
+LARGEST_ID = 2**63 - 1
+
+
+def locked_post(pk: int | str) -> Post | None:
+    """The post, locked until the transaction ends so that it cannot be deleted under a comment
+    being added to it; None when there is none (or it went while we waited).
+
+    FOR KEY SHARE, the lock the comment's foreign key takes anyway: it waits for a delete or an
+    edit of the post under way (FOR UPDATE) and holds off the next, while comments added to the
+    same post at once go ahead together. Django names no such lock, hence the SQL; other
+    databases lock nothing finer than a select_for_update()."""
+    try:
+        pk = int(pk)
+    except (TypeError, ValueError):
+        return None
+    if not 1 <= pk <= LARGEST_ID:
+        return None
+    using = router.db_for_write(Post)
+    posts = Post.objects.db_manager(using)
+    if connections[using].vendor != "postgresql":
+        return posts.select_for_update().filter(pk=pk).first()
+    locked = posts.raw(f"SELECT * FROM {Post._meta.db_table} WHERE id = %s FOR KEY SHARE", [pk])
+    return next(iter(locked), None)
 
 
 class RowCount(models.Model):

@@ -1,9 +1,12 @@
+import copy
+import threading
+
 from django.db import DatabaseError, models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 
-from news.models import Comment, Post
+from news.models import Comment, Post, locked_post
 
 
 class StrictTextMixin:
@@ -32,12 +35,18 @@ class StrictEmailField(StrictTextMixin, serializers.EmailField):
 
 @extend_schema_field({"type": "integer", "minimum": 1, "maximum": 2**63 - 1})
 class PostIdField(serializers.PrimaryKeyRelatedField):
-    """A post's id as a JSON integer; not 1.9, 1e999, "1" or "\u0661", which DRF would take."""
+    """A post's id as a JSON integer; not 1.9, 1e999, "1" or "\u0661", which DRF would take.
+
+    The post is found locked (news.models.locked_post): it cannot be deleted before the request's
+    transaction, which saves the comment, ends."""
 
     def to_internal_value(self, data):
         if isinstance(data, bool) or not isinstance(data, int):
             self.fail("incorrect_type", data_type=type(data).__name__)
-        return super().to_internal_value(data)
+        post = locked_post(data)
+        if post is None:
+            self.fail("does_not_exist", pk_value=data)
+        return post
 
 
 class ReplaceOnPutSerializer(serializers.ModelSerializer):
@@ -52,6 +61,20 @@ class ReplaceOnPutSerializer(serializers.ModelSerializer):
         models.CharField: StrictCharField,
         models.EmailField: StrictEmailField,
     }
+
+    # The fields each serializer class builds from its model, by class: built once, then
+    # copied for each serializer as DRF copies the fields a class declares (Field.__deepcopy__).
+    # Building them anew (ModelSerializer.get_fields) cost a write twice as much as the copy.
+    _built_fields: dict[type, dict] = {}
+    _built_lock = threading.Lock()
+
+    def get_fields(self):
+        built = self._built_fields.get(type(self))
+        if built is None:
+            built = super().get_fields()
+            with self._built_lock:
+                self._built_fields.setdefault(type(self), built)
+        return copy.deepcopy(built)
 
     def update(self, instance, validated_data):
         for attr, value in validated_data.items():

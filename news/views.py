@@ -13,7 +13,7 @@ from rest_framework.exceptions import ValidationError
 
 from news.conventions import ConventionsMixin
 from news.filters import CommentFilter, PostFilter, StrictOrderingFilter
-from news.models import Comment, Post
+from news.models import Comment, Post, locked_post
 from news.permissions import IsOwnerOrStaffOrReadOnly
 from news.serializers import CommentSerializer, NewCommentSerializer, PostSerializer
 from news.streams import limited_stream
@@ -35,12 +35,6 @@ POST_PK_PARAMETER = OpenApiParameter(
 LINE_SEPARATOR, PARAGRAPH_SEPARATOR = "\u2028".encode(), "\u2029".encode()
 # Only an id written the one way the API writes it names an item: not 01, +1, " 1" or "\u0661".
 CANONICAL_ID = "[1-9][0-9]*"
-
-
-def locked_post(pk: int) -> Post | None:
-    """The post, locked until the request's transaction ends so that it cannot be deleted under
-    a comment being added to it; None when it is gone (or went while we waited)."""
-    return Post.objects.select_for_update(no_key=True).filter(pk=pk).first()
 
 
 class AtomicWritesMixin:
@@ -171,13 +165,8 @@ class CommentViewSet(
         return CommentSerializer
 
     def perform_create(self, serializer) -> None:
-        post = locked_post(serializer.validated_data["post"].pk)
-        if post is None:
-            field = serializer.fields["post_id"]
-            pk = serializer.validated_data["post"].pk
-            message = field.error_messages["does_not_exist"].format(pk_value=pk)
-            raise ValidationError({"post_id": [message]})
-        serializer.save(created_by=self.request.user, post=post)
+        # The post is locked already: post_id's validation found it so (PostIdField).
+        serializer.save(created_by=self.request.user)
 
 
 @extend_schema_view(

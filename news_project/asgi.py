@@ -17,6 +17,7 @@ import io
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import unquote_to_bytes
@@ -25,6 +26,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "news_project.settings")
 
 from django.conf import settings  # noqa: E402
 
+from news_project.access_log import AccessLog  # noqa: E402
 from news_project.bodies import Body, read_body  # noqa: E402
 from news_project.wsgi import application as wsgi_application  # noqa: E402
 
@@ -46,19 +48,37 @@ class ThreadedWsgi:
     """An ASGI application: bodies read first, then the WSGI application in a thread.
 
     With `stored`, an answer that is stored already (the read cache's, news/cache/reads.py) is
-    looked up and sent on the event loop: a hit takes no thread.
+    looked up and sent on the event loop: a hit takes no thread. With `access_log`, each answer
+    is logged there as it ends.
     """
 
     def __init__(
-        self, application: Callable, *, threads: int, stored: Callable | None = None
+        self,
+        application: Callable,
+        *,
+        threads: int,
+        stored: Callable | None = None,
+        access_log: AccessLog | None = None,
     ) -> None:
         self.application = application
         self.stored = stored
         self.threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="request")
+        self.access_log = access_log
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
             return
+        if self.access_log is None:
+            await self._answer(scope, receive, send)
+            return
+        came, started = time.time(), time.perf_counter()
+        status = await self._answer(scope, receive, send)
+        if status is not None:
+            self.access_log.answered(scope, status, came, started)
+
+    async def _answer(self, scope: dict, receive: Callable, send: Callable) -> int | None:
+        """Answer the request; the status sent, None when the client left before its body was
+        all here."""
         body = await read_body(
             scope["headers"],
             receive,
@@ -66,12 +86,12 @@ class ThreadedWsgi:
             seconds=settings.NEWS_BODY_TIMEOUT,
         )
         if body.gone:
-            return
+            return None
         if body.late:
             detail = LATE % settings.NEWS_BODY_TIMEOUT
             await send({"type": "http.response.start", "status": 408, "headers": [JSON, CLOSE]})
             await send({"type": "http.response.body", "body": detail})
-            return
+            return 408
         answer = Answer(asyncio.get_running_loop(), receive, send, close=not body.read_whole)
         environ = wsgi_environ(scope, body)
         if self.stored is not None and (stored := await self._stored(environ)) is not None:
@@ -79,9 +99,10 @@ class ThreadedWsgi:
             answer.start_response(status, headers)
             answer.whole = b"".join(chunks)
             await answer.finish()
-            return
+            return answer.status
         await answer.loop.run_in_executor(self.threads, answer.run, self.application, environ)
         await answer.finish()
+        return answer.status
 
     async def _stored(self, environ: dict) -> tuple | None:
         """The stored answer, if there is one; None, logged, if looking for it failed (the
@@ -224,6 +245,12 @@ def wsgi_environ(scope: dict, body: Body) -> dict:
     return environ
 
 
-def application_for(threads: int) -> ThreadedWsgi:
-    """The application of one worker process, with this many threads."""
-    return ThreadedWsgi(wsgi_application, threads=threads, stored=wsgi_application.stored)
+def application_for(threads: int, *, access_log: bool = False) -> ThreadedWsgi:
+    """The application of one worker process, with this many threads; with `access_log`, a
+    line per answer on standard output (news_project/access_log.py)."""
+    return ThreadedWsgi(
+        wsgi_application,
+        threads=threads,
+        stored=wsgi_application.stored,
+        access_log=AccessLog() if access_log else None,
+    )

@@ -71,16 +71,17 @@ def start_manage(*args: str, **env: str) -> subprocess.Popen:
 
 class Served:
     """`manage.py serve` serving the suite's database, on a free port; `args` are more of its
-    options (`--workers 1`), `env` more of its environment."""
+    options (`--workers 1`), `env` more of its environment. Its access log is off unless
+    `access_log`."""
 
-    def __init__(self, *args: str, **env: str) -> None:
+    def __init__(self, *args: str, access_log: bool = False, **env: str) -> None:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         command = [sys.executable, "manage.py", "serve", "--bind", f"127.0.0.1:{port}"]
         # A file, not a pipe: a pipe nobody reads would stop the server once full.
         self.errors = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed by stop()
         self.process = subprocess.Popen(
-            [*command, "--no-access-log", *args],
+            [*command, *([] if access_log else ["--no-access-log"]), *args],
             cwd=settings.BASE_DIR,
             env=manage_env(DJANGO_DEBUG="0", DJANGO_ALLOWED_HOSTS="127.0.0.1", **env),
             # granian's own log (standard output) and Django's (standard error), in one file.
@@ -108,7 +109,8 @@ class Served:
             return False
 
     def log(self) -> str:
-        """What the server printed so far (granian's start and stop lines, Django's errors)."""
+        """What the server printed so far (granian's start and stop lines, the access log,
+        Django's errors)."""
         self.errors.seek(0)
         return self.errors.read()
 

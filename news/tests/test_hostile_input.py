@@ -160,6 +160,19 @@ def test_only_a_canonical_post_id_names_the_comments_of_a_post(api_client, post_
     assert Comment.objects.count() == 1
 
 
+@pytest.mark.django_db(transaction=True)  # DRF marks the test's own transaction for rollback
+@pytest.mark.parametrize("method", ["get", "post"])
+@pytest.mark.parametrize("pk", [2**63, 2**70, 10**40])
+def test_a_post_id_beyond_any_row_names_no_comments_of_a_post(api_client, post_1, pk, method):
+    url = f"/news/posts/{pk}/comments/"
+
+    response = getattr(api_client, method)(url, {"name": "Ann", "email": "ann@example.com"})
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}
+    assert Comment.objects.count() == 1
+
+
 # --- Missing trailing slash ----------------------------------------------------------------------
 
 

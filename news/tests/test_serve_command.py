@@ -1,6 +1,7 @@
 """`manage.py serve`: what it refuses with one line, and what it does as it starts and stops."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -133,3 +134,57 @@ def _still_running(pid: int) -> None:
         raise ProcessLookupError(pid) from None
     if state == "Z":
         raise ProcessLookupError(pid)
+
+
+ACCESS_LINE = re.compile(
+    r'^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] 127\.0\.0\.1 - "(?P<request>[^"]*)" '
+    r"(?P<status>\d{3}) (?P<ms>\d+\.\d{3})$",
+    re.MULTILINE,
+)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("cached", [True, False], ids=["with-redis", "without-redis"])
+def test_the_access_log_has_a_line_per_answer_naming_the_request_as_sent(cached, read_cache):
+    post = make_post(title="Logged")
+    env = {"REDIS_URL": read_cache.url} if cached else {}
+    sent = [
+        (f"/news/posts/{post.pk}/", 200),
+        (f"/news/posts/{post.pk}/", 200),  # the second from the cache, when there is one
+        ("/news/comments/?page=2&ordering=-id", 404),
+        ("/news/posts/?title=a%20b%0Ac", 200),
+        ("/news/nothing-here/", 404),
+    ]
+    with Served("--workers", "1", access_log=True, **env) as server:
+        for path, status in sent:
+            assert requests.get(server.url + path, timeout=5).status_code == status
+        logged = _access_lines(server, len(sent))
+
+    assert logged == [(f"GET {path} HTTP/1.1", str(status)) for path, status in sent]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_no_access_log_prints_no_line_per_request():
+    with Served("--workers", "1") as server:
+        requests.get(f"{server.url}/health/", timeout=5)
+        time.sleep(0.5)
+        assert ACCESS_LINE.findall(server.log()) == []
+        assert "Started worker-1" in server.log()
+
+
+def _access_lines(server: Served, count: int) -> list[tuple[str, str]]:
+    """The first `count` lines of the server's access log, as (request line, status), but for
+    the start's probes of /health/."""
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [
+            (request, status)
+            for request, status, _ in ACCESS_LINE.findall(server.log())
+            if not request.startswith("GET /health/ ")
+        ]
+        if len(lines) >= count:
+            return lines
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.05)

@@ -5,7 +5,10 @@ while the requests queue up behind it, in a chosen order; then it lets go. The r
 through the whole stack (the test client, ATOMIC_REQUESTS, DRF, the change-log signals).
 """
 
+import threading
+
 import pytest
+from django.db.models.signals import post_save
 
 from news.models import Comment, Post
 from sync.models import EventType, ModelEvent
@@ -152,3 +155,41 @@ def test_free_running_edits_and_deletes_never_resurrect_a_row(user):
         assert not Post.objects.exists() and not Comment.objects.exists()
         assert_never_created_after_deleted(Post, post.pk)
         assert_never_created_after_deleted(Comment, comment.pk)
+
+
+@pytest.mark.parametrize(
+    ("url", "data"),
+    [
+        ("/news/posts/{post}/comments/", {"name": "New", "email": "n@example.com"}),
+        ("/news/comments/", {"post_id": "{post}", "name": "New", "email": "n@example.com"}),
+    ],
+    ids=["under-the-post", "with-post_id"],
+)
+def test_comments_added_to_one_post_at_once_do_not_wait_for_each_other(user, url, data):
+    post = Post.objects.create(created_by=user, user_id=1, title="Post")
+    data = {key: post.pk if value == "{post}" else value for key, value in data.items()}
+    first = ThreadedRequest(user, "post", url.format(post=post.pk), {**data, "name": "First"})
+    second = ThreadedRequest(user, "post", url.format(post=post.pk), {**data, "name": "Second"})
+    first_saved, let_go = threading.Event(), threading.Event()
+
+    def hold_the_first(sender, instance, **kwargs) -> None:
+        if instance.name == "First":  # its transaction stays open, its locks held
+            first_saved.set()
+            let_go.wait(WAIT_SECONDS)
+
+    post_save.connect(hold_the_first, sender=Comment, dispatch_uid="test.hold_the_first")
+    try:
+        first.start()
+        assert first_saved.wait(WAIT_SECONDS)
+        second.start()
+        second.join(WAIT_SECONDS / 2)
+        second_done_while_first_open = not second.is_alive()
+    finally:
+        let_go.set()
+        post_save.disconnect(dispatch_uid="test.hold_the_first", sender=Comment)
+        first.join(WAIT_SECONDS)
+        second.join(WAIT_SECONDS)
+
+    assert second_done_while_first_open
+    assert (first.status, second.status) == (201, 201), (first.body, second.body)
+    assert sorted(post.comments.values_list("name", flat=True)) == ["First", "Second"]
