@@ -26,6 +26,7 @@ import copy
 import hashlib
 import threading
 import time
+from typing import NamedTuple
 
 from django.contrib.auth import get_user_model
 from django.core.signals import setting_changed
@@ -34,6 +35,7 @@ from django.db.models.signals import post_delete, post_migrate, post_save, pre_d
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication as SimpleJWTAuthentication
 from rest_framework_simplejwt.settings import api_settings
+from rest_framework_simplejwt.tokens import Token
 
 from news.cache.store import get_store, new_token
 from news.cache.writes import tables_written
@@ -66,46 +68,64 @@ class Holder(tuple):
 
 
 _authentication: SimpleJWTAuthentication | None = None
-# Tokens that passed the checks, with who holds them and until when (their expiry, plus
-# simplejwt's leeway): all that changes of a token's checks is the time, so a token seen again
-# is not verified again. Kept by the token itself, not by the header around it (which a client
-# may pad at will); tokens that fail are never kept. At most VALIDATED_KEPT, oldest out.
-_validated: dict[bytes, tuple[Holder | None, float]] = {}
+
+
+class _Validated(NamedTuple):
+    token: Token  # as simplejwt validated it; each caller gets a copy
+    holder: Holder | None
+    until: float  # its expiry, plus simplejwt's leeway
+
+
+# Tokens that passed simplejwt's checks, with who holds them and until when: all that changes of
+# a token's checks is the time, so a token seen again is not verified again. Kept by the token
+# itself, not by the header around it (which a client may pad at will); tokens that fail are
+# never kept. At most VALIDATED_KEPT, oldest out.
+_validated: dict[bytes, _Validated] = {}
 VALIDATED_KEPT = 10_000
 _validated_lock = threading.Lock()
+
+
+def _simplejwt() -> SimpleJWTAuthentication:
+    global _authentication
+    if _authentication is None:
+        _authentication = SimpleJWTAuthentication()
+    return _authentication
+
+
+def validated(raw: bytes) -> _Validated:
+    """The access token of these bytes as simplejwt's authentication validates it (signature,
+    expiry, token type: its own code), verified once a process while it lasts; raises
+    AuthenticationFailed (InvalidToken) as simplejwt does. Both ways a token is checked, on the
+    event loop (`holder`) and in Django (`JWTAuthentication`), come here."""
+    seen = _validated.get(raw)
+    if seen is not None and time.time() < seen.until:
+        token = copy.copy(seen.token)
+        token.payload = dict(seen.token.payload)
+        return seen._replace(token=token)
+    token = _simplejwt().get_validated_token(raw)
+    entry = _Validated(token, holder_of(token), 0.0)
+    expires = token.payload.get("exp")  # simplejwt names it so, whatever its settings
+    if isinstance(expires, int | float):
+        leeway = token.get_token_backend().get_leeway().total_seconds()
+        kept = entry._replace(token=copy.copy(token), until=expires + leeway)
+        kept.token.payload = dict(token.payload)
+        with _validated_lock:
+            _validated.pop(raw, None)
+            if len(_validated) >= VALIDATED_KEPT:
+                _validated.pop(next(iter(_validated)), None)
+            _validated[raw] = kept
+    return entry
 
 
 def holder(header: str) -> Holder | None:
     """Who holds the access token of this Authorization header, if simplejwt takes it (checked
     with its own code: the header's form, then the signature, expiry and token type); None
     for anything else, which Django then answers."""
-    global _authentication
-    if _authentication is None:
-        _authentication = SimpleJWTAuthentication()
     try:
-        raw = _authentication.get_raw_token(header.encode("latin-1"))
+        raw = _simplejwt().get_raw_token(header.encode("latin-1"))
+        return validated(raw).holder if raw is not None else None
     except (AuthenticationFailed, UnicodeEncodeError):
         return None
-    if raw is None:
-        return None
-    if (seen := _validated.get(raw)) is not None:
-        if time.time() < seen[1]:
-            return seen[0]
-        with _validated_lock:
-            _validated.pop(raw, None)
-    try:
-        token = _authentication.get_validated_token(raw)
-        expires = token["exp"]  # simplejwt names it so, whatever its settings
-    except (AuthenticationFailed, KeyError):
-        return None
-    found = holder_of(token)
-    if isinstance(expires, int | float):
-        leeway = token.get_token_backend().get_leeway().total_seconds()
-        with _validated_lock:
-            if len(_validated) >= VALIDATED_KEPT:
-                _validated.pop(next(iter(_validated)), None)
-            _validated[raw] = (found, expires + leeway)
-    return found
 
 
 def _forget_validated(*, setting: str, **kwargs) -> None:
@@ -139,17 +159,14 @@ class JWTAuthentication(SimpleJWTAuthentication):
     the stamp says the user is as it was when read."""
 
     def authenticate(self, request):
-        store = get_store()
-        if store is None:
-            return super().authenticate(request)
         # simplejwt's steps, as its authenticate() takes them, the token validated once.
         header = self.get_header(request)
         raw = self.get_raw_token(header) if header is not None else None
         if raw is None:
             return None
-        token = self.get_validated_token(raw)
-        found = holder_of(token)
-        if found is None:
+        token, found, _ = validated(raw)
+        store = get_store()
+        if store is None or found is None:
             return self.get_user(token), token
         # The generation first: a change of the user committed after it makes the stamp stale.
         generation, detail = store.stamp_holds(user_table(found.user_id), found.claim)

@@ -3,6 +3,7 @@ takes the user it read before instead of reading it again; a user changed since 
 and its token refused as always."""
 
 import time
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -117,3 +118,23 @@ def test_a_user_another_process_read_again_is_read_again_here(read_cache, user, 
 
     answer = client.patch(url, {"body": "stale"}, format="json")
     assert answer.status_code == 403
+
+
+@pytest.mark.parametrize("cached", [True, False], ids=["with-redis", "without-redis"])
+def test_a_token_taken_before_is_refused_once_it_expires(cached, request, user):
+    """A process verifies a token once and keeps it until it expires: then it is refused."""
+    if cached:
+        request.getfixturevalue("read_cache")
+    token = RefreshToken.for_user(user).access_token
+    token.set_exp(lifetime=timedelta(seconds=1))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert client.post("/news/posts/", {"title": "in time"}, format="json").status_code == 201
+    assert str(token).encode() in tokens._validated
+
+    time.sleep(max(0.0, token["exp"] - time.time()) + 0.1)
+    response = client.post("/news/posts/", {"title": "too late"}, format="json")
+
+    assert response.status_code == 401
+    assert response.json()["code"] == "token_not_valid"
+    assert list(Post.objects.values_list("title", flat=True)) == ["in time"]
