@@ -5,7 +5,8 @@ Settings come from the environment, then from the project's .env file for whatev
 environment leaves unset (news_project.env.load_env_file). Whatever goes wrong that an operator
 can fix ends a command with one line on stderr, never a traceback: a missing or invalid setting
 (exit status 2), a usage error (2, with a pointer to --help), a database out of reach (1, naming
-the database, its password hidden). `--traceback` shows the traceback of a database error.
+the database, its password hidden). `--traceback` shows the traceback of a database error. A
+reader of the output that went away (`| head`) ends it quietly, with exit status 1.
 """
 
 import os
@@ -36,6 +37,12 @@ def main() -> None:
         if sys.argv[1:2] and sys.argv[1] in CHECKED_AT_START and "--help" not in sys.argv:
             commandline.check_database()
         execute_from_command_line(sys.argv)
+        sys.stdout.flush()  # here, where a reader gone (below) is still ours to answer
+    except BrokenPipeError:
+        # `manage.py sync_status | head -1`: the reader of the output went away. Nothing more
+        # to say, as for any command-line tool; the output still buffered goes nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
     except ImproperlyConfigured as exc:
         sys.stderr.write(f"Error: {exc}\n")
         sys.exit(EXIT_CONFIGURATION)

@@ -2,6 +2,8 @@
 
 import os
 import socket
+import subprocess
+import sys
 
 import pytest
 from django.conf import settings
@@ -329,3 +331,28 @@ def test_a_log_message_of_django_is_printed_once(debug):
 
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("said once") == 1, result.stderr
+
+
+@pytest.mark.parametrize("command", [("help",), ("sync_status",)], ids=lambda c: c[0])
+def test_output_read_by_a_reader_that_went_away_ends_quietly(command, tmp_path):
+    """`manage.py sync_status | head -1`: once the reader is gone, nothing more to say; no
+    traceback, as any command-line tool."""
+    database = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    assert run_manage("migrate", DJANGO_DEBUG="1", DATABASE_URL=database).returncode == 0
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line is written
+    with open(write, "w") as gone, open(tmp_path / "stderr", "w+") as errors:
+        code = subprocess.run(
+            [sys.executable, "manage.py", *command],
+            cwd=settings.BASE_DIR,
+            env=processes.manage_env(clean=True, DJANGO_DEBUG="1", DATABASE_URL=database),
+            stdout=gone,
+            stderr=errors,
+            timeout=60,
+        ).returncode
+        errors.seek(0)
+        said = errors.read()
+
+    assert "Traceback" not in said and "BrokenPipeError" not in said, said
+    assert said == ""
+    assert code == 1
