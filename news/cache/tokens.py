@@ -97,11 +97,13 @@ def validated(raw: bytes) -> _Validated:
     expiry, token type: its own code), verified once a process while it lasts; raises
     AuthenticationFailed (InvalidToken) as simplejwt does. Both ways a token is checked, on the
     event loop (`holder`) and in Django (`JWTAuthentication`), come here."""
-    seen = _validated.get(raw)
-    if seen is not None and time.time() < seen.until:
-        token = copy.copy(seen.token)
-        token.payload = dict(seen.token.payload)
-        return seen._replace(token=token)
+    if (seen := _validated.get(raw)) is not None:
+        if time.time() < seen.until:
+            token = copy.copy(seen.token)
+            token.payload = dict(seen.token.payload)
+            return seen._replace(token=token)
+        with _validated_lock:
+            _validated.pop(raw, None)
     token = _simplejwt().get_validated_token(raw)
     entry = _Validated(token, holder_of(token), 0.0)
     expires = token.payload.get("exp")  # simplejwt names it so, whatever its settings
