@@ -6,9 +6,10 @@ test_crashes.py; full runs on targets of other kinds, in test_sync_targets.py.
 """
 
 import threading
+import time
 
 import pytest
-from django.db import connections, transaction
+from django.db import OperationalError, connections, transaction
 
 from news.models import Post
 from sync.models import ModelEvent
@@ -79,6 +80,22 @@ def test_full_keys_rows_by_their_ids_on_the_target_without_overwriting_each_othe
 # --- Changes committed while it sends are left for the next run ----------------------------------
 
 
+def made_beside_a_reader(make):
+    """`make()` in a transaction of its own, while the run reads. On SQLite the suite's database
+    is in memory with a shared cache, where a write to a table another connection is still
+    reading fails at once ("database table is locked") instead of waiting as it does on a
+    database file: tried again until the run's read is over."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with transaction.atomic():
+                return make()
+        except OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_row_created_while_a_full_run_sends_is_left_for_the_next_run_and_sent_once(
     fake_target, edited_posts, make_post, sync
@@ -89,7 +106,7 @@ def test_a_row_created_while_a_full_run_sends_is_left_for_the_next_run_and_sent_
 
     runner = InBackground(lambda: sync(full=True))
     wait_for(lambda: len(writes(fake_target)) >= 2, what="the full run's first creates")
-    late = make_post(title="created while the full run sends")
+    late = made_beside_a_reader(lambda: make_post(title="created while the full run sends"))
 
     assert runner.join(20).ok
     assert late.pk not in fake_target.posts
