@@ -101,7 +101,8 @@ def test_a_comment_edit_queued_behind_a_delete_of_its_post_is_404_not_500(user, 
     assert events(Comment, comment.pk) == ["CREATED", "DELETED"]
 
 
-@pytest.mark.parametrize(
+# The two ways to add a comment: under its post's URL, or naming the post in post_id.
+COMMENT_CREATES = pytest.mark.parametrize(
     ("url", "data"),
     [
         ("/news/posts/{post}/comments/", {"name": "New", "email": "n@example.com"}),
@@ -109,6 +110,9 @@ def test_a_comment_edit_queued_behind_a_delete_of_its_post_is_404_not_500(user, 
     ],
     ids=["under-the-post", "with-post_id"],
 )
+
+
+@COMMENT_CREATES
 def test_a_comment_created_while_its_post_is_being_deleted_is_refused_not_500(user, url, data):
     post = Post.objects.create(created_by=user, user_id=1, title="Post")
     delete = ThreadedRequest(user, "delete", f"/news/posts/{post.pk}/")
@@ -157,14 +161,7 @@ def test_free_running_edits_and_deletes_never_resurrect_a_row(user):
         assert_never_created_after_deleted(Comment, comment.pk)
 
 
-@pytest.mark.parametrize(
-    ("url", "data"),
-    [
-        ("/news/posts/{post}/comments/", {"name": "New", "email": "n@example.com"}),
-        ("/news/comments/", {"post_id": "{post}", "name": "New", "email": "n@example.com"}),
-    ],
-    ids=["under-the-post", "with-post_id"],
-)
+@COMMENT_CREATES
 def test_comments_added_to_one_post_at_once_do_not_wait_for_each_other(user, url, data):
     post = Post.objects.create(created_by=user, user_id=1, title="Post")
     data = {key: post.pk if value == "{post}" else value for key, value in data.items()}
