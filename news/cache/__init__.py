@@ -13,9 +13,13 @@ its `stored()` answers on the worker's event loop, taking no thread): no middlew
 database.
 
 Tokens are unique in time, never counters: a generation key that Redis lost (restart, eviction)
-cannot come back with a value an old entry was stored under. Without REDIS_URL, or while Redis
-does not answer, every read goes to the database as usual; without REDIS_URL, under `serve` on
-PostgreSQL, each worker keeps answers of its own under the database's snapshot (snapshots.py).
+cannot come back with a value an old entry was stored under. A Redis that comes back with keys
+from before (restarted from its snapshot, a replica promoted) is told by its run id on every new
+connection, before any command, and its keys of the cache are dropped (store.RENEW).
+
+Without REDIS_URL, or while Redis does not answer, every read goes to the database as usual;
+without REDIS_URL, under `serve` on PostgreSQL, each worker keeps answers of its own under the
+database's snapshot (snapshots.py).
 """
 
 from news.cache.reads import ReadCache

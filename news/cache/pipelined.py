@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import ssl
+from collections.abc import Awaitable, Callable
 
 import hiredis
 import redis
@@ -27,9 +29,19 @@ CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": s
 class PipelinedRedis:
     """Commands over one connection, answered in the order they were written."""
 
-    def __init__(self, url: str, *, timeout: float, connect_timeout: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float,
+        connect_timeout: float,
+        on_open: Callable[[Callable[..., Awaitable[object]]], Awaitable[None]] | None = None,
+    ) -> None:
+        """`on_open`, if given, is awaited on each new connection once it is set up, before any
+        command: it is given a `call` of its own on that connection."""
         self.options = parse_url(url)
         self.timeout, self.connect_timeout = timeout, connect_timeout
+        self.on_open = on_open
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Future | None = None
 
@@ -40,10 +52,7 @@ class PipelinedRedis:
         protocol = self._protocol
         if protocol is None or protocol.broken is not None:
             protocol = await self._connect()
-        reply = await protocol.send(_packed(args), self.timeout)
-        if isinstance(reply, hiredis.ReplyError):
-            raise redis.ResponseError(str(reply))
-        return reply
+        return await self._call_on(protocol, *args)
 
     def close(self) -> None:
         """Drop the connection, if open: on an event loop that is closing, or closed."""
@@ -88,8 +97,22 @@ class PipelinedRedis:
             await self._setup(protocol, "AUTH", *username, options["password"])
         if options.get("db"):
             await self._setup(protocol, "SELECT", options["db"])
+        if self.on_open is not None:
+            try:
+                await self.on_open(functools.partial(self._call_on, protocol))
+            except BaseException as exc:
+                protocol.fail(redis.ConnectionError(f"the connection's set-up failed: {exc}"))
+                raise
         self._protocol = protocol
         return protocol
+
+    async def _call_on(
+        self, protocol: _Protocol, *args: str | bytes | int | float | memoryview
+    ) -> object:
+        reply = await protocol.send(_packed(args), self.timeout)
+        if isinstance(reply, hiredis.ReplyError):
+            raise redis.ResponseError(str(reply))
+        return reply
 
     async def _setup(self, protocol: _Protocol, *args: str | int) -> None:
         reply = await protocol.send(_packed(args), self.timeout)

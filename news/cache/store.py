@@ -12,6 +12,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import secrets
 import threading
 import time
@@ -99,6 +100,40 @@ for i = 1, n do
 end
 return ARGV[2]
 """
+# First thing on every new connection: whether the cache's keys were written by this run of
+# Redis. A Redis with persistence (RDB, AOF) that restarts, or a replica promoted in its
+# master's place, brings back keys from before: generations with the answers and users' stamps
+# stored under them, which writes since have made stale (a write's new generation may not have
+# been saved). So when the run named under KEYS[1] is not this one (its run_id), every key of the
+# cache goes, but for the writes in flight (their leases run out by themselves), and this run is
+# named. Every connection asks before its first command, so no command reads what came back.
+# KEYS: the key naming the run; ARGV: a MATCH pattern of the cache's keys, the prefix of the
+# in-flight keys. Answers 'same', or 'new' (no run named: a Redis that kept nothing of the cache,
+# or came back from before any was named) or 'other', with the count of keys dropped; an error
+# if INFO names no run.
+RENEW = """
+local run = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
+if not run then
+    return redis.error_reply('INFO names no run_id')
+end
+local named = redis.call('GET', KEYS[1])
+if named == run then
+    return {'same', 0}
+end
+local cursor, gone = '0', 0
+repeat
+    local page = redis.call('SCAN', cursor, 'MATCH', ARGV[1], 'COUNT', 1000)
+    cursor = page[1]
+    for _, key in ipairs(page[2]) do
+        if key ~= KEYS[1] and string.sub(key, 1, #ARGV[2]) ~= ARGV[2] then
+            redis.call('UNLINK', key)
+            gone = gone + 1
+        end
+    end
+until cursor == '0'
+redis.call('SET', KEYS[1], run)
+return {named and 'other' or 'new', gone}
+"""
 
 
 # What a Redis that fails, or answers garbage, makes the client raise: besides its own errors,
@@ -175,7 +210,11 @@ class ReadCacheStore:
     def __init__(self, url: str, prefix: str, ttl: int, max_bytes: int) -> None:
         self.url = url
         self.client = redis.Redis.from_url(
-            url, socket_connect_timeout=0.5, socket_timeout=0.5, retry=Retry(NoBackoff(), 0)
+            url,
+            socket_connect_timeout=0.5,
+            socket_timeout=0.5,
+            retry=Retry(NoBackoff(), 0),
+            redis_connect_func=self._connected,
         )
         self.prefix, self.ttl, self.max_bytes = prefix, ttl, max_bytes
         self._read = self.client.register_script(READ)
@@ -201,6 +240,54 @@ class ReadCacheStore:
         return [f"{self.prefix}generation:{t}" for t in tables] + [
             f"{self.prefix}writing:{t}" for t in tables
         ]
+
+    # --- Connections ----------------------------------------------------------------------------
+
+    def _matching(self, kind: str = "") -> str:
+        """A SCAN pattern of this store's keys (of one kind: "stamp:"), the prefix taken as is."""
+        return re.sub(r"([\\*?\[\]])", r"\\\1", self.prefix + kind) + "*"
+
+    def _renew_command(self) -> tuple[str | int, ...]:
+        """The RENEW script, as sent on a new connection (once a connection: not by digest)."""
+        return ("EVAL", RENEW, 1, f"{self.prefix}run", self._matching(), f"{self.prefix}writing:")
+
+    def _connected(self, connection: redis.Connection) -> None:
+        """redis-py's set-up of a new connection (AUTH, SELECT, ...), then RENEW."""
+        connection.on_connect()
+        try:
+            connection.send_command(*self._renew_command())
+            reply = connection.read_response()
+        except redis.ResponseError as exc:
+            self._cannot_tell(exc)
+            return
+        self._renewed(reply)
+
+    async def _opened(self, call) -> None:
+        """RENEW, on a new connection of an event loop's (news/cache/pipelined.py)."""
+        try:
+            reply = await call(*self._renew_command())
+        except redis.ResponseError as exc:
+            self._cannot_tell(exc)
+            return
+        self._renewed(reply)
+
+    def _renewed(self, reply: object) -> None:
+        if not (isinstance(reply, list) and len(reply) == 2 and isinstance(reply[1], int)):
+            raise WrongReply(f"expected what RENEW answers, got {reply!r:.80}")
+        if reply[0] == b"other" or reply[1]:
+            logger.warning(
+                "Read cache: Redis holds keys written before its current run (a restart from its "
+                "snapshot, or a replica in its master's place): its %d answers, token checks and "
+                "generations were dropped",
+                reply[1],
+            )
+
+    def _cannot_tell(self, exc: redis.ResponseError) -> None:
+        logger.warning(
+            "Read cache: Redis refused to say which run it is (%s): if it restarts from a "
+            "snapshot, empty its database before the service uses it again",
+            exc,
+        )
 
     # --- Writes ----------------------------------------------------------------------------------
 
@@ -329,7 +416,9 @@ class ReadCacheStore:
         if self._async is None or self._async[0] is not loop:
             if self._async is not None:
                 self._async[1].close()  # a loop of a process has one connection at a time
-            connection = PipelinedRedis(self.url, timeout=0.5, connect_timeout=0.5)
+            connection = PipelinedRedis(
+                self.url, timeout=0.5, connect_timeout=0.5, on_open=self._opened
+            )
             self._async = (loop, connection)
         connection = self._async[1]
         try:
@@ -361,7 +450,7 @@ class ReadCacheStore:
     def forget_stamps(self) -> None:
         """Every stamp goes: what they were checked against changed without a word per row."""
         try:
-            for key in self.client.scan_iter(match=f"{self.prefix}stamp:*", count=1000):
+            for key in self.client.scan_iter(match=self._matching("stamp:"), count=1000):
                 self.client.delete(key)
         except FAILURES as exc:
             self._pause(exc, "could not forget the users' stamps")

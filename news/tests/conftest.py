@@ -5,6 +5,7 @@ import json
 import pytest
 
 from testing.clients import asgi_get, wsgi_get
+from testing.redis_server import RedisServer
 
 
 def body_of(response) -> bytes:
@@ -23,10 +24,25 @@ def streamed_json():
     return decode
 
 
+@pytest.fixture
+def redis_with_snapshots(settings, tmp_path):
+    """The read cache on a Redis of the test's own that keeps snapshots (testing/redis_server.py):
+    `save()` takes one, `restart()` brings the server back from it."""
+    server = RedisServer(tmp_path)
+    server.start()
+    settings.REDIS_URL = server.url
+    yield server
+    server.stop()
+
+
 @pytest.fixture(params=["wsgi", "asgi"])
 def served(request, monkeypatch):
     """The test twice, its module's `get` each time another application: the WSGI one, and the
-    ASGI one `serve` runs, which answers a hit on its event loop."""
+    ASGI one `serve` runs, which answers a hit on its event loop. Loaded before the test runs:
+    loading news_project.wsgi sets Django up again, logging included, which would take the
+    handler of pytest's caplog away from a test that loads it first."""
+    import news_project.wsgi  # noqa: F401
+
     monkeypatch.setattr(request.module, "get", {"wsgi": wsgi_get, "asgi": asgi_get}[request.param])
     return request.param
 

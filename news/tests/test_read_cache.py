@@ -19,6 +19,7 @@ from news.models import Comment, Post
 from sync.models import ModelEvent
 from testing.clients import WsgiAnswer, asgi_get, cache_said, wsgi_get
 from testing.garbage_redis import DoublingRedis, GarbageRedis
+from testing.redis_server import RedisServer
 from testing.rows import make_comment, make_post
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("served")]
@@ -39,6 +40,70 @@ def read(url: str, **headers) -> tuple[WsgiAnswer, str | None]:
     """The answer of the application, and what the cache said of it."""
     answer = get(url, **headers)
     return answer, cache_said(answer)
+
+
+def test_a_redis_back_from_an_older_snapshot_serves_nothing_a_write_changed_since(
+    redis_with_snapshots,
+):
+    """A Redis with persistence that restarts brings back the answers stored before its last
+    snapshot with their generations: none of them is served."""
+    post = make_post(title="Before")
+    url = f"/news/posts/{post.pk}/"
+    read(url)
+    assert read(url)[1] == "hit"
+    redis_with_snapshots.save()
+    post.title = "After"
+    post.save()
+    assert read(url)[0].json()["title"] == "After"
+
+    redis_with_snapshots.restart()
+
+    answer, said = read(url)
+    assert (answer.status_code, said, answer.json()["title"]) == (200, "miss", "After")
+    assert read(url)[1] == "hit"
+
+
+@pytest.mark.parametrize("opened", ["redis-py", "event loop"])
+def test_a_redis_that_came_back_drops_the_keys_of_this_database_only(read_cache, opened):
+    """What RENEW drops on a new connection when Redis's run is not the one named: this
+    database's answers, stamps and generations; not its writes in flight, nor any key of
+    another database on the same Redis, however the prefix reads as a pattern."""
+    store = cache_store.ReadCacheStore(read_cache.url, "news:x*:", ttl=60, max_bytes=1000)
+    kept = ["news:x*:writing:news_post", "news:xy:entry:a", "news:x:entry:a"]
+    dropped = ["news:x*:entry:a", "news:x*:stamp:user:1", "news:x*:generation:news_post"]
+    client = read_cache.client
+    try:
+        client.set("news:x*:run", "an earlier run")
+        for key in kept + dropped:
+            client.set(key, "1")
+
+        if opened == "redis-py":
+            store.client.ping()
+        else:
+            asyncio.run(store.lookup_async("b", ("news_comment",)))
+
+        assert [key for key in kept + dropped if client.exists(key)] == kept
+        assert client.get("news:x*:run") == client.info("server")["run_id"].encode()
+    finally:
+        client.delete("news:x*:run", "news:x*:generation:news_comment", *kept, *dropped)
+
+
+def test_a_redis_that_will_not_say_which_run_it_is_still_serves_the_cache(
+    settings, tmp_path, caplog
+):
+    """A Redis that refuses INFO (renamed away here; an ACL may deny it) cannot say whether it
+    came back from a snapshot: the cache works as before, and the log says what to do."""
+    server = RedisServer(tmp_path, "--rename-command", "INFO", "")
+    server.start()
+    try:
+        settings.REDIS_URL = server.url
+        post = make_post(title="Cached")
+        url = f"/news/posts/{post.pk}/"
+
+        assert [read(url)[1] for _ in range(2)] == ["miss", "hit"]
+    finally:
+        server.stop()
+    assert "refused to say which run it is" in caplog.text
 
 
 def test_a_second_anonymous_read_is_answered_from_redis_without_the_database(
