@@ -14,6 +14,13 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 # The secret key .env.example ships with: a copied template must never sign anything.
 ENV_EXAMPLE_SECRET_KEY = "change-me-to-a-long-random-string"
 
+# The most a number read here may be, unless its setting says another: past these, a value is
+# no date (an age, a lifetime), no time a thread or socket can wait, or no database integer.
+INTEGER_MAX = 2**31 - 1
+SECONDS_MAX = 86_400.0  # a day
+MINUTES_MAX = 525_600  # a year
+DAYS_MAX = 36_500  # a hundred years
+
 
 def load_env_file() -> Path | None:
     """Fill in, from the project's .env, the variables the environment leaves unset.
@@ -44,7 +51,7 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false, yes/no), got {raw!r}")
 
 
-def env_int(name: str, default: int, *, minimum: int = 0) -> int:
+def env_int(name: str, default: int, *, minimum: int = 0, maximum: int = INTEGER_MAX) -> int:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -54,10 +61,15 @@ def env_int(name: str, default: int, *, minimum: int = 0) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
     if value < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
+    if value > maximum:
+        raise ImproperlyConfigured(f"{name} must be at most {maximum}, got {value}")
     return value
 
 
-def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
+def env_float(
+    name: str, default: float, *, minimum: float = 0.0, maximum: float = SECONDS_MAX
+) -> float:
+    """A finite number: of seconds, up to a day, unless `maximum` says otherwise."""
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -69,7 +81,18 @@ def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
         raise ImproperlyConfigured(f"{name} must be a finite number, got {raw!r}")
     if value < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
+    if value > maximum:
+        raise ImproperlyConfigured(f"{name} must be at most {maximum:g}, got {raw.strip()}")
     return value
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (written in any case), as `choices` writes it."""
+    value = os.environ.get(name, "").strip() or default
+    for choice in choices:
+        if value.upper() == choice.upper():
+            return choice
+    raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {value!r}")
 
 
 def env_list(name: str, default: str) -> list[str]:

@@ -15,11 +15,13 @@ from functools import partial
 
 from django.conf import settings
 from django.db import connection, connections
+from django.db.migrations.executor import MigrationExecutor
 from django.utils.module_loading import import_string
 from granian.constants import HTTPModes, Interfaces
 from granian.server import Server
 
 from news.cache import start_fresh
+from news_project.commandline import database_label
 
 # Called in each worker with its number of threads (news_project/asgi.py).
 APPLICATION = "news_project.asgi.application_for"
@@ -47,6 +49,13 @@ def serve(*, host: str, port: int, workers: int, threads: int, access_log: bool 
     # A database out of reach stops the start, in one line naming it (manage.py), rather than
     # a server that answers every request with an error.
     connection.ensure_connection()
+    # Nor a database whose tables are not all there: every request but /health/ would fail.
+    executor = MigrationExecutor(connection)
+    if waiting := executor.migration_plan(executor.loader.graph.leaf_nodes()):
+        raise ServingError(
+            f"the database {database_label()} (DATABASE_URL) has {len(waiting)} migrations not "
+            "applied: run manage.py migrate first"
+        )
     # Nothing stored while this service ran without REDIS_URL, taking writes Redis never heard
     # of, is served: every table gets a new generation before any worker answers.
     start_fresh()

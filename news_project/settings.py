@@ -10,8 +10,11 @@ from corsheaders.defaults import default_headers as default_cors_headers
 from django.core.exceptions import ImproperlyConfigured
 
 from news_project.env import (
+    DAYS_MAX,
     ENV_EXAMPLE_SECRET_KEY,
+    MINUTES_MAX,
     env_bool,
+    env_choice,
     env_database_url,
     env_float,
     env_int,
@@ -254,8 +257,12 @@ REST_FRAMEWORK = {
 }
 
 SIMPLE_JWT = {
-    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 15, minimum=1)),
-    "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("JWT_REFRESH_DAYS", 1, minimum=1)),
+    "ACCESS_TOKEN_LIFETIME": timedelta(
+        minutes=env_int("JWT_ACCESS_MINUTES", 15, minimum=1, maximum=MINUTES_MAX)
+    ),
+    "REFRESH_TOKEN_LIFETIME": timedelta(
+        days=env_int("JWT_REFRESH_DAYS", 1, minimum=1, maximum=DAYS_MAX)
+    ),
     "AUTH_HEADER_TYPES": ("Bearer",),
     # Every refresh hands out a new refresh token; the one used is blacklisted, so a stolen
     # refresh token that is used twice fails once its owner or the thief has used it.
@@ -271,7 +278,9 @@ SIMPLE_JWT = {
 # DJANGO_ADMIN_LOGIN_ATTEMPTS failures from one client address, that address is locked out of
 # the admin login for DJANGO_ADMIN_LOCKOUT_MINUTES, each further failure starting the wait again.
 AXES_FAILURE_LIMIT = env_int("DJANGO_ADMIN_LOGIN_ATTEMPTS", 5, minimum=1)
-AXES_COOLOFF_TIME = timedelta(minutes=env_int("DJANGO_ADMIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_COOLOFF_TIME = timedelta(
+    minutes=env_int("DJANGO_ADMIN_LOCKOUT_MINUTES", 15, minimum=1, maximum=MINUTES_MAX)
+)
 AXES_LOCKOUT_PARAMETERS = ["ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_WHITELIST_CALLABLE = "accounts.admin_login.outside_the_admin"
@@ -310,13 +319,19 @@ TARGET_URL = (
 )
 FAKE_API_TIMEOUT = env_float("FAKE_API_TIMEOUT", 10.0, minimum=0.1)
 SYNC_CONCURRENCY = env_int("SYNC_CONCURRENCY", 4, minimum=1)
-SYNC_MAX_RPS = env_float("SYNC_MAX_RPS", 10.0)
+SYNC_MAX_RPS = env_float("SYNC_MAX_RPS", 10.0, maximum=1e6)
 SYNC_BATCH_SIZE = env_int("SYNC_BATCH_SIZE", 500, minimum=1)
 SYNC_MAX_ATTEMPTS = env_int("SYNC_MAX_ATTEMPTS", 5, minimum=1)
 SYNC_RETRIES = env_int("SYNC_RETRIES", 4)
 SYNC_BACKOFF_FACTOR = env_float("SYNC_BACKOFF_FACTOR", 0.5)
 SYNC_BACKOFF_MAX = env_float("SYNC_BACKOFF_MAX", 30.0)
+# The run lock on SQLite (PostgreSQL's is an advisory lock): a file no run could open is refused
+# here, in one line, rather than by a traceback at the first run.
 SYNC_LOCK_FILE = os.environ.get("SYNC_LOCK_FILE", str(BASE_DIR / ".sync_changes.lock"))
+if "sqlite" in DATABASES["default"]["ENGINE"] and not Path(SYNC_LOCK_FILE).parent.is_dir():
+    raise ImproperlyConfigured(
+        f"SYNC_LOCK_FILE must be in a directory that exists, got {SYNC_LOCK_FILE!r}"
+    )
 # Seconds after which a run starts no new call (0: no limit); what is left stays pending.
 SYNC_TIME_BUDGET = env_float("SYNC_TIME_BUDGET", 50.0)
 # The target deletes a post's comments with the post (json-server does): no call per comment.
@@ -353,16 +368,19 @@ if not (METRICS_TOKEN.isascii() and METRICS_TOKEN.isprintable() and " " not in M
 # What prune_events deletes (docker compose runs it daily): synced change events logged, and sync
 # runs started, more than this many days ago. Pending events are never deleted; nor is the last run.
 
-SYNC_EVENT_RETENTION_DAYS = env_int("SYNC_EVENT_RETENTION_DAYS", 30)
-SYNC_RUN_RETENTION_DAYS = env_int("SYNC_RUN_RETENTION_DAYS", 30)
+SYNC_EVENT_RETENTION_DAYS = env_int("SYNC_EVENT_RETENTION_DAYS", 30, maximum=DAYS_MAX)
+SYNC_RUN_RETENTION_DAYS = env_int("SYNC_RUN_RETENTION_DAYS", 30, maximum=DAYS_MAX)
 
 # --- Logging -------------------------------------------------------------------------------------
 
+LOG_LEVEL = env_choice(
+    "DJANGO_LOG_LEVEL", "WARNING", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "WARNING")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # Django's defaults give its logger a console handler of its own (in debug): without
         # one here, its messages reach only the root's, and are printed once.

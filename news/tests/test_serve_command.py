@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from news_project.serving import STOP_SECONDS
+from testing.ports import free_port
 from testing.processes import Served, manage_env
 from testing.rows import make_post
 
@@ -67,6 +68,24 @@ def test_an_address_in_use_is_refused_with_one_line_and_no_traceback():
     assert result.stderr.strip().splitlines() == [
         f"CommandError: cannot listen on 127.0.0.1:{port}: Address already in use"
     ]
+
+
+def test_a_database_not_migrated_is_refused_with_one_line_naming_the_fix(tmp_path):
+    """Else every request but /health/ would be a 500 (no table)."""
+    empty = f"sqlite:///{tmp_path / 'new.sqlite3'}"
+    command = [sys.executable, "manage.py", "serve", "--bind", f"127.0.0.1:{free_port()}"]
+    env = manage_env(DJANGO_DEBUG="0", DJANGO_ALLOWED_HOSTS="127.0.0.1", DATABASE_URL=empty)
+
+    result = subprocess.run(
+        command, cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode == 1
+    assert re.fullmatch(
+        r"CommandError: the database sqlite:///\S+ \(DATABASE_URL\) has \d+ migrations not "
+        r"applied: run manage\.py migrate first",
+        result.stderr.strip(),
+    )
 
 
 @pytest.mark.postgres

@@ -182,6 +182,46 @@ def test_a_malformed_follower_or_monitoring_setting_fails_naming_it(name, value)
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("SYNC_EVENT_RETENTION_DAYS", "99999999999"),
+        ("SYNC_RUN_RETENTION_DAYS", "100000000"),
+        ("JWT_ACCESS_MINUTES", "99999999999"),
+        ("JWT_REFRESH_DAYS", "99999999999"),
+        ("DJANGO_ADMIN_LOCKOUT_MINUTES", "99999999999"),
+        ("NEWS_NEW_POST_USER_ID", "99999999999"),
+        ("FAKE_API_TIMEOUT", "1e300"),
+        ("SYNC_TIME_BUDGET", "1e300"),
+        ("DJANGO_LOG_LEVEL", "LOUD"),
+    ],
+)
+def test_a_value_past_what_it_can_mean_fails_naming_it(name, value):
+    """Too large to be a date, a time to wait or a database integer; a log level that is none:
+    each would otherwise end in a traceback, or a 500 on a login, far from where it was set."""
+    result = run_manage("check_env", DJANGO_DEBUG="1", **{name: value})
+
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"Error: {name} must be")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_a_run_lock_file_in_a_directory_that_does_not_exist_fails_naming_it(tmp_path):
+    """On SQLite the run lock is that file: no run could take it."""
+    lock = tmp_path / "missing" / "sync.lock"
+    result = run_manage(
+        "check_env",
+        DJANGO_DEBUG="1",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        SYNC_LOCK_FILE=str(lock),
+    )
+
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"Error: SYNC_LOCK_FILE must be in a directory that exists, got {str(lock)!r}\n"
+    )
+
+
 def test_a_maximum_wait_shorter_than_the_debounce_fails_naming_both():
     result = run_manage(
         "check", DJANGO_DEBUG="1", SYNC_FOLLOW_DEBOUNCE="1", SYNC_FOLLOW_MAX_WAIT="0.5"

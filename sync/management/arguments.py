@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import math
 import re
 from datetime import timedelta
 from urllib.parse import urlsplit
@@ -28,15 +29,30 @@ def http_url(value: str) -> str:
     return value.strip().rstrip("/")
 
 
+# The most seconds a timeout or a time budget may be: a day. More is no limit anyone means, and
+# the waits of threads and sockets take no more than a few centuries (inf or 1e300 overflow them).
+MOST_SECONDS = 86_400
+
+
 def positive_seconds(value: str) -> float:
-    """argparse type: a number of seconds above 0."""
+    """argparse type: a number of seconds above 0, up to MOST_SECONDS."""
     try:
         seconds = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a number of seconds, got {value!r}") from None
     if not seconds > 0:
         raise argparse.ArgumentTypeError(f"must be more than 0, got {value!r}")
+    if not seconds <= MOST_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be at most {MOST_SECONDS} seconds, got {value!r}")
     return seconds
+
+
+def seconds_problem(seconds: float) -> str | None:
+    """What is wrong with a number of seconds already parsed, if it is not finite or is over
+    MOST_SECONDS (a NaN included); its floor is each option's own."""
+    if math.isfinite(seconds) and seconds <= MOST_SECONDS:
+        return None
+    return f"must be a number of seconds up to {MOST_SECONDS}, got {seconds:g}"
 
 
 def entity_problem(value: str) -> str | None:

@@ -639,6 +639,8 @@ def test_once_a_stop_is_asked_no_read_starts(target, target_client):
         (["--url", "ftp://example.com"], "--url: must be an http(s) URL"),
         (["--url", "http://127.0.0.1:1", "--timeout", "0"], "--timeout: must be more than 0"),
         (["--url", "http://127.0.0.1:1", "--timeout", "soon"], "must be a number of seconds"),
+        (["--url", "http://127.0.0.1:1", "--timeout", "inf"], "--timeout: must be at most 86400"),
+        (["--url", "http://127.0.0.1:1", "--timeout", "1e300"], "--timeout: must be at most 86400"),
     ],
 )
 def test_bad_arguments_are_refused_before_anything_happens(args, error):

@@ -80,6 +80,7 @@ def test_nothing_to_prune_says_zero():
         ("-1", "--older-than must be 0 or more days, got -1"),
         ("abc", "--older-than must be a whole number of days, got 'abc'"),
         ("1.5", "--older-than must be a whole number of days, got '1.5'"),
+        ("99999999999", "--older-than must be at most 36500 days, got 99999999999"),
     ],
 )
 def test_bad_days_fail_with_one_line_and_delete_nothing(value, message):
@@ -100,6 +101,12 @@ def test_bad_run_days_fail_with_one_line_and_delete_nothing():
         run("--runs-older-than", "a month")
 
     assert str(excinfo.value) == "--runs-older-than must be a whole number of days, got 'a month'"
+    assert SyncRun.objects.count() == 2
+
+    with pytest.raises(CommandError) as excinfo:
+        run("--runs-older-than", "100000000")
+
+    assert str(excinfo.value) == "--runs-older-than must be at most 36500 days, got 100000000"
     assert SyncRun.objects.count() == 2
 
 

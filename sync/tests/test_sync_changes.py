@@ -300,6 +300,19 @@ def test_a_full_run_whose_reads_outlast_its_time_budget_says_so_in_one_line(
         (["--max-rps", "-1"], "--max-rps must be 0 (unlimited) or more"),
         (["--batch-size", "0"], "--batch-size must be at least 1"),
         (["--timeout", "0"], "--timeout must be more than 0"),
+        (["--timeout", "nan"], "--timeout must be a number of seconds up to 86400, got nan"),
+        (["--timeout", "inf"], "--timeout must be a number of seconds up to 86400, got inf"),
+        (["--timeout", "1e300"], "--timeout must be a number of seconds up to 86400, got 1e+300"),
+        (
+            ["--time-budget", "nan"],
+            "--time-budget must be a number of seconds up to 86400, got nan",
+        ),
+        (
+            ["--time-budget", "1e9"],
+            "--time-budget must be a number of seconds up to 86400, got 1e+09",
+        ),
+        (["--max-rps", "nan"], "--max-rps must be a finite number, got nan"),
+        (["--max-rps", "inf"], "--max-rps must be a finite number, got inf"),
     ],
 )
 def test_bad_usage_exits_2_and_sends_nothing(fake_target, changes, args, message):

@@ -5,6 +5,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from sync.changelog import prune_history
 
+# A hundred years: an age further back than dates go is no age.
+MOST_DAYS = 36_500
+
 
 def parse_days(option: str, raw: str | None, default: int) -> int:
     if raw is None:
@@ -15,6 +18,8 @@ def parse_days(option: str, raw: str | None, default: int) -> int:
         raise CommandError(f"{option} must be a whole number of days, got {raw!r}") from None
     if days < 0:
         raise CommandError(f"{option} must be 0 or more days, got {days}")
+    if days > MOST_DAYS:
+        raise CommandError(f"{option} must be at most {MOST_DAYS} days, got {days}")
     return days
 
 

@@ -1,4 +1,5 @@
 import json
+import math
 import sys
 
 from django.conf import settings
@@ -14,6 +15,7 @@ from sync.management.arguments import (
     age_problem,
     entity_problem,
     parked_filter,
+    seconds_problem,
     status_problem,
     url_problem,
 )
@@ -316,12 +318,18 @@ class Command(BaseCommand):
             problems.append("--concurrency must be at least 1")
         if options["batch_size"] < 1:
             problems.append("--batch-size must be at least 1")
-        if options["max_rps"] < 0:
+        if not math.isfinite(options["max_rps"]):
+            problems.append(f"--max-rps must be a finite number, got {options['max_rps']!r}")
+        elif options["max_rps"] < 0:
             problems.append("--max-rps must be 0 (unlimited) or more")
         if options["timeout"] <= 0:
             problems.append("--timeout must be more than 0")
+        elif problem := seconds_problem(options["timeout"]):
+            problems.append(f"--timeout {problem}")
         if options["time_budget"] < 0:
             problems.append("--time-budget must be 0 (no limit) or more")
+        elif problem := seconds_problem(options["time_budget"]):
+            problems.append(f"--time-budget {problem}")
         if options["follow"] and (options["dry_run"] or options["full"]):
             problems.append("--follow cannot go with --dry-run or --full")
         parked_action = options["retry_parked"] or options["discard_parked"]
