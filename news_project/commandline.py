@@ -9,6 +9,8 @@ from contextlib import suppress
 from django.core.management import base
 from django.db import DatabaseError, connections
 
+from sync.errors import tables_missing
+
 EXIT_DATABASE = 1
 EXIT_USAGE = 2
 
@@ -68,10 +70,9 @@ def database_error(exc: DatabaseError) -> str:
     if failed_to_connect(exc) or not reachable():
         return f"cannot reach the database {database_label()} (DATABASE_URL): {reason(exc)}"
     gist = reason(exc)
-    missing_table = "no such table" in gist or gist.startswith("relation ")
     hint = (
         "its tables are missing: run manage.py migrate"
-        if missing_table
+        if tables_missing(gist)
         else "--traceback shows where"
     )
     return f"the database {database_label()} (DATABASE_URL) failed: {gist} ({hint})"

@@ -21,7 +21,6 @@ from granian.constants import HTTPModes, Interfaces
 from granian.server import Server
 
 from news.cache import start_fresh
-from news_project.commandline import database_label
 
 # Called in each worker with its number of threads (news_project/asgi.py).
 APPLICATION = "news_project.asgi.application_for"
@@ -53,8 +52,8 @@ def serve(*, host: str, port: int, workers: int, threads: int, access_log: bool 
     executor = MigrationExecutor(connection)
     if waiting := executor.migration_plan(executor.loader.graph.leaf_nodes()):
         raise ServingError(
-            f"the database {database_label()} (DATABASE_URL) has {len(waiting)} migrations not "
-            "applied: run manage.py migrate first"
+            f"the database {connection.settings_dict['NAME']} (DATABASE_URL) has {len(waiting)} "
+            "migrations not applied: run manage.py migrate first"
         )
     # Nothing stored while this service ran without REDIS_URL, taking writes Redis never heard
     # of, is served: every table gets a new generation before any worker answers.

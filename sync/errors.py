@@ -9,6 +9,14 @@ import re
 from collections.abc import Sequence
 
 
+def tables_missing(reason: str) -> bool:
+    """Whether a database error's first line says a table is missing, as SQLite and PostgreSQL
+    word it: the migrations were not applied."""
+    return "no such table" in reason or (
+        reason.startswith("relation ") and reason.endswith("does not exist")
+    )
+
+
 class SyncError(Exception):
     """A use case of the sync app could not do its job; nothing half-done is left behind."""
 

@@ -302,8 +302,11 @@ class ReadCacheStore:
             self._pause(exc, "could not be told of a write")
             raise CacheUnavailable from exc
 
-    def written(self, tables: set[str], name: str = "") -> None:
-        """The write has committed: new generations, and the write no longer in flight."""
+    def written(
+        self, tables: set[str], name: str = "", *, doing: str = "be told that a write committed"
+    ) -> None:
+        """The write has committed: new generations, and the write no longer in flight.
+        `doing` says what failed, in the log line, if Redis cannot be told."""
         with self._lock:
             tables = tables | self._unmarked
             names = {name} - {""} | self._unmarked_names
@@ -325,7 +328,7 @@ class ReadCacheStore:
         with self._lock:
             self._unmarked |= tables
             self._unmarked_names |= names
-        self._pause(error, "could not be told that a write committed")
+        self._pause(error, f"could not {doing}")
 
     # --- Entries ---------------------------------------------------------------------------------
 

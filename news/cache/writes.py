@@ -46,7 +46,7 @@ def start_fresh() -> None:
     """New generations for every table, at a server's start: answers stored while this service
     ran without REDIS_URL (and took writes Redis never heard of) are not served."""
     if (store := get_store()) is not None:
-        store.written(cached_tables())
+        store.written(cached_tables(), doing="be given new generations as the server started")
 
 
 class _PendingWrite:

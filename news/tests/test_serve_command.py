@@ -70,6 +70,21 @@ def test_an_address_in_use_is_refused_with_one_line_and_no_traceback():
     ]
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_server_started_while_redis_is_down_says_so_in_the_words_of_a_start():
+    """Not "a write committed": none has. It serves, and says what the start could not do."""
+    down = f"redis://127.0.0.1:{free_port()}/0"
+    server = Served("--workers", "1", REDIS_URL=down)
+    try:
+        said = server.log()
+    finally:
+        server.stop()
+
+    assert "Read cache: Redis could not be given new generations as the server started" in said
+    assert "a write committed" not in said
+
+
 def test_a_database_not_migrated_is_refused_with_one_line_naming_the_fix(tmp_path):
     """Else every request but /health/ would be a 500 (no table)."""
     empty = f"sqlite:///{tmp_path / 'new.sqlite3'}"
@@ -82,7 +97,7 @@ def test_a_database_not_migrated_is_refused_with_one_line_naming_the_fix(tmp_pat
 
     assert result.returncode == 1
     assert re.fullmatch(
-        r"CommandError: the database sqlite:///\S+ \(DATABASE_URL\) has \d+ migrations not "
+        r"CommandError: the database /\S+ \(DATABASE_URL\) has \d+ migrations not "
         r"applied: run manage\.py migrate first",
         result.stderr.strip(),
     )

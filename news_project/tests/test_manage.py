@@ -197,6 +197,37 @@ def test_a_database_without_its_tables_says_to_migrate(tmp_path):
     )
 
 
+def test_a_sync_on_a_database_without_its_tables_says_to_migrate(tmp_path):
+    url = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+
+    result = run_manage(
+        "sync_changes", "--url", "http://127.0.0.1:9", DJANGO_DEBUG="1", DATABASE_URL=url
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "CommandError: Sync failed: database error (no such table: sync_synctarget; its tables "
+        "are missing: run manage.py migrate)"
+    ]
+
+
+def test_a_follower_on_a_database_without_its_tables_says_to_migrate_while_it_waits(tmp_path):
+    """As under compose, where the follower may start before the web service has migrated."""
+    url = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    follower = processes.start_manage(
+        "sync_changes", "--follow", "--url", "http://127.0.0.1:9", DATABASE_URL=url
+    )
+    try:
+        lines = [follower.stdout.readline().strip() for _ in range(2)]
+    finally:
+        follower.terminate()
+        follower.communicate(timeout=30)
+
+    assert lines[0] == "Active: holding the run lock"
+    assert lines[1].startswith("Database not migrated (no such table: ")
+    assert lines[1].endswith("): run manage.py migrate; retrying in 1 s")
+
+
 def test_database_password_is_the_password_as_it_is_whatever_it_holds():
     shown = run_manage(
         "shell",

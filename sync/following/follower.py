@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from django.db import DatabaseError, connections
 
 from sync.client import TargetApiClient
-from sync.errors import SyncError, TargetChanged
+from sync.errors import SyncError, TargetChanged, tables_missing
 from sync.following.signals import stop_on_signals
 from sync.following.wakeups import (
     SLICE,
@@ -135,7 +135,14 @@ class Follower:
                 if self.stopping():
                     break
                 pause = self._database_backoff.next()
-                self.say(f"Database unavailable ({_first_line(exc)}); retrying in {pause:g} s")
+                if tables_missing(reason := _first_line(exc)):
+                    # Under compose the follower may start before the web service migrated.
+                    self.say(
+                        f"Database not migrated ({reason}): run manage.py migrate; "
+                        f"retrying in {pause:g} s"
+                    )
+                else:
+                    self.say(f"Database unavailable ({reason}); retrying in {pause:g} s")
                 self._sleep(pause)
         _close_connections()
 

@@ -8,7 +8,7 @@ from django.db import DatabaseError, connection
 
 from sync.changelog import ParkedFilter, discard_parked, retry_parked
 from sync.client import TargetApiClient
-from sync.errors import SyncError, SyncLocked, TargetChanged
+from sync.errors import SyncError, SyncLocked, TargetChanged, tables_missing
 from sync.following import Follower, FollowOptions, StopRequest, stopping_run
 from sync.management.arguments import (
     actor,
@@ -218,10 +218,12 @@ class Command(BaseCommand):
             raise CommandError(f"Sync failed: {exc}", returncode=EXIT_FAILED) from None
         except DatabaseError as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if tables_missing(reason):
+                message = f"({reason}; its tables are missing: run manage.py migrate)"
+            else:
+                message = f"({reason}); what was not recorded is sent again by the next run"
             raise CommandError(
-                f"Sync failed: database error ({reason}); what was not recorded is sent again "
-                "by the next run",
-                returncode=EXIT_FAILED,
+                f"Sync failed: database error {message}", returncode=EXIT_FAILED
             ) from None
         finally:
             progress.close()
