@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import json
 import random
+import re
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -614,7 +615,10 @@ def _cause(exc: BaseException) -> BaseException:
     return cause
 
 
+# What urllib3 puts before a connection's error: the connection, as "<HTTPConnection object at
+# 0x...>" or "WatchedHTTPConnection(host='h', port=1)"; the call's URL already says where.
+_CONNECTION_PREFIX = re.compile(r"^(<[^>]*>|\w+\(host=[^)]*\)): ")
+
+
 def _reason(cause: BaseException) -> str:
-    text = str(cause)
-    # NewConnectionError reads "<HTTPConnection object at 0x...>: Failed to establish ...".
-    return text.split(">: ", 1)[-1] or type(cause).__name__
+    return _CONNECTION_PREFIX.sub("", str(cause)) or type(cause).__name__
