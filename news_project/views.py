@@ -1,10 +1,13 @@
-"""Project-wide views: health check and JSON error pages for everything outside DRF."""
+"""Project-wide views: health check, JSON error pages for everything outside DRF, and the
+schema's view."""
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, connection, transaction
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework.renderers import JSONRenderer
 
 
 # CSRF-exempt so that a write gets this view's JSON 405, not the CSRF failure page: it changes
@@ -51,3 +54,13 @@ def permission_denied(request, exception=None):
 
 def csrf_failure(request, reason: str = ""):
     return JsonResponse({"detail": f"CSRF verification failed: {reason}"}, status=403)
+
+
+class SchemaView(SpectacularAPIView):
+    """GET /api/schema/: drf-spectacular's view, whose refusal of a format it does not have
+    (`?format=xml`) is JSON, as every error of the API, not its first format (YAML)."""
+
+    def perform_content_negotiation(self, request, force=False):
+        if force:  # no format of the request's was found: the answer is an error
+            return JSONRenderer(), JSONRenderer.media_type
+        return super().perform_content_negotiation(request, force)

@@ -47,6 +47,16 @@ def test_schema_passes_validation_without_warnings(tmp_path):
     assert schema_file.read_text().startswith("openapi: 3.")
 
 
+@pytest.mark.parametrize("query", ["?format=xml", "?format=html"])
+def test_a_schema_format_it_does_not_have_is_a_404_in_json(anon_client, query):
+    """As every error of the API: JSON, whatever format was asked for."""
+    response = anon_client.get(f"/api/schema/{query}")
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": "Not found."}
+
+
 def test_swagger_ui_loads_its_assets_from_this_server(anon_client):
     response = anon_client.get("/api/docs/")
 
