@@ -34,10 +34,14 @@ class ServingError(Exception):
     """The server cannot start as asked; the message says why."""
 
 
+class ServingUsageError(ServingError):
+    """The options asked for cannot go together: a usage error."""
+
+
 def serve(*, host: str, port: int, workers: int, threads: int, access_log: bool = True) -> None:
     """Serve until stopped (SIGTERM or SIGINT: answers being written are finished first)."""
     if threads <= (streams := settings.NEWS_MAX_STREAMS):
-        raise ServingError(
+        raise ServingUsageError(
             f"--threads {threads} must be more than NEWS_MAX_STREAMS ({streams}): "
             "streams of ?all=true would leave no thread for other requests"
         )

@@ -52,8 +52,12 @@ def test_a_malformed_option_is_refused_with_one_line_and_exit_2(args, message):
 def test_threads_not_above_the_streams_a_worker_may_hold_are_refused(settings):
     settings.NEWS_MAX_STREAMS = 4
 
-    with pytest.raises(CommandError, match=r"--threads 4 must be more than NEWS_MAX_STREAMS \(4\)"):
+    with pytest.raises(
+        CommandError, match=r"--threads 4 must be more than NEWS_MAX_STREAMS \(4\)"
+    ) as refused:
         call_command("serve", "--threads", "4", "--bind", "127.0.0.1:1")
+
+    assert refused.value.returncode == 2  # a usage error, as a malformed option
 
 
 def test_an_address_in_use_is_refused_with_one_line_and_no_traceback():

@@ -296,6 +296,7 @@ def test_a_full_run_whose_reads_outlast_its_time_budget_says_so_in_one_line(
     [
         (["--url", "ftp://example.com"], "--url must be an http(s) URL, got 'ftp://example.com'"),
         (["--url", "localhost:3000"], "--url must be an http(s) URL, got 'localhost:3000'"),
+        (["--url", "http://"], "--url must be an http(s) URL, got 'http://'"),
         (["--concurrency", "0"], "--concurrency must be at least 1"),
         (["--max-rps", "-1"], "--max-rps must be 0 (unlimited) or more"),
         (["--batch-size", "0"], "--batch-size must be at least 1"),

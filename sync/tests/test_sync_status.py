@@ -6,6 +6,7 @@ from io import StringIO
 
 import pytest
 import yaml
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
@@ -13,7 +14,14 @@ from django.utils import timezone
 from news.models import Comment, Post
 from sync.changelog import PendingGroup, pending_summary
 from sync.management.commands.sync_status import format_age
-from sync.models import EntitySyncState, ModelEvent, SyncRun, SyncTarget
+from sync.models import (
+    EntitySyncState,
+    ModelEvent,
+    SyncDecision,
+    SyncRun,
+    SyncTarget,
+    SyncVerification,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -325,3 +333,45 @@ def test_the_compose_health_check_of_the_sync_service_is_sync_status_check(setti
     make_event("news_post", "UPDATED", age=timedelta(seconds=61))
     with pytest.raises(CommandError):
         call_command(*check[3:], stdout=StringIO())
+
+
+def shape(value):
+    """The keys of a JSON document, nested; a list by its first item."""
+    if isinstance(value, dict):
+        return {key: shape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [shape(value[0])] if value else []
+    return None
+
+
+def test_the_json_document_docs_show_has_the_keys_the_command_gives():
+    """docs/operations.md's `sync_status --json`: every key there is one the command gives, and
+    the reverse, with a target, a verification, a decision, a run and a parked entity."""
+    now = timezone.now()
+    make_event("news_post", "CREATED", age=timedelta(seconds=2), now=now)
+    SyncTarget.objects.create(url="http://127.0.0.1:3000", rewrites={"comment": ["email"]})
+    SyncVerification.objects.create(
+        target="http://127.0.0.1:3000",
+        finished_at=now,
+        equal=True,
+        counts={"posts": {"missing": 0, "extra": 0, "different": 0}},
+    )
+    SyncDecision.objects.create(
+        action="retry", actor="ops", count=1, filters={"kind": "post"}, entities=["post:3"]
+    )
+    SyncRun.objects.create(status=SyncRun.Status.SUCCEEDED, started_at=now, finished_at=now)
+    EntitySyncState.objects.create(
+        entity_table="news_post",
+        entity_pk=3,
+        attempts=5,
+        last_error="POST /posts: HTTP 400",
+        last_failed_at=now,
+        parked_at=now,
+    )
+    docs = (settings.BASE_DIR / "docs" / "operations.md").read_text()
+    shown = docs.split("#### `sync_status --json`", 1)[1].split("```json", 1)[1]
+    shown = json.loads(shown.split("```", 1)[0].replace('"...",', '"",').replace('"..."', '""'))
+
+    given = run_json()
+
+    assert shape(shown) == shape(given)

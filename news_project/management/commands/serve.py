@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from news_project.serving import THREADS, WORKERS, ServingError, serve
+from news_project.commandline import EXIT_USAGE
+from news_project.serving import THREADS, WORKERS, ServingError, ServingUsageError, serve
 
 
 def address(value: str) -> tuple[str, int]:
@@ -53,5 +54,7 @@ class Command(BaseCommand):
         host, port = bind
         try:
             serve(host=host, port=port, workers=workers, threads=threads, access_log=access_log)
+        except ServingUsageError as exc:
+            raise CommandError(str(exc), returncode=EXIT_USAGE) from None
         except ServingError as exc:
             raise CommandError(str(exc)) from None

@@ -51,14 +51,25 @@ class Command(BaseCommand):
             action="store_true",
             help="compare the whole target with the database and repair every difference",
         )
-        parser.add_argument("--concurrency", type=int, default=settings.SYNC_CONCURRENCY)
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=settings.SYNC_CONCURRENCY,
+            help="target calls in flight at once (default: SYNC_CONCURRENCY)",
+        )
         parser.add_argument(
             "--max-rps",
             type=float,
             default=settings.SYNC_MAX_RPS,
             help="request rate cap; 0 means unlimited",
         )
-        parser.add_argument("--batch-size", type=int, default=settings.SYNC_BATCH_SIZE)
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=settings.SYNC_BATCH_SIZE,
+            help="most calls whose rows and sync state are loaded at once "
+            "(default: SYNC_BATCH_SIZE)",
+        )
         parser.add_argument(
             "--timeout",
             type=float,
@@ -138,8 +149,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
-        url = (options["url"] or settings.TARGET_URL).rstrip("/")
-        self._check_usage(url, options)
+        url = options["url"] or settings.TARGET_URL
+        self._check_usage(url, options)  # the URL as given, in what a refusal says
+        url = url.strip().rstrip("/")
         connection.ensure_connection()  # a database out of reach: one line, before anything
         if options["discard_parked"]:
             self._discard(parked_filter(options), confirmed=options["yes"])
