@@ -36,8 +36,28 @@ class RedisServer:
         )
         wait_for(self._answers, timeout=10, what=f"redis-server on port {self.port}")
 
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, socket_timeout=10)
+
     def save(self) -> None:
-        redis.Redis.from_url(self.url).save()
+        self.client().save()
+
+    def follow(self, leader: RedisServer | None) -> None:
+        """Become a replica of `leader` and wait until its data is here (a full resync); None:
+        a master again (REPLICAOF NO ONE), which gives it a new replication id."""
+        if leader is None:
+            self.client().execute_command("REPLICAOF", "NO", "ONE")
+            return
+        self.client().execute_command("REPLICAOF", "127.0.0.1", str(leader.port))
+        wait_for(
+            lambda: self.client().info("replication").get("master_link_status") == "up",
+            timeout=10,
+            what=f"redis-server on port {self.port} in step with port {leader.port}",
+        )
+
+    def cut_off(self) -> None:
+        """A replica that lost its master: it keeps what it has, and takes no writes."""
+        self.client().execute_command("REPLICAOF", "127.0.0.1", str(free_port()))
 
     def restart(self) -> None:
         """Stopped without a save (as a crash leaves it), then started from the last save."""

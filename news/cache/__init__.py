@@ -14,8 +14,9 @@ database.
 
 Tokens are unique in time, never counters: a generation key that Redis lost (restart, eviction)
 cannot come back with a value an old entry was stored under. A Redis that comes back with keys
-from before (restarted from its snapshot, a replica promoted) is told by its run id on every new
-connection, before any command, and its keys of the cache are dropped (store.RENEW).
+from before (restarted from its snapshot, a replica promoted, a full resync) is told by the
+lineage of its data on every new connection, before any command, and once a second on those
+open; its keys of the cache are then dropped (store.RENEW).
 
 Without REDIS_URL, or while Redis does not answer, every read goes to the database as usual;
 without REDIS_URL, under `serve` on PostgreSQL, each worker keeps answers of its own under the

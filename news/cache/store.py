@@ -100,24 +100,21 @@ for i = 1, n do
 end
 return ARGV[2]
 """
-# First thing on every new connection: whether the cache's keys were written by this run of
-# Redis. A Redis with persistence (RDB, AOF) that restarts, or a replica promoted in its
-# master's place, brings back keys from before: generations with the answers and users' stamps
-# stored under them, which writes since have made stale (a write's new generation may not have
-# been saved). So when the run named under KEYS[1] is not this one (its run_id), every key of the
-# cache goes, but for the writes in flight (their leases run out by themselves), and this run is
-# named. Every connection asks before its first command, so no command reads what came back.
-# KEYS: the key naming the run; ARGV: a MATCH pattern of the cache's keys, the prefix of the
-# in-flight keys. Answers 'same', or 'new' (no run named: a Redis that kept nothing of the cache,
-# or came back from before any was named) or 'other', with the count of keys dropped; an error
-# if INFO names no run.
+# Whether the cache's keys were written by the data Redis holds now. A Redis with persistence
+# (RDB, AOF) that restarts, a replica promoted in its master's place, or a master that takes a
+# lagging node's data (a full resync) brings back keys from before: generations with the answers
+# and users' stamps stored under them, which writes since have made stale. The data's *lineage*,
+# its run_id and replication id (INFO), changes with each of those. So when the lineage named
+# under KEYS[1] is not the one of now, every key of the cache goes, but for the writes in flight
+# (their leases run out by themselves), and the lineage is named. Asked first on every new
+# connection, and again at least every RECHECK_SECONDS (a resync keeps connections open); a
+# replica takes no writes, so there the script fails, and the cache is not used. KEYS: the key
+# naming the lineage; ARGV: a MATCH pattern of the cache's keys, the prefix of the in-flight keys,
+# the lineage of now. Answers 'same', or 'new' (none named: a Redis that kept nothing of the
+# cache, or came back from before any was named) or 'other', with the count of keys dropped.
 RENEW = """
-local run = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
-if not run then
-    return redis.error_reply('INFO names no run_id')
-end
 local named = redis.call('GET', KEYS[1])
-if named == run then
+if named == ARGV[3] then
     return {'same', 0}
 end
 local cursor, gone = '0', 0
@@ -131,9 +128,15 @@ repeat
         end
     end
 until cursor == '0'
-redis.call('SET', KEYS[1], run)
+redis.call('SET', KEYS[1], ARGV[3])
 return {named and 'other' or 'new', gone}
 """
+# Seconds between two checks of the lineage on connections already open (RENEW).
+RECHECK_SECONDS = 1.0
+# What a Redis answers INFO with when it will not say (a renamed command, an ACL): the cache then
+# goes on without the check, and says so. Any other refusal (READONLY, MISCONF, BUSY, LOADING)
+# fails the connection.
+INFO_REFUSED = re.compile(r"^(ERR )?unknown command|^NOPERM", re.IGNORECASE)
 
 
 # What a Redis that fails, or answers garbage, makes the client raise: besides its own errors,
@@ -221,6 +224,7 @@ class ReadCacheStore:
         self._writing = self.client.register_script(WRITING)
         self._written = self.client.register_script(WRITTEN)
         self._paused_until = 0.0
+        self._checked_at = 0.0  # the last RENEW that answered (monotonic)
         # Tables whose write committed but could not say so: their lease keeps readers off the
         # cache meanwhile; replaced first thing once Redis answers, before this process reads.
         self._unmarked: set[str] = set()
@@ -247,33 +251,60 @@ class ReadCacheStore:
         """A SCAN pattern of this store's keys (of one kind: "stamp:"), the prefix taken as is."""
         return re.sub(r"([\\*?\[\]])", r"\\\1", self.prefix + kind) + "*"
 
-    def _renew_command(self) -> tuple[str | int, ...]:
-        """The RENEW script, as sent on a new connection (once a connection: not by digest)."""
-        return ("EVAL", RENEW, 1, f"{self.prefix}run", self._matching(), f"{self.prefix}writing:")
+    def _renew_command(self, server: object, replication: object) -> tuple[str | int, ...]:
+        """The RENEW script for the lineage these INFO answers name (sent whole: it runs once
+        a connection, and once a RECHECK_SECONDS)."""
+        lineage = _lineage(server, replication)
+        run_key, writes = f"{self.prefix}run", f"{self.prefix}writing:"
+        return ("EVAL", RENEW, 1, run_key, self._matching(), writes, lineage)
 
     def _connected(self, connection: redis.Connection) -> None:
         """redis-py's set-up of a new connection (AUTH, SELECT, ...), then RENEW."""
         connection.on_connect()
+        self._renew_on(connection)
+
+    def _renew_on(self, connection: redis.Connection) -> None:
+        """RENEW on one of redis-py's connections, its answers as Redis sent them."""
+
+        def call(*args: str | int) -> object:
+            connection.send_command(*args)
+            return connection.read_response()
+
         try:
-            connection.send_command(*self._renew_command())
-            reply = connection.read_response()
+            server, replication = call("INFO", "server"), call("INFO", "replication")
         except redis.ResponseError as exc:
             self._cannot_tell(exc)
             return
-        self._renewed(reply)
+        self._renewed(call(*self._renew_command(server, replication)))
 
     async def _opened(self, call) -> None:
-        """RENEW, on a new connection of an event loop's (news/cache/pipelined.py)."""
+        """RENEW, on a connection of an event loop's (news/cache/pipelined.py)."""
         try:
-            reply = await call(*self._renew_command())
+            server, replication = await call("INFO", "server"), await call("INFO", "replication")
         except redis.ResponseError as exc:
             self._cannot_tell(exc)
             return
-        self._renewed(reply)
+        self._renewed(await call(*self._renew_command(server, replication)))
+
+    def _recheck(self) -> None:
+        """RENEW again, on a connection of the pool, once RECHECK_SECONDS have passed."""
+        if time.monotonic() - self._checked_at < RECHECK_SECONDS:
+            return
+        pool = self.client.connection_pool
+        connection = pool.get_connection()
+        try:
+            self._renew_on(connection)
+        finally:
+            pool.release(connection)
+
+    async def _recheck_async(self) -> None:
+        if time.monotonic() - self._checked_at >= RECHECK_SECONDS:
+            await self._opened(self._loop_connection().call)
 
     def _renewed(self, reply: object) -> None:
         if not (isinstance(reply, list) and len(reply) == 2 and isinstance(reply[1], int)):
             raise WrongReply(f"expected what RENEW answers, got {reply!r:.80}")
+        self._checked_at = time.monotonic()
         if reply[0] == b"other" or reply[1]:
             logger.warning(
                 "Read cache: Redis holds keys written before its current run (a restart from its "
@@ -283,6 +314,11 @@ class ReadCacheStore:
             )
 
     def _cannot_tell(self, exc: redis.ResponseError) -> None:
+        """INFO refused: on without the check if Redis will not say, else the connection
+        fails (raises)."""
+        if not INFO_REFUSED.match(str(exc)):
+            raise exc
+        self._checked_at = time.monotonic()
         logger.warning(
             "Read cache: Redis refused to say which run it is (%s): if it restarts from a "
             "snapshot, empty its database before the service uses it again",
@@ -297,6 +333,7 @@ class ReadCacheStore:
         token = new_token()
         args: list[int | str] = [len(tables), token, int(WRITE_LEASE * 1000), name]
         try:
+            self._recheck()
             acknowledged(self._writing(keys=self._keys(tables), args=args), token)
         except FAILURES as exc:
             self._pause(exc, "could not be told of a write")
@@ -362,6 +399,7 @@ class ReadCacheStore:
         args = self._read_args(names, copy)
         try:
             async with asyncio.timeout(LOOKUP_SECONDS):
+                await self._recheck_async()
                 all_keys = [*self._ordered_keys(names), *keys]
                 reply = await self._script_async(self._read, all_keys, args)
             read = self._unless_busy(*_read_reply(reply, len(names), len(keys), args, copy))
@@ -415,6 +453,16 @@ class ReadCacheStore:
     ) -> object:
         """A script registered with redis-py, run on the running event loop's own connection
         (news/cache/pipelined.py): by its digest, or whole if Redis does not hold it yet."""
+        connection = self._loop_connection()
+        try:
+            return await connection.call("EVALSHA", script.sha, len(keys), *keys, *args)
+        except redis.ResponseError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+        return await connection.call("EVAL", script.script, len(keys), *keys, *args)
+
+    def _loop_connection(self) -> PipelinedRedis:
+        """The running event loop's connection (news/cache/pipelined.py), made on first use."""
         loop = asyncio.get_running_loop()
         if self._async is None or self._async[0] is not loop:
             if self._async is not None:
@@ -423,13 +471,7 @@ class ReadCacheStore:
                 self.url, timeout=0.5, connect_timeout=0.5, on_open=self._opened
             )
             self._async = (loop, connection)
-        connection = self._async[1]
-        try:
-            return await connection.call("EVALSHA", script.sha, len(keys), *keys, *args)
-        except redis.ResponseError as exc:
-            if not str(exc).startswith("NOSCRIPT"):
-                raise
-        return await connection.call("EVAL", script.script, len(keys), *keys, *args)
+        return self._async[1]
 
     def stamp_holds(self, table: str, value: str) -> tuple[str | None, str | None]:
         """The table's generation of now (None as `generation` says), and, when its stamp holds
@@ -471,6 +513,7 @@ class ReadCacheStore:
                 return None
         args = self._read_args(tables, copy)
         try:
+            self._recheck()
             reply = self._read(keys=[*self._ordered_keys(tables), *keys], args=args)
             return self._unless_busy(*_read_reply(reply, len(tables), len(keys), args, copy))
         except FAILURES as exc:
@@ -544,6 +587,20 @@ def _stamp_detail(stamp: bytes | None, generation: str, value: str) -> str | Non
     if stamp is None or not stamp.startswith(head):
         return None
     return stamp[len(head) :].decode("utf-8", "surrogateescape")
+
+
+def _lineage(server: object, replication: object) -> str:
+    """The lineage of Redis's data from its INFO server and INFO replication answers: run_id and
+    master_replid."""
+    found = [
+        re.search(rb"^" + name + rb":(\w+)", text, re.MULTILINE)
+        if isinstance(text, bytes)
+        else None
+        for name, text in ((b"run_id", server), (b"master_replid", replication))
+    ]
+    if not all(found):
+        raise WrongReply(f"INFO names no run_id or master_replid: {server!r:.60}")
+    return ".".join(match[1].decode() for match in found if match)
 
 
 def _read_reply(

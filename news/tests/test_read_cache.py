@@ -83,9 +83,89 @@ def test_a_redis_that_came_back_drops_the_keys_of_this_database_only(read_cache,
             asyncio.run(store.lookup_async("b", ("news_comment",)))
 
         assert [key for key in kept + dropped if client.exists(key)] == kept
-        assert client.get("news:x*:run") == client.info("server")["run_id"].encode()
+        lineage = f"{client.info('server')['run_id']}.{client.info('replication')['master_replid']}"
+        assert client.get("news:x*:run") == lineage.encode()
     finally:
         client.delete("news:x*:run", "news:x*:generation:news_comment", *kept, *dropped)
+
+
+@pytest.fixture
+def two_redis_servers(settings, tmp_path):
+    """Two redis-servers of the test's own (testing/redis_server.py), the cache on the first."""
+    servers = [RedisServer(tmp_path / name) for name in ("first", "second")]
+    for server in servers:
+        server.directory.mkdir()
+        server.start()
+    settings.REDIS_URL = servers[0].url
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+def test_a_replica_left_behind_never_answers_what_a_write_changed_since(
+    two_redis_servers, settings
+):
+    """The cache pointed at a replica that lost its master before a write (a failover that
+    switched the address before the promotion): Redis takes no writes there, so RENEW cannot
+    drop what is old; the cache is not used, and the read comes from the database."""
+    master, replica = two_redis_servers
+    post = make_post(title="Before")
+    url = f"/news/posts/{post.pk}/"
+    read(url)
+    assert read(url)[1] == "hit"
+    replica.follow(master)
+    replica.cut_off()
+    post.title = "After"
+    post.save()
+
+    settings.REDIS_URL = replica.url
+
+    answer, said = read(url)
+    assert (answer.status_code, answer.json()["title"]) == (200, "After")
+    assert said != "hit"
+
+
+def test_data_replaced_under_open_connections_is_told_within_a_second(
+    two_redis_servers, monkeypatch
+):
+    """A master made a replica of a node that lags behind it (Sentinel's failback after a
+    partition) takes that node's data without closing a connection: what was stored is checked
+    again at least every RECHECK_SECONDS, on the connections already open."""
+    monkeypatch.setattr(cache_store, "RECHECK_SECONDS", 0.0)
+    master, lagging = two_redis_servers
+    post = make_post(title="Before")
+    url = f"/news/posts/{post.pk}/"
+    read(url)
+    assert read(url)[1] == "hit"
+    lagging.follow(master)
+    lagging.cut_off()
+    lagging.follow(None)  # promoted, with what it had
+    post.title = "After"
+    post.save()
+    assert read(url)[0].json()["title"] == "After"
+
+    master.follow(lagging)  # the old master takes the promoted node's data: "Before"
+
+    answer, said = read(url)
+    assert (answer.status_code, answer.json()["title"]) == (200, "After")
+    assert said != "hit"
+
+
+@pytest.mark.parametrize("opened", ["redis-py", "event loop"])
+def test_a_redis_refusing_info_for_a_while_is_not_used_unchecked(read_cache, opened, caplog):
+    """LOADING (a Redis still reading its snapshot), BUSY, MISCONF: not a Redis that will not
+    say which data it holds, only one that cannot now. The connection fails; nothing is read."""
+    store_of = cache_store.ReadCacheStore
+    with GarbageRedis(b"-LOADING Redis is loading the dataset in memory\r\n") as loading:
+        store = store_of(loading.url, "news:loading:", ttl=60, max_bytes=1000)
+        if opened == "redis-py":
+            looked_up = store.lookup("a", ("news_post",))
+        else:
+            looked_up = asyncio.run(store.lookup_async("a", ("news_post",)))
+
+    assert looked_up == (None, None)
+    assert "could not read" in caplog.text
+    assert "refused to say" not in caplog.text
 
 
 def test_a_redis_that_will_not_say_which_run_it_is_still_serves_the_cache(
