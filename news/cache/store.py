@@ -307,9 +307,9 @@ class ReadCacheStore:
         self._checked_at = time.monotonic()
         if reply[0] == b"other" or reply[1]:
             logger.warning(
-                "Read cache: Redis holds keys written before its current run (a restart from its "
-                "snapshot, or a replica in its master's place): its %d answers, token checks and "
-                "generations were dropped",
+                "Read cache: Redis holds keys written before its data was last replaced (a restart "
+                "from its snapshot, a replica promoted, a full resync): its %d answers, token "
+                "checks and generations were dropped",
                 reply[1],
             )
 
@@ -320,8 +320,8 @@ class ReadCacheStore:
             raise exc
         self._checked_at = time.monotonic()
         logger.warning(
-            "Read cache: Redis refused to say which run it is (%s): if it restarts from a "
-            "snapshot, empty its database before the service uses it again",
+            "Read cache: Redis refused to say which data it holds (%s): if it restarts from a "
+            "snapshot or fails over, empty its database before the service uses it again",
             exc,
         )
 

@@ -168,7 +168,7 @@ def test_a_redis_refusing_info_for_a_while_is_not_used_unchecked(read_cache, ope
     assert "refused to say" not in caplog.text
 
 
-def test_a_redis_that_will_not_say_which_run_it_is_still_serves_the_cache(
+def test_a_redis_that_will_not_say_which_data_it_holds_still_serves_the_cache(
     settings, tmp_path, caplog
 ):
     """A Redis that refuses INFO (renamed away here; an ACL may deny it) cannot say whether it
@@ -183,7 +183,7 @@ def test_a_redis_that_will_not_say_which_run_it_is_still_serves_the_cache(
         assert [read(url)[1] for _ in range(2)] == ["miss", "hit"]
     finally:
         server.stop()
-    assert "refused to say which run it is" in caplog.text
+    assert "refused to say which data it holds" in caplog.text
 
 
 def test_a_second_anonymous_read_is_answered_from_redis_without_the_database(

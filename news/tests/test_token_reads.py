@@ -208,7 +208,7 @@ def test_a_redis_back_from_an_older_snapshot_refuses_a_token_revoked_since(
     redis_with_snapshots.restart()
 
     assert read(url, token)[:2] == (401, None)
-    assert "Redis holds keys written before its current run" in caplog.text
+    assert "Redis holds keys written before its data was last replaced" in caplog.text
     # The cache is in use again: a token still good is answered from it once checked.
     other = bearer(other_user)
     assert read(url, other)[:2] == (200, "miss")
