@@ -10,12 +10,23 @@ reader of the output that went away (`| head`) ends it quietly, with exit status
 """
 
 import os
+import secrets
 import sys
 
 EXIT_CONFIGURATION = 2
 # Commands that meet the database where an error is no longer one line: runserver checks it in
 # a thread of its own, and goes on serving.
 CHECKED_AT_START = {"runserver"}
+HELP = {"-h", "--help"}
+
+
+def only_help(args: list[str]) -> bool:
+    """`manage.py [help] [COMMAND]`, `manage.py COMMAND --help`: nothing runs but argparse."""
+    if not args or args[0] in HELP:
+        return True
+    if args[0] == "help":
+        return len(args) <= 2
+    return len(args) == 2 and args[1] in HELP
 
 
 def main() -> None:
@@ -28,6 +39,9 @@ def main() -> None:
     from news_project.env import load_env_file
 
     load_env_file()
+    if only_help(sys.argv[1:]) and not os.environ.get("DJANGO_SECRET_KEY"):
+        # Help signs nothing: a newcomer reads the options before a key is set.
+        os.environ["DJANGO_SECRET_KEY"] = secrets.token_urlsafe(50)
     try:
         # Read the settings before Django does, so that a bad value stops here, in one line.
         settings.INSTALLED_APPS  # noqa: B018

@@ -104,6 +104,23 @@ def test_help_still_shows_the_usage():
     assert result.stdout.startswith("usage: manage.py sync_status ")
 
 
+@pytest.mark.parametrize(
+    "args", [("serve", "--help"), ("sync_changes", "-h"), ("help", "serve"), ("help",)]
+)
+def test_help_needs_no_secret_key(args):
+    """A newcomer reads the options before configuring anything (debug off, no key)."""
+    result = run_manage(*args)
+
+    assert result.returncode == 0, result.stderr
+    assert "usage: manage.py" in result.stdout or "Available subcommands" in result.stdout
+
+
+def test_a_command_with_help_among_other_arguments_still_needs_the_key():
+    result = run_manage("shell", "-c", "print('--help')")
+
+    assert_one_line_error(result, naming="DJANGO_SECRET_KEY must be set")
+
+
 # --- A database out of reach --------------------------------------------------------------------
 
 # The manage.py commands the documents name that use the database, as they name them.
