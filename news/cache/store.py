@@ -25,6 +25,7 @@ from django.core.signals import setting_changed
 from django.db import DEFAULT_DB_ALIAS, connections
 from redis.backoff import NoBackoff
 from redis.commands.core import Script
+from redis.exceptions import NoPermissionError
 from redis.retry import Retry
 
 from news.cache.pipelined import PipelinedRedis
@@ -224,7 +225,8 @@ class ReadCacheStore:
         self._writing = self.client.register_script(WRITING)
         self._written = self.client.register_script(WRITTEN)
         self._paused_until = 0.0
-        self._checked_at = 0.0  # the last RENEW that answered (monotonic)
+        self._checked_at = 0.0  # the last RENEW that answered, or began (monotonic)
+        self._said_cannot_tell = False
         # Tables whose write committed but could not say so: their lease keeps readers off the
         # cache meanwhile; replaced first thing once Redis answers, before this process reads.
         self._unmarked: set[str] = set()
@@ -287,9 +289,11 @@ class ReadCacheStore:
         self._renewed(await call(*self._renew_command(server, replication)))
 
     def _recheck(self) -> None:
-        """RENEW again, on a connection of the pool, once RECHECK_SECONDS have passed."""
-        if time.monotonic() - self._checked_at < RECHECK_SECONDS:
+        """RENEW again, on a connection of the pool, once RECHECK_SECONDS have passed: by the
+        first request to see it, not by every one at once."""
+        if (now := time.monotonic()) - self._checked_at < RECHECK_SECONDS:
             return
+        self._checked_at = now
         pool = self.client.connection_pool
         connection = pool.get_connection()
         try:
@@ -298,7 +302,8 @@ class ReadCacheStore:
             pool.release(connection)
 
     async def _recheck_async(self) -> None:
-        if time.monotonic() - self._checked_at >= RECHECK_SECONDS:
+        if (now := time.monotonic()) - self._checked_at >= RECHECK_SECONDS:
+            self._checked_at = now
             await self._opened(self._loop_connection().call)
 
     def _renewed(self, reply: object) -> None:
@@ -314,11 +319,13 @@ class ReadCacheStore:
             )
 
     def _cannot_tell(self, exc: redis.ResponseError) -> None:
-        """INFO refused: on without the check if Redis will not say, else the connection
-        fails (raises)."""
-        if not INFO_REFUSED.match(str(exc)):
+        """INFO refused: on without the check if Redis will not say (said once a process),
+        else the connection fails (raises). redis-py takes NOPERM off an ACL's refusal."""
+        if not (isinstance(exc, NoPermissionError) or INFO_REFUSED.match(str(exc))):
             raise exc
-        self._checked_at = time.monotonic()
+        if self._said_cannot_tell:
+            return
+        self._said_cannot_tell = True
         logger.warning(
             "Read cache: Redis refused to say which data it holds (%s): if it restarts from a "
             "snapshot or fails over, empty its database before the service uses it again",

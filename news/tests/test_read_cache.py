@@ -168,22 +168,37 @@ def test_a_redis_refusing_info_for_a_while_is_not_used_unchecked(read_cache, ope
     assert "refused to say" not in caplog.text
 
 
+@pytest.mark.parametrize("refusal", ["renamed", "acl"])
 def test_a_redis_that_will_not_say_which_data_it_holds_still_serves_the_cache(
-    settings, tmp_path, caplog
+    settings, tmp_path, caplog, monkeypatch, refusal
 ):
-    """A Redis that refuses INFO (renamed away here; an ACL may deny it) cannot say whether it
-    came back from a snapshot: the cache works as before, and the log says what to do."""
-    server = RedisServer(tmp_path, "--rename-command", "INFO", "")
+    """A Redis that refuses INFO (renamed away; or denied to the service's user by an ACL that
+    leaves out @dangerous, as Redis's own docs suggest) cannot say whether its data came back
+    from before: the cache works as before, writes too, and the log says what to do, once."""
+    monkeypatch.setattr(cache_store, "RECHECK_SECONDS", 0.0)
+    renamed = ("--rename-command", "INFO", "") if refusal == "renamed" else ()
+    server = RedisServer(tmp_path, *renamed)
     server.start()
+    url = server.url
+    if refusal == "acl":
+        server.client().acl_setuser(
+            "app", enabled=True, passwords=["+apppw"], keys=["~*"], channels=["&*"],
+            commands=["+@all", "-@dangerous"],
+        )  # fmt: skip
+        url = url.replace("redis://", "redis://app:apppw@")
     try:
-        settings.REDIS_URL = server.url
+        settings.REDIS_URL = url
         post = make_post(title="Cached")
-        url = f"/news/posts/{post.pk}/"
+        path = f"/news/posts/{post.pk}/"
 
-        assert [read(url)[1] for _ in range(2)] == ["miss", "hit"]
+        assert [read(path)[1] for _ in range(3)] == ["miss", "hit", "hit"]
+        post.title = "Changed"
+        post.save()  # told to Redis: no CacheUnavailable
+        assert read(path)[0].json()["title"] == "Changed"
     finally:
         server.stop()
-    assert "refused to say which data it holds" in caplog.text
+    refused = [r for r in caplog.records if "refused to say which data it holds" in r.message]
+    assert len(refused) == 1
 
 
 def test_a_second_anonymous_read_is_answered_from_redis_without_the_database(
