@@ -406,7 +406,8 @@ class ReadCacheStore:
         args = self._read_args(names, copy)
         try:
             async with asyncio.timeout(LOOKUP_SECONDS):
-                await self._recheck_async()
+                if time.monotonic() - self._checked_at >= RECHECK_SECONDS:  # no coroutine a hit
+                    await self._recheck_async()
                 all_keys = [*self._ordered_keys(names), *keys]
                 reply = await self._script_async(self._read, all_keys, args)
             read = self._unless_busy(*_read_reply(reply, len(names), len(keys), args, copy))

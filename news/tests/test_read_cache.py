@@ -42,15 +42,21 @@ def read(url: str, **headers) -> tuple[WsgiAnswer, str | None]:
     return answer, cache_said(answer)
 
 
+def cached_post(title: str) -> tuple[Post, str]:
+    """A post whose answer the cache holds: read once, then a hit; and its URL."""
+    post = make_post(title=title)
+    url = f"/news/posts/{post.pk}/"
+    read(url)
+    assert read(url)[1] == "hit"
+    return post, url
+
+
 def test_a_redis_back_from_an_older_snapshot_serves_nothing_a_write_changed_since(
     redis_with_snapshots,
 ):
     """A Redis with persistence that restarts brings back the answers stored before its last
     snapshot with their generations: none of them is served."""
-    post = make_post(title="Before")
-    url = f"/news/posts/{post.pk}/"
-    read(url)
-    assert read(url)[1] == "hit"
+    post, url = cached_post("Before")
     redis_with_snapshots.save()
     post.title = "After"
     post.save()
@@ -109,10 +115,7 @@ def test_a_replica_left_behind_never_answers_what_a_write_changed_since(
     switched the address before the promotion): Redis takes no writes there, so RENEW cannot
     drop what is old; the cache is not used, and the read comes from the database."""
     master, replica = two_redis_servers
-    post = make_post(title="Before")
-    url = f"/news/posts/{post.pk}/"
-    read(url)
-    assert read(url)[1] == "hit"
+    post, url = cached_post("Before")
     replica.follow(master)
     replica.cut_off()
     post.title = "After"
@@ -133,10 +136,7 @@ def test_data_replaced_under_open_connections_is_told_within_a_second(
     again at least every RECHECK_SECONDS, on the connections already open."""
     monkeypatch.setattr(cache_store, "RECHECK_SECONDS", 0.0)
     master, lagging = two_redis_servers
-    post = make_post(title="Before")
-    url = f"/news/posts/{post.pk}/"
-    read(url)
-    assert read(url)[1] == "hit"
+    post, url = cached_post("Before")
     lagging.follow(master)
     lagging.cut_off()
     lagging.follow(None)  # promoted, with what it had

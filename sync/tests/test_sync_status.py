@@ -217,6 +217,18 @@ def run_json() -> dict:
     return json.loads(out.getvalue())
 
 
+def park_post_3(now) -> None:
+    """Post 3, parked after 5 failed runs of a POST answered 400."""
+    EntitySyncState.objects.create(
+        entity_table="news_post",
+        entity_pk=3,
+        attempts=5,
+        last_error="POST /posts: HTTP 400",
+        last_failed_at=now,
+        parked_at=now,
+    )
+
+
 def test_json_gives_the_same_facts_as_the_text(settings):
     settings.SYNC_HEALTH_MAX_AGE = 300
     now = timezone.now()
@@ -234,14 +246,7 @@ def test_json_gives_the_same_facts_as_the_text(settings):
         entities_failed=1,
         error_summary="POST post 3: HTTP 400",
     )
-    EntitySyncState.objects.create(
-        entity_table="news_post",
-        entity_pk=3,
-        attempts=5,
-        last_error="POST /posts: HTTP 400",
-        last_failed_at=now,
-        parked_at=now,
-    )
+    park_post_3(now)
 
     document = run_json()
 
@@ -360,14 +365,7 @@ def test_the_json_document_docs_show_has_the_keys_the_command_gives():
         action="retry", actor="ops", count=1, filters={"kind": "post"}, entities=["post:3"]
     )
     SyncRun.objects.create(status=SyncRun.Status.SUCCEEDED, started_at=now, finished_at=now)
-    EntitySyncState.objects.create(
-        entity_table="news_post",
-        entity_pk=3,
-        attempts=5,
-        last_error="POST /posts: HTTP 400",
-        last_failed_at=now,
-        parked_at=now,
-    )
+    park_post_3(now)
     docs = (settings.BASE_DIR / "docs" / "operations.md").read_text()
     shown = docs.split("#### `sync_status --json`", 1)[1].split("```json", 1)[1]
     shown = json.loads(shown.split("```", 1)[0].replace('"...",', '"",').replace('"..."', '""'))
