@@ -48,7 +48,8 @@ class ThreadedWsgi:
     """An ASGI application: bodies read first, then the WSGI application in a thread.
 
     With `stored`, an answer that is stored already (the read cache's, news/cache/reads.py) is
-    looked up and sent on the event loop: a hit takes no thread. With `access_log`, each answer
+    looked up and sent on the event loop: a hit takes no thread. `stored` gives it ready to send
+    (status, headers with lower-case names in bytes, body), or None. With `access_log`, each answer
     is logged there as it ends.
     """
 
@@ -95,9 +96,7 @@ class ThreadedWsgi:
         answer = Answer(asyncio.get_running_loop(), receive, send, close=not body.read_whole)
         environ = wsgi_environ(scope, body)
         if self.stored is not None and (stored := await self._stored(environ)) is not None:
-            status, headers, chunks = stored
-            answer.start_response(status, headers)
-            answer.whole = b"".join(chunks)
+            answer.status, answer.headers, answer.whole = stored
             await answer.finish()
             return answer.status
         await answer.loop.run_in_executor(self.threads, answer.run, self.application, environ)

@@ -1,8 +1,9 @@
 """One Redis connection of an event loop's, shared by every read looked up on that loop.
 
-A command is written as soon as it is called, beside the others in flight: Redis answers them in
-the order they came, and one reading task hands each answer to its caller. So the reads a worker
-answers at once share their round trips, without a pool of connections or a turn to wait for.
+The commands called in one turn of the event loop are written together at its end, beside the
+others in flight: Redis answers them in the order they came, and one reading task hands each answer
+to its caller. So the reads a worker answers at once share their round trips and their writes,
+without a pool of connections or a turn to wait for.
 Answers are parsed by hiredis, the parser redis-py itself uses.
 
 A connection that fails, times out or answers what cannot be parsed is dropped with every command
@@ -53,6 +54,11 @@ class PipelinedRedis:
         if protocol is None or protocol.broken is not None:
             protocol = await self._connect()
         return await self._call_on(protocol, *args)
+
+    @property
+    def open(self) -> bool:
+        """Whether the connection is open and set up: a call then opens none."""
+        return self._protocol is not None and self._protocol.broken is None
 
     def close(self) -> None:
         """Drop the connection, if open: on an event loop that is closing, or closed."""
@@ -122,11 +128,17 @@ class PipelinedRedis:
 
 
 class _Protocol(asyncio.Protocol):
+    """Commands written in the order they came, those of one turn of the event loop in one
+    write; their answers handed out in that order. One timer watches the oldest command in
+    flight: answers come in order, so when it is late, the connection is."""
+
     def __init__(self) -> None:
         self.reader = hiredis.Reader()
-        self.waiting: collections.deque[asyncio.Future] = collections.deque()
+        self.waiting: collections.deque[tuple[asyncio.Future, float]] = collections.deque()
+        self.unwritten: list[bytes] = []
         self.transport: asyncio.Transport | None = None
         self.broken: Exception | None = None
+        self.watchdog: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -136,18 +148,29 @@ class _Protocol(asyncio.Protocol):
             raise self.broken
         loop = asyncio.get_running_loop()
         answer = loop.create_future()
-        self.waiting.append(answer)
-        assert self.transport is not None  # connection_made() came first
-        self.transport.write(command)
-        timer = loop.call_later(timeout, self._late, answer)
-        try:
-            return await answer
-        finally:
-            timer.cancel()
+        self.waiting.append((answer, loop.time() + timeout))
+        if not self.unwritten:
+            loop.call_soon(self._write)
+        self.unwritten.append(command)
+        if self.watchdog is None:
+            self.watchdog = loop.call_later(timeout, self._watch)
+        return await answer
 
-    def _late(self, answer: asyncio.Future) -> None:
-        if not answer.done():
+    def _write(self) -> None:
+        commands, self.unwritten = self.unwritten, []
+        if self.broken is None and self.transport is not None:
+            self.transport.write(b"".join(commands))
+
+    def _watch(self) -> None:
+        """Fail the connection if its oldest command is late; else watch the one now oldest."""
+        self.watchdog = None
+        if not self.waiting or self.broken is not None:
+            return
+        loop = asyncio.get_running_loop()
+        if (due := self.waiting[0][1]) <= loop.time():
             self.fail(TimeoutError("Redis did not answer in time"))
+        else:
+            self.watchdog = loop.call_at(due, self._watch)
 
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
@@ -155,7 +178,7 @@ class _Protocol(asyncio.Protocol):
             while (reply := self.reader.gets()) is not False:
                 if not self.waiting:
                     raise hiredis.ProtocolError("an answer to no command")
-                answer = self.waiting.popleft()
+                answer, _ = self.waiting.popleft()
                 if not answer.done():  # its caller may have been cancelled
                     answer.set_result(reply)
         except hiredis.ProtocolError as exc:
@@ -168,8 +191,11 @@ class _Protocol(asyncio.Protocol):
         """Drop the connection: every command in flight on it raises `error`."""
         if self.broken is None:
             self.broken = error
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
         while self.waiting:
-            answer = self.waiting.popleft()
+            answer, _ = self.waiting.popleft()
             if not answer.done():
                 answer.set_exception(error)
         if self.transport is not None and not self.transport.is_closing():

@@ -48,10 +48,14 @@ LOOKED_UP = "news.cache.looked_up"
 # The environ key under which ReadCache.stored() asks the thread, without Redis, to keep the
 # answer it gives: (its key, the token's user and claim or None) (news/cache/snapshots.py).
 KEEP = "news.cache.keep"
-# First lines of entries (generations and headers) kept parsed, per process: an entry read again
-# is not parsed again. Cleared when full.
+# First lines of entries (generations, headers, and the headers as ASGI sends them) kept parsed,
+# per process: an entry read again is not parsed again. Cleared when full.
 METAS_KEPT = 4096
-_metas: dict[bytes, tuple[list, list]] = {}
+_metas: dict[bytes, tuple[list, list, list]] = {}
+X_CACHE_HIT = (b"x-cache", b"hit")
+
+# An answer as news_project/asgi.py sends it: status, headers (lower-case names) and body.
+Sent = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 
 def tables_read(path: str) -> tuple[str, ...]:
@@ -127,10 +131,11 @@ class ReadCache:
 
         return _SavingBody(chunks, settings.NEWS_CACHE_MAX_BYTES, keep)
 
-    async def stored(self, environ: dict) -> tuple[str, list[tuple[str, str]], list[bytes]] | None:
-        """The stored answer to this request (status, headers, body), looked up on the running
-        event loop, so that a hit takes no thread (news_project/asgi.py); None if it must be
-        answered by calling this application, which then does not look it up again."""
+    async def stored(self, environ: dict) -> Sent | None:
+        """The stored answer to this request, ready to send (status, headers, body), looked up
+        on the running event loop, so that a hit takes no thread (news_project/asgi.py); None if
+        it must be answered by calling this application, which then does not look it up
+        again."""
         if (store := get_store()) is None:
             return await _kept(environ)
         if (request := _request(environ)) is None:
@@ -139,14 +144,15 @@ class ReadCache:
         looked_up = await store.lookup_async(key, tables, stamped=stamped)
         if looked_up is None:
             return None
-        if (stored := _stored(environ, *looked_up)) is not None:
-            return stored
-        generations, _ = looked_up  # the entry, judged here already, is not one to answer
+        generations, entry = looked_up
+        if (parsed := _parsed(entry)) is not None and parsed[0] == generations:
+            return _sent(environ, *parsed[1:])
+        # The entry, judged here already, is not one to answer.
         environ[LOOKED_UP] = (request, (generations, None))
         return None
 
 
-async def _kept(environ: dict) -> tuple[str, list[tuple[str, str]], list[bytes]] | None:
+async def _kept(environ: dict) -> Sent | None:
     """Without Redis: the answer this process kept under the database's snapshot of now, if it
     did; None if Django must answer (and keep its answer: KEEP, for a GET)."""
     if not snapshots.enabled():
@@ -157,7 +163,8 @@ async def _kept(environ: dict) -> tuple[str, list[tuple[str, str]], list[bytes]]
     if (snapshot := await snapshots.kept.snapshot_now()) is None:
         return None
     if (found := snapshots.kept.get(key, snapshot, stamped)) is not None:
-        return _answer(environ, *found)
+        headers, body = found
+        return _sent(environ, headers, _encoded(headers), body)
     if environ["REQUEST_METHOD"] == "GET":
         environ[KEEP] = (key, stamped)
     return None
@@ -188,23 +195,31 @@ def _stored(
     environ: dict, generations: list[str] | None, entry: Entry | None
 ) -> tuple[str, list[tuple[str, str]], list[bytes]] | None:
     """The answer of a lookup's entry, if it was stored under the generations of now."""
-    stored = _parsed(entry) if entry is not None else None
+    stored = _parsed(entry)
     if stored is None or stored[0] != generations:
         return None
-    return _answer(environ, stored[1], stored[2])
+    return _answer(environ, stored[1], stored[3])
 
 
-def _parsed(entry: Entry) -> tuple[list, list, bytes] | None:
-    """(generations, headers, body) of a stored entry; None, logged, for one that does not parse
-    (a miss: the answer from the database then replaces it)."""
+def _parsed(entry: Entry | None) -> tuple[list, list, list, bytes] | None:
+    """(generations, headers, the headers encoded, body) of a stored entry; None for no entry,
+    and, logged, for one that does not parse (a miss: the answer from the database then replaces
+    it)."""
+    if entry is None:
+        return None
     meta, body = entry
     if (known := _metas.get(meta)) is None:
-        if (known := _parsed_meta(meta)) is None:
+        if (parsed := _parsed_meta(meta)) is None:
             return None
         if len(_metas) >= METAS_KEPT:
             _metas.clear()
-        _metas[meta] = known
-    return known[0], known[1], body
+        known = _metas[meta] = (*parsed, _encoded(parsed[1]))
+    return *known, body
+
+
+def _encoded(headers: list) -> list[tuple[bytes, bytes]]:
+    """Headers as ASGI has them: lower-case names, in bytes."""
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
 
 
 def _parsed_meta(meta: bytes) -> tuple[list, list] | None:
@@ -327,6 +342,16 @@ def _answer(
     sent = [(name, value) for name, value in headers]
     sent += [("Content-Length", str(len(body))), ("X-Cache", "hit")]
     return "200 OK", sent, [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
+
+
+def _sent(environ: dict, headers: list, encoded: list[tuple[bytes, bytes]], body: bytes) -> Sent:
+    """_answer(), as news_project/asgi.py sends it: the headers of a 200 encoded once an entry."""
+    if environ.get("HTTP_IF_NONE_MATCH"):
+        status, listed, chunks = _answer(environ, headers, body)
+        return int(status[:3]), _encoded(listed), b"".join(chunks)
+    length = (b"content-length", b"%d" % len(body))
+    sent = b"" if environ["REQUEST_METHOD"] == "HEAD" else body
+    return 200, [*encoded, length, X_CACHE_HIT], sent
 
 
 def _matches(etag: str, candidates: list[str]) -> bool:

@@ -40,7 +40,8 @@ WRITE_LEASE = 60.0
 # Bytes of entries a process holds copies of: a lookup that finds the entry unchanged in Redis is
 # answered from the copy, without the entry crossing the network again (READ, below).
 COPIES_BYTES = 32 * 1024 * 1024
-# Seconds a lookup on an event loop takes at most, its connection opened and set up included.
+# Seconds a lookup on an event loop takes at most, its connection opened and set up included (on
+# a connection already open, a command: the connection's own timeout, the same).
 LOOKUP_SECONDS = 0.5
 
 
@@ -404,12 +405,18 @@ class ReadCacheStore:
         names, keys = self._lookup_keys(key, tables, stamped)
         copy = self._copies.get(key)
         args = self._read_args(names, copy)
+        all_keys = [*self._ordered_keys(names), *keys]
         try:
-            async with asyncio.timeout(LOOKUP_SECONDS):
-                if time.monotonic() - self._checked_at >= RECHECK_SECONDS:  # no coroutine a hit
-                    await self._recheck_async()
-                all_keys = [*self._ordered_keys(names), *keys]
+            connection = self._loop_connection()
+            if connection.open and time.monotonic() - self._checked_at < RECHECK_SECONDS:
+                # A hit's usual way: one command (two once Redis has forgotten the script), each
+                # held by the connection to its timeout.
                 reply = await self._script_async(self._read, all_keys, args)
+            else:
+                async with asyncio.timeout(LOOKUP_SECONDS):
+                    if time.monotonic() - self._checked_at >= RECHECK_SECONDS:
+                        await self._recheck_async()
+                    reply = await self._script_async(self._read, all_keys, args)
             read = self._unless_busy(*_read_reply(reply, len(names), len(keys), args, copy))
         except (*FAILURES, OSError) as exc:  # a timeout of asyncio is an OSError
             # Whatever went wrong, the answers still to come on this connection are not trusted.
@@ -476,7 +483,10 @@ class ReadCacheStore:
             if self._async is not None:
                 self._async[1].close()  # a loop of a process has one connection at a time
             connection = PipelinedRedis(
-                self.url, timeout=0.5, connect_timeout=0.5, on_open=self._opened
+                self.url,
+                timeout=LOOKUP_SECONDS,
+                connect_timeout=LOOKUP_SECONDS,
+                on_open=self._opened,
             )
             self._async = (loop, connection)
         return self._async[1]

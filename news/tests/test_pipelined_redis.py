@@ -98,6 +98,33 @@ def test_a_redis_that_does_not_answer_times_out_every_call_in_flight():
     assert TIMEOUT <= seconds < TIMEOUT + 1
 
 
+def test_a_command_has_its_whole_timeout_from_when_it_was_called(redis_url):
+    async def later(connection):
+        await connection.call("PING")
+        await asyncio.sleep(TIMEOUT * 0.6)
+        # Answered TIMEOUT * 0.8 after it was called: past the first command's deadline, within
+        # its own.
+        return await connection.call("BLPOP", "news-test-no-such-list", TIMEOUT * 0.8)
+
+    assert run(later)(redis_url) == [None]
+
+
+def test_a_late_answer_times_out_behind_answers_that_came(redis_url):
+    async def stuck(connection):
+        await connection.call("PING")
+        await asyncio.sleep(TIMEOUT * 0.6)
+        started = time.monotonic()
+        calls = [connection.call("PING"), connection.call("BLPOP", "news-test-no-such-list", 5)]
+        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        return outcomes, time.monotonic() - started
+
+    [(outcomes, seconds)] = run(stuck)(redis_url)
+
+    assert outcomes[0] == b"PONG"
+    assert isinstance(outcomes[1], TimeoutError)
+    assert TIMEOUT <= seconds < TIMEOUT + 0.4
+
+
 @pytest.mark.parametrize("reply", [b"?not resp\r\n", b"*-5\r\n:1\r\n"], ids=["type", "length"])
 def test_an_answer_that_does_not_parse_drops_the_connection(reply):
     async def garbage(connection):

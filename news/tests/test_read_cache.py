@@ -340,6 +340,23 @@ def test_a_client_holding_the_answer_gets_304(read_cache):
     assert get(url, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 200
 
 
+def test_a_hit_on_the_event_loop_answers_what_a_hit_in_a_thread_does(read_cache):
+    post = make_post(title="Looked up on the loop")
+    url = f"/news/posts/{post.pk}/"
+    read(url)
+    in_thread = wsgi_get(url)
+
+    hit, head = asgi_get(url), asgi_get(url, method="HEAD")
+    held = asgi_get(url, HTTP_IF_NONE_MATCH=in_thread["ETag"])
+
+    assert (hit.threaded, hit.status_code, hit.content) == (False, 200, in_thread.content)
+    assert hit.headers == in_thread.headers
+    assert (head.threaded, head.status_code, head.content) == (False, 200, b"")
+    assert head.headers == in_thread.headers  # Content-Length: the GET's
+    assert (held.threaded, held.status_code, held.content) == (False, 304, b"")
+    assert (held["ETag"], held["X-Cache"]) == (in_thread["ETag"], "hit")
+
+
 def test_a_cached_stream_keeps_its_etag(read_cache):
     make_post()
     url = "/news/posts/?all=true"
