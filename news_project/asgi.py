@@ -38,6 +38,9 @@ LATE = b'{"detail": "The request body did not arrive within %g seconds."}'
 BROKEN = b'{"detail": "Internal server error."}'
 JSON = (b"content-type", b"application/json")
 CLOSE = (b"connection", b"close")
+# Request headers' names as the environ has them, kept per process; cleared when full.
+NAMES_KEPT = 512
+_NAMES: dict[bytes, str] = {}
 
 
 class ClientGone(Exception):
@@ -213,7 +216,9 @@ def wsgi_environ(scope: dict, body: Body) -> dict:
     environ = {
         "REQUEST_METHOD": scope["method"],
         "SCRIPT_NAME": "",
-        "PATH_INFO": unquote_to_bytes(scope["raw_path"]).decode("latin-1"),
+        "PATH_INFO": (
+            unquote_to_bytes(raw_path) if b"%" in (raw_path := scope["raw_path"]) else raw_path
+        ).decode("latin-1"),
         "QUERY_STRING": scope["query_string"].decode("latin-1"),
         "SERVER_NAME": str(server_host),
         "SERVER_PORT": str(server_port),
@@ -230,9 +235,8 @@ def wsgi_environ(scope: dict, body: Body) -> dict:
         "wsgi.run_once": False,
     }
     for raw_name, raw_value in scope["headers"]:
-        name = raw_name.decode("latin-1").upper().replace("-", "_")
-        if name not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            name = f"HTTP_{name}"
+        if (name := _NAMES.get(raw_name)) is None:
+            name = _environ_name(raw_name)
         value = raw_value.decode("latin-1")
         if name in environ:
             value = environ[name] + ("; " if name == "HTTP_COOKIE" else ",") + value
@@ -242,6 +246,18 @@ def wsgi_environ(scope: dict, body: Body) -> dict:
     else:
         environ.pop("CONTENT_LENGTH", None)
     return environ
+
+
+def _environ_name(raw_name: bytes) -> str:
+    """The environ's name of a request header (b"x-cache" is HTTP_X_CACHE), kept for the next
+    request (up to NAMES_KEPT names)."""
+    name = raw_name.decode("latin-1").upper().replace("-", "_")
+    if name not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        name = f"HTTP_{name}"
+    if len(_NAMES) >= NAMES_KEPT:
+        _NAMES.clear()
+    _NAMES[raw_name] = name
+    return name
 
 
 def application_for(threads: int, *, access_log: bool = False) -> ThreadedWsgi:
