@@ -1,10 +1,12 @@
-"""Redis gone wrong, on 127.0.0.1: a server that answers every command with the same reply, and
-a proxy in front of a real Redis that sends one of its answers twice."""
+"""Redis gone wrong, on 127.0.0.1: a server that answers every command with the same reply, a
+proxy in front of a real Redis that sends one of its answers twice, and one that answers slowly
+and has forgotten its scripts."""
 
 from __future__ import annotations
 
 import socket
 import threading
+import time
 from typing import Self
 from urllib.parse import urlsplit
 
@@ -88,6 +90,48 @@ class DoublingRedis(_Listening):
                     # Small answers, the first whole at the start of its chunk: doubled whole.
                     chunk = _first_answer(chunk) + chunk
                 client.sendall(chunk)
+
+
+class SlowForgetfulRedis(_Listening):
+    """A proxy in front of the Redis of `url`, a command at a time. Once armed (arm()), each
+    answer comes `delay` seconds late, and an EVALSHA is answered NOSCRIPT: a slow Redis that
+    has just restarted. `url` names the proxy, with the same database."""
+
+    NOSCRIPT = b"-NOSCRIPT No matching script. Please use EVAL.\r\n"
+
+    def __init__(self, url: str, delay: float) -> None:
+        parts = urlsplit(url)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 6379)
+        self.delay = delay
+        self.armed = threading.Event()
+        super().__init__()
+        self.url = f"redis://127.0.0.1:{self.port}{parts.path}"
+
+    def arm(self) -> None:
+        self.armed.set()
+
+    def _serve(self, client: socket.socket) -> None:
+        import hiredis
+
+        buffer = b""
+        with client, socket.create_connection(self.upstream) as upstream:
+            while chunk := _recv(client):
+                buffer += chunk
+                while (rest := _one_command(buffer)) is not None:
+                    command, buffer = buffer[: len(buffer) - len(rest)], rest
+                    if self.armed.is_set() and command.split(b"\r\n")[2].upper() == b"EVALSHA":
+                        answer = self.NOSCRIPT
+                    else:
+                        upstream.sendall(command)
+                        answer, reader = b"", hiredis.Reader()
+                        while reader.gets() is False:
+                            if not (part := _recv(upstream)):
+                                return
+                            answer += part
+                            reader.feed(part)
+                    if self.armed.is_set():
+                        time.sleep(self.delay)
+                    client.sendall(answer)
 
 
 def _one_command(buffer: bytes) -> bytes | None:

@@ -18,7 +18,7 @@ from news.cache import store as cache_store
 from news.models import Comment, Post
 from sync.models import ModelEvent
 from testing.clients import WsgiAnswer, asgi_get, cache_said, wsgi_get
-from testing.garbage_redis import DoublingRedis, GarbageRedis
+from testing.garbage_redis import DoublingRedis, GarbageRedis, SlowForgetfulRedis
 from testing.redis_server import RedisServer
 from testing.rows import make_comment, make_post
 
@@ -736,6 +736,27 @@ def test_a_lookup_on_the_event_loop_that_redis_fails_is_answered_by_a_thread(
     assert seconds < 1.5  # one lookup waited at most its timeout; then the cache is paused
     paused = [r for r in caplog.records if r.name == "news.cache" and "could not read" in r.message]
     assert len(paused) == 1
+
+
+def test_a_lookup_on_an_open_connection_waits_half_a_second_at_most_all_told(read_cache, settings):
+    tables = ("news_post",)
+    # Each answer within the connection's timeout, but the script sent again: two commands.
+    with SlowForgetfulRedis(read_cache.url, delay=cache_store.LOOKUP_SECONDS * 0.9) as proxy:
+        settings.REDIS_URL = proxy.url
+        store = cache_store.get_store()
+
+        async def slow():
+            await store.lookup_async("none", tables)  # the connection opened, its lineage checked
+            proxy.arm()
+            started = time.monotonic()
+            looked_up = await store.lookup_async("none", tables)
+            return looked_up, time.monotonic() - started
+
+        looked_up, seconds = asyncio.run(slow())
+        settings.REDIS_URL = read_cache.url
+
+    assert looked_up == (None, None)  # the cache paused: the thread answers from the database
+    assert seconds < cache_store.LOOKUP_SECONDS + 0.1
 
 
 def test_an_answer_redis_sends_twice_is_never_taken_for_the_next_read(read_cache, settings):
