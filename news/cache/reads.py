@@ -40,8 +40,17 @@ STORED_HEADERS = frozenset(
 )
 # Request headers an answer may vary on: each value (gzip accepted or not) has an entry of its own.
 KEYED_ON = frozenset({"accept", "accept-encoding", "origin"})
-# Headers a 304 repeats from the answer it stands for (RFC 9110, 15.4.5).
-NOT_MODIFIED_HEADERS = ("etag", "cache-control", "vary", "last-modified")
+# Headers a 304 repeats from the answer it stands for (RFC 9110, 15.4.5), and the CORS headers
+# that let a page read it, as django-cors-headers puts them on Django's own 304.
+NOT_MODIFIED_HEADERS = (
+    "etag",
+    "cache-control",
+    "vary",
+    "last-modified",
+    "access-control-allow-origin",
+    "access-control-allow-credentials",
+    "access-control-expose-headers",
+)
 ACCEPTS_GZIP = re.compile(r"\bgzip\b")
 # The environ key under which ReadCache.stored() hands the thread what it looked up on a miss.
 LOOKED_UP = "news.cache.looked_up"

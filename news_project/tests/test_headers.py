@@ -7,7 +7,7 @@ import json
 import pytest
 from django.test import Client
 
-from testing.clients import wsgi_get
+from testing.clients import asgi_get, wsgi_get
 from testing.rows import make_comment, make_post
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -171,3 +171,24 @@ def test_a_read_from_an_allowed_origin_may_be_read_by_its_page(request, cors, ca
     assert "Access-Control-Allow-Origin" not in plain.headers
     if cached:
         assert {allowed["X-Cache"], other["X-Cache"], plain["X-Cache"]} == {"hit"}
+
+
+@pytest.mark.parametrize("get", [wsgi_get, asgi_get], ids=["thread", "event-loop"])
+@pytest.mark.parametrize("cached", [False, True], ids=["database", "redis"])
+def test_a_304_to_an_allowed_origin_may_be_read_by_its_page(request, cors, cached, get):
+    # A page that sends If-None-Match itself reads the 304 only if CORS allows it to.
+    if cached:
+        request.getfixturevalue("read_cache")
+    url = f"/news/posts/{make_post().pk}/"
+    for _ in range(2):
+        etag = get(url, HTTP_ORIGIN=ALLOWED)["ETag"]
+        get(url, HTTP_ORIGIN="https://evil.example")
+
+    held = get(url, HTTP_ORIGIN=ALLOWED, HTTP_IF_NONE_MATCH=etag)
+    other = get(url, HTTP_ORIGIN="https://evil.example", HTTP_IF_NONE_MATCH=etag)
+
+    assert (held.status_code, held["Access-Control-Allow-Origin"]) == (304, ALLOWED)
+    assert "ETag" in held["Access-Control-Expose-Headers"]
+    assert (other.status_code, other.get("Access-Control-Allow-Origin")) == (304, None)
+    if cached:
+        assert (held["X-Cache"], other["X-Cache"]) == ("hit", "hit")
