@@ -5,8 +5,10 @@ Settings come from the environment, then from the project's .env file for whatev
 environment leaves unset (news_project.env.load_env_file). Whatever goes wrong that an operator
 can fix ends a command with one line on stderr, never a traceback: a missing or invalid setting
 (exit status 2), a usage error (2, with a pointer to --help), a database out of reach (1, naming
-the database, its password hidden). `--traceback` shows the traceback of a database error. A
-reader of the output that went away (`| head`) ends it quietly, with exit status 1.
+the database, its password hidden), Django missing from the Python that runs it (1), a question
+that standard input cannot answer (1). `--traceback` shows the traceback of a database error. A
+reader of the output that went away (`| head`) ends it quietly, with exit status 1; Ctrl-C that
+a command does not handle itself, with `Interrupted` and exit status 130.
 """
 
 import os
@@ -14,6 +16,8 @@ import secrets
 import sys
 
 EXIT_CONFIGURATION = 2
+# As a shell reports a process ended by SIGINT.
+EXIT_INTERRUPTED = 130
 # Commands that meet the database where an error is no longer one line: runserver checks it in
 # a thread of its own, and goes on serving.
 CHECKED_AT_START = {"runserver"}
@@ -31,6 +35,14 @@ def only_help(args: list[str]) -> bool:
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "news_project.settings")
+    try:
+        import django  # noqa: F401
+    except ImportError:
+        sys.stderr.write(
+            f"Error: Django is not installed for {sys.executable}: run manage.py with the "
+            "project's virtualenv (.venv/bin/python manage.py; make install makes it)\n"
+        )
+        sys.exit(1)
     from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
@@ -52,6 +64,14 @@ def main() -> None:
             commandline.check_database()
         execute_from_command_line(sys.argv)
         sys.stdout.flush()  # here, where a reader gone (below) is still ours to answer
+    except KeyboardInterrupt:
+        # Ctrl-C where a command does not handle it itself (at flush's question, say).
+        sys.stderr.write("\nInterrupted\n" if sys.stdin.isatty() else "Interrupted\n")
+        sys.exit(EXIT_INTERRUPTED)
+    except EOFError:
+        # input() found standard input closed: a question nobody can answer (</dev/null, Ctrl-D).
+        sys.stderr.write("Error: no answer to the command's question: standard input is closed\n")
+        sys.exit(1)
     except BrokenPipeError:
         # `manage.py sync_status | head -1`: the reader of the output went away. Nothing more
         # to say, as for any command-line tool; the output still buffered goes nowhere.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import math
 import signal
 import sys
 import threading
@@ -14,16 +15,23 @@ from fake_target.target import FakeTarget
 EXIT_CANNOT_SERVE = 1
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """A usage error is one line and a pointer to --help, as manage.py's are."""
+
+    def error(self, message: str):
+        self.exit(2, f"Error: {message} ({self.prog} --help lists the options)\n")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="python -m fake_target",
         description="Serve generated JSONPlaceholder-like posts and comments until interrupted.",
     )
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=3000)
-    parser.add_argument("--posts", type=int, default=100, help="posts to serve (default 100)")
-    parser.add_argument("--comments-per-post", type=int, default=COMMENTS_PER_POST)
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument("--port", type=_port, default=3000)
+    parser.add_argument("--posts", type=_count, default=100, help="posts to serve (default 100)")
+    parser.add_argument("--comments-per-post", type=_count, default=COMMENTS_PER_POST)
+    parser.add_argument("--latency", type=_seconds, default=0.0, help="seconds before each answer")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated data")
     parser.add_argument(
         "--assign-ids", action="store_true", help="give every POST an id of its own choosing"
@@ -45,7 +53,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--rate-limit",
-        type=float,
+        type=_rate,
         default=0.0,
         metavar="N",
         help="serve at most N requests a second, answering 429 with Retry-After beyond it",
@@ -59,6 +67,36 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="store FIELD rewritten: lower (lower case) or strip (trimmed); repeatable",
     )
     return parser.parse_args(argv)
+
+
+def _port(value: str) -> int:
+    if not (value.strip().isdigit() and 0 <= int(value) <= 65535):
+        raise argparse.ArgumentTypeError(f"must be a port from 0 to 65535, got {value!r}")
+    return int(value)
+
+
+def _count(value: str) -> int:
+    if not value.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value!r}")
+    return int(value)
+
+
+def _at_least_zero(value: str, unit: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not (math.isfinite(number) and number >= 0):
+        raise argparse.ArgumentTypeError(f"must be 0 or more{unit}, got {value!r}")
+    return number
+
+
+def _seconds(value: str) -> float:
+    return _at_least_zero(value, " seconds")
+
+
+def _rate(value: str) -> float:
+    return _at_least_zero(value, " a second")
 
 
 REWRITES = {"lower": str.lower, "strip": str.strip}

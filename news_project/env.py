@@ -4,7 +4,7 @@ import math
 import os
 import re
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
@@ -99,10 +99,21 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def _split(value: str) -> SplitResult | None:
+    """The parts of a URL, or None for one that does not parse: a bracket left open
+    (http://[::1), a port that is not a number from 0 to 65535."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  # read only to be checked
+    except ValueError:
+        return None
+    return parts
+
+
 def env_url(name: str, default: str) -> str:
     value = os.environ.get(name, default).strip().rstrip("/")
-    parts = urlsplit(value)
-    if parts.scheme not in {"http", "https"} or not parts.netloc:
+    parts = _split(value)
+    if parts is None or parts.scheme not in {"http", "https"} or not parts.netloc:
         raise ImproperlyConfigured(f"{name} must be an http(s) URL, got {value!r}")
     return value
 
@@ -126,8 +137,12 @@ def env_redis_url(name: str) -> str:
     value = os.environ.get(name, "").strip()
     if not value:
         return ""
-    parts = urlsplit(value)
-    if parts.scheme not in {"redis", "rediss", "unix"} or not (parts.netloc or parts.path):
+    parts = _split(value)
+    if (
+        parts is None
+        or parts.scheme not in {"redis", "rediss", "unix"}
+        or not (parts.netloc or parts.path)
+    ):
         raise ImproperlyConfigured(
             f"{name} must be a redis:// URL such as redis://127.0.0.1:6379/0, got {value!r}"
         )

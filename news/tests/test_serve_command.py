@@ -226,3 +226,15 @@ def _access_lines(server: Served, count: int) -> list[tuple[str, str]]:
             return lines
         assert time.monotonic() < deadline, server.log()
         time.sleep(0.05)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_host_not_allowed_is_logged_in_one_line_without_a_traceback():
+    with Served("--workers", "1") as server:
+        answer = requests.get(f"{server.url}/news/posts/", headers={"Host": "evil.example"})
+        time.sleep(0.2)  # the worker's log line written
+        logged = server.log()
+
+    assert (answer.status_code, answer.json()) == (400, {"detail": "Bad request."})
+    assert "Invalid HTTP_HOST header: 'evil.example'." in logged
+    assert "Traceback" not in logged

@@ -1,6 +1,7 @@
 """manage.py: settings from the environment, then .env; a bad setting is one line, no traceback."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -57,7 +58,11 @@ def test_without_a_secret_key_any_command_stops_with_one_line(command, tmp_path)
         ("SYNC_EVENT_RETENTION_DAYS", "-1"),
         ("SYNC_RUN_RETENTION_DAYS", "a month"),
         ("TARGET_URL", "ftp://example.com"),
+        ("TARGET_URL", "http://[::1"),
+        ("TARGET_URL", "http://127.0.0.1:abc"),
         ("FAKE_API_URL", "ftp://example.com"),
+        ("REDIS_URL", "redis://[::1:6379/11"),
+        ("REDIS_URL", "redis://127.0.0.1:99999/0"),
     ],
 )
 def test_an_invalid_setting_stops_any_command_with_one_line_naming_it(variable, value):
@@ -94,6 +99,55 @@ def test_a_usage_error_is_one_line_that_points_to_help(command, error, tmp_path)
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
         f"Error: {error} (manage.py {command[0]} --help lists the options)"
+    ]
+
+
+def test_a_question_left_without_an_answer_is_one_line(tmp_path):
+    database = f"sqlite:///{tmp_path / 'db'}"
+    assert run_manage("migrate", DJANGO_DEBUG="1", DATABASE_URL=database).returncode == 0
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "flush"],
+        cwd=settings.BASE_DIR, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        env=processes.manage_env(clean=True, DJANGO_DEBUG="1", DATABASE_URL=database),
+    )  # fmt: skip
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "Error: no answer to the command's question: standard input is closed"
+    ]
+
+
+def test_a_command_interrupted_at_its_question_ends_with_one_line(tmp_path):
+    database = f"sqlite:///{tmp_path / 'db'}"
+    assert run_manage("migrate", DJANGO_DEBUG="1", DATABASE_URL=database).returncode == 0
+    command = [sys.executable, "manage.py", "flush"]
+    environment = processes.manage_env(clean=True, DJANGO_DEBUG="1", DATABASE_URL=database)
+    with subprocess.Popen(
+        command, cwd=settings.BASE_DIR, env=environment, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    ) as flush:  # fmt: skip
+        asked = ""
+        while "Type 'yes'" not in asked:
+            asked += flush.stdout.read(1)
+        flush.send_signal(signal.SIGINT)
+        flush.wait(timeout=30)  # its standard input still open: the question is unanswered
+        errors = flush.stderr.read()
+
+    assert (flush.returncode, errors.splitlines()) == (130, ["Interrupted"])
+
+
+def test_manage_py_run_by_a_python_without_django_says_so_in_one_line(tmp_path):
+    # A python without the project's packages: a fresh virtualenv's, without its site-packages.
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "manage.py", "check_env"],
+        cwd=settings.BASE_DIR, capture_output=True, text=True, env={"PATH": os.environ["PATH"]},
+    )  # fmt: skip
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"Error: Django is not installed for {sys.executable}: run manage.py with the "
+        "project's virtualenv (.venv/bin/python manage.py; make install makes it)"
     ]
 
 

@@ -15,7 +15,11 @@ from sync.planner import EntityKey, Kind
 
 def url_problem(value: str) -> str | None:
     """What is wrong with a target base URL, or None when it is a usable http(s) URL."""
-    parts = urlsplit(value.strip())
+    try:
+        parts = urlsplit(value.strip())
+        parts.port  # noqa: B018  # read only to be checked: a number from 0 to 65535
+    except ValueError:  # a bracket left open (http://[::1), a port that is not a port
+        return f"must be an http(s) URL, got {value!r}"
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         return f"must be an http(s) URL, got {value!r}"
     return None

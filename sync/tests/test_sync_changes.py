@@ -297,6 +297,15 @@ def test_a_full_run_whose_reads_outlast_its_time_budget_says_so_in_one_line(
         (["--url", "ftp://example.com"], "--url must be an http(s) URL, got 'ftp://example.com'"),
         (["--url", "localhost:3000"], "--url must be an http(s) URL, got 'localhost:3000'"),
         (["--url", "http://"], "--url must be an http(s) URL, got 'http://'"),
+        (["--url", "http://[::1"], "--url must be an http(s) URL, got 'http://[::1'"),
+        (
+            ["--url", "http://127.0.0.1:abc"],
+            "--url must be an http(s) URL, got 'http://127.0.0.1:abc'",
+        ),
+        (
+            ["--url", "http://127.0.0.1:99999"],
+            "--url must be an http(s) URL, got 'http://127.0.0.1:99999'",
+        ),
         (["--concurrency", "0"], "--concurrency must be at least 1"),
         (["--max-rps", "-1"], "--max-rps must be 0 (unlimited) or more"),
         (["--batch-size", "0"], "--batch-size must be at least 1"),
