@@ -66,7 +66,8 @@ def main() -> None:
         sys.stdout.flush()  # here, where a reader gone (below) is still ours to answer
     except KeyboardInterrupt:
         # Ctrl-C where a command does not handle it itself (at flush's question, say).
-        sys.stderr.write("\nInterrupted\n" if sys.stdin.isatty() else "Interrupted\n")
+        at_a_terminal = sys.stdin is not None and not sys.stdin.closed and sys.stdin.isatty()
+        sys.stderr.write("\nInterrupted\n" if at_a_terminal else "Interrupted\n")
         sys.exit(EXIT_INTERRUPTED)
     except EOFError:
         # input() found standard input closed: a question nobody can answer (</dev/null, Ctrl-D).
