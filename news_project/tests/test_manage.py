@@ -5,6 +5,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 from django.conf import settings
@@ -128,8 +129,9 @@ def test_a_command_interrupted_at_its_question_ends_with_one_line(tmp_path):
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     ) as flush:  # fmt: skip
         asked = ""
-        while "Type 'yes'" not in asked:
+        while not asked.endswith("'no' to cancel: "):
             asked += flush.stdout.read(1)
+        time.sleep(0.3)  # waiting for the answer, in input()
         flush.send_signal(signal.SIGINT)
         flush.wait(timeout=30)  # its standard input still open: the question is unanswered
         errors = flush.stderr.read()
