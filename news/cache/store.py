@@ -43,6 +43,7 @@ COPIES_BYTES = 32 * 1024 * 1024
 # Seconds a lookup on an event loop takes at most, its connection opened and set up included (its
 # usual one command on an open connection is held to the connection's timeout, the same).
 LOOKUP_SECONDS = 0.5
+# What a hit's usual one command gives when the lookup needs more (ReadCacheStore._read_on_open).
 NOT_READ = object()
 
 
