@@ -228,6 +228,7 @@ def _access_lines(server: Served, count: int) -> list[tuple[str, str]]:
         time.sleep(0.05)
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_host_not_allowed_is_logged_in_one_line_without_a_traceback():
     with Served("--workers", "1") as server:

@@ -127,6 +127,8 @@ def test_a_command_interrupted_at_its_question_ends_with_one_line(tmp_path):
     with subprocess.Popen(
         command, cwd=settings.BASE_DIR, env=environment, text=True,
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        # As at a terminal: a background job of a script (CI's) starts with SIGINT ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     ) as flush:  # fmt: skip
         asked = ""
         while not asked.endswith("'no' to cancel: "):
