@@ -63,21 +63,28 @@ class GarbageRedis(_Listening):
                     sock.sendall(self.reply)
 
 
-class DoublingRedis(_Listening):
-    """A proxy in front of the Redis of `url` that passes everything through, but once armed
-    (arm()) sends the next array answer twice (a Redis, or something between, gone wrong).
-    `url` names the proxy, with the same database."""
+class _Proxy(_Listening):
+    """A proxy in front of the Redis of `url`, which goes wrong once armed (arm()). `url`
+    names the proxy, with the same database."""
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 6379)
-        self.doubled = 0
         self.armed = threading.Event()
         super().__init__()
         self.url = f"redis://127.0.0.1:{self.port}{parts.path}"
 
     def arm(self) -> None:
         self.armed.set()
+
+
+class DoublingRedis(_Proxy):
+    """A proxy that passes everything through, but once armed sends the next array answer
+    twice (a Redis, or something between, gone wrong)."""
+
+    def __init__(self, url: str) -> None:
+        self.doubled = 0
+        super().__init__(url)
 
     def _serve(self, client: socket.socket) -> None:
         upstream = socket.create_connection(self.upstream)
@@ -92,23 +99,15 @@ class DoublingRedis(_Listening):
                 client.sendall(chunk)
 
 
-class SlowForgetfulRedis(_Listening):
-    """A proxy in front of the Redis of `url`, a command at a time. Once armed (arm()), each
-    answer comes `delay` seconds late, and an EVALSHA is answered NOSCRIPT: a slow Redis that
-    has just restarted. `url` names the proxy, with the same database."""
+class SlowForgetfulRedis(_Proxy):
+    """A proxy that passes a command at a time; once armed, each answer comes `delay` seconds
+    late, and an EVALSHA is answered NOSCRIPT: a slow Redis that has just restarted."""
 
     NOSCRIPT = b"-NOSCRIPT No matching script. Please use EVAL.\r\n"
 
     def __init__(self, url: str, delay: float) -> None:
-        parts = urlsplit(url)
-        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 6379)
         self.delay = delay
-        self.armed = threading.Event()
-        super().__init__()
-        self.url = f"redis://127.0.0.1:{self.port}{parts.path}"
-
-    def arm(self) -> None:
-        self.armed.set()
+        super().__init__(url)
 
     def _serve(self, client: socket.socket) -> None:
         import hiredis
