@@ -50,11 +50,12 @@ def main() -> None:
 
     from news_project.env import load_env_file
 
-    load_env_file()
-    if only_help(sys.argv[1:]) and not os.environ.get("DJANGO_SECRET_KEY"):
-        # Help signs nothing: a newcomer reads the options before a key is set.
-        os.environ["DJANGO_SECRET_KEY"] = secrets.token_urlsafe(50)
     try:
+        load_env_file()
+        if only_help(sys.argv[1:]):
+            # Help signs nothing: a newcomer reads the options before a key is set, or with the
+            # placeholder of a copied .env.example, which nothing may sign with.
+            os.environ["DJANGO_SECRET_KEY"] = secrets.token_urlsafe(50)
         # Read the settings before Django does, so that a bad value stops here, in one line.
         settings.INSTALLED_APPS  # noqa: B018
         from news_project import commandline

@@ -38,7 +38,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = ("fake", "fake-assigning", "fake-string-ids", "json-server-1.0")
-CALLS = re.compile(r"^Synced \d+ entities with (\d+) calls", re.MULTILINE)
+CALLS = re.compile(r"^(?:Synced|Incomplete: synced) \d+ entities with (\d+) calls", re.MULTILINE)
 
 
 def main() -> None:

@@ -29,7 +29,9 @@ class Fault:
     that it applies to a matching request (seeded, so runs repeat). With `after_processing` the
     request is served first (a write is applied) and then answered or dropped as told; a stall
     then waits between serving and answering (an answer that travels back slowly). An answer or
-    a drop waits `seconds` before anything else.
+    a drop waits `seconds` before anything else. With `applied_after`, the request is answered
+    or dropped at once and served that many seconds later, in the background: a proxy that gave
+    up (502, 504) while the server behind it went on.
     """
 
     kind: str
@@ -45,6 +47,7 @@ class Fault:
     method: str | None = None
     path: str | None = None
     after_processing: bool = False
+    applied_after: float | None = None
 
     def matches(self, method: str, path: str) -> bool:
         if self.writes_only and method not in WRITE_METHODS:
@@ -118,9 +121,10 @@ class Faults:
         path: str | None = None,
         after_processing: bool = False,
         delay: float = 0.0,
+        applied_after: float | None = None,
     ) -> Fault:
         """Answer matching requests with `status` and `body` (bytes, text or JSON) instead,
-        `delay` seconds after they arrive."""
+        `delay` seconds after they arrive; with `applied_after`, serve them that much later."""
         if isinstance(body, str):
             raw = body.encode()
         elif isinstance(body, bytes):
@@ -141,6 +145,7 @@ class Faults:
                 method=method,
                 path=path,
                 after_processing=after_processing,
+                applied_after=applied_after,
             )
         )
 
@@ -148,7 +153,7 @@ class Faults:
         """Answer matching requests with an error status (a 429 gets `Retry-After: 1`).
 
         Options are those of `answer`: times, share, writes_only, method, path, retry_after,
-        body, after_processing, delay.
+        body, after_processing, delay, applied_after.
         """
         if status == 429:
             options.setdefault("retry_after", 1)
@@ -164,9 +169,10 @@ class Faults:
         path: str | None = None,
         after_processing: bool = False,
         delay: float = 0.0,
+        applied_after: float | None = None,
     ) -> Fault:
         """Close the connection without answering, `delay` seconds after the request arrived;
-        with `after_processing` apply the write first."""
+        with `after_processing` apply the write first, with `applied_after` that much later."""
         return self._add(
             Fault(
                 kind="drop",
@@ -177,6 +183,7 @@ class Faults:
                 method=method,
                 path=path,
                 after_processing=after_processing,
+                applied_after=applied_after,
             )
         )
 

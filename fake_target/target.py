@@ -182,6 +182,15 @@ class FakeTarget(Faults, JsonServerRoutes):
     def rate_limit(self, rate: float) -> None:
         self._bucket = TokenBucket(rate) if rate > 0 else None
 
+    def _serve_later(self, seconds: float, method: str, path: str, query, body) -> None:
+        def serve() -> None:
+            with self._lock:
+                self._route(method, path, query, body)
+
+        later = threading.Timer(seconds, serve)
+        later.daemon = True
+        later.start()
+
     def _handle(self, method: str, raw_path: str, raw_body: bytes) -> Answer:
         parts = urlsplit(raw_path)
         path = "/" + parts.path.strip("/")
@@ -206,6 +215,8 @@ class FakeTarget(Faults, JsonServerRoutes):
                 time.sleep(delay)
             if not serves:
                 answer = fault_answer(fault)
+                if fault.applied_after is not None and body_error is None:
+                    self._serve_later(fault.applied_after, method, path, query, body)
             else:
                 if body_error is not None:
                     status, payload = 400, {"error": body_error}

@@ -40,6 +40,18 @@ class ConventionsMixin:
 
     detail_url_name: str
 
+    def filter_queryset(self, queryset):
+        """An item's URL names it: the list's filters, ordering and pages do not apply."""
+        if self.detail:
+            return queryset
+        return super().filter_queryset(queryset)
+
+    def options(self, request, *args, **kwargs):
+        """OPTIONS of an item that does not exist is a 404, as its GET is."""
+        if self.detail:
+            self.get_object()
+        return super().options(request, *args, **kwargs)
+
     def get_success_headers(self, data) -> dict[str, str]:
         """A 201 names the new item's URL."""
         path = reverse(f"news:{self.detail_url_name}", args=[data["id"]])

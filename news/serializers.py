@@ -1,5 +1,6 @@
 import copy
 import threading
+from collections.abc import Mapping
 
 from django.db import DatabaseError, models
 from drf_spectacular.utils import extend_schema_field
@@ -52,9 +53,16 @@ class PostIdField(serializers.PrimaryKeyRelatedField):
 class ReplaceOnPutSerializer(serializers.ModelSerializer):
     """PUT replaces the whole item: an optional field left out goes back to its default.
 
+    A field the item does not have is refused, naming it (DRF alone would ignore a misspelt
+    name and answer 200); its read-only fields are taken and ignored, so an item read can be
+    sent back whole.
+
     An update only ever updates: if the row was deleted meanwhile the answer is 404, where a plain
-    save() would INSERT it again (and log it as created after its deletion).
+    save() would INSERT it again (and log it as created after its deletion). One that changes
+    nothing saves nothing: no change event, and `updated_at` stays as it was.
     """
+
+    default_error_messages = {"unknown_field": "Unknown field: a {item}'s fields are {fields}."}
 
     serializer_field_mapping = {
         **serializers.ModelSerializer.serializer_field_mapping,
@@ -76,8 +84,26 @@ class ReplaceOnPutSerializer(serializers.ModelSerializer):
                 self._built_fields.setdefault(type(self), built)
         return copy.deepcopy(built)
 
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping) and (unknown := [n for n in data if n not in self.fields]):
+            message = self.error_messages["unknown_field"].format(
+                item=self.Meta.model._meta.verbose_name,
+                fields=", ".join(field.field_name for field in self._writable_fields),
+            )
+            raise serializers.ValidationError(
+                {name: [message] for name in unknown}, code="unknown_field"
+            )
+        return super().to_internal_value(data)
+
     def update(self, instance, validated_data):
-        for attr, value in validated_data.items():
+        changed = {
+            attr: value
+            for attr, value in validated_data.items()
+            if getattr(instance, attr) != value
+        }
+        if not changed:
+            return instance
+        for attr, value in changed.items():
             setattr(instance, attr, value)
         try:
             instance.save(force_update=True)

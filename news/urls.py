@@ -17,6 +17,7 @@ class CanonicalIdConverter:
 register_converter(CanonicalIdConverter, "id")
 
 router = DefaultRouter()
+router.include_format_suffixes = False  # /news/posts/1/ is post 1's one URL, not also 1.json
 router.register("posts", PostViewSet, basename="post")
 router.register("comments", CommentViewSet, basename="comment")
 

@@ -36,6 +36,10 @@ logger = logging.getLogger("news_project.serving")
 WHOLE_BYTES = 262144
 LATE = b'{"detail": "The request body did not arrive within %g seconds."}'
 BROKEN = b'{"detail": "Internal server error."}'
+MALFORMED = (
+    b'{"detail": "The request body could not be read: its framing (Content-Length, '
+    b'Transfer-Encoding) is malformed."}'
+)
 JSON = (b"content-type", b"application/json")
 CLOSE = (b"connection", b"close")
 # Request headers' names as the environ has them, kept per process; cleared when full.
@@ -90,7 +94,15 @@ class ThreadedWsgi:
             seconds=settings.NEWS_BODY_TIMEOUT,
         )
         if body.gone:
-            return None
+            # granian ends the body the same way when the client left and when its framing is
+            # malformed (a chunk size that is no number, Content-Length beside chunked): the
+            # one who left reads nothing, the other learns why instead of granian's bare 500.
+            try:
+                await send({"type": "http.response.start", "status": 400, "headers": [JSON, CLOSE]})
+                await send({"type": "http.response.body", "body": MALFORMED})
+            except Exception:  # gone indeed: granian refuses to send
+                return None
+            return 400
         if body.late:
             detail = LATE % settings.NEWS_BODY_TIMEOUT
             await send({"type": "http.response.start", "status": 408, "headers": [JSON, CLOSE]})

@@ -25,14 +25,20 @@ DAYS_MAX = 36_500  # a hundred years
 def load_env_file() -> Path | None:
     """Fill in, from the project's .env, the variables the environment leaves unset.
 
-    DJANGO_ENV_FILE names another file; set to an empty value, no file is read. A missing file
-    is no error: the defaults then apply. Returns the file read, if any.
+    DJANGO_ENV_FILE names another file; set to an empty value, no file is read. Without the
+    project's .env the defaults apply; a file DJANGO_ENV_FILE names must be there (a mistyped
+    name would run on the defaults: SQLite, the public target). Returns the file read, if any.
     """
-    name = os.environ.get("DJANGO_ENV_FILE", str(PROJECT_DIR / ".env"))
-    if not name:
+    named = os.environ.get("DJANGO_ENV_FILE")
+    if named == "":
         return None
-    path = Path(name)
+    path = Path(named) if named is not None else PROJECT_DIR / ".env"
     if not path.is_file():
+        if named is not None:
+            raise ImproperlyConfigured(
+                f"DJANGO_ENV_FILE names {named}, which is not a file: name the file to read, "
+                "or set it empty to read none"
+            )
         return None
     # override=False: a variable set in the environment (or on a make command line) wins.
     load_dotenv(path, override=False)
@@ -115,6 +121,11 @@ def env_url(name: str, default: str) -> str:
     parts = _split(value)
     if parts is None or parts.scheme not in {"http", "https"} or not parts.netloc:
         raise ImproperlyConfigured(f"{name} must be an http(s) URL, got {value!r}")
+    if parts.query or parts.fragment or value.endswith(("?", "#")):
+        # The calls' paths go after it: /posts would follow a query, or be lost in a fragment.
+        raise ImproperlyConfigured(
+            f"{name} must be a base URL, without a ?query or #fragment, got {value!r}"
+        )
     return value
 
 

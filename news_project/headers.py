@@ -13,6 +13,7 @@ from django.utils.cache import get_conditional_response, set_response_etag
 from django.utils.http import parse_http_date_safe
 
 READS = ("GET", "HEAD")
+PRECONDITION_FAILED = "The item is not as If-Match or If-Unmodified-Since says: nothing is sent."
 
 
 class ConditionalMiddleware(ConditionalGetMiddleware):
@@ -37,10 +38,17 @@ class ConditionalMiddleware(ConditionalGetMiddleware):
         etag = response.get("ETag")
         last_modified = response.get("Last-Modified")
         last_modified = last_modified and parse_http_date_safe(last_modified)
+        if not last_modified:
+            # No modification date (a list): If-Unmodified-Since is ignored (RFC 9110, 13.1.4);
+            # Django would answer 412 to any.
+            request.META.pop("HTTP_IF_UNMODIFIED_SINCE", None)
         if etag or last_modified:
-            return get_conditional_response(
+            answer = get_conditional_response(
                 request, etag=etag, last_modified=last_modified, response=response
             )
+            if answer.status_code == 412:  # Django's is empty HTML
+                return JsonResponse({"detail": PRECONDITION_FAILED}, status=412)
+            return answer
         return response
 
 

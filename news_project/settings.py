@@ -65,6 +65,8 @@ if HTTPS:
     SECURE_HSTS_PRELOAD = True
 
 INSTALLED_APPS = [
+    # Before django.contrib.auth, whose createsuperuser it overrides (the first app wins).
+    "accounts",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -79,7 +81,6 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "accounts",
     "news",
     "sync",
     # The project's own commands (check_env), for settings rather than any one app.
@@ -242,6 +243,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["news_project.parsers.JSONParser"],
+    # ?format= that an endpoint does not have: a 406 naming those it has (not DRF's 404).
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "news_project.negotiation.StrictFormatNegotiation",
     "DEFAULT_PAGINATION_CLASS": "news.pagination.NewsPagination",
     "PAGE_SIZE": env_int("NEWS_PAGE_SIZE", 20, minimum=1),
     "DEFAULT_FILTER_BACKENDS": [

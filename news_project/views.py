@@ -6,8 +6,9 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, connection, transaction
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
 
 
 # CSRF-exempt so that a write gets this view's JSON 405, not the CSRF failure page: it changes
@@ -56,11 +57,27 @@ def csrf_failure(request, reason: str = ""):
     return JsonResponse({"detail": f"CSRF verification failed: {reason}"}, status=403)
 
 
-class SchemaView(SpectacularAPIView):
-    """GET /api/schema/: drf-spectacular's view, whose refusal of a format it does not have
-    (`?format=xml`) is JSON, as every error of the API, not its first format (YAML)."""
+class JsonErrorsMixin:
+    """For a DRF view whose formats are not JSON (the schema's YAML, the docs' HTML): its
+    errors and its OPTIONS are JSON, as every error of the API."""
 
     def perform_content_negotiation(self, request, force=False):
         if force:  # no format of the request's was found: the answer is an error
             return JSONRenderer(), JSONRenderer.media_type
         return super().perform_content_negotiation(request, force)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        if isinstance(response, Response) and (
+            response.status_code >= 400 or request.method == "OPTIONS"
+        ):
+            request.accepted_renderer = JSONRenderer()
+            request.accepted_media_type = JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
+
+
+class SchemaView(JsonErrorsMixin, SpectacularAPIView):
+    """GET /api/schema/: drf-spectacular's view, its errors in JSON."""
+
+
+class DocsView(JsonErrorsMixin, SpectacularSwaggerView):
+    """GET /api/docs/: drf-spectacular's Swagger UI, its errors in JSON."""

@@ -47,9 +47,6 @@ TEXT_FIELDS: dict[Kind, tuple[str, ...]] = {
     Kind.POST: ("title", "body"),
     Kind.COMMENT: ("name", "email", "body"),
 }
-# Fields no target is expected to rewrite (numbers and links): a lookup that tolerates rewritten
-# texts filters on these alone.
-FIXED_FIELDS: dict[Kind, tuple[str, ...]] = {Kind.POST: ("userId",), Kind.COMMENT: ("postId",)}
 # A filter of posts no record matches: a cheap read that shows whether the target answers.
 MATCHES_NOTHING: Record = {"id": 0, "userId": -1}
 _KIND_OF_MODEL = {model: kind for kind, model in MODELS.items()}

@@ -257,6 +257,8 @@ def _cache_key(environ: dict) -> tuple[str | None, tuple[str, str] | None]:
     path = environ.get("PATH_INFO", "")
     if environ.get("REQUEST_METHOD") not in ("GET", "HEAD") or not path.startswith("/news/"):
         return None, None
+    if _other_preconditions(environ):
+        return None, None  # Django evaluates them: the cache knows If-None-Match alone
     stamped = None
     if (authorization := environ.get("HTTP_AUTHORIZATION")) is not None:
         # A credential is checked on every request: one that fails here goes to Django, which
@@ -283,6 +285,16 @@ def _cache_key(environ: dict) -> tuple[str | None, tuple[str, str] | None]:
     )
     key = hashlib.sha256("\n".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
     return key, stamped
+
+
+def _other_preconditions(environ: dict) -> bool:
+    """If-Match, If-Unmodified-Since, or If-Modified-Since without If-None-Match (which
+    outranks it): conditions only Django's answer evaluates (news_project/headers.py)."""
+    return (
+        "HTTP_IF_MATCH" in environ
+        or "HTTP_IF_UNMODIFIED_SINCE" in environ
+        or ("HTTP_IF_MODIFIED_SINCE" in environ and "HTTP_IF_NONE_MATCH" not in environ)
+    )
 
 
 def _scheme(environ: dict) -> str:

@@ -537,3 +537,36 @@ def test_options_with_a_token_describes_a_comment(api_client, user):
 
     assert answer.status_code == 200
     assert "PUT" in answer.json()["actions"]
+
+
+@pytest.mark.parametrize("method", ["post", "put", "patch"])
+def test_a_field_the_api_does_not_know_is_400_naming_it_and_changes_nothing(
+    api_client, user, make_comment, method
+):
+    comment = make_comment(created_by=user)
+    before = list(Comment.objects.values())
+    events_before = ModelEvent.objects.count()
+    url = COMMENTS if method == "post" else comment_url(comment)
+    payload = {**VALID, "post_id": comment.post_id, "emial": "ann@example.com"}
+
+    response = getattr(api_client, method)(url, payload)
+
+    assert response.status_code == 400
+    fields = "post_id, name, email, body" if method == "post" else "name, email, body"
+    assert response.json() == {"emial": [f"Unknown field: a comment's fields are {fields}."]}
+    assert list(Comment.objects.values()) == before
+    assert ModelEvent.objects.count() == events_before
+
+
+def test_an_update_that_changes_nothing_leaves_the_comment_and_the_change_log_alone(
+    api_client, user, make_comment
+):
+    comment = make_comment(created_by=user, **VALID)
+    before = list(Comment.objects.values())
+    events_before = ModelEvent.objects.count()
+
+    response = api_client.put(comment_url(comment), {**VALID, "post_id": comment.post_id})
+
+    assert response.status_code == 200
+    assert list(Comment.objects.values()) == before
+    assert ModelEvent.objects.count() == events_before

@@ -3,6 +3,7 @@
 import gc
 import json
 from datetime import UTC, datetime
+from urllib.parse import urlencode
 
 import pytest
 from django.db import connection
@@ -477,6 +478,125 @@ def test_invalid_update_is_400_and_changes_nothing(api_client, user, make_post, 
     post.refresh_from_db()
     assert post.title == "Before"
     assert ModelEvent.objects.count() == events_before
+
+
+@pytest.mark.parametrize("method", ["post", "put", "patch"])
+def test_a_field_the_api_does_not_know_is_400_naming_it_and_changes_nothing(
+    api_client, user, make_post, method
+):
+    post = make_post(created_by=user, title="Before")
+    before = Post.objects.values().get(pk=post.pk)
+    events_before = ModelEvent.objects.count()
+    url = POSTS if method == "post" else post_url(post)
+
+    response = getattr(api_client, method)(url, {"titel": "x", "body": "b", "userId": 3})
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "titel": ["Unknown field: a post's fields are title, body."],
+        "userId": ["Unknown field: a post's fields are title, body."],
+    }
+    assert list(Post.objects.values()) == [before]
+    assert ModelEvent.objects.count() == events_before
+
+
+def test_the_fields_of_an_answer_sent_back_are_taken(api_client, user, make_post):
+    # A client that reads an item and PUTs it back whole sends the read-only fields too.
+    post = make_post(created_by=user, title="Before")
+    item = api_client.get(post_url(post)).json()
+
+    response = api_client.put(post_url(post), {**item, "title": "After"})
+
+    assert response.status_code == 200
+    post.refresh_from_db()
+    assert post.title == "After"
+
+
+@pytest.mark.parametrize(
+    ("method", "payload"),
+    [("patch", {}), ("patch", {"title": "Same"}), ("put", {"title": "Same", "body": "Kept"})],
+)
+def test_an_update_that_changes_nothing_leaves_the_post_and_the_change_log_alone(
+    api_client, user, make_post, method, payload
+):
+    post = make_post(created_by=user, title="Same", body="Kept")
+    before = Post.objects.values().get(pk=post.pk)
+    events_before = ModelEvent.objects.count()
+    etag = api_client.get(post_url(post))["ETag"]
+
+    response = getattr(api_client, method)(post_url(post), payload)
+
+    assert response.status_code == 200
+    assert response.json()["updated_at"] == api_client.get(post_url(post)).json()["updated_at"]
+    assert list(Post.objects.values()) == [before]
+    assert ModelEvent.objects.count() == events_before
+    assert api_client.get(post_url(post))["ETag"] == etag
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/news/posts/{pk}.json"),
+        ("get", "/news/posts.json"),
+        ("patch", "/news/posts/{pk}.json"),
+    ],
+)
+def test_a_format_suffix_names_nothing(api_client, user, make_post, method, path):
+    # Ids and paths are canonical: /news/posts/1/ is the one URL of post 1.
+    post = make_post(created_by=user, title="Before")
+
+    response = getattr(api_client, method)(path.format(pk=post.pk), {"title": "After"})
+
+    assert response.status_code == 404
+    assert response.json()["detail"].startswith("Not found.")
+    post.refresh_from_db()
+    assert post.title == "Before"
+
+
+def test_options_of_an_item_that_does_not_exist_is_404(anon_client, make_post):
+    post = make_post()
+
+    assert anon_client.options(post_url(post)).status_code == 200
+    missing = anon_client.options(post_url(post.pk + 1000))
+
+    assert missing.status_code == 404
+    assert missing.json() == {"detail": "Not found."}
+
+
+@pytest.mark.parametrize(
+    "query", [{"user_id": 5}, {"ordering": "x"}, {"page": "last"}, {"user_id": "abc"}]
+)
+def test_an_item_is_the_item_whatever_list_parameters_are_sent(api_client, user, make_post, query):
+    # The list's filters, ordering and pages choose among items; an item's URL names one.
+    post = make_post(created_by=user, user_id=3, title="Itself")
+
+    read = api_client.get(post_url(post), query)
+    changed = api_client.patch(post_url(post) + "?" + urlencode(query), {"title": "Changed"})
+
+    assert (read.status_code, read.json()["title"]) == (200, "Itself")
+    assert (changed.status_code, changed.json()["title"]) == (200, "Changed")
+
+
+@pytest.mark.parametrize("coding", ["gzip", "br", "deflate, gzip"])
+def test_a_body_in_a_content_coding_is_refused_with_415(api_client, coding):
+    body = json.dumps({"title": "coded"})
+
+    response = api_client.post(
+        POSTS, body, content_type="application/json", HTTP_CONTENT_ENCODING=coding
+    )
+
+    assert response.status_code == 415
+    assert "Content-Encoding" in response.json()["detail"]
+    assert not Post.objects.exists()
+
+
+def test_a_body_in_the_identity_coding_is_taken(api_client):
+    response = api_client.post(
+        POSTS, json.dumps({"title": "plain"}), content_type="application/json",
+        HTTP_CONTENT_ENCODING="identity",
+    )  # fmt: skip
+
+    assert response.status_code == 201
 
 
 # --- Updating and deleting -----------------------------------------------------------------------

@@ -340,6 +340,36 @@ def test_a_client_holding_the_answer_gets_304(read_cache):
     assert get(url, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("url", "headers", "status"),
+    [
+        ("item", {"HTTP_IF_MATCH": '"not-its-etag"'}, 412),
+        ("item", {"HTTP_IF_UNMODIFIED_SINCE": "Mon, 01 Jan 2001 00:00:00 GMT"}, 412),
+        ("item", {"HTTP_IF_MODIFIED_SINCE": "Fri, 01 Jan 2100 00:00:00 GMT"}, 304),
+        # A list has no modification date: If-Unmodified-Since is ignored (RFC 9110, 13.1.4).
+        ("list", {"HTTP_IF_UNMODIFIED_SINCE": "Fri, 01 Jan 2100 00:00:00 GMT"}, 200),
+        ("list", {"HTTP_IF_UNMODIFIED_SINCE": "Mon, 01 Jan 2001 00:00:00 GMT"}, 200),
+    ],
+)
+def test_a_conditional_read_gets_the_same_answer_from_the_cache_as_from_django(
+    read_cache, url, headers, status
+):
+    post = make_post(title="Conditional")
+    url = f"/news/posts/{post.pk}/" if url == "item" else "/news/posts/?page_size=3"
+    first = get(url, **headers)  # not cached yet: Django answers
+    read(url)
+    assert read(url)[1] == "hit"
+
+    again, loop = get(url, **headers), asgi_get(url, **headers)
+
+    assert [a.status_code for a in (first, again, loop)] == [status] * 3
+    if status == 412:
+        assert first.json() == {
+            "detail": "The item is not as If-Match or If-Unmodified-Since says: nothing is sent."
+        }
+        assert again.json() == first.json()
+
+
 def test_a_hit_on_the_event_loop_answers_what_a_hit_in_a_thread_does(read_cache):
     post = make_post(title="Looked up on the loop")
     url = f"/news/posts/{post.pk}/"

@@ -47,14 +47,54 @@ def test_schema_passes_validation_without_warnings(tmp_path):
     assert schema_file.read_text().startswith("openapi: 3.")
 
 
-@pytest.mark.parametrize("query", ["?format=xml", "?format=html"])
-def test_a_schema_format_it_does_not_have_is_a_404_in_json(anon_client, query):
+@pytest.mark.parametrize(("path", "query"), [
+    ("/api/schema/", "?format=xml"),
+    ("/api/schema/", "?format=html"),
+    ("/api/docs/", "?format=json"),
+    ("/news/posts/", "?format=xml"),
+    ("/news/posts/", "?format=api"),
+])  # fmt: skip
+def test_a_format_an_endpoint_does_not_have_is_a_406_in_json_naming_it(anon_client, path, query):
     """As every error of the API: JSON, whatever format was asked for."""
-    response = anon_client.get(f"/api/schema/{query}")
+    response = anon_client.get(f"{path}{query}")
 
-    assert response.status_code == 404
+    assert response.status_code == 406
     assert response["Content-Type"] == "application/json"
-    assert response.json() == {"detail": "Not found."}
+    assert response.json()["detail"].startswith(f"{query[1:]} is not a format of this endpoint")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("delete", "/api/schema/", 405),
+        ("post", "/api/schema/", 405),
+        ("post", "/api/docs/", 405),
+        ("put", "/api/docs/", 405),
+    ],
+)
+def test_a_method_the_docs_do_not_have_is_a_405_in_json(anon_client, method, path, status):
+    response = getattr(anon_client, method)(path)
+
+    assert response.status_code == status
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": f'Method "{method.upper()}" not allowed.'}
+
+
+@pytest.mark.parametrize("path", ["/api/docs/", "/api/schema/"])
+def test_options_of_the_docs_is_answered_in_json(anon_client, path):
+    response = anon_client.options(path)
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert "GET" in response["Allow"]
+
+
+def test_the_docs_asked_for_in_a_format_they_do_not_have_is_a_406_in_json(anon_client):
+    response = anon_client.get("/api/docs/", HTTP_ACCEPT="application/xml")
+
+    assert response.status_code == 406
+    assert response["Content-Type"] == "application/json"
+    assert "detail" in response.json()
 
 
 def test_swagger_ui_loads_its_assets_from_this_server(anon_client):

@@ -422,6 +422,37 @@ def test_a_body_too_large_to_read_is_refused_with_connection_close(user):
     }
 
 
+@pytest.mark.parametrize(
+    "framing",
+    [
+        b"Transfer-Encoding: chunked\r\n\r\nzz\r\n",  # a chunk size that is no number
+        b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    ],
+)
+@pytest.mark.parametrize("path", [b"/health/", b"/news/posts/"])
+def test_a_body_whose_framing_is_malformed_is_a_400_naming_it_and_writes_nothing(
+    user, framing, path
+):
+    with Served() as server, socket.create_connection(server.address(), timeout=10) as sock:
+        sock.sendall(
+            b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" % path
+            + b"Authorization: %s\r\n" % token_for(user)["Authorization"].encode()
+            + b"Content-Type: application/json\r\n"
+            + framing
+        )
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), answer
+    assert json.loads(body) == {
+        "detail": "The request body could not be read: its framing (Content-Length, "
+        "Transfer-Encoding) is malformed."
+    }
+    assert not Post.objects.exists()
+
+
 def test_a_head_of_a_long_stream_has_no_body_and_the_connection_carries_on():
     post = long_comments(5_000)
     with Served("--workers", "1") as server, requests.Session() as http:

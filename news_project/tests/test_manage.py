@@ -61,6 +61,8 @@ def test_without_a_secret_key_any_command_stops_with_one_line(command, tmp_path)
         ("TARGET_URL", "ftp://example.com"),
         ("TARGET_URL", "http://[::1"),
         ("TARGET_URL", "http://127.0.0.1:abc"),
+        ("TARGET_URL", "http://127.0.0.1:3000#x"),
+        ("TARGET_URL", "http://127.0.0.1:3000/?a=1"),
         ("FAKE_API_URL", "ftp://example.com"),
         ("REDIS_URL", "redis://[::1:6379/11"),
         ("REDIS_URL", "redis://127.0.0.1:99999/0"),
@@ -101,6 +103,37 @@ def test_a_usage_error_is_one_line_that_points_to_help(command, error, tmp_path)
     assert result.stderr.splitlines() == [
         f"Error: {error} (manage.py {command[0]} --help lists the options)"
     ]
+
+
+def test_a_superuser_whose_password_nobody_can_type_is_an_error_not_a_skip(tmp_path):
+    database = f"sqlite:///{tmp_path / 'db'}"
+    env = processes.manage_env(clean=True, DJANGO_DEBUG="1", DATABASE_URL=database)
+    assert run_manage("migrate", DJANGO_DEBUG="1", DATABASE_URL=database).returncode == 0
+
+    def createsuperuser(*args, **more):
+        return subprocess.run(
+            [sys.executable, "manage.py", "createsuperuser", "--username", "admin", *args],
+            cwd=settings.BASE_DIR,
+            env={**env, **more},
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    asked = createsuperuser()
+    made = createsuperuser("--email", "a@b.cd", "--noinput", DJANGO_SUPERUSER_PASSWORD="x" * 12)
+    again = createsuperuser("--email", "a@b.cd", "--noinput", DJANGO_SUPERUSER_PASSWORD="x" * 12)
+
+    assert asked.returncode == 1
+    assert asked.stderr.splitlines() == [
+        "CommandError: no terminal to ask the superuser's password at: set "
+        "DJANGO_SUPERUSER_PASSWORD and run it with --noinput (make superuser does), or run it "
+        "at a terminal"
+    ]
+    assert made.returncode == 0, made.stderr
+    assert again.returncode == 1
+    assert again.stderr.splitlines() == ["CommandError: That username is already taken."]
 
 
 def test_a_question_left_without_an_answer_is_one_line(tmp_path):
@@ -168,6 +201,19 @@ def test_help_still_shows_the_usage():
 def test_help_needs_no_secret_key(args):
     """A newcomer reads the options before configuring anything (debug off, no key)."""
     result = run_manage(*args)
+
+    assert result.returncode == 0, result.stderr
+    assert "usage: manage.py" in result.stdout or "Available subcommands" in result.stdout
+
+
+@pytest.mark.parametrize("args", [("help",), ("sync_changes", "--help")])
+def test_help_needs_no_secret_key_even_with_the_templates_placeholder(args, tmp_path):
+    """`cp .env.example .env` leaves the placeholder key, which nothing may sign with: help signs
+    nothing."""
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"DJANGO_SECRET_KEY={env.ENV_EXAMPLE_SECRET_KEY}\n")
+
+    result = run_manage(*args, DJANGO_ENV_FILE=str(env_file))
 
     assert result.returncode == 0, result.stderr
     assert "usage: manage.py" in result.stdout or "Available subcommands" in result.stdout
@@ -423,10 +469,21 @@ def test_by_default_the_env_file_is_the_projects(tmp_path, monkeypatch):
         os.environ.pop("NEWS_ENV_FILE_PROBE", None)
 
 
-def test_without_an_env_file_the_defaults_apply(tmp_path, monkeypatch):
-    monkeypatch.setenv("DJANGO_ENV_FILE", str(tmp_path / "missing.env"))
+def test_without_the_projects_env_file_the_defaults_apply(tmp_path, monkeypatch):
+    monkeypatch.setattr(env, "PROJECT_DIR", tmp_path)
+    monkeypatch.delenv("DJANGO_ENV_FILE", raising=False)
 
     assert env.load_env_file() is None
+
+
+@pytest.mark.parametrize("where", ["missing.env", "."])
+def test_an_env_file_named_that_is_not_there_stops_any_command_with_one_line(tmp_path, where):
+    # A mistyped DJANGO_ENV_FILE would otherwise run on the defaults: SQLite, the public target.
+    named = tmp_path / where
+    result = run_manage("check_env", DJANGO_ENV_FILE=str(named))
+
+    assert_one_line_error(result, naming="DJANGO_ENV_FILE")
+    assert str(named) in result.stderr
 
 
 @pytest.mark.parametrize("debug", ["1", "0"])

@@ -83,6 +83,7 @@ class Follower:
         self.on_failure = on_failure
         self.stop_reason = ""
         self.runs = 0
+        self.held_lock = False  # at some time: a standby stopped before it took over never did
         self._run_stop: StopSignal | None = None
         self._target_backoff = Backoff(follow.backoff_max)
         self._database_backoff = Backoff(follow.backoff_max)
@@ -152,6 +153,7 @@ class Follower:
             lock = try_lock()
             self._database_backoff.reset()
             if lock is not None:
+                self.held_lock = True
                 self.say("Active: holding the run lock" + (", taken over" if waiting else ""))
                 return lock
             if not waiting:

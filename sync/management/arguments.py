@@ -22,6 +22,9 @@ def url_problem(value: str) -> str | None:
         return f"must be an http(s) URL, got {value!r}"
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         return f"must be an http(s) URL, got {value!r}"
+    if parts.query or parts.fragment or value.strip().endswith(("?", "#")):
+        # The calls' paths go after it: /posts would follow a query, or be lost in a fragment.
+        return f"must be a base URL, without a ?query or #fragment, got {value!r}"
     return None
 
 
@@ -77,10 +80,18 @@ _AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+# The oldest an age may be: a hundred years (past it, no date can be that old).
+MOST_DAYS = 36_500
+
+
 def age_problem(value: str) -> str | None:
     """What is wrong with an age such as 30m, 2h or 7d, or None."""
-    if not _AGE.match(value.strip()):
+    match = _AGE.match(value.strip())
+    if not match:
         return f"must be a number and a unit (s, m, h or d), e.g. 2h; got {value!r}"
+    number, unit = match.groups()
+    if float(number) * _UNITS[unit] > MOST_DAYS * _UNITS["d"]:
+        return f"must be at most {MOST_DAYS} days, got {value!r}"
     return None
 
 

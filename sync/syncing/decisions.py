@@ -226,17 +226,23 @@ def _after_lookup(
     delivery = outcome.delivery
     kind = delivery.entity.kind
     if picked is None and outcome.sent_at < delivery.may_land_until:
-        # An earlier run's POST may still be on its way: finding nothing proves nothing yet.
-        # Look again once it can no longer land, if this run may wait that long.
+        # A POST (an earlier run's, or this one's answered 502 or cut off) may still be on its
+        # way: finding nothing proves nothing yet. Look again once it can no longer land, if
+        # this run may wait that long.
         if last_round or delivery.may_land_until > wait_until:
-            error = "its create, sent by an earlier run, may still land: the next run looks again"
+            error = "its create may still land: the next run looks again"
+            if outcome.error:
+                error = f"{outcome.error}; {error}"
             return [Outcome(delivery, Result.FAILED, error=error)]
         next_steps.to_send.append(
             replace(
                 delivery,
+                action=Action.FIND,
                 sought=_contents(delivery),
+                posts_sent=delivery.posts_sent + (1 if delivery.action is Action.POST else 0),
                 wrote=wrote,
                 not_before=delivery.may_land_until,
+                write_status=outcome.write_status,
             )
         )
         return []

@@ -159,9 +159,12 @@ class Delivery:
     # The entity's first POST: no earlier one can have landed, so if it is never sent, the
     # target holds nothing of it (its create flag is lifted).
     first_post: bool = False
-    # A POST of an earlier run may still land until this moment (time.monotonic()): a lookup
-    # that finds nothing before it is not final.
+    # A POST (an earlier run's, or this run's answered 5xx or cut off) may still land until
+    # this moment (time.monotonic()): a lookup that finds nothing before it is not final.
     may_land_until: float = 0.0
+    # The status this run's POST was answered with, for a lookup made after it: a create the
+    # target answered but no lookup finds counts towards parking.
+    write_status: int | None = None
     # The target said it created the record (2xx) without naming it: it is not sent again.
     landed: bool = False
     # Not sent before this moment (time.monotonic()): a lookup waits for a POST that may land.
@@ -289,6 +292,7 @@ class Source(Protocol):
 
     events_pending: int
     planned: tuple[PlannedCall, ...]
+    unchanged: int  # of a dry run: entities planned that need no call
     notices: list[str]
     skipped: list[FailedEntity]  # left out of the plan (parked), reported as failed
 

@@ -156,10 +156,18 @@ class Dispatcher:
                 return Outcome(delivery, Result.FAILED, error=f"{exc}; looked for on the next run")
             # The POST may have landed: look for it now; the run decides whose it is. A first
             # POST answered "duplicate id" met a record that was there before it: not ours.
-            taken = delivery.first_post and "duplicate" in exc.body.lower()
+            refused = "duplicate" in exc.body.lower()  # json-server stored nothing
+            taken = delivery.first_post and refused
+            looked_for = delivery
+            if not refused:
+                # A proxy's 502 or 504, a connection cut after sending: the target may still be
+                # applying it. Finding nothing proves nothing until one timeout has passed; only
+                # then may it be sent again (decisions._after_lookup waits for that).
+                settles = max(delivery.may_land_until, time.monotonic() + self.client.timeout)
+                looked_for = replace(delivery, may_land_until=settles)
             try:
                 return self._find(
-                    delivery,
+                    looked_for,
                     (delivery.record,),
                     error=str(exc),
                     write_status=exc.status,
@@ -241,7 +249,7 @@ class Dispatcher:
             http_status=200,
             sent_at=sent_at,
             answered_at=time.monotonic(),
-            write_status=write_status,
+            write_status=write_status if write_status is not None else delivery.write_status,
             own_id_taken=own_id_taken,
             traits_version=traits_version,
         )

@@ -69,6 +69,7 @@ class FullSource:
         self.settle_time = settle_time
         self.events_pending = 0
         self.planned: tuple[PlannedCall, ...] = ()
+        self.unchanged = 0  # the diff leaves out what the target holds already
         self.notices: list[str] = []
         self.skipped: list[FailedEntity] = []
         self._snap = Snapshot()

@@ -34,6 +34,7 @@ class IncrementalSource:
         self.undelivered_posts = undelivered_posts
         self.events_pending = 0
         self.planned: tuple[PlannedCall, ...] = ()
+        self.unchanged = 0  # of a dry run: planned updates the target holds already
         self.notices: list[str] = []
         self.skipped: list[FailedEntity] = []
         self._unpark: list[EntityKey] = []
@@ -55,9 +56,15 @@ class IncrementalSource:
             # A comment waits only for its own post's create (`Plan.waves`).
             written = [c.key.pk for c in plan.calls if _writes_comment(c)]
             plan = replace(plan, posts=loading.posts_of(written))
-        self.planned = tuple(
+        planned = [
             PlannedCall(call, _remote_id(call.key, states.get(call.key))) for call in plan.calls
-        )
+        ]
+        if dry_run:
+            # As the run will: an update the target holds already needs no call.
+            held = _held_already([p.call for p in planned if p.call.op is Op.UPDATE], states)
+            planned = [p for p in planned if p.call.key not in held]
+            self.unchanged = len(held)
+        self.planned = tuple(planned)
         # Created and deleted again between two runs: nothing to send, nothing to remember.
         settled = set(plan.settled_event_ids)
         gone: dict[EntityKey, list[int]] = {}
@@ -197,6 +204,25 @@ def _delete_step(call: Call, state: SyncState | None, may_land_until: float = 0.
             may_land_until=may_land_until,
         )
     return Delivery(call, Action.DELETE, remote_id=_remote_id(call.key, state))
+
+
+def _held_already(updates: list[Call], states: dict[EntityKey, SyncState]) -> set[EntityKey]:
+    """The entities of these updates whose record, as it would be sent now, is the one last
+    delivered (a few queries a kind)."""
+    held: set[EntityKey] = set()
+    for kind in Kind:
+        pks = [call.key.pk for call in updates if call.key.kind is kind]
+        for start in range(0, len(pks), loading.CHUNK):
+            batch = loading.load_batch(kind, pks[start : start + loading.CHUNK], rows=True)
+            for pk in batch.rows:
+                key = EntityKey(kind, pk)
+                state = states.get(key)
+                if state is None or not state.delivered_hash:
+                    continue
+                record = batch.record(pk, _remote_id(key, state))
+                if record is not None and state.delivered_hash == record_hash(record):
+                    held.add(key)
+    return held
 
 
 def _remote_id(key: EntityKey, state: SyncState | None) -> RemoteId:

@@ -83,12 +83,18 @@ class SyncReport:
     def summary(self) -> str:
         if self.dry_run:
             counts = {op: sum(1 for p in self.planned if p.call.op is op) for op in Op}
+            unchanged = (
+                f", {self.entities_unchanged} needing no call" if self.entities_unchanged else ""
+            )
             return (
                 f"Dry run: {len(self.planned)} calls planned ({counts[Op.CREATE]} create, "
-                f"{counts[Op.UPDATE]} update, {counts[Op.DELETE]} delete); nothing sent"
+                f"{counts[Op.UPDATE]} update, {counts[Op.DELETE]} delete){unchanged}; "
+                "nothing sent"
             )
+        # A run that failed or stopped early never begins "Synced".
         text = (
-            f"Synced {self.entities_synced} entities with {self.calls_made} calls "
+            f"{'Synced' if self.ok else 'Incomplete: synced'} "
+            f"{self.entities_synced} entities with {self.calls_made} calls "
             f"({self.calls[Op.CREATE]} created, {self.calls[Op.UPDATE]} updated, "
             f"{self.calls[Op.DELETE]} deleted), {self.entities_unchanged} needing no call; "
             f"{len(self.failed)} failed in {self.duration:.1f} s"

@@ -94,6 +94,8 @@ class Runner:
         plan = self.source.plan(dry_run=self.dry_run)
         self.report.events_pending = self.source.events_pending
         self.report.planned = self.source.planned
+        if self.dry_run:
+            self.report.entities_unchanged = self.source.unchanged
         for notice in self.source.notices:
             self.report.notice(notice)
         self.writer.skipped(self.source.skipped)

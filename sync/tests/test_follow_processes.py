@@ -192,6 +192,23 @@ def test_sigterm_ends_a_follower_within_one_timeout_while_the_target_drips_its_a
     assert pending_count() == 6
 
 
+def test_a_standby_stopped_before_it_took_over_does_not_say_it_released_the_lock(
+    followers, fake_target
+):
+    active = followers(fake_target.url)
+    active.wait_for_line("Following changes")
+    standby = followers(fake_target.url)
+    standby.wait_for_line("Standby: another process holds the run lock")
+
+    assert standby.stop(signal.SIGTERM) == 0
+    assert standby.lines[-1] == (
+        "Stopped (SIGTERM received) as a standby: it never held the run lock"
+    )
+    assert active.process.poll() is None  # the active one holds it still
+    assert active.stop(signal.SIGTERM) == 0
+    assert active.lines[-1].endswith("runs; the run lock is released")
+
+
 def test_a_cron_run_beside_a_follower_exits_75(followers, fake_target, make_post):
     follower = followers(fake_target.url)
     follower.wait_for_line("Following changes")

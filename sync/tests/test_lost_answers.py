@@ -54,6 +54,7 @@ def test_a_closed_connection_on_a_post_is_checked_and_sent_again(fake_target, ma
     assert [(r.method, r.path, r.status) for r in fake_target.calls()] == [
         ("POST", "/posts", None),
         ("GET", "/posts", 200),  # looked for by its content: not there
+        ("GET", "/posts", 200),  # again once it can no longer land (one timeout): not there
         ("POST", "/posts", 201),
     ]
     assert fake_target.calls("GET")[0].query == {
@@ -63,6 +64,29 @@ def test_a_closed_connection_on_a_post_is_checked_and_sent_again(fake_target, ma
     }
     assert target_state(fake_target) == expected_target()
     assert delivered(post)
+
+
+@pytest.mark.parametrize("fault", ["502", "504", "dropped"])
+def test_a_post_the_target_applies_just_after_failing_it_is_not_duplicated(
+    assigning_target, fake_target, make_post, target_client, sync, fault
+):
+    # A proxy gave up (or the connection was cut) while the server behind it went on.
+    post = make_post(title="applied late")
+    if fault == "dropped":
+        fake_target.drop(method="POST", times=1, applied_after=0.3)
+    else:
+        fake_target.fail(int(fault), method="POST", times=1, applied_after=0.3)
+
+    report = sync()
+    wait_for(lambda: fake_target.in_flight == 0)
+
+    assert report.ok, report.failed
+    mine = [r for r in assigning_target.posts.values() if r["title"] == "applied late"]
+    assert len(mine) == 1, fake_target.calls()
+    assert len(fake_target.calls("POST")) == 1
+    assert state_of(post).remote_id == mine[0]["id"]
+    assert sync().calls_made == 0
+    assert ours(assigning_target, {r["id"] for r in FOREIGN_POSTS}) == expected_target()
 
 
 def test_a_post_applied_but_unanswered_is_found_and_not_duplicated(fake_target, make_post, sync):

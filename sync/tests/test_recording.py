@@ -88,7 +88,8 @@ def test_comment_create_update_delete_through_the_api_log_one_event_each(api_cli
     )
     patched = api_client.patch(f"/news/comments/{created.data['id']}/", {"body": "Edited"})
     put = api_client.put(
-        f"/news/comments/{nested.data['id']}/", {"name": "Bob", "email": "bob@example.com"}
+        f"/news/comments/{nested.data['id']}/",
+        {"name": "Bob", "email": "bob@example.com", "body": "Replaced"},
     )
     deleted = api_client.delete(f"/news/comments/{created.data['id']}/")
 

@@ -28,7 +28,8 @@ from testing.sync import (
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(30)]
 
 SUMMARY = re.compile(
-    r"^Synced (\d+) entities with (\d+) calls \((\d+) created, (\d+) updated, (\d+) deleted\), "
+    r"^(?:Synced|Incomplete: synced) (\d+) entities with (\d+) calls "
+    r"\((\d+) created, (\d+) updated, (\d+) deleted\), "
     r"(\d+) needing no call; (\d+) failed in \d+\.\d s(; .*)?$"
 )
 
@@ -147,6 +148,7 @@ def test_failed_entities_are_named_one_line_each_and_exit_1(fake_target, seed, s
         f'HTTP 422 Unprocessable Entity (application/json): {{"error":"nope"}}',
     ]
     assert result.summary() == (1, 1, 0, 1, 0, 0, 2)
+    assert result.lines[-1].startswith("Incomplete: synced 1 entities with 1 calls")
     assert result.error == (
         "2 entities were not delivered; they stay pending for the next run (see sync_status)"
     )
@@ -306,6 +308,23 @@ def test_a_full_run_whose_reads_outlast_its_time_budget_says_so_in_one_line(
             ["--url", "http://127.0.0.1:99999"],
             "--url must be an http(s) URL, got 'http://127.0.0.1:99999'",
         ),
+        (
+            ["--url", "http://127.0.0.1:3000#x"],
+            "--url must be a base URL, without a ?query or #fragment, got 'http://127.0.0.1:3000#x'",
+        ),
+        (
+            ["--url", "http://127.0.0.1:3000/?a=1"],
+            "--url must be a base URL, without a ?query or #fragment, "
+            "got 'http://127.0.0.1:3000/?a=1'",
+        ),
+        (
+            ["--retry-parked", "--older-than", "99999999999d"],
+            "--older-than must be at most 36500 days, got '99999999999d'",
+        ),
+        (
+            ["--retry-parked", "--older-than", "999999999d"],
+            "--older-than must be at most 36500 days, got '999999999d'",
+        ),
         (["--concurrency", "0"], "--concurrency must be at least 1"),
         (["--max-rps", "-1"], "--max-rps must be 0 (unlimited) or more"),
         (["--batch-size", "0"], "--batch-size must be at least 1"),
@@ -418,6 +437,35 @@ def test_dry_run_prints_the_planned_calls_and_changes_nothing(
     assert pending_count() == 4
     assert not SyncRun.objects.exists()
     assert not EntitySyncState.objects.exclude(delivered_hash__gt="").exists()
+
+
+def test_a_dry_run_leaves_out_the_updates_the_target_holds_already_as_the_run_then_does(
+    fake_target, seed, sync_command
+):
+    [same, changed], _ = seed(2)
+    title = same.title
+    same.title = "for a moment"
+    same.save()
+    same.title = title
+    same.save()  # back as the target holds it: two events, nothing to send
+    changed.title = "changed"
+    changed.save()
+
+    dry = sync_command("--dry-run")
+
+    assert dry.code == 0
+    assert dry.lines == [
+        f"PUT /posts/{changed.pk}  (post {changed.pk})",
+        "Dry run: 1 calls planned (0 create, 1 update, 0 delete), 1 needing no call; nothing sent",
+    ]
+    assert fake_target.calls() == []
+    assert pending_count() == 3
+
+    real = sync_command()
+
+    assert real.summary() == (2, 1, 0, 1, 0, 1, 0)
+    assert [(c.method, c.path) for c in fake_target.calls()] == [("PUT", f"/posts/{changed.pk}")]
+    assert target_state(fake_target) == expected_target()
 
 
 # --- --full --------------------------------------------------------------------------------------

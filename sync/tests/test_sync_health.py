@@ -98,11 +98,20 @@ def test_the_load_balancer_health_check_stays_up_while_the_sync_lags(monitoring_
     assert response.json() == {"status": "ok", "database": "ok"}
 
 
-def test_the_sync_health_check_answers_only_reads(monitoring_client):
-    response = monitoring_client.post("/health/sync/")
+@pytest.mark.parametrize("path", ["/health/sync/", "/metrics"])
+@pytest.mark.parametrize("method", ["post", "put", "delete", "patch"])
+def test_the_sync_health_check_and_metrics_answer_a_write_405_not_a_csrf_failure(
+    settings, path, method
+):
+    settings.METRICS_TOKEN = "s3cret-scrape-token"
+    # As a monitoring system or a stray client sends it: no CSRF cookie, checks enforced.
+    client = Client(enforce_csrf_checks=True, HTTP_AUTHORIZATION="Bearer s3cret-scrape-token")
+
+    response = getattr(client, method)(path)
 
     assert response.status_code == 405
     assert response["Allow"] == "GET, HEAD"
+    assert response.json() == {"detail": f'Method "{method.upper()}" not allowed.'}
 
 
 def test_the_figures_need_the_metrics_token_as_metrics_do(monitoring_client):

@@ -157,6 +157,9 @@ def make_machine(target, api_client, *, ids: str):
         def clean_run(self, full):
             before = self.after_clean
             target.reset_log()
+            dry = self.sync(TargetApiClient(**client_options), full=full, concurrency=3, dry=True)
+            assert not [r for r in target.calls() if r.is_write]
+            target.reset_log()
 
             report = self.sync(TargetApiClient(**client_options), full=full, concurrency=3)
 
@@ -167,6 +170,8 @@ def make_machine(target, api_client, *, ids: str):
             if before is not None:
                 writes = [r for r in target.calls() if r.is_write]
                 assert len(writes) == changed_records(before, after), writes
+                # The dry run said so: the calls it planned are the ones the run made.
+                assert len(dry.planned) == len(writes), (dry.planned, writes)
             self.after_clean = after
 
         @rule(full=st.booleans(), fault=st.sampled_from(FAULTS), writes=st.integers(0, 6))
@@ -196,10 +201,10 @@ def make_machine(target, api_client, *, ids: str):
             finally:
                 target.clear_faults()
 
-        def sync(self, client, *, full, concurrency):
+        def sync(self, client, *, full, concurrency, dry=False):
             options = SyncOptions(concurrency=concurrency, batch_size=4)
             with client:
-                return sync_changes(client=client, options=options, full=full)
+                return sync_changes(client=client, options=options, full=full, dry_run=dry)
 
         @invariant()
         def no_two_entities_hold_one_record(self):

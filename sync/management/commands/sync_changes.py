@@ -259,9 +259,13 @@ class Command(BaseCommand):
             follower.run_until_signalled()
         except TargetChanged as exc:
             raise CommandError(f"Sync failed: {exc}", returncode=EXIT_FAILED) from None
-        self._say(
-            f"Stopped ({follower.stop_reason}) after {follower.runs} runs; the run lock is released"
-        )
+        if follower.held_lock:
+            self._say(
+                f"Stopped ({follower.stop_reason}) after {follower.runs} runs; "
+                "the run lock is released"
+            )
+        else:
+            self._say(f"Stopped ({follower.stop_reason}) as a standby: it never held the run lock")
 
     def _discard(self, filters: ParkedFilter, *, confirmed: bool) -> None:
         """Ask (unless --yes), then record that the target keeps what it has for these."""

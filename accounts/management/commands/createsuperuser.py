@@ -1,0 +1,28 @@
+"""Django's createsuperuser, with one line and exit status 1 where it would ask for a password
+nobody can type (no terminal, no DJANGO_SUPERUSER_PASSWORD): Django's own says it skipped the
+user and exits 0, and the next step (a token for that user) fails far from the cause."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from django.contrib.auth.management.commands import createsuperuser
+from django.core.management.base import CommandError
+
+
+class Command(createsuperuser.Command):
+    def execute(self, *args, **options):
+        asks = options.get("interactive", True) and not os.environ.get("DJANGO_SUPERUSER_PASSWORD")
+        if asks and not (sys.stdin is not None and sys.stdin.isatty()):
+            raise CommandError(
+                "no terminal to ask the superuser's password at: set DJANGO_SUPERUSER_PASSWORD "
+                "and run it with --noinput (make superuser does), or run it at a terminal",
+                returncode=1,
+            )
+        try:
+            return super().execute(*args, **options)
+        except CommandError as exc:
+            # Django's own messages begin "Error: ", which manage.py's line says already.
+            message = str(exc).removeprefix("Error: ")
+            raise CommandError(message, returncode=exc.returncode) from None
