@@ -238,6 +238,9 @@ def _after_lookup(
             replace(
                 delivery,
                 action=Action.FIND,
+                # Its POST went: were this lookup never sent (the run stopped), the create may
+                # still have landed, and keeps its flag for the next run.
+                first_post=False,
                 sought=_contents(delivery),
                 posts_sent=delivery.posts_sent + (1 if delivery.action is Action.POST else 0),
                 wrote=wrote,

@@ -85,10 +85,12 @@ class Dispatcher:
         if wait > 0:
             self.stop.wait(wait)
         if self.stop.is_set():
+            # A lookup for a create that may have landed is what did not go, not the create.
+            what = "not looked for" if delivery.action is Action.FIND else "not sent"
             return Outcome(
                 delivery,
                 Result.FAILED,
-                error=f"not sent: {self.stop.reason}",
+                error=f"{what}: {self.stop.reason}",
                 sent=False,
                 stopped=True,
             )

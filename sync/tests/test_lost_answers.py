@@ -9,6 +9,7 @@ other kinds (string ids, answers without ids, rewriting) in test_sync_targets.py
 before its answers came in, in test_crashes.py.
 """
 
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -86,6 +87,37 @@ def test_a_post_the_target_applies_just_after_failing_it_is_not_duplicated(
     assert len(fake_target.calls("POST")) == 1
     assert state_of(post).remote_id == mine[0]["id"]
     assert sync().calls_made == 0
+    assert ours(assigning_target, {r["id"] for r in FOREIGN_POSTS}) == expected_target()
+
+
+def test_a_run_stopped_while_it_waits_for_a_post_that_may_land_keeps_it_for_the_next(
+    assigning_target, fake_target, make_post, target_client
+):
+    from sync.syncing import SyncOptions, sync_changes
+    from sync.syncing.dispatch import StopSignal
+
+    post = make_post(title="applied late")
+    fake_target.fail(502, method="POST", times=1, applied_after=0.3)
+    stop = StopSignal()
+    # The stop comes once the POST was answered 502 and looked for: while the run waits.
+    watcher = threading.Thread(
+        target=lambda: (
+            wait_for(lambda: len(fake_target.calls("GET")) == 1, timeout=10),
+            stop.set("stopped: the test stopped it"),
+        )
+    )
+    watcher.start()
+    report = sync_changes(client=target_client, options=SyncOptions(concurrency=1), stop=stop)
+    watcher.join()
+    wait_for(lambda: len(assigning_target.posts) == len(FOREIGN_POSTS) + 1, timeout=5)
+
+    assert not report.ok
+    assert state_of(post).create_unconfirmed  # the POST went: the next run looks first
+    assert report.failed[0].error.startswith("not looked for: stopped"), report.failed
+    assert sync_changes(client=target_client).ok
+    mine = [r for r in assigning_target.posts.values() if r["title"] == "applied late"]
+    assert len(mine) == 1, fake_target.calls()
+    assert len(fake_target.calls("POST")) == 1
     assert ours(assigning_target, {r["id"] for r in FOREIGN_POSTS}) == expected_target()
 
 

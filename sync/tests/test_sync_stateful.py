@@ -40,6 +40,7 @@ FAULTS = [
     "lost after the write",
     "every answer to a write lost",
     "lookups fail",
+    "creates applied after a 502",
     "killed",
 ]
 
@@ -186,6 +187,8 @@ def make_machine(target, api_client, *, ids: str):
                 target.drop(share=0.3, writes_only=True, after_processing=True)
             elif fault == "every answer to a write lost":  # applied, never answered
                 target.drop(writes_only=True, after_processing=True)
+            elif fault == "creates applied after a 502":  # a proxy gave up, the server went on
+                target.fail(502, share=0.5, method="POST", applied_after=0.2)
             elif fault == "lookups fail":  # creates whose answers are lost stay unconfirmed
                 target.drop(share=0.5, writes_only=True, after_processing=True)
                 target.fail(503, method="GET")
