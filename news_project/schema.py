@@ -206,3 +206,25 @@ class AutoSchema(openapi.AutoSchema):
                     "description": "A page; with `?all=true`, every matching item as one array.",
                 }
         return response
+
+
+# The items whose serializers refuse unknown fields (news.serializers.ReplaceOnPutSerializer),
+# each with the component of its answer.
+STRICT_ITEMS = {"Post": "Post", "Comment": "Comment", "NewComment": "Comment"}
+
+
+def closed_request_bodies(result, generator, request, public):
+    """drf-spectacular's postprocessing hook: `additionalProperties: false` on the request
+    bodies of the items, with the item's read-only properties listed (sent back, ignored)."""
+    schemas = result.get("components", {}).get("schemas", {})
+    for item, answer in STRICT_ITEMS.items():
+        answered = schemas.get(answer, {}).get("properties", {})
+        for name in (f"{item}Request", f"Patched{item}Request"):
+            if (body := schemas.get(name)) is None:
+                continue
+            properties = body.setdefault("properties", {})
+            for field, spec in answered.items():
+                if spec.get("readOnly") and field not in properties:
+                    properties[field] = spec
+            body["additionalProperties"] = False
+    return result

@@ -298,6 +298,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        # Request bodies closed to fields the items do not have, as the API refuses them.
+        "news_project.schema.closed_request_bodies",
+    ],
 }
 
 # `?all=true` answers one server process streams at once (each holds one of its threads while
