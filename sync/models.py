@@ -192,6 +192,12 @@ class SyncRun(models.Model):
     status = models.CharField(max_length=9, choices=Status.choices, default=Status.RUNNING)
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
+    timeout = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Seconds each of its calls waited for an answer: a POST it sent may still land "
+        "that long after it ended.",
+    )
     events_pending = models.PositiveIntegerField(default=0)
     calls_created = models.PositiveIntegerField(default=0)
     calls_updated = models.PositiveIntegerField(default=0)

@@ -282,15 +282,18 @@ def post_remote_ids_of(post_pks: Iterable[int]) -> dict[int, RemoteId]:
 
 def landing_deadlines(states: Mapping[int, SyncState], *, settle_time: float) -> dict[int, float]:
     """For each unconfirmed create (by pk), the moment (time.monotonic()) after which its POST
-    can no longer land: the end of the run that sent it, plus `settle_time`. A run gone from
-    the history ended long ago (0); one not ended yet is this very run (never)."""
+    can no longer land: the end of the run that sent it, plus that run's timeout or
+    `settle_time` (this run's), whichever is longer. A run gone from the history ended long ago
+    (0); one not ended yet is this very run (never)."""
     by_run: dict[int, list[int]] = {}
     for pk, state in states.items():
         if state.unconfirmed and state.unconfirmed_run is not None:
             by_run.setdefault(state.unconfirmed_run, []).append(pk)
     if not by_run:
         return {}
-    ended = dict(SyncRun.objects.filter(pk__in=by_run).values_list("pk", "finished_at"))
+    runs = list(SyncRun.objects.filter(pk__in=by_run).values_list("pk", "finished_at", "timeout"))
+    ended = {pk: finished for pk, finished, _ in runs}
+    waited = {pk: timeout or 0.0 for pk, _, timeout in runs}
     deadlines: dict[int, float] = {}
     offset = time.monotonic() - time.time()
     for run_id, pks in by_run.items():
@@ -299,7 +302,7 @@ def landing_deadlines(states: Mapping[int, SyncState], *, settle_time: float) ->
         elif ended[run_id] is None:
             until = float("inf")
         else:
-            until = ended[run_id].timestamp() + settle_time + offset
+            until = ended[run_id].timestamp() + max(settle_time, waited[run_id]) + offset
         for pk in pks:
             deadlines[pk] = until
     return deadlines

@@ -183,17 +183,19 @@ def flag_creates(deliveries: Iterable[Delivery], *, run_id: int | None) -> None:
     )
 
 
-def start_run(*, full: bool, target: str, unfinished: Iterable[int]) -> int:
-    """Record a run as started; the runs still recorded as running (`unfinished`, read under
-    the run lock) ended without finishing: they are abandoned, ended now as far as anyone
-    knows."""
+def start_run(
+    *, full: bool, target: str, unfinished: Iterable[int], timeout: float | None = None
+) -> int:
+    """Record a run as started, with its calls' `timeout`; the runs still recorded as running
+    (`unfinished`, read under the run lock) ended without finishing: they are abandoned, ended
+    now as far as anyone knows."""
     SyncRun.objects.filter(pk__in=list(unfinished), status=SyncRun.Status.RUNNING).update(
         status=SyncRun.Status.ABANDONED,
         finished_at=timezone.now(),
         error_summary="abandoned: its process ended without finishing it (found by a later run)",
     )
     mode = SyncRun.Mode.FULL if full else SyncRun.Mode.INCREMENTAL
-    return SyncRun.objects.create(mode=mode, target=target).pk
+    return SyncRun.objects.create(mode=mode, target=target, timeout=timeout).pk
 
 
 def finish_run(

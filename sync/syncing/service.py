@@ -62,7 +62,10 @@ def sync_changes(
         )
         if not dry_run:
             report.run_id = outcomes.start_run(
-                full=full, target=url, unfinished=loading.unfinished_runs()
+                full=full,
+                target=url,
+                unfinished=loading.unfinished_runs(),
+                timeout=client.timeout,
             )
             if full and not same:
                 # From its first write on, the sync state describes the new target (in part, when

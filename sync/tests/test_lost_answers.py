@@ -121,6 +121,28 @@ def test_a_run_stopped_while_it_waits_for_a_post_that_may_land_keeps_it_for_the_
     assert ours(assigning_target, {r["id"] for r in FOREIGN_POSTS}) == expected_target()
 
 
+def test_a_post_that_may_land_is_waited_for_as_long_as_the_run_that_sent_it_allowed(
+    assigning_target, fake_target, make_post
+):
+    from sync.syncing import SyncOptions, sync_changes
+
+    post = make_post(title="applied late")
+    fake_target.fail(502, method="POST", times=1, applied_after=1.0)
+    # Sent by a run whose calls waited 3 s for their answers, which ended before it could look
+    # again; then a run whose calls wait 0.2 s.
+    with TargetApiClient(base_url=fake_target.url, timeout=3.0, retries=0) as patient:
+        first = sync_changes(client=patient, options=SyncOptions(time_budget=0.3))
+    with TargetApiClient(base_url=fake_target.url, timeout=0.2, retries=0) as hasty:
+        second = sync_changes(client=hasty)
+
+    assert not first.ok and first.calls_made == 0
+    assert second.ok, second.failed
+    mine = [r for r in assigning_target.posts.values() if r["title"] == "applied late"]
+    assert len(mine) == 1, fake_target.calls()
+    assert len(fake_target.calls("POST")) == 1
+    assert state_of(post).remote_id == mine[0]["id"]
+
+
 def test_a_post_applied_but_unanswered_is_found_and_not_duplicated(fake_target, make_post, sync):
     post = make_post()
     fake_target.drop(method="POST", times=1, after_processing=True)
