@@ -122,7 +122,7 @@ class IncrementalSource:
                 Outcome(Delivery(call, Action.POST), Result.FAILED, error=error, sent=False)
             )
         elif call.op is Op.UPDATE:
-            if state is not None and state.delivered_hash == record_hash(record):
+            if _target_holds(state, record):
                 # The target already holds exactly this record: no call.
                 delivery = Delivery(call, Action.PUT, remote_id, record)
                 steps.settled.append(
@@ -217,12 +217,14 @@ def _held_already(updates: list[Call], states: dict[EntityKey, SyncState]) -> se
             for pk in batch.rows:
                 key = EntityKey(kind, pk)
                 state = states.get(key)
-                if state is None or not state.delivered_hash:
-                    continue
-                record = batch.record(pk, _remote_id(key, state))
-                if record is not None and state.delivered_hash == record_hash(record):
+                if _target_holds(state, batch.record(pk, _remote_id(key, state))):
                     held.add(key)
     return held
+
+
+def _target_holds(state: SyncState | None, record) -> bool:
+    """The target holds exactly this record already: an update of it needs no call."""
+    return state is not None and record is not None and state.delivered_hash == record_hash(record)
 
 
 def _remote_id(key: EntityKey, state: SyncState | None) -> RemoteId:
