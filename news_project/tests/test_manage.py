@@ -122,6 +122,8 @@ def test_a_superuser_whose_password_nobody_can_type_is_an_error_not_a_skip(tmp_p
         )
 
     asked = createsuperuser()
+    # The password in the environment is read only with --noinput: Django would ask, and skip.
+    asked_anyway = createsuperuser("--email", "a@b.cd", DJANGO_SUPERUSER_PASSWORD="x" * 12)
     made = createsuperuser("--email", "a@b.cd", "--noinput", DJANGO_SUPERUSER_PASSWORD="x" * 12)
     again = createsuperuser("--email", "a@b.cd", "--noinput", DJANGO_SUPERUSER_PASSWORD="x" * 12)
 
@@ -131,6 +133,7 @@ def test_a_superuser_whose_password_nobody_can_type_is_an_error_not_a_skip(tmp_p
         "DJANGO_SUPERUSER_PASSWORD and run it with --noinput (make superuser does), or run it "
         "at a terminal"
     ]
+    assert (asked_anyway.returncode, asked_anyway.stderr) == (1, asked.stderr)
     assert made.returncode == 0, made.stderr
     assert again.returncode == 1
     assert again.stderr.splitlines() == ["CommandError: That username is already taken."]

@@ -4,7 +4,6 @@ user and exits 0, and the next step (a token for that user) fails far from the c
 
 from __future__ import annotations
 
-import os
 import sys
 
 from django.contrib.auth.management.commands import createsuperuser
@@ -13,8 +12,8 @@ from django.core.management.base import CommandError
 
 class Command(createsuperuser.Command):
     def execute(self, *args, **options):
-        asks = options.get("interactive", True) and not os.environ.get("DJANGO_SUPERUSER_PASSWORD")
-        if asks and not (sys.stdin is not None and sys.stdin.isatty()):
+        # Django asks (or skips, without a terminal) unless --noinput, whatever the environment.
+        if options.get("interactive", True) and not (sys.stdin is not None and sys.stdin.isatty()):
             raise CommandError(
                 "no terminal to ask the superuser's password at: set DJANGO_SUPERUSER_PASSWORD "
                 "and run it with --noinput (make superuser does), or run it at a terminal",
