@@ -92,11 +92,14 @@ class SyncReport:
                 "nothing sent"
             )
         # A run that failed or stopped early never begins "Synced".
+        # Calls that reached the target and failed are counted apart from those that delivered.
+        failed_calls = sum(self.failed_calls.values())
+        also = f" and {failed_calls} failed call{'s' * (failed_calls != 1)}" if failed_calls else ""
         text = (
             f"{'Synced' if self.ok else 'Incomplete: synced'} "
             f"{self.entities_synced} entities with {self.calls_made} calls "
             f"({self.calls[Op.CREATE]} created, {self.calls[Op.UPDATE]} updated, "
-            f"{self.calls[Op.DELETE]} deleted), {self.entities_unchanged} needing no call; "
+            f"{self.calls[Op.DELETE]} deleted){also}, {self.entities_unchanged} needing no call; "
             f"{len(self.failed)} failed in {self.duration:.1f} s"
         )
         return f"{text}; {self.stopped_early}" if self.stopped_early else text
