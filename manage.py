@@ -61,6 +61,7 @@ def main() -> None:
         from news_project import commandline
 
         commandline.one_line_usage_errors()
+        commandline.database_must_exist(sys.argv[1:])
         if sys.argv[1:2] and sys.argv[1] in CHECKED_AT_START and "--help" not in sys.argv:
             commandline.check_database()
         execute_from_command_line(sys.argv)

@@ -13,6 +13,21 @@ from sync.errors import tables_missing
 
 EXIT_DATABASE = 1
 EXIT_USAGE = 2
+# Commands that read or write rows of a database that is there already: on SQLite, where opening
+# a file that is not there makes an empty one, they name it instead (migrate makes it). A
+# follower (`sync_changes --follow`) is left to wait for the tables, as under compose.
+NEED_A_DATABASE = {
+    "serve",
+    "import_initial_data",
+    "sync_changes",
+    "sync_status",
+    "prune_events",
+    "createsuperuser",
+    "changepassword",
+    "flush",
+    "dumpdata",
+    "loaddata",
+}
 
 
 def database_label(alias: str = "default") -> str:
@@ -76,6 +91,14 @@ def database_error(exc: DatabaseError) -> str:
         else "--traceback shows where"
     )
     return f"the database {database_label()} (DATABASE_URL) failed: {gist} ({hint})"
+
+
+def database_must_exist(args: list[str]) -> None:
+    """For a command that needs the database it has: no SQLite file made where none is."""
+    if args and args[0] in NEED_A_DATABASE and "--follow" not in args:
+        from news_project import sqlite3
+
+        sqlite3.existing_only()
 
 
 def check_database() -> None:

@@ -152,6 +152,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # The same backend, with a health check that needs no round trip while the connection is
     # quiet (news_project/postgresql/base.py).
     DATABASES["default"]["ENGINE"] = "news_project.postgresql"
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The same backend, which commands that need the database tell not to make a file that is
+    # not there (news_project/sqlite3/base.py).
+    DATABASES["default"]["ENGINE"] = "news_project.sqlite3"
 if _password := os.environ.get("DATABASE_PASSWORD", ""):
     DATABASES["default"]["PASSWORD"] = _password
 # A request runs in one transaction unless its view opts out: the admin's writes and their change

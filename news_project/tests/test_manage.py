@@ -311,6 +311,7 @@ def test_a_missing_database_is_one_line(command):
 
 def test_a_database_without_its_tables_says_to_migrate(tmp_path):
     url = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    (tmp_path / "empty.sqlite3").touch()
 
     result = run_manage("sync_status", DJANGO_DEBUG="1", DATABASE_URL=url)
 
@@ -321,8 +322,37 @@ def test_a_database_without_its_tables_says_to_migrate(tmp_path):
     )
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("sync_status",),
+        ("sync_changes", "--url", "http://127.0.0.1:9"),
+        ("import_initial_data", "--url", "http://127.0.0.1:9"),
+        ("prune_events",),
+        ("serve", "--bind", "127.0.0.1:18098"),
+        ("createsuperuser", "--noinput", "--username", "admin"),
+    ],
+    ids=lambda command: command[0],
+)
+def test_a_sqlite_file_that_does_not_exist_is_named_and_not_created(command, tmp_path):
+    """A mistyped path is not answered by an empty database made there (only migrate makes
+    one)."""
+    path = tmp_path / "typo.sqlite3"
+
+    result = run_manage(*command, DJANGO_DEBUG="1", DATABASE_URL=f"sqlite:///{path}")
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    [line] = result.stderr.splitlines()
+    assert str(path) in line or command[0] == "sync_changes", line
+    assert "no such file: manage.py migrate creates it" in line, line
+    assert "Traceback" not in output
+    assert not path.exists()
+
+
 def test_a_sync_on_a_database_without_its_tables_says_to_migrate(tmp_path):
     url = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    (tmp_path / "empty.sqlite3").touch()
 
     result = run_manage(
         "sync_changes", "--url", "http://127.0.0.1:9", DJANGO_DEBUG="1", DATABASE_URL=url
