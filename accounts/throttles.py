@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.core.cache.backends.db import DatabaseCache
 from django.db import connections, router, transaction
 from rest_framework.throttling import ScopedRateThrottle
@@ -24,6 +25,12 @@ _process_lock = threading.Lock()
 
 class AtomicScopedRateThrottle(ScopedRateThrottle):
     """ScopedRateThrottle that holds at most its rate under concurrency."""
+
+    @property
+    def cache(self):
+        # The default cache itself: DRF's is django.core.cache.cache, a proxy of it, in which
+        # one_at_a_time() would not see the database cache and lock only this process.
+        return caches[DEFAULT_CACHE_ALIAS]
 
     def allow_request(self, request, view) -> bool:
         scope = getattr(view, self.scope_attr, None)
