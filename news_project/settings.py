@@ -277,8 +277,11 @@ SIMPLE_JWT = {
     "BLACKLIST_AFTER_ROTATION": True,
     # Tokens carry a hash of the password hash: a password change ends every earlier token.
     "CHECK_REVOKE_TOKEN": True,
+    # A token names its user by a positive integer id, or is refused (accounts.tokens).
+    "AUTH_TOKEN_CLASSES": ("accounts.tokens.AccessToken",),
     "TOKEN_REFRESH_SERIALIZER": "accounts.tokens.TokenRefreshSerializer",
     "TOKEN_VERIFY_SERIALIZER": "accounts.tokens.TokenVerifySerializer",
+    "TOKEN_BLACKLIST_SERIALIZER": "accounts.tokens.TokenBlacklistSerializer",
 }
 
 # django-axes guards the admin login (the API login has its throttle above): after

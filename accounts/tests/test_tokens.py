@@ -234,3 +234,75 @@ def test_concurrent_attempts_with_the_database_cache_never_pass_the_limit(settin
     assert len(statuses) == 48
     assert statuses.count(400) == 10, statuses
     assert statuses.count(429) == 38
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_attempts_at_once_through_two_servers_with_the_database_cache_never_pass_the_limit(
+    settings,
+):
+    """The count is shared through the database: so is the lock on it, across processes."""
+    import threading
+
+    import requests
+    from django.core.management import call_command
+    from django.db import connection
+
+    from testing.processes import Served
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "django_cache",
+        }
+    }
+    call_command("createcachetable", verbosity=0)
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM django_cache")  # the table outlives the tests that wrote it
+    with Served(DJANGO_CACHE="database") as first, Served(DJANGO_CACHE="database") as second:
+        start = threading.Barrier(16)
+        statuses: list[int] = []
+
+        def attempt(server: Served) -> None:
+            start.wait(timeout=10)
+            body = {"username": "alice", "password": "wrong"}
+            statuses.append(requests.post(server.url + TOKEN, json=body, timeout=30).status_code)
+
+        for _ in range(3):  # three bursts in the same minute: 48 attempts, 10 allowed
+            threads = [
+                threading.Thread(target=attempt, args=(server,)) for server in [first, second] * 8
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=60)
+
+    assert len(statuses) == 48
+    assert statuses.count(401) == 10, statuses
+    assert statuses.count(429) == 38
+
+
+@pytest.mark.parametrize("user_id", ["abc", "", " 1", "\u0661", "0", [1], 1.5, True, 0, 2**70])
+@pytest.mark.parametrize("where", ["write", "refresh", "verify", "logout"])
+def test_a_signed_token_naming_its_user_by_no_id_is_refused_with_401(
+    anon_client, user, user_id, where
+):
+    """Only a key holder makes one; still a 401 naming the token, not a 500."""
+    token = RefreshToken.for_user(user) if where in ("refresh", "logout") else AccessToken()
+    token["user_id"] = user_id
+
+    if where == "write":
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        response = client.post("/news/posts/", {"title": "Not written"}, format="json")
+    else:
+        path, field = {
+            "refresh": (REFRESH, "refresh"),
+            "verify": (VERIFY, "token"),
+            "logout": ("/api/token/blacklist/", "refresh"),
+        }[where]
+        response = anon_client.post(path, {field: str(token)}, format="json")
+
+    assert response.status_code == 401, response.content
+    assert response.json()["code"] == "token_not_valid"
+    assert not Post.objects.exists()

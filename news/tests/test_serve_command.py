@@ -91,6 +91,7 @@ def test_a_server_started_while_redis_is_down_says_so_in_the_words_of_a_start():
 
 def test_a_database_not_migrated_is_refused_with_one_line_naming_the_fix(tmp_path):
     """Else every request but /health/ would be a 500 (no table)."""
+    (tmp_path / "new.sqlite3").touch()  # there, with no tables (no file at all: test_manage)
     empty = f"sqlite:///{tmp_path / 'new.sqlite3'}"
     command = [sys.executable, "manage.py", "serve", "--bind", f"127.0.0.1:{free_port()}"]
     env = manage_env(DJANGO_DEBUG="0", DJANGO_ALLOWED_HOSTS="127.0.0.1", DATABASE_URL=empty)
