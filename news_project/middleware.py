@@ -1,6 +1,7 @@
-"""Request middleware: canonical URLs without silently redirecting a write."""
+"""Request middleware: canonical URLs without silently redirecting a write; JSON for the
+errors Django's own views answer without a body."""
 
-from django.http import JsonResponse
+from django.http import HttpResponseNotAllowed, JsonResponse
 from django.middleware.common import CommonMiddleware
 
 from news.cache import CacheUnavailable
@@ -47,3 +48,19 @@ class CacheUnavailableMiddleware:
         if isinstance(exception, CacheUnavailable):
             return JsonResponse({"detail": str(exception)}, status=503)
         return None
+
+
+class JsonNotAllowedMiddleware:
+    """A method a Django view does not take (the admin's logout, which takes only POST) is
+    Django's HttpResponseNotAllowed, an empty HTML answer: it gets the JSON body the API's
+    405 has, with its Allow header."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if isinstance(response, HttpResponseNotAllowed) and not response.content:
+            detail = {"detail": f'Method "{request.method}" not allowed.'}
+            return JsonResponse(detail, status=405, headers={"Allow": response["Allow"]})
+        return response

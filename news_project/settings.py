@@ -105,6 +105,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "news_project.middleware.CacheUnavailableMiddleware",
+    "news_project.middleware.JsonNotAllowedMiddleware",
     # Last, as django-axes asks: turns an admin login lockout into its answer.
     "axes.middleware.AxesMiddleware",
 ]
@@ -295,6 +296,7 @@ AXES_LOCKOUT_PARAMETERS = ["ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_WHITELIST_CALLABLE = "accounts.admin_login.outside_the_admin"
 AXES_CLIENT_IP_CALLABLE = "accounts.admin_login.client_address"
+AXES_USERNAME_CALLABLE = "accounts.admin_login.attempted_username"
 AXES_LOCKOUT_CALLABLE = "accounts.admin_login.lockout_response"
 
 SPECTACULAR_SETTINGS = {

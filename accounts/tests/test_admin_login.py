@@ -59,3 +59,32 @@ def test_failed_api_logins_neither_count_for_the_admin_nor_lock_the_api(staff_us
 
     assert statuses == [401] * 8  # the API login has its own throttle: 10 a minute
     assert admin_login(Client(), PASSWORD).status_code == 302
+
+
+@pytest.mark.parametrize("length", [151, 256, 5000])
+def test_an_admin_login_with_a_name_longer_than_any_is_a_failed_login_that_counts(
+    staff_user, length
+):
+    from axes.models import AccessAttempt
+
+    client = Client()
+    responses = [admin_login(client, "wrong", username="u" * length) for _ in range(5)]
+
+    assert [response.status_code for response in responses] == [200] * 4 + [429]
+    assert AccessAttempt.objects.get().failures_since_start == 5
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("get", "/admin/logout/"), ("delete", "/admin/login/"), ("patch", "/admin/login/")],
+)
+def test_a_method_the_admin_does_not_take_is_a_json_405_naming_it(staff_user, method, path):
+    client = Client(enforce_csrf_checks=False)
+    client.force_login(staff_user)
+
+    response = getattr(client, method)(path)
+
+    assert response.status_code == 405
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": f'Method "{method.upper()}" not allowed.'}
+    assert "POST" in response["Allow"]

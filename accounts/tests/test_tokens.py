@@ -306,3 +306,18 @@ def test_a_signed_token_naming_its_user_by_no_id_is_refused_with_401(
     assert response.status_code == 401, response.content
     assert response.json()["code"] == "token_not_valid"
     assert not Post.objects.exists()
+
+
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "bEaReR"])
+def test_the_authorization_scheme_is_taken_in_any_case(user, scheme):
+    """RFC 9110, 11.1: "Bearer" is a case-insensitive name."""
+    token = RefreshToken.for_user(user).access_token
+    client = APIClient()
+
+    client.credentials(HTTP_AUTHORIZATION=f"{scheme} {token}")
+    created = client.post("/news/posts/", {"title": "With any case"}, format="json")
+
+    assert created.status_code == 201, created.content
+    assert Post.objects.get().created_by == user
+    client.credentials(HTTP_AUTHORIZATION=f"{scheme} not-a-token")
+    assert client.get("/news/posts/").status_code == 401  # a token refused, not no token

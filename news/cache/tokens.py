@@ -33,6 +33,7 @@ from django.core.signals import setting_changed
 from django.db import connections
 from django.db.models.signals import post_delete, post_migrate, post_save, pre_delete, pre_save
 from rest_framework.exceptions import AuthenticationFailed
+from rest_framework_simplejwt.authentication import AUTH_HEADER_TYPE_BYTES
 from rest_framework_simplejwt.authentication import JWTAuthentication as SimpleJWTAuthentication
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import Token
@@ -40,6 +41,8 @@ from rest_framework_simplejwt.tokens import Token
 from news.cache.store import get_store, new_token
 from news.cache.writes import tables_written
 
+# The Authorization schemes simplejwt takes (AUTH_HEADER_TYPES), by their lower-case names.
+_SCHEMES = {scheme.lower(): scheme for scheme in AUTH_HEADER_TYPE_BYTES}
 # Seconds a user's stamp lasts: how long a change of users made without their signals may go
 # unseen by token requests.
 USER_STAMP_TTL = 60
@@ -88,7 +91,7 @@ _validated_lock = threading.Lock()
 def _simplejwt() -> SimpleJWTAuthentication:
     global _authentication
     if _authentication is None:
-        _authentication = SimpleJWTAuthentication()
+        _authentication = JWTAuthentication()
     return _authentication
 
 
@@ -159,6 +162,13 @@ class JWTAuthentication(SimpleJWTAuthentication):
     the process keeps the user it read. While the stamp holds, the user's next requests that
     reach Django (writes, reads the cache misses) take that user instead of reading it again:
     the stamp says the user is as it was when read."""
+
+    def get_raw_token(self, header: bytes) -> bytes | None:
+        """simplejwt's, with the scheme taken in any case (RFC 9110, 11.1): "bearer" too."""
+        parts = header.split()
+        if parts and (scheme := _SCHEMES.get(parts[0].lower())) is not None:
+            header = b" ".join([scheme, *parts[1:]])
+        return super().get_raw_token(header)
 
     def authenticate(self, request):
         # simplejwt's steps, as its authenticate() takes them, the token validated once.
