@@ -41,7 +41,13 @@ def load_env_file() -> Path | None:
             )
         return None
     # override=False: a variable set in the environment (or on a make command line) wins.
-    load_dotenv(path, override=False)
+    try:
+        load_dotenv(path, override=False, encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ImproperlyConfigured(
+            f"{path} is not UTF-8 text (byte {exc.start + 1}): save it as UTF-8, or name "
+            "another file with DJANGO_ENV_FILE"
+        ) from None
     return path
 
 

@@ -21,6 +21,7 @@ from granian.constants import HTTPModes, Interfaces
 from granian.server import Server
 
 from news.cache import start_fresh
+from news_project.startup import check_cache_tables
 
 # Called in each worker with its number of threads (news_project/asgi.py).
 APPLICATION = "news_project.asgi.application_for"
@@ -59,6 +60,9 @@ def serve(*, host: str, port: int, workers: int, threads: int, access_log: bool 
             f"the database {connection.settings_dict['NAME']} (DATABASE_URL) has {len(waiting)} "
             "migrations not applied: run manage.py migrate first"
         )
+    # Nor a cache table that is not there (DJANGO_CACHE=database): each worker would stop at
+    # its start, and be started again, in a loop.
+    check_cache_tables()
     # Nothing stored while this service ran without REDIS_URL, taking writes Redis never heard
     # of, is served: every table gets a new generation before any worker answers.
     start_fresh()

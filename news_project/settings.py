@@ -345,6 +345,10 @@ SYNC_BACKOFF_MAX = env_float("SYNC_BACKOFF_MAX", 30.0)
 # The run lock on SQLite (PostgreSQL's is an advisory lock): a file no run could open is refused
 # here, in one line, rather than by a traceback at the first run.
 SYNC_LOCK_FILE = os.environ.get("SYNC_LOCK_FILE", str(BASE_DIR / ".sync_changes.lock"))
+if "sqlite" in DATABASES["default"]["ENGINE"] and Path(SYNC_LOCK_FILE).is_dir():
+    raise ImproperlyConfigured(
+        f"SYNC_LOCK_FILE must name a file, not a directory, got {SYNC_LOCK_FILE!r}"
+    )
 if "sqlite" in DATABASES["default"]["ENGINE"] and not Path(SYNC_LOCK_FILE).parent.is_dir():
     raise ImproperlyConfigured(
         f"SYNC_LOCK_FILE must be in a directory that exists, got {SYNC_LOCK_FILE!r}"

@@ -297,12 +297,18 @@ class TargetApiClient:
         response = self._request(
             "PUT", self._url(resource, remote_id), json=payload, missing_ok=True
         )
-        return None if response.status_code == 404 else self._object(response, strict=False)
+        if response.status_code == 404:
+            return None
+        answer = self._carried_out(response)
+        return answer if isinstance(answer, dict) else {}
 
     def delete(self, resource: str, remote_id: RemoteId) -> bool:
         """DELETE a record; False when the target did not have it (404), which is no failure."""
         response = self._request("DELETE", self._url(resource, remote_id), missing_ok=True)
-        return response.status_code != 404
+        if response.status_code == 404:
+            return False
+        self._carried_out(response)
+        return True
 
     # --- Plumbing -------------------------------------------------------------------------------
 
@@ -403,6 +409,23 @@ class TargetApiClient:
                 f"{response.method} {response.url}: the answer is not JSON",
                 status=response.status_code,
                 body=response.text[:500],
+            ) from None
+
+    def _carried_out(self, response: Response) -> Any:
+        """The JSON of a 2xx answer to a PUT or DELETE (None when it is empty). A body that is
+        not JSON (a proxy's or a wrong host's default page) is no answer of the target's: the
+        write may not have been carried out, so it is an error, tried again later."""
+        if not response.content.strip():
+            return None
+        try:
+            return json.loads(response.content)
+        except ValueError:
+            raise TargetApiError(
+                f"{response.method} {response.url}: {_described(response)}, not a JSON answer: "
+                "it may not have been carried out",
+                status=response.status_code,
+                body=response.text[:500],
+                outcome_unknown=True,
             ) from None
 
     def _object(self, response: Response, *, strict: bool = True) -> dict[str, Any]:

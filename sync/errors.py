@@ -83,8 +83,9 @@ class TargetApiError(SyncError):
 
     @property
     def transient(self) -> bool:
-        """Worth trying again later: no answer, a server error or a rate limit."""
-        return self.status is None or self.status in TRANSIENT_STATUSES
+        """Worth trying again later: no answer, a server error, a rate limit, or an answer
+        that leaves unknown whether the call was carried out."""
+        return self.status is None or self.status in TRANSIENT_STATUSES or self.outcome_unknown
 
 
 # Answers worth trying again later: a server error or a rate limit.

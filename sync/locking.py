@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import Error as DatabaseError
 from django.db import connection
 
-from sync.errors import SyncLocked
+from sync.errors import SyncError, SyncLocked
 
 
 def _advisory_key(name: str) -> int:
@@ -111,7 +111,12 @@ def try_lock(name: str = "sync_changes") -> RunLock | None:
             cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
             return AdvisoryLock(key) if cursor.fetchone()[0] else None
     path = lock_file_path(name)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:  # a directory this user may not write to, say
+        raise SyncError(
+            f"cannot open the run lock file {path} (SYNC_LOCK_FILE): {exc.strerror}"
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

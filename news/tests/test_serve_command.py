@@ -240,3 +240,29 @@ def test_a_host_not_allowed_is_logged_in_one_line_without_a_traceback():
     assert (answer.status_code, answer.json()) == (400, {"detail": "Bad request."})
     assert "Invalid HTTP_HOST header: 'evil.example'." in logged
     assert "Traceback" not in logged
+
+
+def test_the_database_cache_without_its_table_stops_the_start_with_one_line(tmp_path):
+    """Before any worker starts: each would fail at import, and be started again, in a loop."""
+    env = manage_env(
+        DJANGO_DEBUG="0",
+        DJANGO_ALLOWED_HOSTS="127.0.0.1",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        DJANGO_CACHE="database",
+    )
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v0"], cwd=settings.BASE_DIR, env=env, check=True
+    )
+    command = [sys.executable, "manage.py", "serve", "--bind", f"127.0.0.1:{free_port()}"]
+
+    result = subprocess.run(
+        command, cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.splitlines() == [
+        "Error: DJANGO_CACHE=database, but the cache table 'django_cache' does not exist: run "
+        "manage.py createcachetable (with DJANGO_CACHE=database set; without it, it creates "
+        "nothing)"
+    ]
+    assert "Traceback" not in result.stdout

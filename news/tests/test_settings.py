@@ -222,6 +222,43 @@ def test_a_run_lock_file_in_a_directory_that_does_not_exist_fails_naming_it(tmp_
     )
 
 
+def test_a_run_lock_file_that_is_a_directory_fails_naming_it(tmp_path):
+    result = run_manage(
+        "check_env",
+        DJANGO_DEBUG="1",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        SYNC_LOCK_FILE=str(tmp_path),
+    )
+
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"Error: SYNC_LOCK_FILE must name a file, not a directory, got {str(tmp_path)!r}\n"
+    )
+
+
+def test_a_run_lock_file_that_cannot_be_opened_fails_the_run_in_one_line(tmp_path):
+    """A directory this user may not write to, say: named, not a traceback."""
+    database = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    assert run_manage("migrate", "-v0", DJANGO_DEBUG="1", DATABASE_URL=database).returncode == 0
+    lock = tmp_path / "sync.lock"
+    lock.symlink_to(tmp_path / "missing" / "sync.lock")  # where no file can be made
+
+    result = run_manage(
+        "sync_changes",
+        "--url",
+        "http://127.0.0.1:9",
+        DJANGO_DEBUG="1",
+        DATABASE_URL=database,
+        SYNC_LOCK_FILE=str(lock),
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"CommandError: Sync failed: cannot open the run lock file {lock} (SYNC_LOCK_FILE): "
+        "No such file or directory"
+    ]
+
+
 def test_a_maximum_wait_shorter_than_the_debounce_fails_naming_both():
     result = run_manage(
         "check", DJANGO_DEBUG="1", SYNC_FOLLOW_DEBOUNCE="1", SYNC_FOLLOW_MAX_WAIT="0.5"

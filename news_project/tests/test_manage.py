@@ -552,3 +552,17 @@ def test_output_read_by_a_reader_that_went_away_ends_quietly(command, tmp_path):
     assert "Traceback" not in said and "BrokenPipeError" not in said, said
     assert said == ""
     assert code == 1
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"TARGET_URL=http://127.0.0.1:3000\nPOSTGRES_PASSWORD=caf\xe9\n", b"\x7fELF\x02\x01\x00\xff"],
+    ids=["latin-1", "binary"],
+)
+def test_an_env_file_that_is_not_utf8_text_is_one_line(content, tmp_path):
+    env_file = tmp_path / "settings.env"
+    env_file.write_bytes(content)
+
+    result = run_manage("sync_status", DJANGO_ENV_FILE=str(env_file))
+
+    assert_one_line_error(result, naming=f"{env_file} is not UTF-8 text")

@@ -21,6 +21,7 @@ The run drives it as it drives the incremental source: `plan` (reads, and the ta
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from sync.client import TargetApiClient
@@ -62,8 +63,11 @@ class FullSource:
         options: SyncOptions,
         traits: TargetTraits,
         settle_time: float,
+        on_read: Callable[[], None] = lambda: None,
     ) -> None:
         self.client = client
+        # Called once the target's lists are read and the plan goes ahead, before any call.
+        self.on_read = on_read
         self.options = options
         self.traits = traits
         self.settle_time = settle_time
@@ -122,6 +126,7 @@ class FullSource:
         called = {step.entity for step in steps if not step.foreign}
         self._settle = (diff, remote_by_key, called)
         self._steps = {step.call: step for step in steps}
+        self.on_read()
         return Plan(calls=sort_calls(self._steps))
 
     def _read_target(self, kind: Kind, snap: Snapshot) -> list[Record]:

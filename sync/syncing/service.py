@@ -67,11 +67,6 @@ def sync_changes(
                 unfinished=loading.unfinished_runs(),
                 timeout=client.timeout,
             )
-            if full and not same:
-                # From its first write on, the sync state describes the new target (in part, when
-                # it described another: only a full run to it, or back, may run until one goes
-                # through).
-                outcomes.adopt_target(url, complete=target is None)
         writer = outcomes.OutcomeWriter(
             report=report,
             max_attempts=options.max_attempts,
@@ -79,8 +74,20 @@ def sync_changes(
         )
         source: Source
         if full:
+
+            def adopt() -> None:
+                # Once its lists are read and before the first write, the sync state describes
+                # the new target (in part, when it described another: only a full run to it, or
+                # back, may run until one goes through). One it could not read changes nothing.
+                if not (same or dry_run):
+                    outcomes.adopt_target(url, complete=target is None)
+
             source = FullSource(
-                client=client, options=options, traits=traits, settle_time=client.timeout
+                client=client,
+                options=options,
+                traits=traits,
+                settle_time=client.timeout,
+                on_read=adopt,
             )
         else:
             source = IncrementalSource(

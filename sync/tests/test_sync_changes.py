@@ -182,6 +182,37 @@ def test_a_transient_failure_exits_1_and_the_next_run_delivers_it(
     assert target_state(fake_target) == expected_target()
 
 
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+def test_a_page_that_is_not_json_answering_a_write_is_no_delivery(
+    fake_target, seed, make_post, sync_command, method
+):
+    """A proxy's or a wrong host's default page, 200 and HTML, is not the target's answer: the
+    write may not have been carried out, so it stays pending, and the run says so."""
+    [post], _ = seed(1)
+    if method == "POST":
+        make_post(title="new")
+    elif method == "PUT":
+        post.title = "changed"
+        post.save()
+    else:
+        post.delete()
+    page = "<html><body>Welcome to nginx!</body></html>"
+    fake_target.answer(200, body=page, content_type="text/html", method=method, times=1)
+
+    first = sync_command()
+    second = sync_command()
+
+    assert first.code == 1, first.lines
+    assert first.lines[-1].startswith("Incomplete: ")
+    if method == "POST":  # looked for, as any create answered without its record
+        assert "was answered without a usable id" in first.lines[0], first.lines
+    else:
+        assert "not a JSON" in first.lines[0] and "Welcome to nginx" in first.lines[0]
+    assert second.code == 0, second.lines
+    assert target_state(fake_target) == expected_target()
+    assert pending_count() == 0
+
+
 def test_a_call_that_times_out_is_named_with_the_timeout(fake_target, seed, sync_command):
     [post], _ = seed(1)
     post.title = "changed"

@@ -41,6 +41,7 @@ FAULTS = [
     "every answer to a write lost",
     "lookups fail",
     "creates applied after a 502",
+    "a page that is not JSON",
     "killed",
 ]
 
@@ -189,6 +190,9 @@ def make_machine(target, api_client, *, ids: str):
                 target.drop(writes_only=True, after_processing=True)
             elif fault == "creates applied after a 502":  # a proxy gave up, the server went on
                 target.fail(502, share=0.5, method="POST", applied_after=0.2)
+            elif fault == "a page that is not JSON":  # a proxy's own page: nothing written
+                page = "<html><body>Welcome to nginx!</body></html>"
+                target.answer(200, body=page, content_type="text/html", writes_only=True)
             elif fault == "lookups fail":  # creates whose answers are lost stay unconfirmed
                 target.drop(share=0.5, writes_only=True, after_processing=True)
                 target.fail(503, method="GET")

@@ -21,6 +21,7 @@ from sync.planner import Call, EntityKey, Kind, Op
 from sync.syncing import SyncOptions, outcomes, sync_changes
 from sync.syncing.deliveries import Action, Delivery
 from testing.commands import run_command
+from testing.ports import free_port
 from testing.sync import (
     comment_record,
     expected_target,
@@ -587,6 +588,33 @@ def test_full_adopts_a_new_target_and_incremental_runs_then_go_there(fake_target
         assert command(other.url)[0] == 0
         assert other.posts[post.pk]["title"] == "edited"
         assert command(fake_target.url)[0] == 1
+
+
+@pytest.mark.parametrize("answer", ["unreachable", "html", "500"])
+def test_a_full_run_to_a_target_it_cannot_read_leaves_the_target_described_as_it_was(
+    fake_target, seed, answer
+):
+    """A mistyped --full --url changes nothing: incremental runs still go where they went."""
+    from fake_target import FakeTarget
+
+    [post], _ = seed(1)
+    SyncTarget.adopt(fake_target.url)
+    post.title = "edited"
+    post.save()
+    with FakeTarget() as other:
+        if answer == "html":
+            other.answer(200, body="<html>Welcome</html>", content_type="text/html")
+        elif answer == "500":
+            other.fail(500)
+        url = other.url if answer != "unreachable" else f"http://127.0.0.1:{free_port()}"
+
+        code, _, error = command(url, "--full")
+
+        assert code == 1 and "\n" not in error
+        assert writes(other) == []
+    assert SyncTarget.objects.get().url == fake_target.url
+    assert command(fake_target.url)[0] == 0
+    assert fake_target.posts[post.pk]["title"] == "edited"
 
 
 def test_a_full_run_to_a_new_target_that_stops_early_leaves_only_full_runs_allowed(
