@@ -4,7 +4,7 @@ import math
 import os
 import re
 from pathlib import Path
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
@@ -162,6 +162,14 @@ def env_redis_url(name: str) -> str:
     ):
         raise ImproperlyConfigured(
             f"{name} must be a redis:// URL such as redis://127.0.0.1:6379/0, got {value!r}"
+        )
+    # The database is a number (redis-py would take database 0 for one that is not).
+    database = parts.path.strip("/") if parts.scheme != "unix" else ""
+    databases = [database] if database else []
+    databases += parse_qs(parts.query).get("db", [])
+    if not all(db.isascii() and db.isdigit() for db in databases):
+        raise ImproperlyConfigured(
+            f"{name} must name its database by number (redis://127.0.0.1:6379/0), got {value!r}"
         )
     return value
 

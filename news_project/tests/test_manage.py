@@ -66,6 +66,10 @@ def test_without_a_secret_key_any_command_stops_with_one_line(command, tmp_path)
         ("FAKE_API_URL", "ftp://example.com"),
         ("REDIS_URL", "redis://[::1:6379/11"),
         ("REDIS_URL", "redis://127.0.0.1:99999/0"),
+        ("REDIS_URL", "redis://127.0.0.1:6379/abc"),  # redis-py would take database 0
+        ("REDIS_URL", "redis://127.0.0.1:6379/1/2"),
+        ("REDIS_URL", "redis://127.0.0.1:6379/?db=x"),
+        ("REDIS_URL", "unix:///run/redis.sock?db=one"),
     ],
 )
 def test_an_invalid_setting_stops_any_command_with_one_line_naming_it(variable, value):

@@ -332,6 +332,7 @@ def test_a_full_run_whose_reads_outlast_its_time_budget_says_so_in_one_line(
     ("args", "message"),
     [
         (["--url", "ftp://example.com"], "--url must be an http(s) URL, got 'ftp://example.com'"),
+        (["--url", ""], "--url must be an http(s) URL, got ''"),  # not TARGET_URL in its place
         (["--url", "localhost:3000"], "--url must be an http(s) URL, got 'localhost:3000'"),
         (["--url", "http://"], "--url must be an http(s) URL, got 'http://'"),
         (["--url", "http://[::1"], "--url must be an http(s) URL, got 'http://[::1'"),

@@ -149,7 +149,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
-        url = options["url"] or settings.TARGET_URL
+        url = settings.TARGET_URL if options["url"] is None else options["url"]
         self._check_usage(url, options)  # the URL as given, in what a refusal says
         url = url.strip().rstrip("/")
         connection.ensure_connection()  # a database out of reach: one line, before anything
