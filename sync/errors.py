@@ -17,8 +17,21 @@ def tables_missing(reason: str) -> bool:
     )
 
 
+# The password of a URL's user (http://user:password@host): never shown, never kept.
+_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*):[^/\s@]*@", re.IGNORECASE)
+
+
+def without_password(text: str) -> str:
+    """The text with the password of any URL in it replaced by ***."""
+    return _PASSWORD.sub(r"\1:***@", text)
+
+
 class SyncError(Exception):
-    """A use case of the sync app could not do its job; nothing half-done is left behind."""
+    """A use case of the sync app could not do its job; nothing half-done is left behind. Its
+    message names no URL's password (a target's URL may carry one)."""
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        super().__init__(without_password(str(message)), *args)
 
 
 class SyncLocked(SyncError):

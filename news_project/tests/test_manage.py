@@ -570,3 +570,13 @@ def test_an_env_file_that_is_not_utf8_text_is_one_line(content, tmp_path):
     result = run_manage("sync_status", DJANGO_ENV_FILE=str(env_file))
 
     assert_one_line_error(result, naming=f"{env_file} is not UTF-8 text")
+
+
+def test_check_env_shows_the_target_without_its_password():
+    url = "http://sync:s3cret-word@127.0.0.1:3000"
+
+    result = run_manage("check_env", DJANGO_DEBUG="1", TARGET_URL=url)
+
+    assert result.returncode == 0, result.stderr
+    assert "target http://sync:***@127.0.0.1:3000;" in result.stdout
+    assert "s3cret" not in result.stdout

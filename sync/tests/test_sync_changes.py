@@ -275,6 +275,21 @@ def test_on_a_terminal_a_progress_bar_is_drawn_and_failures_still_print(
     assert SUMMARY.match(terminal.getvalue())
 
 
+def test_a_password_in_the_target_url_is_never_shown_nor_kept(make_post):
+    make_post()
+    url = f"http://sync:s3cret-word@127.0.0.1:{free_port()}"
+
+    result = run_command("--url", url, "--max-rps", "0", "--concurrency", "1")
+    full = run_command("--url", url, "--full", "--max-rps", "0")
+
+    assert result.code == 1 and full.code == 1
+    shown = result.output + result.error + full.output + full.error
+    assert "sync:***@127.0.0.1" in shown and "s3cret" not in shown
+    kept = [state.last_error for state in EntitySyncState.objects.all()]
+    kept += [run.error_summary for run in SyncRun.objects.all()]
+    assert any("sync:***@" in text for text in kept) and not any("s3cret" in t for t in kept)
+
+
 def test_an_unreachable_target_stops_the_run_with_a_clear_line(make_post):
     for _ in range(30):
         make_post()

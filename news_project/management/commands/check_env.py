@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from news_project.commandline import database_label
+from sync.errors import without_password
 
 PUBLIC_TARGET = "https://jsonplaceholder.typicode.com"
 
@@ -17,7 +18,7 @@ class Command(BaseCommand):
         facts = [
             f"DJANGO_DEBUG {'on (development only)' if settings.DEBUG else 'off'}",
             f"database {database_label()}",
-            f"target {settings.TARGET_URL}"
+            f"target {without_password(settings.TARGET_URL)}"
             + (" (keeps nothing it is sent)" if settings.TARGET_URL == PUBLIC_TARGET else ""),
             f"hosts {', '.join(settings.ALLOWED_HOSTS)}",
             "/metrics and /health/sync/ "
