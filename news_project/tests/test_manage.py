@@ -580,3 +580,26 @@ def test_check_env_shows_the_target_without_its_password():
     assert result.returncode == 0, result.stderr
     assert "target http://sync:***@127.0.0.1:3000;" in result.stdout
     assert "s3cret" not in result.stdout
+
+
+def test_flush_with_redis_set_and_out_of_reach_changes_nothing_in_one_line(tmp_path):
+    """As every write: answers of the rows it would delete would outlive it in Redis."""
+    database = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    variables = {"DJANGO_DEBUG": "1", "DATABASE_URL": database}
+    assert run_manage("migrate", "-v0", **variables).returncode == 0
+    made = run_manage(
+        "createsuperuser", "--noinput", "--username", "kept", "--email", "k@example.com",
+        DJANGO_SUPERUSER_PASSWORD="a-long-enough-password-7", **variables,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    redis_url = f"redis://127.0.0.1:{closed_port()}/0"
+
+    result = run_manage("flush", "--noinput", REDIS_URL=redis_url, **variables)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    line = result.stderr.splitlines()[-1]  # after the log's line, as for any refused write
+    assert "Traceback" not in result.stderr
+    assert line.startswith("CommandError: The cache of reads (Redis) cannot be reached")
+    assert "nothing was changed" in line and "(REDIS_URL)" in line
+    count = "from django.contrib.auth.models import User; print(User.objects.count())"
+    assert run_manage("shell", "-c", count, **variables).stdout.split()[-1] == "1"
