@@ -37,7 +37,7 @@ if SECRET_KEY == ENV_EXAMPLE_SECRET_KEY:
         "DJANGO_SECRET_KEY is still the placeholder of .env.example; set a long random value, "
         "e.g. the output of: python3 -c 'import secrets; print(secrets.token_urlsafe(50))'"
     )
-if not SECRET_KEY:
+if not SECRET_KEY.strip():  # spaces alone are no key
     if not DEBUG:
         raise ImproperlyConfigured(
             "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off "

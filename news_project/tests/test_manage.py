@@ -128,6 +128,7 @@ def test_a_superuser_whose_password_nobody_can_type_is_an_error_not_a_skip(tmp_p
     asked = createsuperuser()
     # The password in the environment is read only with --noinput: Django would ask, and skip.
     asked_anyway = createsuperuser("--email", "a@b.cd", DJANGO_SUPERUSER_PASSWORD="x" * 12)
+    weak = createsuperuser("--email", "a@b.cd", "--noinput", DJANGO_SUPERUSER_PASSWORD="1")
     made = createsuperuser("--email", "a@b.cd", "--noinput", DJANGO_SUPERUSER_PASSWORD="x" * 12)
     again = createsuperuser("--email", "a@b.cd", "--noinput", DJANGO_SUPERUSER_PASSWORD="x" * 12)
 
@@ -138,6 +139,13 @@ def test_a_superuser_whose_password_nobody_can_type_is_an_error_not_a_skip(tmp_p
         "at a terminal"
     ]
     assert (asked_anyway.returncode, asked_anyway.stderr) == (1, asked.stderr)
+    # The checks a password typed at the prompt gets, which --noinput alone would skip.
+    assert weak.returncode == 1
+    assert weak.stderr.splitlines() == [
+        "CommandError: DJANGO_SUPERUSER_PASSWORD is refused: This password is too short. It must "
+        "contain at least 8 characters. This password is too common. This password is entirely "
+        "numeric."
+    ]
     assert made.returncode == 0, made.stderr
     assert again.returncode == 1
     assert again.stderr.splitlines() == ["CommandError: That username is already taken."]
@@ -603,3 +611,9 @@ def test_flush_with_redis_set_and_out_of_reach_changes_nothing_in_one_line(tmp_p
     assert "nothing was changed" in line and "(REDIS_URL)" in line
     count = "from django.contrib.auth.models import User; print(User.objects.count())"
     assert run_manage("shell", "-c", count, **variables).stdout.split()[-1] == "1"
+
+
+def test_a_secret_key_of_whitespace_is_no_key():
+    result = run_manage("check_env", DJANGO_SECRET_KEY="   ")
+
+    assert_one_line_error(result, naming="DJANGO_SECRET_KEY must be set")

@@ -4,10 +4,16 @@ user and exits 0, and the next step (a token for that user) fails far from the c
 
 from __future__ import annotations
 
+import os
 import sys
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.management.commands import createsuperuser
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
+
+PASSWORD = "DJANGO_SUPERUSER_PASSWORD"
 
 
 class Command(createsuperuser.Command):
@@ -19,9 +25,28 @@ class Command(createsuperuser.Command):
                 "and run it with --noinput (make superuser does), or run it at a terminal",
                 returncode=1,
             )
+        if not options.get("interactive", True) and (password := os.environ.get(PASSWORD)):
+            self._check(password, options)
         try:
             return super().execute(*args, **options)
         except CommandError as exc:
             # Django's own messages begin "Error: ", which manage.py's line says already.
             message = str(exc).removeprefix("Error: ")
             raise CommandError(message, returncode=exc.returncode) from None
+
+    @staticmethod
+    def _check(password: str, options: dict) -> None:
+        """The checks of AUTH_PASSWORD_VALIDATORS, which Django runs on a password typed at its
+        prompt and skips for one from the environment."""
+        model = get_user_model()
+        fields = {
+            name: options[name]
+            for name in (model.USERNAME_FIELD, *model.REQUIRED_FIELDS)
+            if isinstance(options.get(name), str)
+        }
+        try:
+            validate_password(password, model(**fields))
+        except ValidationError as exc:
+            raise CommandError(
+                f"{PASSWORD} is refused: {' '.join(exc.messages)}", returncode=1
+            ) from None
