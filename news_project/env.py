@@ -140,8 +140,11 @@ def env_database_url(name: str, default: str, *, password_name: str) -> str:
     would cut the URL short there (a wrong host, or none)."""
     value = os.environ.get(name, default).strip()
     scheme, _, rest = value.partition("://")
-    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
-    if not scheme.startswith("sqlite") and "@" in rest and "@" not in authority:
+    cut = re.search(r"[/?#]", rest)
+    authority, after = (rest[: cut.start()], rest[cut.start() :]) if cut else (rest, "")
+    path = re.split(r"[?#]", after, maxsplit=1)[0]
+    # An @ after the host's part: the password went on past a / (or ?, #) it holds.
+    if not scheme.startswith("sqlite") and "@" in rest and ("@" not in authority or "@" in path):
         raise ImproperlyConfigured(
             f"{name} holds a password with /, ? or # as they are: set the password in "
             f"{password_name} instead (taken as it is), or percent-encode it in {name}"
