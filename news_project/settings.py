@@ -149,6 +149,14 @@ try:
     }
 except ValueError as exc:
     raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
+if DATABASES["default"]["ENGINE"] not in {
+    "django.db.backends.postgresql",
+    "django.db.backends.sqlite3",
+}:
+    raise ImproperlyConfigured(
+        "DATABASE_URL must be a postgres:// or sqlite:// URL: the service runs on PostgreSQL "
+        "or SQLite"
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # The same backend, with a health check that needs no round trip while the connection is
     # quiet (news_project/postgresql/base.py).

@@ -36,8 +36,15 @@ def serve_fails(*args: str) -> subprocess.CompletedProcess:
             ["--bind", "127.0.0.1:99999"],
             "argument --bind: invalid HOST:PORT value: '127.0.0.1:99999'",
         ),
-        (["--workers", "0"], "argument --workers: invalid positive number value: '0'"),
-        (["--threads", "many"], "argument --threads: invalid positive number value: 'many'"),
+        (["--workers", "0"], "argument --workers: invalid number from 1 to 256 value: '0'"),
+        (
+            ["--workers", "1000000"],
+            "argument --workers: invalid number from 1 to 256 value: '1000000'",
+        ),
+        (
+            ["--threads", "many"],
+            "argument --threads: invalid number from 1 to 256 value: 'many'",
+        ),
     ],
 )
 def test_a_malformed_option_is_refused_with_one_line_and_exit_2(args, message):

@@ -15,15 +15,19 @@ def address(value: str) -> tuple[str, int]:
 address.__name__ = "HOST:PORT"  # argparse names the type in its error: "invalid HOST:PORT value"
 
 
+# More workers or threads than anyone means: each takes memory and file descriptors at start.
+MOST = 256
+
+
 def positive(value: str) -> int:
-    """A whole number of at least 1."""
+    """A whole number from 1 to MOST."""
     number = int(value)
-    if number < 1:
+    if not 1 <= number <= MOST:
         raise ValueError(value)
     return number
 
 
-positive.__name__ = "positive number"
+positive.__name__ = f"number from 1 to {MOST}"
 
 
 class Command(BaseCommand):
