@@ -184,10 +184,10 @@ def test_from_the_command_line_no_argument_exits_0_with_one_line():
     assert result.stderr == ""
 
 
-def test_from_the_command_line_a_bad_value_exits_1_with_one_line():
+def test_from_the_command_line_a_bad_value_exits_2_with_one_line():
     result = run_manage("prune_events", "--older-than", "soon")
 
-    assert result.returncode == 1
+    assert result.returncode == 2  # a usage error, as every command's
     assert result.stderr.splitlines() == [
         "CommandError: --older-than must be a whole number of days, got 'soon'"
     ]

@@ -9,17 +9,25 @@ from sync.changelog import prune_history
 MOST_DAYS = 36_500
 
 
+# A bad value is a usage error, as the other commands' (exit status 2).
+EXIT_USAGE = 2
+
+
 def parse_days(option: str, raw: str | None, default: int) -> int:
     if raw is None:
         return default
     try:
         days = int(raw)
     except ValueError:
-        raise CommandError(f"{option} must be a whole number of days, got {raw!r}") from None
+        raise CommandError(
+            f"{option} must be a whole number of days, got {raw!r}", returncode=EXIT_USAGE
+        ) from None
     if days < 0:
-        raise CommandError(f"{option} must be 0 or more days, got {days}")
+        raise CommandError(f"{option} must be 0 or more days, got {days}", returncode=EXIT_USAGE)
     if days > MOST_DAYS:
-        raise CommandError(f"{option} must be at most {MOST_DAYS} days, got {days}")
+        raise CommandError(
+            f"{option} must be at most {MOST_DAYS} days, got {days}", returncode=EXIT_USAGE
+        )
     return days
 
 
