@@ -170,8 +170,12 @@ def target_rate() -> float | None:
 
 
 def last_verification() -> SyncVerification | None:
-    """The newest comparison of the target with the database (`sync_changes --verify`)."""
-    return SyncVerification.objects.order_by("-started_at", "-id").first()
+    """The newest comparison of the target with the database (`sync_changes --verify`): of the
+    target the sync state describes, once there is one (`--verify --url` of another is not)."""
+    verifications = SyncVerification.objects.order_by("-started_at", "-id")
+    if (target := SyncTarget.objects.order_by("pk").first()) is not None:
+        verifications = verifications.filter(target=target.url)
+    return verifications.first()
 
 
 def lag_histogram(buckets: Sequence[float] = LAG_BUCKETS) -> LagHistogram:

@@ -118,6 +118,31 @@ def test_sync_status_and_metrics_show_the_last_verification(fake_target, seed, c
     assert "news_sync_verify_timestamp_seconds 0.0" not in metrics
 
 
+def test_a_verification_of_another_target_is_not_the_synced_targets_last(
+    fake_target, seed, client, settings
+):
+    """`--verify --url` of a target the sync does not go to says what it found there, and
+    leaves what sync_status and /metrics report of the synced one as it was."""
+    from fake_target import FakeTarget
+
+    from sync.models import SyncTarget
+
+    settings.METRICS_TOKEN = "scraper"
+    seed(1)
+    SyncTarget.adopt(fake_target.url)
+    assert verify(fake_target.url)[0] == 0
+    with FakeTarget() as other:
+        code, output, _ = verify(other.url)
+
+    assert code == 1 and "1 missing" in output
+    status = StringIO()
+    call_command("sync_status", stdout=status)
+    lines = status.getvalue().splitlines()
+    assert lines[lines.index("Last verification") + 1].endswith("ago): equal")
+    metrics = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scraper").content.decode()
+    assert 'news_sync_verify_differences{kind="posts",what="missing"} 0.0' in metrics
+
+
 @pytest.mark.parametrize("other", ["--full", "--dry-run", "--follow", "--retry-parked"])
 def test_verify_goes_alone(fake_target, other):
     code, _, error = verify(fake_target.url, other)
