@@ -157,6 +157,10 @@ if DATABASES["default"]["ENGINE"] not in {
         "DATABASE_URL must be a postgres:// or sqlite:// URL: the service runs on PostgreSQL "
         "or SQLite"
     )
+if not DATABASES["default"].get("NAME"):
+    raise ImproperlyConfigured(
+        "DATABASE_URL must name the database, e.g. postgres://user@host:5432/news"
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # The same backend, with a health check that needs no round trip while the connection is
     # quiet (news_project/postgresql/base.py).

@@ -55,6 +55,7 @@ def test_without_a_secret_key_any_command_stops_with_one_line(command, tmp_path)
         ("DJANGO_DEBUG", "perhaps"),
         ("DATABASE_URL", "nosuchdb://here"),
         ("DATABASE_URL", "mysql://news@db/news"),  # a database this service does not run on
+        ("DATABASE_URL", "postgres://"),  # no database named
         ("DATABASE_URL", "postgres://news:pa/ss@db:5432/news"),  # a password not encoded
         ("DATABASE_URL", "postgres://news:p@ss/w@db:5432/news"),  # ... with an @ before its /
         ("SYNC_MAX_ATTEMPTS", "many"),

@@ -124,7 +124,6 @@ def test_a_verification_of_another_target_is_not_the_synced_targets_last(
     """`--verify --url` of a target the sync does not go to says what it found there, and
     leaves what sync_status and /metrics report of the synced one as it was."""
     from fake_target import FakeTarget
-
     from sync.models import SyncTarget
 
     settings.METRICS_TOKEN = "scraper"
