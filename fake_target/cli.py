@@ -116,7 +116,7 @@ def cannot_listen(host: str, port: int, error: OSError) -> str:
     if error.errno == errno.EADDRINUSE:
         return (
             f"Error: port {port} on {host} is already in use (a fake target already running?). "
-            "Stop that process, or pick another port with --port."
+            "Stop that process, or pick another port with --port (under make: TARGET_PORT=...)."
         )
     return f"Error: cannot listen on {host}:{port}: {error.strerror or error}"
 

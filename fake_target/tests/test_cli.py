@@ -30,7 +30,7 @@ def test_a_port_already_taken_is_said_in_one_line():
     assert out == ""
     assert err.splitlines() == [
         f"Error: port {port} on 127.0.0.1 is already in use (a fake target already running?). "
-        "Stop that process, or pick another port with --port."
+        "Stop that process, or pick another port with --port (under make: TARGET_PORT=...)."
     ]
 
 
