@@ -9,6 +9,8 @@ from urllib.parse import SplitResult, parse_qs, urlsplit
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
+from sync.errors import without_password
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 # The secret key .env.example ships with: a copied template must never sign anything.
@@ -124,13 +126,13 @@ def _split(value: str) -> SplitResult | None:
 
 def env_url(name: str, default: str) -> str:
     value = os.environ.get(name, default).strip().rstrip("/")
-    parts = _split(value)
+    parts, shown = _split(value), without_password(value)
     if parts is None or parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise ImproperlyConfigured(f"{name} must be an http(s) URL, got {value!r}")
+        raise ImproperlyConfigured(f"{name} must be an http(s) URL, got {shown!r}")
     if parts.query or parts.fragment or value.endswith(("?", "#")):
         # The calls' paths go after it: /posts would follow a query, or be lost in a fragment.
         raise ImproperlyConfigured(
-            f"{name} must be a base URL, without a ?query or #fragment, got {value!r}"
+            f"{name} must be a base URL, without a ?query or #fragment, got {shown!r}"
         )
     return value
 

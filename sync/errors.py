@@ -18,7 +18,8 @@ def tables_missing(reason: str) -> bool:
 
 
 # The password of a URL's user (http://user:password@host): never shown, never kept.
-_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*):[^/\s@]*@", re.IGNORECASE)
+# The user's part ends at the last @ before the path, as urlsplit reads it: a password may hold @.
+_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*):[^/\s]*@", re.IGNORECASE)
 
 
 def without_password(text: str) -> str:

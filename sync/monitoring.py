@@ -171,10 +171,12 @@ def target_rate() -> float | None:
 
 def last_verification() -> SyncVerification | None:
     """The newest comparison of the target with the database (`sync_changes --verify`): of the
-    target the sync state describes, once there is one (`--verify --url` of another is not)."""
+    target the sync state describes, once there is one (`--verify --url` of another is not),
+    made since it was taken on."""
     verifications = SyncVerification.objects.order_by("-started_at", "-id")
     if (target := SyncTarget.objects.order_by("pk").first()) is not None:
-        verifications = verifications.filter(target=target.url)
+        # Of it, since it was last taken on: one from before says nothing of it now.
+        verifications = verifications.filter(target=target.url, started_at__gte=target.adopted_at)
     return verifications.first()
 
 

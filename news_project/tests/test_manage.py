@@ -620,3 +620,10 @@ def test_a_secret_key_of_whitespace_is_no_key():
     result = run_manage("check_env", DJANGO_SECRET_KEY="   ")
 
     assert_one_line_error(result, naming="DJANGO_SECRET_KEY must be set")
+
+
+def test_a_target_url_refused_is_named_without_its_password():
+    result = run_manage("sync_status", DJANGO_DEBUG="1", TARGET_URL="ftp://sync:s3cret@host")
+
+    assert_one_line_error(result, naming="TARGET_URL must be an http(s) URL")
+    assert "sync:***@host" in result.stderr and "s3cret" not in result.stderr

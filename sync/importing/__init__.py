@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from tqdm import tqdm
 
 from sync.client import TargetApiClient, canonical_url
-from sync.errors import ImportRefused, ImportStopped, ImportValidationError
+from sync.errors import ImportRefused, ImportStopped, ImportValidationError, without_password
 from sync.importing.checks import RecordProblem, clean_records
 from sync.importing.writing import count, refuse_unless_empty, write
 
@@ -41,7 +41,7 @@ class ImportReport:
     def __str__(self) -> str:
         return (
             f"Imported {count(self.posts, 'post')} and {count(self.comments, 'comment')} "
-            f"from {self.source} in {self.seconds:.1f} s"
+            f"from {without_password(self.source)} in {self.seconds:.1f} s"
         )
 
 

@@ -10,21 +10,23 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from sync.changelog import ParkedFilter
+from sync.errors import without_password
 from sync.planner import EntityKey, Kind
 
 
 def url_problem(value: str) -> str | None:
     """What is wrong with a target base URL, or None when it is a usable http(s) URL."""
+    shown = without_password(value)
     try:
         parts = urlsplit(value.strip())
         parts.port  # noqa: B018  # read only to be checked: a number from 0 to 65535
     except ValueError:  # a bracket left open (http://[::1), a port that is not a port
-        return f"must be an http(s) URL, got {value!r}"
+        return f"must be an http(s) URL, got {shown!r}"
     if parts.scheme not in {"http", "https"} or not parts.netloc:
-        return f"must be an http(s) URL, got {value!r}"
+        return f"must be an http(s) URL, got {shown!r}"
     if parts.query or parts.fragment or value.strip().endswith(("?", "#")):
         # The calls' paths go after it: /posts would follow a query, or be lost in a fragment.
-        return f"must be a base URL, without a ?query or #fragment, got {value!r}"
+        return f"must be a base URL, without a ?query or #fragment, got {shown!r}"
     return None
 
 

@@ -79,7 +79,8 @@ def sync_changes(
                 # Once its lists are read and before the first write, the sync state describes
                 # the new target (in part, when it described another: only a full run to it, or
                 # back, may run until one goes through). One it could not read changes nothing.
-                if not (same or dry_run):
+                # A run stopped meanwhile (a signal, its time budget) sends nothing: nor this.
+                if not (same or dry_run or guard.stop.is_set()):
                     outcomes.adopt_target(url, complete=target is None)
 
             source = FullSource(

@@ -698,3 +698,11 @@ def test_the_command_line_reports_an_unreachable_target_in_one_line():
         f"CommandError: Cannot read the target: GET {url}/posts: connection failed ("
     )
     assert failed.stderr.count("\n") == 1
+
+
+def test_the_summary_names_the_target_without_its_password(fake_target):
+    url = fake_target.url.replace("http://", "http://sync:s3cret-word@")
+
+    output = run_import(url)
+
+    assert "from http://sync:***@127.0.0.1:" in output and "s3cret" not in output

@@ -213,6 +213,29 @@ def test_a_page_that_is_not_json_answering_a_write_is_no_delivery(
     assert pending_count() == 0
 
 
+def test_a_full_run_that_fails_an_entity_no_change_waits_for_says_what_sends_it_again(
+    fake_target, seed, sync_command
+):
+    """Only a change waiting makes the next run send it: a record that drifted on the target is
+    the next --full run's to repair, and the run says so rather than "the next run"."""
+    [post], _ = seed(1)
+    fake_target.posts[post.pk]["title"] = "drifted"
+    fake_target.fail(422, method="PUT", times=1)
+
+    failed = sync_command("--full")
+    after = sync_command()
+    repaired = sync_command("--full")
+
+    assert failed.code == 1
+    assert failed.error == (
+        "1 entities were not delivered; the next --full run sends them again (those with a "
+        "change waiting, the next run) (see sync_status)"
+    )
+    assert after.summary()[1] == 0  # nothing waits: no call
+    assert repaired.code == 0
+    assert target_state(fake_target) == expected_target()
+
+
 def test_a_call_that_times_out_is_named_with_the_timeout(fake_target, seed, sync_command):
     [post], _ = seed(1)
     post.title = "changed"
@@ -683,3 +706,28 @@ def test_the_database_connection_is_left_usable(fake_target, changes, sync_comma
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
         assert cursor.fetchone() == (1,)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://sync:s3cret-word@127.0.0.1:99999",  # no port
+        "http://sync:s3cret-word@127.0.0.1:3000/?x=1",  # a query
+        "ftp://sync:s3cret-word@127.0.0.1:3000",
+    ],
+)
+def test_a_url_refused_is_named_without_its_password(url):
+    result = run_command("--url", url)
+
+    assert result.code == 2
+    assert "sync:***@" in result.error and "s3cret" not in result.error
+
+
+def test_a_password_holding_an_at_sign_is_hidden_whole(make_post):
+    make_post()
+    url = f"http://sync:s3c@ret@127.0.0.1:{free_port()}"
+
+    result = run_command("--url", url, "--max-rps", "0", "--concurrency", "1")
+
+    shown = result.output + result.error
+    assert "sync:***@127.0.0.1" in shown and "ret@" not in shown

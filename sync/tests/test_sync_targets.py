@@ -617,6 +617,25 @@ def test_a_full_run_to_a_target_it_cannot_read_leaves_the_target_described_as_it
     assert fake_target.posts[post.pk]["title"] == "edited"
 
 
+def test_a_full_run_to_a_new_target_stopped_while_it_reads_changes_nothing(fake_target, seed):
+    """Its time budget spent (or a signal) before its plan goes ahead: no target taken on."""
+    from fake_target import FakeTarget
+
+    [post], _ = seed(1)
+    SyncTarget.adopt(fake_target.url)
+    post.title = "edited"
+    post.save()
+    with FakeTarget() as other:
+        other.stall(1.0, method="GET", path="/comments")
+        code, _, error = command(other.url, "--full", "--time-budget", "0.3")
+
+        assert code == 1, error
+        assert writes(other) == []
+    assert SyncTarget.objects.get().url == fake_target.url
+    assert command(fake_target.url)[0] == 0
+    assert fake_target.posts[post.pk]["title"] == "edited"
+
+
 def test_a_full_run_to_a_new_target_that_stops_early_leaves_only_full_runs_allowed(
     fake_target, make_post
 ):
@@ -655,20 +674,24 @@ def test_full_deletes_at_most_the_cap_of_records_no_row_holds_unless_allowed(
     fake_target, seed, settings
 ):
     settings.SYNC_FULL_MAX_DELETES = 3
-    seed(1)
+    [post], _ = seed(1)
+    first = post.pk + 1000  # records nobody holds, whatever ids the rows were given
     fake_target.posts.update(
-        {n: {"id": n, "userId": 9, "title": f"theirs {n}", "body": "x"} for n in range(50, 55)}
+        {
+            n: {"id": n, "userId": 9, "title": f"theirs {n}", "body": "x"}
+            for n in range(first, first + 5)
+        }
     )
 
     code, lines, error = command(fake_target.url, "--full")
 
     assert code == 1
     assert "would delete 5 records" in error and "--allow-deletes" in error
-    assert "posts/50" in error and "posts/54" in error
+    assert f"posts/{first}" in error and f"posts/{first + 4}" in error
     assert writes(fake_target) == []
     code, lines, _ = command(fake_target.url, "--full", "--dry-run")
     assert code == 0
-    assert "DELETE /posts/54  (not in the database)" in lines
+    assert f"DELETE /posts/{first + 4}  (not in the database)" in lines
     assert any("--allow-deletes" in line for line in lines)
 
     assert command(fake_target.url, "--full", "--allow-deletes")[0] == 0

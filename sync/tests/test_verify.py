@@ -142,6 +142,23 @@ def test_a_verification_of_another_target_is_not_the_synced_targets_last(
     assert 'news_sync_verify_differences{kind="posts",what="missing"} 0.0' in metrics
 
 
+def test_a_verification_made_before_the_target_was_taken_on_again_is_not_its_last(
+    fake_target, seed
+):
+    from sync.models import SyncTarget
+
+    [post], _ = seed(1)
+    SyncTarget.adopt(fake_target.url)
+    fake_target.posts[post.pk]["body"] = "drifted"
+    verify(fake_target.url)
+    SyncTarget.adopt(fake_target.url)  # as a --full run to another target, then back, does
+
+    status = StringIO()
+    call_command("sync_status", stdout=status)
+    lines = status.getvalue().splitlines()
+    assert lines[lines.index("Last verification") + 1].startswith("  None yet")
+
+
 @pytest.mark.parametrize("other", ["--full", "--dry-run", "--follow", "--retry-parked"])
 def test_verify_goes_alone(fake_target, other):
     code, _, error = verify(fake_target.url, other)

@@ -179,9 +179,15 @@ class Command(BaseCommand):
                 self.stdout.write(str(planned))
         self._write_report(report)
         if not report.ok:
+            # An incremental run sends what waits in the change log: an entity a full run failed
+            # with no change waiting (a record that drifted) is the next full run's.
+            again = (
+                "the next --full run sends them again (those with a change waiting, the next run)"
+                if report.mode == "full"
+                else "they stay pending for the next run"
+            )
             raise CommandError(
-                f"{len(report.failed)} entities were not delivered; "
-                "they stay pending for the next run (see sync_status)",
+                f"{len(report.failed)} entities were not delivered; {again} (see sync_status)",
                 returncode=EXIT_FAILED,
             )
 
