@@ -233,14 +233,22 @@ def test_two_runs_started_together_the_second_exits_75(fake_target, edited_posts
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_run_exits_75_while_another_process_holds_the_lock(fake_target, make_post):
+def test_a_run_exits_75_while_another_process_holds_the_lock(fake_target, make_post, tmp_path):
     make_post()
+    # On SQLite the suite's database is in memory: the other process gets a database file of
+    # its own (the lock is refused before any table is read).
+    elsewhere = {}
+    if connection.vendor == "sqlite":
+        (tmp_path / "db.sqlite3").touch()
+        elsewhere["DATABASE_URL"] = f"sqlite:///{tmp_path / 'db.sqlite3'}"
     holder = hold_the_lock()
     try:
         code, output, error = run_command(
             "sync_changes", "--url", fake_target.url, "--max-rps", "0"
         )
-        other = start_sync(fake_target.url)
+        other = start_manage(
+            "sync_changes", "--url", fake_target.url, "--max-rps", "0", **sync_env(), **elsewhere
+        )
         other_out, other_err = other.communicate(timeout=30)
     finally:
         holder.stdin.close()
@@ -248,7 +256,7 @@ def test_a_run_exits_75_while_another_process_holds_the_lock(fake_target, make_p
 
     assert (code, output) == (75, "")
     assert error.startswith("another sync_changes run holds the lock")
-    assert other.returncode == 75
+    assert other.returncode == 75, other_err
     assert other_out == ""
     assert len(other_err.splitlines()) == 1
     assert other_err.startswith("CommandError: another sync_changes run holds the lock")
