@@ -29,9 +29,11 @@ class UserClaimMixin:
         # simplejwt writes the id as a string ("7"); a number is taken too.
         if isinstance(user_id, str) and user_id.isascii() and user_id.isdigit():
             user_id = int(user_id)
-        if isinstance(user_id, bool) or not isinstance(user_id, int):
-            raise TokenError("Token contained no recognizable user identification")
-        if not 1 <= user_id <= LARGEST_ID:
+        if (
+            isinstance(user_id, bool)
+            or not isinstance(user_id, int)
+            or not 1 <= user_id <= LARGEST_ID
+        ):
             raise TokenError("Token contained no recognizable user identification")
 
 

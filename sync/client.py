@@ -418,8 +418,8 @@ class TargetApiClient:
         if not response.content.strip():
             return None
         try:
-            return json.loads(response.content)
-        except ValueError:
+            return self._json(response)
+        except TargetApiError:
             raise TargetApiError(
                 f"{response.method} {response.url}: {_described(response)}, not a JSON answer: "
                 "it may not have been carried out",

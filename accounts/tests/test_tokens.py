@@ -1,5 +1,8 @@
 """JWT: obtaining, refreshing and verifying tokens, the login throttle, tokens that stop working."""
 
+import threading
+from functools import partial
+
 import pytest
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
@@ -17,6 +20,16 @@ PASSWORD = "correct-horse-battery"
 
 def obtain(client, username="alice", password=PASSWORD):
     return client.post(TOKEN, {"username": username, "password": password})
+
+
+def three_bursts(attempts: list) -> None:
+    """Each attempt in a thread of its own, all at once; three times in the same minute."""
+    for _ in range(3):
+        threads = [threading.Thread(target=attempt) for attempt in attempts]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
 
 
 def test_obtain_a_token_pair_and_use_it_to_write(anon_client, user):
@@ -199,8 +212,6 @@ def test_with_the_database_cache_the_throttle_count_is_shared_through_the_databa
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_attempts_with_the_database_cache_never_pass_the_limit(settings):
-    import threading
-
     from django.core.cache import cache
     from django.core.management import call_command
     from django.db import connections
@@ -224,12 +235,7 @@ def test_concurrent_attempts_with_the_database_cache_never_pass_the_limit(settin
         finally:
             connections.close_all()
 
-    for _ in range(3):  # three bursts in the same minute: 48 attempts, 10 allowed
-        threads = [threading.Thread(target=attempt) for _ in range(16)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=30)
+    three_bursts([attempt] * 16)
 
     assert len(statuses) == 48
     assert statuses.count(400) == 10, statuses
@@ -242,8 +248,6 @@ def test_attempts_at_once_through_two_servers_with_the_database_cache_never_pass
     settings,
 ):
     """The count is shared through the database: so is the lock on it, across processes."""
-    import threading
-
     import requests
     from django.core.management import call_command
     from django.db import connection
@@ -268,14 +272,7 @@ def test_attempts_at_once_through_two_servers_with_the_database_cache_never_pass
             body = {"username": "alice", "password": "wrong"}
             statuses.append(requests.post(server.url + TOKEN, json=body, timeout=30).status_code)
 
-        for _ in range(3):  # three bursts in the same minute: 48 attempts, 10 allowed
-            threads = [
-                threading.Thread(target=attempt, args=(server,)) for server in [first, second] * 8
-            ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(timeout=60)
+        three_bursts([partial(attempt, server) for server in [first, second] * 8])
 
     assert len(statuses) == 48
     assert statuses.count(401) == 10, statuses
