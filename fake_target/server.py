@@ -66,7 +66,9 @@ class Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw_body = self.rfile.read(length) if length > 0 else b""
-        answer = self.server.target._handle(self.command, self.path, raw_body)
+        answer = self.server.target._handle(
+            self.command, self.path, raw_body, self.headers.get("Authorization")
+        )
         if answer.status is None:
             self.close_connection = True
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import math
 import random
@@ -58,6 +59,7 @@ class FakeTarget(Faults, JsonServerRoutes):
         answers_without_ids: bool = False,
         rewrite: dict[str, Callable[[Any], Any]] | None = None,
         rate_limit: float = 0.0,
+        credentials: tuple[str, str] | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -68,6 +70,8 @@ class FakeTarget(Faults, JsonServerRoutes):
         self.answers_without_ids = answers_without_ids
         self.rewrite = dict(rewrite or {})
         self.rate_limit = rate_limit
+        # (user, password): every request must carry them (Basic authentication), else 401.
+        self.credentials = credentials
         self.posts: dict[Any, Record] = {}
         self.comments: dict[Any, Record] = {}
         self.requests: list[RecordedRequest] = []
@@ -182,6 +186,13 @@ class FakeTarget(Faults, JsonServerRoutes):
     def rate_limit(self, rate: float) -> None:
         self._bucket = TokenBucket(rate) if rate > 0 else None
 
+    def _authorized(self, authorization: str | None) -> bool:
+        """Whether a request with this Authorization header may be served."""
+        if self.credentials is None:
+            return True
+        expected = base64.b64encode(":".join(self.credentials).encode()).decode()
+        return authorization == f"Basic {expected}"
+
     def _serve_later(self, seconds: float, method: str, path: str, query, body) -> None:
         def serve() -> None:
             with self._lock:
@@ -191,12 +202,20 @@ class FakeTarget(Faults, JsonServerRoutes):
         later.daemon = True
         later.start()
 
-    def _handle(self, method: str, raw_path: str, raw_body: bytes) -> Answer:
+    def _handle(
+        self, method: str, raw_path: str, raw_body: bytes, authorization: str | None = None
+    ) -> Answer:
         parts = urlsplit(raw_path)
         path = "/" + parts.path.strip("/")
         query = parse_qs(parts.query)
         body, body_error = parse_body(raw_body)
         request = RecordedRequest(method=method, path=path, query=query, body=body)
+        if not self._authorized(authorization):
+            request.status, request.answered_at = 401, time.time()
+            with self._lock:
+                self.requests.append(request)
+            headers = {"Content-Type": JSON_TYPE, "WWW-Authenticate": 'Basic realm="target"'}
+            return Answer(401, dump({"error": "Unauthorized"}), headers)
         with self._lock:
             self.requests.append(request)
             self.in_flight += 1

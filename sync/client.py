@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
 
 import urllib3
 from urllib3.exceptions import (
@@ -145,7 +145,7 @@ class TargetApiClient:
         max_rps: float = 0.0,
         pool_size: int = 10,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url, credentials = _without_credentials(base_url.rstrip("/"))
         self.timeout = timeout
         self.retries = retries
         self.backoff_factor = backoff_factor
@@ -172,6 +172,10 @@ class TargetApiClient:
         )
         self.pool = connections(self.base_url, pool_size=pool_size)
         self.headers = {**make_headers(accept_encoding=True), "Accept": "application/json"}
+        if credentials is not None:
+            # A user and password in the URL are sent as Basic authentication, as requests and
+            # curl send them; urllib3 drops the header on a redirect to another host.
+            self.headers.update(make_headers(basic_auth=credentials))
 
     @classmethod
     def from_settings(
@@ -451,6 +455,16 @@ class TargetApiClient:
             return min(retry_after, Retry.DEFAULT_RETRY_AFTER_MAX)
         delay = self.backoff_factor * (2**attempt) + random.uniform(0, self.backoff_factor)
         return min(self.backoff_max, delay)
+
+
+def _without_credentials(url: str) -> tuple[str, str | None]:
+    """The URL without its user and password, and them as `user:password` (decoded), if any."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    host = parts.netloc.rpartition("@")[2]
+    credentials = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    return urlunsplit(parts._replace(netloc=host)), credentials
 
 
 def canonical_url(url: str) -> str:

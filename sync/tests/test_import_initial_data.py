@@ -700,9 +700,14 @@ def test_the_command_line_reports_an_unreachable_target_in_one_line():
     assert failed.stderr.count("\n") == 1
 
 
-def test_the_summary_names_the_target_without_its_password(fake_target):
-    url = fake_target.url.replace("http://", "http://sync:s3cret-word@")
+def test_a_user_and_password_in_the_url_are_sent_and_never_shown():
+    from fake_target import FakeTarget
 
-    output = run_import(url)
+    posts = [{"userId": 1, "id": 1, "title": "t", "body": "b"}]
+    with FakeTarget(posts=posts, credentials=("sync", "s3cret-word")) as target:
+        plain = target.url
+        output = run_import(plain.replace("http://", "http://sync:s3cret-word@"))
 
-    assert "from http://sync:***@127.0.0.1:" in output and "s3cret" not in output
+    assert output.startswith(f"Imported 1 post and 0 comments from {plain} in ")
+    assert "s3cret" not in output
+    assert [request.status for request in target.requests] == [200, 200]

@@ -307,10 +307,34 @@ def test_a_password_in_the_target_url_is_never_shown_nor_kept(make_post):
 
     assert result.code == 1 and full.code == 1
     shown = result.output + result.error + full.output + full.error
-    assert "sync:***@127.0.0.1" in shown and "s3cret" not in shown
+    # The calls' URLs are the target's without the credentials (sent as a header).
+    assert f" {url.replace('sync:s3cret-word@', '')}/posts: " in shown and "s3cret" not in shown
     kept = [state.last_error for state in EntitySyncState.objects.all()]
     kept += [run.error_summary for run in SyncRun.objects.all()]
-    assert any("sync:***@" in text for text in kept) and not any("s3cret" in t for t in kept)
+    assert any("127.0.0.1" in text for text in kept) and not any("s3cret" in t for t in kept)
+
+
+def test_a_user_and_password_in_the_target_url_are_sent_as_basic_authentication(
+    changes, make_comment
+):
+    from fake_target import FakeTarget
+
+    with FakeTarget(credentials=("sync", "p@ss:word")) as target:
+        url = target.url.replace("http://", "http://sync:p%40ss%3Aword@")
+        wrong = target.url.replace("http://", "http://sync:other@")
+
+        refused = run_command("--url", wrong, "--max-rps", "0", "--full")
+        full = run_command("--url", url, "--max-rps", "0", "--full")
+        make_comment(post=changes[0])
+        incremental = run_command("--url", url, "--max-rps", "0")
+        verified = run_command("--url", url, "--verify")
+
+    assert refused.code == 1 and "401" in refused.error and "other" not in refused.error
+    assert (full.code, incremental.code, verified.code) == (0, 0, 0)
+    assert incremental.summary()[:3] == (1, 1, 1)
+    assert target_state(target) == expected_target()
+    statuses = [request.status for request in target.requests]
+    assert statuses.count(401) == 1 and all(s < 400 for s in statuses[1:])
 
 
 def test_an_unreachable_target_stops_the_run_with_a_clear_line(make_post):
@@ -730,4 +754,4 @@ def test_a_password_holding_an_at_sign_is_hidden_whole(make_post):
     result = run_command("--url", url, "--max-rps", "0", "--concurrency", "1")
 
     shown = result.output + result.error
-    assert "sync:***@127.0.0.1" in shown and "ret@" not in shown
+    assert "POST http://127.0.0.1:" in shown and "ret@" not in shown and "s3c" not in shown
