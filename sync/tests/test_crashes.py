@@ -134,6 +134,30 @@ def test_a_run_killed_at_any_moment_is_finished_by_the_next_without_duplicates(
 
 @needs_shared_database
 @pytest.mark.django_db(transaction=True)
+def test_a_run_killed_against_a_target_behind_a_password_is_finished_by_the_next(
+    fake_target, seed, make_post, make_comment
+):
+    calls_needed = make_workload(seed, make_post, make_comment)
+    fake_target.credentials = ("sync", "pass word")
+    url = fake_target.url.replace("http://", "http://sync:pass%20word@")
+    fake_target.latency = 0.02
+    killed = start_sync(url, "--concurrency", "4", "--batch-size", "20")
+
+    wait_for(lambda: len(writes(fake_target)) >= 12, what="the first calls")
+    sent_before_kill = kill_and_settle(killed, fake_target)
+    assert sent_before_kill < calls_needed, "the run finished before it was killed"
+    code, output, error = run_command("sync_changes", "--url", url, "--max-rps", "0")
+
+    assert (code, error) == (0, ""), output
+    assert target_state(fake_target) == expected_target()
+    assert pending_count() == 0
+    assert [r for r in fake_target.calls() if r.status == 401] == []
+    created = [(r.path, r.body["id"]) for r in fake_target.calls("POST") if r.status == 201]
+    assert len(created) == len(set(created)), "an entity was created twice"
+
+
+@needs_shared_database
+@pytest.mark.django_db(transaction=True)
 def test_a_run_killed_with_creates_flagged_ahead_of_their_calls_leaves_no_duplicate(
     fake_target, make_post, sync
 ):

@@ -68,8 +68,10 @@ class KilledAfter(TargetApiClient):
 
 
 def make_machine(target, api_client, *, ids: str):
+    # The target asks for a user and password, as many real ones do: sent in every call.
+    target.credentials = ("sync", "s@fe word")
     client_options = {
-        "base_url": target.url,
+        "base_url": target.url.replace("http://", "http://sync:s%40fe%20word@"),
         "timeout": 2.0,
         "retries": 1,
         "backoff_factor": 0.001,
