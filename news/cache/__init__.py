@@ -24,7 +24,13 @@ database's snapshot (snapshots.py).
 """
 
 from news.cache.reads import ReadCache
-from news.cache.store import CacheUnavailable, ReadCacheStore, get_store
+from news.cache.store import (
+    CacheUnavailable,
+    ReadCacheStore,
+    get_store,
+    refusals_line,
+    refusals_said_by_caller,
+)
 from news.cache.writes import connect_receivers, start_fresh, tables_written
 
 __all__ = [
@@ -33,6 +39,8 @@ __all__ = [
     "ReadCacheStore",
     "connect_receivers",
     "get_store",
+    "refusals_line",
+    "refusals_said_by_caller",
     "start_fresh",
     "tables_written",
 ]

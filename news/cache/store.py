@@ -16,7 +16,9 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import NamedTuple
 
 import redis
@@ -195,6 +197,27 @@ class Entry(NamedTuple):
         return len(self.meta) + len(self.body)
 
 
+# Set while a command runs that says a refused write's cause itself, in its one line.
+_refusals_said: ContextVar[bool] = ContextVar("news_cache_refusals_said", default=False)
+
+
+@contextmanager
+def refusals_said_by_caller() -> Iterator[None]:
+    """Within this block a write refused (CacheUnavailable) is not logged: the caller (a
+    command's one line, refusals_line()) says it, its cause included."""
+    token = _refusals_said.set(True)
+    try:
+        yield
+    finally:
+        _refusals_said.reset(token)
+
+
+def refusals_line(exc: CacheUnavailable) -> str:
+    """A refused write in one line for a command: the reason, the cause, the setting."""
+    cause = f" ({exc.__cause__})" if exc.__cause__ is not None else ""
+    return f"{exc}{cause} (REDIS_URL)"
+
+
 class CacheUnavailable(Exception):
     """A write refused because Redis could not be told of it: answering it would let other
     processes go on serving what it changed. Nothing was changed. The edges answer it: 503 from
@@ -346,7 +369,7 @@ class ReadCacheStore:
             self._recheck()
             acknowledged(self._writing(keys=self._keys(tables), args=args), token)
         except FAILURES as exc:
-            self._pause(exc, "could not be told of a write")
+            self._pause(exc, "could not be told of a write", said=not _refusals_said.get())
             raise CacheUnavailable from exc
 
     def written(
@@ -577,8 +600,10 @@ class ReadCacheStore:
             return
         self._hold(key, Entry(meta, body))
 
-    def _pause(self, exc: Exception, doing: str) -> None:
+    def _pause(self, exc: Exception, doing: str, *, said: bool = True) -> None:
         self._paused_until = time.monotonic() + PAUSE_AFTER_FAILURE
+        if not said:
+            return
         logger.warning(
             "Read cache: Redis %s (%s); reads go to the database for %.0f s",
             doing,

@@ -700,6 +700,22 @@ def test_the_command_line_reports_an_unreachable_target_in_one_line():
     assert failed.stderr.count("\n") == 1
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_command_line_refuses_in_one_line_while_redis_is_set_and_out_of_reach(target):
+    redis_url = closed_port_url().replace("http://", "redis://") + "/0"
+
+    refused = _manage("--url", target.url, REDIS_URL=redis_url)
+
+    assert refused.returncode == 1
+    assert refused.stdout == ""
+    [line] = refused.stderr.splitlines()
+    assert line.startswith("CommandError: The cache of reads (Redis) cannot be reached"), line
+    assert "nothing was changed" in line and "Connection refused" in line
+    assert line.endswith("(REDIS_URL)")
+    assert Post.objects.count() == 0
+
+
 def test_a_user_and_password_in_the_url_are_sent_and_never_shown():
     from fake_target import FakeTarget
 

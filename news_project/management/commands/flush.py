@@ -4,7 +4,7 @@ reach: the read cache's answers of the rows it deletes would outlive them, as fo
 from django.core.management.base import CommandError
 from django.core.management.commands import flush
 
-from news.cache import CacheUnavailable, get_store
+from news.cache import CacheUnavailable, get_store, refusals_line, refusals_said_by_caller
 from news.cache.store import new_token
 from news.routes import cached_tables
 
@@ -19,9 +19,10 @@ class Command(flush.Command):
         try:
             # In flight from now, as any write before its commit; every table's generation is
             # replaced after it (post_migrate), and the mark ends with it.
-            store.writing(tables, name)
+            with refusals_said_by_caller():
+                store.writing(tables, name)
         except CacheUnavailable as exc:
-            raise CommandError(f"{exc} (REDIS_URL)") from None
+            raise CommandError(refusals_line(exc)) from None
         try:
             super().handle(**options)
         finally:

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from news.cache import CacheUnavailable
+from news.cache import CacheUnavailable, refusals_line, refusals_said_by_caller
 from sync.client import TargetApiClient
 from sync.errors import SyncError, TargetApiError
 from sync.following import stop_on_signals
@@ -29,7 +29,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, url: str | None, timeout: float | None, **options) -> None:
         client = TargetApiClient.from_settings(url=url, timeout=timeout)
-        with client, stop_on_signals() as received:
+        with client, stop_on_signals() as received, refusals_said_by_caller():
             try:
                 report = import_initial_data(
                     client=client, progress=self.stdout.isatty(), stop=lambda: bool(received)
@@ -42,7 +42,7 @@ class Command(BaseCommand):
                     ) from None
                 raise _failed(exc) from None
             except CacheUnavailable as exc:
-                raise CommandError(f"{exc} (REDIS_URL)") from None
+                raise CommandError(refusals_line(exc)) from None
         self.stdout.write(self.style.SUCCESS(str(report)))
 
 
