@@ -345,7 +345,7 @@ class OutcomeWriter:
                 self.undelivered_posts.add(entity.pk)
             failed = FailedEntity(
                 outcome.delivery.entity,
-                str(outcome.delivery.call),
+                _named(outcome.delivery),
                 outcome.error,
                 outcome.permanent,
             )
@@ -476,3 +476,12 @@ def _wrote(outcome: Outcome) -> bool:
     """A write went out for this call in this run (a lookup alone is no call)."""
     delivery = outcome.delivery
     return outcome.sent and (delivery.action is not Action.FIND or delivery.wrote)
+
+
+def _named(delivery: Delivery) -> str:
+    """A failed call as its FAILED line names it: by its entity, or, for a record of the target
+    no entity of ours holds (its key is no row's), by the record's path."""
+    if delivery.foreign:
+        path = f"/{delivery.resource}/{delivery.remote_id}"
+        return f"{delivery.call.op.method} {path} (not in the database)"
+    return str(delivery.call)
