@@ -38,10 +38,10 @@ COVERAGE ?= --cov --cov-report=term:skip-covered \
 help:
 	@echo "make run           the API on http://$(HOST):$(PORT) (installs and migrates first)"
 	@echo "make fake-target   a local target with 100 posts and 500 comments on port $(TARGET_PORT)"
-	@echo "make import        import_initial_data from $(TARGET_URL)"
+	@echo "make import        import_initial_data from $(SHOWN_TARGET_URL)"
 	@echo "make superuser     createsuperuser $(SUPERUSER) (no prompt with DJANGO_SUPERUSER_PASSWORD set)"
-	@echo "make sync          sync_changes to $(TARGET_URL); make sync ARGS=--dry-run"
-	@echo "make follow        sync_changes --follow to $(TARGET_URL), until Ctrl-C"
+	@echo "make sync          sync_changes to $(SHOWN_TARGET_URL); make sync ARGS=--dry-run"
+	@echo "make follow        sync_changes --follow to $(SHOWN_TARGET_URL), until Ctrl-C"
 	@echo "make status        sync_status"
 	@echo "make prune         prune_events (SYNC_EVENT_RETENTION_DAYS, SYNC_RUN_RETENTION_DAYS)"
 	@echo "make reset         empty the database (asks first), to import again"
@@ -73,7 +73,7 @@ fake-target:
 
 import: install
 	@$(MIGRATED)
-	$(DEV) $(MANAGE) import_initial_data --url $(TARGET_URL) $(ARGS)
+	@$(DEV) $(MANAGE) import_initial_data --url $(TARGET_URL) $(ARGS)
 
 superuser: install
 	@$(MIGRATED)
@@ -81,11 +81,11 @@ superuser: install
 
 sync: install
 	@$(MIGRATED)
-	$(DEV) $(MANAGE) sync_changes --url $(TARGET_URL) $(ARGS)
+	@$(DEV) $(MANAGE) sync_changes --url $(TARGET_URL) $(ARGS)
 
 follow: install
 	@$(MIGRATED)
-	$(DEV) $(MANAGE) sync_changes --follow --url $(TARGET_URL) $(ARGS)
+	@$(DEV) $(MANAGE) sync_changes --follow --url $(TARGET_URL) $(ARGS)
 
 status: install
 	@$(MIGRATED)
@@ -114,3 +114,7 @@ format: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .mypy_cache .coverage
+
+# The target as make shows it: the password of its user hidden (the commands that take it say
+# nothing of the URL either; it is sent, never shown).
+SHOWN_TARGET_URL = $(shell printf '%s' '$(TARGET_URL)' | sed -E 's|^([a-zA-Z][a-zA-Z0-9+.-]*://[^/:@]*):[^/]*@|\1:***@|')

@@ -409,6 +409,9 @@ SYNC_RUN_RETENTION_DAYS = env_int("SYNC_RUN_RETENTION_DAYS", 30, maximum=DAYS_MA
 LOG_LEVEL = env_choice(
     "DJANGO_LOG_LEVEL", "WARNING", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 )
+# Error reports show no password of a URL in the settings (news_project/logs.py).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "news_project.logs.ReportFilter"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

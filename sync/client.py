@@ -8,11 +8,12 @@ import random
 import re
 import tempfile
 import time
+from base64 import b64encode
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, unquote_to_bytes, urlencode, urlsplit, urlunsplit
 
 import urllib3
 from urllib3.exceptions import (
@@ -173,9 +174,10 @@ class TargetApiClient:
         self.pool = connections(self.base_url, pool_size=pool_size)
         self.headers = {**make_headers(accept_encoding=True), "Accept": "application/json"}
         if credentials is not None:
-            # A user and password in the URL are sent as Basic authentication, as requests and
-            # curl send them; urllib3 drops the header on a redirect to another host.
-            self.headers.update(make_headers(basic_auth=credentials))
+            # A user and password in the URL are sent as Basic authentication, their bytes as
+            # the URL spells them (UTF-8, as curl sends them); urllib3 drops the header on a
+            # redirect to another host.
+            self.headers["Authorization"] = f"Basic {b64encode(credentials).decode('ascii')}"
 
     @classmethod
     def from_settings(
@@ -457,14 +459,15 @@ class TargetApiClient:
         return min(self.backoff_max, delay)
 
 
-def _without_credentials(url: str) -> tuple[str, str | None]:
-    """The URL without its user and password, and them as `user:password` (decoded), if any."""
+def _without_credentials(url: str) -> tuple[str, bytes | None]:
+    """The URL without its user and password, and them as `user:password` (the bytes their
+    percent-encoding spells), if any."""
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:
         return url, None
     host = parts.netloc.rpartition("@")[2]
-    credentials = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
-    return urlunsplit(parts._replace(netloc=host)), credentials
+    user, password = (unquote_to_bytes(part or "") for part in (parts.username, parts.password))
+    return urlunsplit(parts._replace(netloc=host)), user + b":" + password
 
 
 def canonical_url(url: str) -> str:

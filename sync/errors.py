@@ -27,6 +27,22 @@ def without_password(text: str) -> str:
     return _PASSWORD.sub(r"\1:***@", text)
 
 
+# What a URL refused by userinfo_cut_short() is refused with: it names no part of the URL.
+CUT_SHORT = (
+    "holds an @ after its host: a user or password with /, ? or # must percent-encode them "
+    "(%2F, %3F, %23), or they cut the URL short there"
+)
+
+
+def userinfo_cut_short(url: str) -> bool:
+    """Whether a URL's user or password holds /, ? or # as they are: the host then ends there,
+    and an @ follows (http://user:pa/ss@host reads as host `user`, and its password as the
+    path)."""
+    rest = url.partition("://")[2]
+    cut = re.search(r"[/?#]", rest)
+    return cut is not None and "@" in rest[cut.start() :]
+
+
 class SyncError(Exception):
     """A use case of the sync app could not do its job; nothing half-done is left behind. Its
     message names no URL's password (a target's URL may carry one)."""
@@ -96,6 +112,12 @@ class TargetApiError(SyncError):
         self.sent = sent
 
     @property
+    def credentials_refused(self) -> bool:
+        """The target (or a proxy) asks for other credentials: no call will do better until
+        someone changes them."""
+        return self.status in REFUSED_CREDENTIALS
+
+    @property
     def transient(self) -> bool:
         """Worth trying again later: no answer, a server error, a rate limit, or an answer
         that leaves unknown whether the call was carried out."""
@@ -104,6 +126,8 @@ class TargetApiError(SyncError):
 
 # Answers worth trying again later: a server error or a rate limit.
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Answers refusing who is calling, whatever the call: the target's 401, a proxy's 407.
+REFUSED_CREDENTIALS = frozenset({401, 407})
 
 
 _CALL = re.compile(r"^(?:GET|POST|PUT|PATCH|DELETE) \S+: ")

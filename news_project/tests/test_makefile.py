@@ -128,3 +128,37 @@ def test_the_readme_quotes_the_line_make_adds_as_make_writes_it():
 
     assert quoted, "README names no make line"
     assert "$(MANAGE) sync_changes --url" in makefile[int(quoted[1]) - 1]
+
+
+# --- A target behind a password --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", ["help", "import", "sync"])
+def test_make_never_shows_the_password_in_the_target_url(target, tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://sync:s3cret-word@127.0.0.1:{probe.getsockname()[1]}"
+
+    result = subprocess.run(
+        ["make", "--no-print-directory", target, f"VENV={VENV}", f"TARGET_URL={url}"],
+        cwd=ROOT,
+        env={
+            "PATH": os.environ["PATH"],
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+            "DJANGO_ENV_FILE": "",
+            "SYNC_RETRIES": "0",
+        },
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    shown = result.stdout + result.stderr
+    assert "s3cret" not in shown, shown
+    if target == "help":
+        assert "sync_changes to http://sync:***@127.0.0.1:" in result.stdout
+    elif target == "import":  # nothing listens there: one line, the URL without its password
+        assert "GET http://127.0.0.1:" in result.stderr and result.returncode == 2
+    else:  # nothing to send
+        assert result.stdout.startswith("Synced 0 entities") and result.returncode == 0

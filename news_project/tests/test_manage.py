@@ -622,6 +622,25 @@ def test_a_secret_key_of_whitespace_is_no_key():
     assert_one_line_error(result, naming="DJANGO_SECRET_KEY must be set")
 
 
+def test_a_target_url_whose_password_holds_a_slash_is_refused_without_showing_it():
+    result = run_manage("check_env", DJANGO_DEBUG="1", TARGET_URL="http://sync:12/s3cret@host")
+
+    assert_one_line_error(result, naming="TARGET_URL")
+    assert "percent-encode" in result.stderr and "s3cret" not in result.stderr
+
+
+def test_error_reports_show_no_password_of_a_url_in_the_settings(settings):
+    from django.views.debug import get_default_exception_reporter_filter
+
+    settings.TARGET_URL = "http://sync:s3cret-word@target.example/api"
+    settings.REDIS_URL = "redis://:r3dis-word@127.0.0.1:6379/0"
+
+    shown = get_default_exception_reporter_filter().get_safe_settings()
+
+    assert shown["TARGET_URL"] == "http://sync:***@target.example/api"
+    assert shown["REDIS_URL"] == "redis://:***@127.0.0.1:6379/0"
+
+
 def test_a_target_url_refused_is_named_without_its_password():
     result = run_manage("sync_status", DJANGO_DEBUG="1", TARGET_URL="ftp://sync:s3cret@host")
 

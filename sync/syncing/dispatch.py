@@ -108,8 +108,10 @@ class Dispatcher:
                 Result.FAILED,
                 error=str(exc),
                 http_status=exc.status,
-                # A failed lookup says nothing of the entity's own writes: never counted.
-                permanent=not exc.transient and delivery.action is not Action.FIND,
+                # A failed lookup says nothing of the entity's own writes, nor do credentials
+                # refused: never counted.
+                permanent=not (exc.transient or exc.credentials_refused)
+                and delivery.action is not Action.FIND,
                 sent_at=sent_at,
                 answered_at=time.monotonic(),
             )
@@ -257,6 +259,12 @@ class Dispatcher:
         )
 
     def _count(self, exc: TargetApiError | None) -> None:
+        if exc is not None and exc.credentials_refused:
+            self.stop.set(
+                f"stopped: the target refused the user and password (HTTP {exc.status}): check "
+                "them in TARGET_URL or --url"
+            )
+            return
         with self._lock:
             if exc is None or exc.status is not None:
                 self._unreachable_in_a_row = 0

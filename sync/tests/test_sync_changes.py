@@ -765,6 +765,65 @@ def test_a_url_refused_is_named_without_its_password(url):
     assert "sync:***@" in result.error and "s3cret" not in result.error
 
 
+@pytest.mark.parametrize("password", ["1234/abc", "pa/ss", "p?ss", "p#ss"])
+def test_a_password_holding_a_slash_question_mark_or_hash_as_it_is_is_refused(password):
+    result = run_command("--url", f"http://sync:{password}@127.0.0.1:3000", "--full")
+
+    assert result.code == 2
+    assert "percent-encode" in result.error and password not in result.error
+    assert not SyncRun.objects.exists()
+
+
+def test_the_help_shows_the_default_target_without_its_password(settings, capsys):
+    settings.TARGET_URL = "http://sync:s3cret-word@127.0.0.1:3000"
+
+    with pytest.raises(SystemExit):
+        call_command("sync_changes", "--help")
+
+    shown = capsys.readouterr().out
+    assert "sync:***@127.0.0.1:3000" in shown and "s3cret" not in shown
+
+
+def test_a_target_refusing_the_credentials_stops_the_run_and_parks_nothing(changes):
+    from fake_target import FakeTarget
+
+    with FakeTarget(credentials=("sync", "right")) as target:
+        wrong = target.url.replace("http://", "http://sync:wrong@")
+        runs = [
+            run_command("--url", wrong, "--max-rps", "0", "--concurrency", "1") for _ in range(6)
+        ]
+        calls = len(target.requests)
+        right = run_command("--url", target.url.replace("http://", "http://sync:right@"))
+
+    for result in runs:
+        assert result.code == 1
+        assert result.lines[-1].endswith(
+            "; stopped: the target refused the user and password (HTTP 401): check them in "
+            "TARGET_URL or --url"
+        ), result.lines[-1]
+        assert "wrong" not in result.output + result.error
+    assert calls == 6, "one call a run, then it stops"
+    assert not EntitySyncState.objects.filter(parked_at__isnull=False).exists()
+    assert (right.code, right.summary()[:2]) == (0, (3, 3))
+    assert target_state(target) == expected_target()
+
+
+@pytest.mark.parametrize(
+    ("credentials", "in_url"),
+    [(("us\u00e9r", "p\u00e9\u20ac"), "us%C3%A9r:p%C3%A9%E2%82%AC")],
+)
+def test_credentials_beyond_ascii_are_sent_as_their_utf8_bytes(changes, credentials, in_url):
+    from fake_target import FakeTarget
+
+    with FakeTarget(credentials=credentials) as target:
+        latin1 = run_command("--url", target.url.replace("http://", "http://u:p%FFx@"))
+        result = run_command("--url", target.url.replace("http://", f"http://{in_url}@"))
+
+    assert result.code == 0, result.output + result.error
+    assert target_state(target) == expected_target()
+    assert latin1.code == 1 and "HTTP 401" in latin1.lines[-1] and "Traceback" not in latin1.error
+
+
 def test_a_password_holding_an_at_sign_is_hidden_whole(make_post):
     make_post()
     url = f"http://sync:s3c@ret@127.0.0.1:{free_port()}"

@@ -42,6 +42,7 @@ FAULTS = [
     "lookups fail",
     "creates applied after a 502",
     "a page that is not JSON",
+    "the password refused",
     "killed",
 ]
 
@@ -195,6 +196,9 @@ def make_machine(target, api_client, *, ids: str):
             elif fault == "a page that is not JSON":  # a proxy's own page: nothing written
                 page = "<html><body>Welcome to nginx!</body></html>"
                 target.answer(200, body=page, content_type="text/html", writes_only=True)
+            elif fault == "the password refused":  # 401 on every call: no entity's fault
+                wrong = target.url.replace("http://", "http://sync:wrong@")
+                client = TargetApiClient(**{**client_options, "base_url": wrong})
             elif fault == "lookups fail":  # creates whose answers are lost stay unconfirmed
                 target.drop(share=0.5, writes_only=True, after_processing=True)
                 target.fail(503, method="GET")

@@ -8,7 +8,7 @@ from django.db import DatabaseError, connection
 
 from sync.changelog import ParkedFilter, discard_parked, retry_parked
 from sync.client import TargetApiClient
-from sync.errors import SyncError, SyncLocked, TargetChanged, tables_missing
+from sync.errors import SyncError, SyncLocked, TargetChanged, tables_missing, without_password
 from sync.following import Follower, FollowOptions, StopRequest, stopping_run
 from sync.management.arguments import (
     actor,
@@ -44,7 +44,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--url", help=f"target base URL (default {settings.TARGET_URL})")
+        parser.add_argument(
+            "--url", help=f"target base URL (default {without_password(settings.TARGET_URL)})"
+        )
         parser.add_argument("--dry-run", action="store_true", help="print the plan, send nothing")
         parser.add_argument(
             "--full",
