@@ -73,7 +73,7 @@ fake-target:
 
 import: install
 	@$(MIGRATED)
-	@$(DEV) $(MANAGE) import_initial_data --url $(TARGET_URL) $(ARGS)
+	@$(DEV) $(MANAGE) import_initial_data --url $(QUOTED_TARGET_URL) $(ARGS)
 
 superuser: install
 	@$(MIGRATED)
@@ -81,11 +81,11 @@ superuser: install
 
 sync: install
 	@$(MIGRATED)
-	@$(DEV) $(MANAGE) sync_changes --url $(TARGET_URL) $(ARGS)
+	@$(DEV) $(MANAGE) sync_changes --url $(QUOTED_TARGET_URL) $(ARGS)
 
 follow: install
 	@$(MIGRATED)
-	@$(DEV) $(MANAGE) sync_changes --follow --url $(TARGET_URL) $(ARGS)
+	@$(DEV) $(MANAGE) sync_changes --follow --url $(QUOTED_TARGET_URL) $(ARGS)
 
 status: install
 	@$(MIGRATED)
@@ -115,6 +115,8 @@ format: install
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .mypy_cache .coverage
 
-# The target as make shows it: the password of its user hidden (the commands that take it say
-# nothing of the URL either; it is sent, never shown).
-SHOWN_TARGET_URL = $(shell printf '%s' '$(TARGET_URL)' | sed -E 's|^([a-zA-Z][a-zA-Z0-9+.-]*://[^/:@]*):[^/]*@|\1:***@|')
+# The target as the shell is given it: in single quotes, whatever it holds (; & ( ) ' are
+# allowed in a URL's user and password). As make shows it: the password of its user hidden (the
+# commands that take it say nothing of the URL either; it is sent, never shown).
+QUOTED_TARGET_URL = '$(subst ','\'',$(TARGET_URL))'
+SHOWN_TARGET_URL = $(shell printf '%s' $(QUOTED_TARGET_URL) | sed -E 's|^([a-zA-Z][a-zA-Z0-9+.-]*://[^/:@]*):.*@|\1:***@|')

@@ -9,7 +9,7 @@ from urllib.parse import SplitResult, parse_qs, urlsplit
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
-from sync.errors import CUT_SHORT, userinfo_cut_short, without_password
+from sync.errors import misspelled_url, without_password
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -126,8 +126,8 @@ def _split(value: str) -> SplitResult | None:
 
 def env_url(name: str, default: str) -> str:
     value = os.environ.get(name, default).strip().rstrip("/")
-    if userinfo_cut_short(value):
-        raise ImproperlyConfigured(f"{name} {CUT_SHORT}")
+    if misspelled := misspelled_url(value):
+        raise ImproperlyConfigured(f"{name} {misspelled}")
     parts, shown = _split(value), without_password(value)
     if parts is None or parts.scheme not in {"http", "https"} or not parts.netloc:
         raise ImproperlyConfigured(f"{name} must be an http(s) URL, got {shown!r}")

@@ -396,7 +396,7 @@ class TargetApiClient:
         if not 200 <= response.status_code < 300:
             text = response.text[:500]
             raise TargetApiError(
-                f"{method} {url}: {_described(response)}",
+                f"{method} {url}: {_described(response)}{_advice(response.status_code)}",
                 status=response.status_code,
                 body=text,
                 retry_after=response.headers.get("Retry-After"),
@@ -621,6 +621,15 @@ def _dumps(payload: Any) -> bytes:
     return json.dumps(payload, allow_nan=False).encode()
 
 
+def _advice(status: int) -> str:
+    """What to check after an answer refusing who calls: the target's 401, a proxy's 407."""
+    if status == 401:
+        return "; check the user and password in TARGET_URL or --url"
+    if status == 407:
+        return "; check the proxy's user and password in HTTP_PROXY or HTTPS_PROXY"
+    return ""
+
+
 def _failed(
     method: str, url: str, exc: BaseException | None, timeout: float, *, expired: bool = False
 ) -> TargetApiError:
@@ -633,6 +642,10 @@ def _failed(
         )
     if cause is None:
         return TargetApiError(f"{method} {url}: no answer", outcome_unknown=True)
+    if "Tunnel connection failed: 407" in str(cause):
+        # An https target through a proxy that refused its credentials: nothing was sent.
+        message = "the proxy refused to connect: HTTP 407 Proxy Authentication Required"
+        return TargetApiError(f"{method} {url}: {message}{_advice(407)}", status=407)
     if isinstance(cause, ConnectTimeoutError) and not isinstance(cause, NewConnectionError):
         return TargetApiError(f"{method} {url}: could not connect within {timeout:g} s")
     if isinstance(exc, MaxRetryError) and isinstance(cause, ResponseError):

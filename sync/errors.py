@@ -27,20 +27,20 @@ def without_password(text: str) -> str:
     return _PASSWORD.sub(r"\1:***@", text)
 
 
-# What a URL refused by userinfo_cut_short() is refused with: it names no part of the URL.
-CUT_SHORT = (
-    "holds an @ after its host: a user or password with /, ? or # must percent-encode them "
-    "(%2F, %3F, %23), or they cut the URL short there"
-)
-
-
-def userinfo_cut_short(url: str) -> bool:
-    """Whether a URL's user or password holds /, ? or # as they are: the host then ends there,
-    and an @ follows (http://user:pa/ss@host reads as host `user`, and its password as the
-    path)."""
+def misspelled_url(url: str) -> str | None:
+    """What makes a URL one that cannot be read as meant, in words that show no part of it (a
+    password may be what is misspelled); None for one that can. A space or tab in it; or an @
+    after a /, ? or # (http://user:pa/ss@host reads as host `user`, its password as the path)."""
+    if re.search(r"\s", url):
+        return "holds a space or tab: percent-encode it (%20, %09)"
     rest = url.partition("://")[2]
     cut = re.search(r"[/?#]", rest)
-    return cut is not None and "@" in rest[cut.start() :]
+    if cut is not None and "@" in rest[cut.start() :]:
+        return (
+            "holds an @ after its host: percent-encode a /, ? or # in its user or password "
+            "(%2F, %3F, %23), or an @ in its path (%40)"
+        )
+    return None
 
 
 class SyncError(Exception):

@@ -37,10 +37,10 @@ def main_command(target: str, *variables: str, **environment: str) -> str:
     ("target", "command"),
     [
         ("run", "runserver 127.0.0.1:8000"),
-        ("import", "import_initial_data --url http://127.0.0.1:3000"),
+        ("import", "import_initial_data --url 'http://127.0.0.1:3000'"),
         ("superuser", "createsuperuser --username admin --email admin@example.com"),
-        ("sync", "sync_changes --url http://127.0.0.1:3000"),
-        ("follow", "sync_changes --follow --url http://127.0.0.1:3000"),
+        ("sync", "sync_changes --url 'http://127.0.0.1:3000'"),
+        ("follow", "sync_changes --follow --url 'http://127.0.0.1:3000'"),
         ("status", "sync_status"),
         ("prune", "prune_events"),
         ("reset", "flush"),
@@ -61,16 +61,17 @@ def test_the_fake_target_and_the_target_url_follow_one_port():
     port = "TARGET_PORT=3999"
 
     assert main_command("fake-target", port) == "python3 -m fake_target --port 3999"
-    assert main_command("import", port).endswith("--url http://127.0.0.1:3999")
-    assert main_command("sync", port).endswith("--url http://127.0.0.1:3999")
+    assert main_command("import", port).endswith("--url 'http://127.0.0.1:3999'")
+    assert main_command("sync", port).endswith("--url 'http://127.0.0.1:3999'")
 
 
 def test_the_environment_and_the_command_line_override_the_defaults():
     assert main_command("run", PORT="18050").endswith("runserver 127.0.0.1:18050")
     assert main_command("status", DJANGO_DEBUG="0").startswith("DJANGO_DEBUG=0 ")
-    assert main_command("sync", "ARGS=--dry-run").endswith("--url http://127.0.0.1:3000 --dry-run")
+    dry_run = main_command("sync", "ARGS=--dry-run")
+    assert dry_run.endswith("--url 'http://127.0.0.1:3000' --dry-run")
     assert main_command("import", "TARGET_URL=http://target.example").endswith(
-        "--url http://target.example"
+        "--url 'http://target.example'"
     )
 
 
@@ -133,11 +134,12 @@ def test_the_readme_quotes_the_line_make_adds_as_make_writes_it():
 # --- A target behind a password --------------------------------------------------------------
 
 
+@pytest.mark.parametrize("password", ["s3cret-word", "it's;s3cret&(x)"])
 @pytest.mark.parametrize("target", ["help", "import", "sync"])
-def test_make_never_shows_the_password_in_the_target_url(target, tmp_path):
+def test_make_never_shows_the_password_in_the_target_url(target, password, tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        url = f"http://sync:s3cret-word@127.0.0.1:{probe.getsockname()[1]}"
+        url = f"http://sync:{password}@127.0.0.1:{probe.getsockname()[1]}"
 
     result = subprocess.run(
         ["make", "--no-print-directory", target, f"VENV={VENV}", f"TARGET_URL={url}"],

@@ -10,14 +10,14 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from sync.changelog import ParkedFilter
-from sync.errors import CUT_SHORT, userinfo_cut_short, without_password
+from sync.errors import misspelled_url, without_password
 from sync.planner import EntityKey, Kind
 
 
 def url_problem(value: str) -> str | None:
     """What is wrong with a target base URL, or None when it is a usable http(s) URL."""
-    if userinfo_cut_short(value.strip()):
-        return CUT_SHORT
+    if misspelled := misspelled_url(value.strip()):
+        return misspelled
     shown = without_password(value)
     try:
         parts = urlsplit(value.strip())

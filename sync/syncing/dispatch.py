@@ -79,6 +79,7 @@ class Dispatcher:
         client.stop_when = stop.is_set
         self._lock = threading.Lock()
         self._unreachable_in_a_row = 0
+        self._refused_in_a_row = 0
 
     def send(self, delivery: Delivery) -> Outcome:
         wait = delivery.not_before - time.monotonic()
@@ -259,13 +260,17 @@ class Dispatcher:
         )
 
     def _count(self, exc: TargetApiError | None) -> None:
-        if exc is not None and exc.credentials_refused:
-            self.stop.set(
-                f"stopped: the target refused the user and password (HTTP {exc.status}): check "
-                "them in TARGET_URL or --url"
-            )
-            return
         with self._lock:
+            if exc is not None and exc.credentials_refused:
+                self._unreachable_in_a_row = 0
+                self._refused_in_a_row += 1
+                if self._refused_in_a_row >= CIRCUIT_BREAKER_THRESHOLD:
+                    self.stop.set(
+                        f"stopped after {self._refused_in_a_row} calls in a row were refused "
+                        f"the user and password (HTTP {exc.status}): {_check(exc.status)}"
+                    )
+                return
+            self._refused_in_a_row = 0
             if exc is None or exc.status is not None:
                 self._unreachable_in_a_row = 0
                 return
@@ -275,6 +280,13 @@ class Dispatcher:
                     f"stopped after {self._unreachable_in_a_row} calls in a row found the "
                     "target unreachable"
                 )
+
+
+def _check(status: int | None) -> str:
+    """Where the credentials a 401 (the target) or 407 (a proxy) refused are set."""
+    if status == 407:
+        return "check the proxy's in HTTP_PROXY or HTTPS_PROXY"
+    return "check them in TARGET_URL or --url"
 
 
 def _shown(value: object) -> str:

@@ -12,7 +12,7 @@ from typing import cast
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from sync.errors import error_class
+from sync.errors import REFUSED_CREDENTIALS, error_class
 from sync.models import EntitySyncState, ModelEvent, SyncRun, SyncTarget, SyncVerification
 from sync.planner import EntityKey, Kind, Op
 from sync.syncing.deliveries import Action, Delivery, Outcome, Result, TargetTraits
@@ -418,7 +418,7 @@ class OutcomeWriter:
                 # landed, and is looked for again).
                 refused_create = (
                     outcome.delivery.action is Action.POST
-                    and outcome.permanent
+                    and (outcome.permanent or outcome.http_status in REFUSED_CREDENTIALS)
                     and not outcome.delivery.landed
                 )
                 never_sent = outcome.delivery.first_post and not outcome.sent
@@ -431,7 +431,7 @@ class OutcomeWriter:
                 if outcome.permanent:
                     self._count_attempt(state, outcome, now)
                 elif (
-                    _server_error(outcome.http_status)
+                    _maybe_the_whole_targets(outcome.http_status)
                     and outcome.delivery.action is not Action.FIND
                 ):
                     # A failed lookup says nothing about the entity's own writes.
@@ -450,7 +450,8 @@ class OutcomeWriter:
             state.parked_event_id = max(outcome.delivery.call.event_ids, default=0)
 
     def count_server_errors(self) -> None:
-        """5xx answers count towards parking, once the run knows the target answered others."""
+        """5xx answers and credentials refused count towards parking, once the run knows the
+        target answered others."""
         if not self.server_errors:
             return
         now = timezone.now()
@@ -468,8 +469,10 @@ class OutcomeWriter:
         self.server_errors.clear()
 
 
-def _server_error(status: int | None) -> bool:
-    return status is not None and status >= 500
+def _maybe_the_whole_targets(status: int | None) -> bool:
+    """A failure that may be the whole target's rather than the entity's: a server error, or
+    credentials refused (unless the target answers other calls, in the same run)."""
+    return status is not None and (status >= 500 or status in REFUSED_CREDENTIALS)
 
 
 def _wrote(outcome: Outcome) -> bool:

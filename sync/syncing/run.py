@@ -32,6 +32,7 @@ from queue import SimpleQueue
 from typing import cast
 
 from sync.batching import ramped
+from sync.errors import REFUSED_CREDENTIALS
 from sync.planner import Call, Kind, Plan
 from sync.syncing import decisions, loading, outcomes
 from sync.syncing.deliveries import Action, Delivery, Outcome, Result, Source
@@ -70,7 +71,8 @@ class Runner:
         self.on_planned, self.on_progress = on_planned, on_progress
         # A create whose answers keep getting lost is sent as often as the client tries a call.
         self.max_posts = max_posts
-        self.answered = 0  # calls the target answered with something other than a 5xx
+        # Calls the target answered with something other than a 5xx or a refusal of who calls.
+        self.answered = 0
         # The records this run deleted or tried to, and when each DELETE was sent and answered
         # (never, if it failed): a lookup may have seen one before it went (decisions.pick
         # tells them apart).
@@ -131,7 +133,8 @@ class Runner:
                     self._rounds(pool, undecided)
                 self._flush()
         if self.writer.server_errors and not self.guard.lock_lost:
-            # 5xx answers count towards parking only while the target answers others.
+            # 5xx answers, and credentials refused, count towards parking only while the
+            # target answers others: then they are the entity's, not the whole target's.
             if not self.answered and not self.guard.stop.is_set():
                 self.answered = self.dispatcher.probe()
             if self.answered:
@@ -227,7 +230,8 @@ class Runner:
     def _note(self, outcome: Outcome) -> None:
         """What the run keeps of each answer: that the target answered, the DELETEs it sent
         (a lookup may have seen their records before they went), calls left unsent."""
-        if outcome.http_status is not None and outcome.http_status < 500:
+        status = outcome.http_status
+        if status is not None and status < 500 and status not in REFUSED_CREDENTIALS:
             self.answered += 1
         delivery = outcome.delivery
         if delivery.action is Action.DELETE and outcome.sent:

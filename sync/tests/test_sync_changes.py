@@ -1,8 +1,10 @@
 """manage.py sync_changes: output lines, exit codes, flags, --dry-run and --full."""
 
 import re
+import threading
 import time
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import StringIO
 
 import pytest
@@ -784,28 +786,85 @@ def test_the_help_shows_the_default_target_without_its_password(settings, capsys
     assert "sync:***@127.0.0.1:3000" in shown and "s3cret" not in shown
 
 
-def test_a_target_refusing_the_credentials_stops_the_run_and_parks_nothing(changes):
-    from fake_target import FakeTarget
+def test_a_target_refusing_the_credentials_stops_the_run_and_parks_nothing(
+    fake_target, edited_posts, settings
+):
+    settings.SYNC_MAX_ATTEMPTS = 2
+    edited_posts(12)
+    fake_target.credentials = ("sync", "right")
+    wrong = fake_target.url.replace("http://", "http://sync:wrong@")
 
-    with FakeTarget(credentials=("sync", "right")) as target:
-        wrong = target.url.replace("http://", "http://sync:wrong@")
-        runs = [
-            run_command("--url", wrong, "--max-rps", "0", "--concurrency", "1") for _ in range(6)
-        ]
-        calls = len(target.requests)
-        right = run_command("--url", target.url.replace("http://", "http://sync:right@"))
+    runs = [run_command("--url", wrong, "--max-rps", "0", "--concurrency", "1") for _ in range(3)]
+    refused = [r for r in fake_target.calls() if r.status == 401]
+    right = run_command("--url", fake_target.url.replace("http://", "http://sync:right@"))
 
     for result in runs:
         assert result.code == 1
         assert result.lines[-1].endswith(
-            "; stopped: the target refused the user and password (HTTP 401): check them in "
-            "TARGET_URL or --url"
+            "; stopped after 10 calls in a row were refused the user and password (HTTP 401): "
+            "check them in TARGET_URL or --url"
         ), result.lines[-1]
         assert "wrong" not in result.output + result.error
-    assert calls == 6, "one call a run, then it stops"
+    assert len(refused) == 30, "ten calls a run, then it stops"
     assert not EntitySyncState.objects.filter(parked_at__isnull=False).exists()
-    assert (right.code, right.summary()[:2]) == (0, (3, 3))
-    assert target_state(target) == expected_target()
+    assert (right.code, right.summary()[:2]) == (0, (12, 12))
+    assert target_state(fake_target) == expected_target()
+
+
+def test_credentials_refused_for_one_record_alone_are_that_records_failure(
+    fake_target, edited_posts, settings, sync_command
+):
+    settings.SYNC_MAX_ATTEMPTS = 2
+    posts = edited_posts(3)
+    fake_target.fail(401, method="PUT", path=f"/posts/{posts[1].pk}")
+
+    runs = [sync_command("--concurrency", "1") for _ in range(2)]
+
+    assert [result.code for result in runs] == [1, 1]
+    assert "stopped" not in runs[0].lines[-1]
+    assert runs[0].summary()[:2] == (2, 2)
+    failed = EntitySyncState.objects.get(entity_table="news_post", entity_pk=posts[1].pk)
+    assert failed.parked_at is not None and failed.last_status == 401
+    assert "check the user and password in TARGET_URL or --url" in failed.last_error
+    assert EntitySyncState.objects.filter(parked_at__isnull=False).count() == 1
+
+
+class _ProxyRefusing(BaseHTTPRequestHandler):
+    """A proxy that asks every client for credentials it will never take."""
+
+    def _refuse(self) -> None:
+        self.send_response(407)
+        self.send_header("Proxy-Authenticate", 'Basic realm="proxy"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_CONNECT = do_GET = do_POST = do_PUT = do_DELETE = _refuse
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_proxy_refusing_its_credentials_is_named_with_where_they_are_set(
+    edited_posts, monkeypatch, scheme
+):
+    edited_posts(12)
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), _ProxyRefusing)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    monkeypatch.setenv(f"{scheme.upper()}_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+    monkeypatch.setenv("NO_PROXY", "")
+    try:
+        result = run_command("--url", f"{scheme}://target.example", "--concurrency", "1")
+    finally:
+        proxy.shutdown()
+
+    assert result.code == 1
+    assert result.lines[-1].endswith(
+        "; stopped after 10 calls in a row were refused the user and password (HTTP 407): "
+        "check the proxy's in HTTP_PROXY or HTTPS_PROXY"
+    ), result.lines[-1]
+    assert "check the proxy's user and password in HTTP_PROXY or HTTPS_PROXY" in result.output
+    assert not EntitySyncState.objects.filter(parked_at__isnull=False).exists()
 
 
 @pytest.mark.parametrize(
@@ -821,7 +880,7 @@ def test_credentials_beyond_ascii_are_sent_as_their_utf8_bytes(changes, credenti
 
     assert result.code == 0, result.output + result.error
     assert target_state(target) == expected_target()
-    assert latin1.code == 1 and "HTTP 401" in latin1.lines[-1] and "Traceback" not in latin1.error
+    assert latin1.code == 1 and "HTTP 401" in latin1.output and "Traceback" not in latin1.error
 
 
 def test_a_password_holding_an_at_sign_is_hidden_whole(make_post):
