@@ -164,3 +164,8 @@ def test_make_never_shows_the_password_in_the_target_url(target, password, tmp_p
         assert "GET http://127.0.0.1:" in result.stderr and result.returncode == 2
     else:  # nothing to send
         assert result.stdout.startswith("Synced 0 entities") and result.returncode == 0
+
+
+def test_reset_asks_nothing_with_noinput_as_readme_says():
+    assert main_command("reset") == f"DJANGO_DEBUG=1 {MANAGE} flush"
+    assert main_command("reset", "ARGS=--noinput") == f"DJANGO_DEBUG=1 {MANAGE} flush --noinput"
