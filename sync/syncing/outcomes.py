@@ -449,9 +449,16 @@ class OutcomeWriter:
             state.parked_at = now
             state.parked_event_id = max(outcome.delivery.call.event_ids, default=0)
 
-    def count_server_errors(self) -> None:
-        """5xx answers and credentials refused count towards parking, once the run knows the
-        target answered others."""
+    def count_server_errors(self, *, refusals: bool) -> None:
+        """5xx answers count towards parking, once the run knows the target answered others;
+        credentials refused, with `refusals`: once it knows the target carried out other
+        writes."""
+        if not refusals:
+            self.server_errors = {
+                key: outcome
+                for key, outcome in self.server_errors.items()
+                if outcome.http_status not in REFUSED_CREDENTIALS
+            }
         if not self.server_errors:
             return
         now = timezone.now()

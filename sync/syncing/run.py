@@ -73,6 +73,9 @@ class Runner:
         self.max_posts = max_posts
         # Calls the target answered with something other than a 5xx or a refusal of who calls.
         self.answered = 0
+        # Writes the target carried out: credentials refused by a target that took others are
+        # the entity's; ones it may read with but not write with are not.
+        self.wrote = 0
         # The records this run deleted or tried to, and when each DELETE was sent and answered
         # (never, if it failed): a lookup may have seen one before it went (decisions.pick
         # tells them apart).
@@ -138,7 +141,7 @@ class Runner:
             if not self.answered and not self.guard.stop.is_set():
                 self.answered = self.dispatcher.probe()
             if self.answered:
-                self.writer.count_server_errors()
+                self.writer.count_server_errors(refusals=self.wrote > 0)
 
     def _first_steps(self, batches: Iterable[list[Call]]) -> Iterator[Delivery]:
         """The first steps of a wave's calls, a batch at a time, each batch made ready (its
@@ -234,6 +237,8 @@ class Runner:
         if status is not None and status < 500 and status not in REFUSED_CREDENTIALS:
             self.answered += 1
         delivery = outcome.delivery
+        if outcome.ok and outcome.sent and delivery.action is not Action.FIND:
+            self.wrote += 1
         if delivery.action is Action.DELETE and outcome.sent:
             # A DELETE that failed may still be applied at any time.
             answered_at = outcome.answered_at if outcome.ok else math.inf

@@ -818,15 +818,34 @@ def test_credentials_refused_for_one_record_alone_are_that_records_failure(
     posts = edited_posts(3)
     fake_target.fail(401, method="PUT", path=f"/posts/{posts[1].pk}")
 
-    runs = [sync_command("--concurrency", "1") for _ in range(2)]
+    first = sync_command("--concurrency", "1")
+    alone = sync_command("--concurrency", "1")  # no other write: whose refusal, it cannot tell
+    posts[0].title = "edited again"
+    posts[0].save()
+    beside = sync_command("--concurrency", "1")
 
-    assert [result.code for result in runs] == [1, 1]
-    assert "stopped" not in runs[0].lines[-1]
-    assert runs[0].summary()[:2] == (2, 2)
+    runs = [first, alone, beside]
+    assert [result.code for result in runs] == [1, 1, 1]
+    assert not any("stopped" in result.lines[-1] for result in runs)
+    assert first.summary()[:2] == (2, 2) and beside.summary()[:2] == (1, 1)
     failed = EntitySyncState.objects.get(entity_table="news_post", entity_pk=posts[1].pk)
     assert failed.parked_at is not None and failed.last_status == 401
     assert "check the user and password in TARGET_URL or --url" in failed.last_error
     assert EntitySyncState.objects.filter(parked_at__isnull=False).count() == 1
+
+
+def test_credentials_that_may_read_but_not_write_park_nothing(
+    fake_target, edited_posts, settings, sync_command
+):
+    settings.SYNC_MAX_ATTEMPTS = 2
+    edited_posts(4)
+    fake_target.fail(401, writes_only=True)  # read-only credentials: every write refused
+
+    runs = [sync_command("--concurrency", "1") for _ in range(3)]
+
+    assert [result.code for result in runs] == [1, 1, 1]
+    assert not EntitySyncState.objects.filter(parked_at__isnull=False).exists()
+    assert pending_count() == 4
 
 
 class _ProxyRefusing(BaseHTTPRequestHandler):
