@@ -478,7 +478,7 @@ class OutcomeWriter:
 
 def _maybe_the_whole_targets(status: int | None) -> bool:
     """A failure that may be the whole target's rather than the entity's: a server error, or
-    credentials refused (unless the target answers other calls, in the same run)."""
+    credentials refused (count_server_errors says when they are the entity's)."""
     return status is not None and (status >= 500 or status in REFUSED_CREDENTIALS)
 
 
