@@ -117,3 +117,8 @@ def delivered(obj) -> bool:
 FOREIGN_POSTS = [
     {"id": n, "userId": 9, "title": f"theirs {n}", "body": "not ours"} for n in range(1, 8)
 ]
+
+
+def with_user(url: str, userinfo: str) -> str:
+    """The URL with a user and password (`user:password`, percent-encoded as in a URL)."""
+    return url.replace("://", f"://{userinfo}@", 1)

@@ -26,6 +26,7 @@ from testing.sync import (
     make_workload,
     pending_count,
     target_state,
+    with_user,
     writes,
 )
 from testing.waiting import wait_for
@@ -139,7 +140,7 @@ def test_a_run_killed_against_a_target_behind_a_password_is_finished_by_the_next
 ):
     calls_needed = make_workload(seed, make_post, make_comment)
     fake_target.credentials = ("sync", "pass word")
-    url = fake_target.url.replace("http://", "http://sync:pass%20word@")
+    url = with_user(fake_target.url, "sync:pass%20word")
     fake_target.latency = 0.02
     killed = start_sync(url, "--concurrency", "4", "--batch-size", "20")
 

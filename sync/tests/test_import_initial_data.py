@@ -24,6 +24,7 @@ from sync.importing import (
 from sync.models import EntitySyncState, ModelEvent, SyncTarget
 from testing.clients import wsgi_get
 from testing.processes import run_manage
+from testing.sync import with_user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(30)]
 
@@ -722,7 +723,7 @@ def test_a_user_and_password_in_the_url_are_sent_and_never_shown():
     posts = [{"userId": 1, "id": 1, "title": "t", "body": "b"}]
     with FakeTarget(posts=posts, credentials=("sync", "s3cret-word")) as target:
         plain = target.url
-        output = run_import(plain.replace("http://", "http://sync:s3cret-word@"))
+        output = run_import(with_user(plain, "sync:s3cret-word"))
 
     assert output.startswith(f"Imported 1 post and 0 comments from {plain} in ")
     assert "s3cret" not in output

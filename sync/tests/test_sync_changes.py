@@ -24,6 +24,7 @@ from testing.sync import (
     pending_count,
     post_record,
     target_state,
+    with_user,
     writes,
 )
 
@@ -52,6 +53,11 @@ class Result:
     @property
     def lines(self) -> list[str]:
         return self.output.splitlines()
+
+    @property
+    def failed(self) -> list[str]:
+        """Its FAILED lines, one per failed call."""
+        return [line for line in self.lines if line.startswith("FAILED")]
 
     def summary(self) -> tuple[int, ...]:
         """synced, calls, created, updated, deleted, needing no call, failed: the last line's."""
@@ -324,8 +330,8 @@ def test_a_user_and_password_in_the_target_url_are_sent_as_basic_authentication(
     from fake_target import FakeTarget
 
     with FakeTarget(credentials=("sync", "p@ss:word")) as target:
-        url = target.url.replace("http://", "http://sync:p%40ss%3Aword@")
-        wrong = target.url.replace("http://", "http://sync:other@")
+        url = with_user(target.url, "sync:p%40ss%3Aword")
+        wrong = with_user(target.url, "sync:other")
 
         refused = run_command("--url", wrong, "--max-rps", "0", "--full")
         full = run_command("--url", url, "--max-rps", "0", "--full")
@@ -681,7 +687,7 @@ def test_full_leaves_the_events_of_failed_entities_pending(fake_target, drifted,
     result = sync_command("--full")
 
     assert result.code == 1
-    assert [line for line in result.lines if line.startswith("FAILED")] == [
+    assert result.failed == [
         f"FAILED PUT post {posts[3].pk}: PUT {fake_target.url}/posts/{posts[3].pk}: "
         'HTTP 400 Bad Request (application/json): {"error":"Bad Request"}'
     ]
@@ -698,7 +704,7 @@ def test_a_failed_delete_of_a_record_not_in_the_database_names_the_record(
     result = sync_command("--full")
 
     assert result.code == 1
-    assert [line for line in result.lines if line.startswith("FAILED")] == [
+    assert result.failed == [
         f"FAILED DELETE /posts/{extra} (not in the database): DELETE {fake_target.url}/posts/"
         f'{extra}: HTTP 400 Bad Request (application/json): {{"error":"Bad Request"}}'
     ]
@@ -792,11 +798,11 @@ def test_a_target_refusing_the_credentials_stops_the_run_and_parks_nothing(
     settings.SYNC_MAX_ATTEMPTS = 2
     edited_posts(12)
     fake_target.credentials = ("sync", "right")
-    wrong = fake_target.url.replace("http://", "http://sync:wrong@")
+    wrong = with_user(fake_target.url, "sync:wrong")
 
     runs = [run_command("--url", wrong, "--max-rps", "0", "--concurrency", "1") for _ in range(3)]
     refused = [r for r in fake_target.calls() if r.status == 401]
-    right = run_command("--url", fake_target.url.replace("http://", "http://sync:right@"))
+    right = run_command("--url", with_user(fake_target.url, "sync:right"))
 
     for result in runs:
         assert result.code == 1
@@ -894,8 +900,8 @@ def test_credentials_beyond_ascii_are_sent_as_their_utf8_bytes(changes, credenti
     from fake_target import FakeTarget
 
     with FakeTarget(credentials=credentials) as target:
-        latin1 = run_command("--url", target.url.replace("http://", "http://u:p%FFx@"))
-        result = run_command("--url", target.url.replace("http://", f"http://{in_url}@"))
+        latin1 = run_command("--url", with_user(target.url, "u:p%FFx"))
+        result = run_command("--url", with_user(target.url, in_url))
 
     assert result.code == 0, result.output + result.error
     assert target_state(target) == expected_target()

@@ -28,7 +28,7 @@ from sync.errors import TargetApiError
 from sync.models import EntitySyncState, ModelEvent, SyncRun
 from sync.recording import recording_disabled
 from sync.syncing import SyncOptions, sync_changes
-from testing.sync import expected_target, pending_count, target_state
+from testing.sync import expected_target, pending_count, target_state, with_user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(300)]
 
@@ -72,7 +72,7 @@ def make_machine(target, api_client, *, ids: str):
     # The target asks for a user and password, as many real ones do: sent in every call.
     target.credentials = ("sync", "s@fe word")
     client_options = {
-        "base_url": target.url.replace("http://", "http://sync:s%40fe%20word@"),
+        "base_url": with_user(target.url, "sync:s%40fe%20word"),
         "timeout": 2.0,
         "retries": 1,
         "backoff_factor": 0.001,
@@ -197,7 +197,7 @@ def make_machine(target, api_client, *, ids: str):
                 page = "<html><body>Welcome to nginx!</body></html>"
                 target.answer(200, body=page, content_type="text/html", writes_only=True)
             elif fault == "the password refused":  # 401 on every call: no entity's fault
-                wrong = target.url.replace("http://", "http://sync:wrong@")
+                wrong = with_user(target.url, "sync:wrong")
                 client = TargetApiClient(**{**client_options, "base_url": wrong})
             elif fault == "lookups fail":  # creates whose answers are lost stay unconfirmed
                 target.drop(share=0.5, writes_only=True, after_processing=True)
